@@ -1,0 +1,70 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// A one-request HTTP/1.1 client: enough for `sluice logs --recent` and tests.
+public enum HTTPClient {
+    public struct Response: Sendable {
+        public var status: HTTPResponseStatus
+        public var headers: HTTPHeaders
+        public var body: ByteBuffer
+    }
+
+    public static func get(
+        _ url: HTTPURL, headers extra: [(String, String)] = [],
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> Response {
+        let promise = group.next().makePromise(of: Response.self)
+        let channel = try await ClientBootstrap(group: group)
+            .connectTimeout(.seconds(5))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(ResponseCollector(promise: promise))
+                }
+            }
+            .connect(host: url.host, port: url.port)
+            .get()
+        var headers = HTTPHeaders([("Host", url.hostHeader), ("Connection", "close")])
+        for (name, value) in extra { headers.add(name: name, value: value) }
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: url.path, headers: headers)
+        channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        try await channel.writeAndFlush(HTTPClientRequestPart.end(nil))
+        defer { channel.close(promise: nil) }
+        return try await promise.futureResult.get()
+    }
+}
+
+private final class ResponseCollector: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+
+    private let promise: EventLoopPromise<HTTPClient.Response>
+    private var head: HTTPResponseHead?
+    private var body = ByteBuffer()
+
+    init(promise: EventLoopPromise<HTTPClient.Response>) {
+        self.promise = promise
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+        case .body(var part):
+            body.writeBuffer(&part)
+        case .end:
+            if let head {
+                promise.succeed(.init(status: head.status, headers: head.headers, body: body))
+            }
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        promise.fail(error)
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        promise.fail(ChannelError.inputClosed)
+    }
+}

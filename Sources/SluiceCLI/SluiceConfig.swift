@@ -1,0 +1,61 @@
+import Foundation
+import SluiceWire
+
+/// `$SLUICE_HOME/config.json` (default `~/.sluice`): where the local cluster
+/// that `sluice up` started can be reached, so that `sluice emit` and
+/// `sluice logs` need no address flags.
+public struct SluiceConfig: Codable, Equatable, Sendable {
+    public struct ControllerAddresses: Codable, Equatable, Sendable {
+        public var zone: String
+        /// `HOST:PORT` of the framed ingress.
+        public var ingress: String
+        /// `http://HOST:PORT`.
+        public var http: String
+
+        public init(zone: String, ingress: String, http: String) {
+            self.zone = zone
+            self.ingress = ingress
+            self.http = http
+        }
+    }
+
+    public var controllers: [ControllerAddresses]
+
+    public init(controllers: [ControllerAddresses]) {
+        self.controllers = controllers
+    }
+
+    public static let defaultIngress = "127.0.0.1:8090"
+    public static let defaultHTTP = "http://127.0.0.1:8080"
+
+    public static var home: URL {
+        if let home = ProcessInfo.processInfo.environment["SLUICE_HOME"], !home.isEmpty {
+            return URL(fileURLWithPath: home)
+        }
+        return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".sluice")
+    }
+
+    public static var path: URL { home.appendingPathComponent("config.json") }
+
+    public static func load() -> SluiceConfig? {
+        guard let data = try? Data(contentsOf: path) else { return nil }
+        return try? JSONDecoder().decode(SluiceConfig.self, from: data)
+    }
+
+    public func save() throws {
+        try FileManager.default.createDirectory(at: Self.home, withIntermediateDirectories: true)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try encoder.encode(self).write(to: Self.path, options: .atomic)
+    }
+
+    /// The ingress address to use: the flag, else the config file, else the default.
+    public static func ingress(_ flag: String?) -> String {
+        flag ?? load()?.controllers.first?.ingress ?? defaultIngress
+    }
+
+    /// The HTTP base URL to use: the flag, else the config file, else the default.
+    public static func http(_ flag: String?) -> String {
+        flag ?? load()?.controllers.first?.http ?? defaultHTTP
+    }
+}

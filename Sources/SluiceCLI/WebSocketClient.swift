@@ -1,0 +1,164 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOWebSocket
+
+/// A websocket client for `/apps/{app}/stream`: connects, upgrades, and
+/// hands every data message to `onMessage` (on the channel's event loop).
+/// Pings are answered; `closed` completes when the connection ends.
+public final class WebSocketClient: Sendable {
+    public enum Message: Sendable {
+        case binary(ByteBuffer)
+        case text(String)
+    }
+
+    private let channel: any Channel
+    public let closed: EventLoopFuture<Void>
+
+    private init(channel: any Channel) {
+        self.channel = channel
+        self.closed = channel.closeFuture
+    }
+
+    public static func connect(
+        _ url: HTTPURL,
+        maxMessage: Int = 16 * 1024 * 1024,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        onMessage: @escaping @Sendable (Message) -> Void
+    ) async throws -> WebSocketClient {
+        let loop = group.next()
+        let upgraded = loop.makePromise(of: Void.self)
+        let channel = try await ClientBootstrap(group: loop)
+            .connectTimeout(.seconds(5))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let upgrader = NIOWebSocketClientUpgrader(
+                        maxFrameSize: maxMessage,
+                        automaticErrorHandling: true,
+                        upgradePipelineHandler: { channel, _ in
+                            channel.eventLoop.makeCompletedFuture {
+                                let requester = try channel.pipeline.syncOperations.handler(type: UpgradeRequester.self)
+                                channel.pipeline.syncOperations.removeHandler(requester, promise: nil)
+                                try channel.pipeline.syncOperations.addHandler(
+                                    MessageHandler(onMessage: onMessage))
+                                upgraded.succeed()
+                            }
+                        })
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers(
+                        withClientUpgrade: (upgraders: [upgrader], completionHandler: { _ in }))
+                    try channel.pipeline.syncOperations.addHandler(
+                        UpgradeRequester(url: url, failed: upgraded))
+                }
+            }
+            .connect(host: url.host, port: url.port)
+            .get()
+        channel.closeFuture.whenComplete { _ in upgraded.fail(ChannelError.inputClosed) }
+        do {
+            try await upgraded.futureResult.get()
+        } catch {
+            channel.close(promise: nil)
+            throw WebSocketRefused(url: url.description)
+        }
+        return WebSocketClient(channel: channel)
+    }
+
+    /// Sends a close frame and waits for the connection to end.
+    public func close() async {
+        let frame = WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: ByteBuffer(bytes: [0x03, 0xE8]))
+        try? await channel.writeAndFlush(frame)
+        _ = try? await channel.eventLoop.scheduleTask(in: .seconds(2)) { self.channel.close(promise: nil) }.futureResult.get()
+        try? await closed.get()
+    }
+
+    /// Ends the connection at once, without a close handshake.
+    public func abort() {
+        channel.close(promise: nil)
+    }
+}
+
+public struct WebSocketRefused: Error, CustomStringConvertible {
+    public var url: String
+    public var description: String { "the server did not accept a websocket at \(url)" }
+}
+
+/// Sends the upgrade request once connected; fails the upgrade if the server
+/// answers with a plain HTTP response instead.
+private final class UpgradeRequester: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    private let url: HTTPURL
+    private let failed: EventLoopPromise<Void>
+
+    init(url: HTTPURL, failed: EventLoopPromise<Void>) {
+        self.url = url
+        self.failed = failed
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let headers = HTTPHeaders([("Host", url.hostHeader), ("Content-Length", "0")])
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: url.path, headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // Only a refused upgrade reaches here.
+        if case .end = unwrapInboundIn(data) {
+            failed.fail(ChannelError.inputClosed)
+            context.close(promise: nil)
+        }
+    }
+}
+
+private final class MessageHandler: ChannelInboundHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    private let onMessage: @Sendable (WebSocketClient.Message) -> Void
+    private var fragments: ByteBuffer?
+    private var fragmentOpcode: WebSocketOpcode = .binary
+
+    init(onMessage: @escaping @Sendable (WebSocketClient.Message) -> Void) {
+        self.onMessage = onMessage
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.opcode {
+        case .binary, .text:
+            if frame.fin {
+                deliver(frame.opcode, frame.unmaskedData)
+            } else {
+                fragmentOpcode = frame.opcode
+                fragments = frame.unmaskedData
+            }
+        case .continuation:
+            var data = frame.unmaskedData
+            fragments?.writeBuffer(&data)
+            if frame.fin, let whole = fragments {
+                fragments = nil
+                deliver(fragmentOpcode, whole)
+            }
+        case .ping:
+            let pong = WebSocketFrame(fin: true, opcode: .pong, maskKey: .random(), data: frame.unmaskedData)
+            context.writeAndFlush(wrapOutboundOut(pong), promise: nil)
+        case .connectionClose:
+            let reply = WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: ByteBuffer())
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(reply)).whenComplete { _ in channel.close(promise: nil) }
+        default:
+            break
+        }
+    }
+
+    private func deliver(_ opcode: WebSocketOpcode, _ data: ByteBuffer) {
+        if opcode == .text {
+            onMessage(.text(String(buffer: data)))
+        } else {
+            onMessage(.binary(data))
+        }
+    }
+}

@@ -1,0 +1,178 @@
+import CoreMetrics
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOWebSocket
+import Prometheus
+import ServiceLifecycle
+import SluiceTransport
+import SluiceWire
+
+/// `sluice controller`: routes ingress to its zone's buffer servers by
+/// rendezvous hashing of the app id, and serves recent logs and websocket
+/// tails over HTTP.
+public final class Controller: Service, @unchecked Sendable {
+    public struct Configuration: Sendable {
+        public var zone: String
+        public var ingress: Endpoint
+        public var http: Endpoint
+        /// This zone's buffer servers.
+        public var servers: [Endpoint]
+        public var maxFramePayload: Int
+        /// Envelopes waiting for one websocket reader before the oldest drop.
+        public var tailQueueLimit: Int
+        public var pingInterval: TimeAmount
+
+        public init(
+            zone: String = "z1",
+            ingress: Endpoint,
+            http: Endpoint,
+            servers: [Endpoint],
+            maxFramePayload: Int = FrameHeader.defaultMaxPayload,
+            tailQueueLimit: Int = 10_000,
+            pingInterval: TimeAmount = .seconds(30)
+        ) {
+            self.zone = zone
+            self.ingress = ingress
+            self.http = http
+            self.servers = servers
+            self.maxFramePayload = maxFramePayload
+            self.tailQueueLimit = tailQueueLimit
+            self.pingInterval = pingInterval
+        }
+    }
+
+    public let configuration: Configuration
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let registry: PrometheusCollectorRegistry?
+    private let router: IngressRouter
+    private let egress: Egress
+    private let tailMetrics: TailMetrics
+    private let ingressChannel = ChannelBox()
+    private let httpChannel = ChannelBox()
+
+    public init(
+        configuration: Configuration,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger = Logger(label: "sluice.controller"),
+        registry: PrometheusCollectorRegistry? = nil
+    ) {
+        precondition(!configuration.servers.isEmpty, "a controller needs at least one buffer server")
+        self.configuration = configuration
+        self.group = group
+        self.logger = logger
+        self.registry = registry
+        let metrics: any MetricsFactory = registry.map { PrometheusMetricsFactory(registry: $0) } ?? MetricsSystem.factory
+        let drops = Counter(
+            label: "sluice_controller_envelopes_dropped_total", dimensions: [("reason", "server_unreachable")],
+            factory: metrics)
+        let links = configuration.servers.map { server in
+            ServerLink(
+                endpoint: server, eventLoop: group.next(), logger: logger,
+                maxPayload: configuration.maxFramePayload, onDrop: { drops.increment(by: $0) })
+        }
+        self.router = IngressRouter(links: links, metrics: metrics)
+        self.egress = Egress(router: router)
+        self.tailMetrics = TailMetrics(factory: metrics)
+    }
+
+    /// Binds ingress and HTTP; returns the bound addresses (port 0 picks one).
+    @discardableResult
+    public func bind() async throws -> (ingress: Endpoint, http: Endpoint) {
+        if let ingress = ingressChannel.channel?.localAddress, let http = httpChannel.channel?.localAddress {
+            return (Endpoint(ingress), Endpoint(http))
+        }
+        for link in router.links { link.start() }
+        let router = self.router
+        let logger = self.logger
+        let maxPayload = configuration.maxFramePayload
+        let ingress = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers([
+                        ByteToMessageHandler(FrameDecoder(maxPayload: maxPayload)),
+                        IngressHandler(router: router, logger: logger),
+                        ConnectionErrorHandler(role: "controller-ingress", logger: logger),
+                    ])
+                }
+            }
+            .bind(host: configuration.ingress.host, port: configuration.ingress.port)
+            .get()
+        ingressChannel.channel = ingress
+
+        let egress = self.egress
+        let registry = self.registry
+        let tailMetrics = self.tailMetrics
+        let settings = TailSession.Settings(
+            queueLimit: configuration.tailQueueLimit, pingInterval: configuration.pingInterval, json: false)
+        let http = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 256 * 1024, high: 1024 * 1024))
+            .childChannelInitializer { channel in
+                let upgrader = NIOWebSocketServerUpgrader(
+                    maxFrameSize: 1 << 16,
+                    automaticErrorHandling: false,
+                    shouldUpgrade: { channel, head in
+                        guard case .success(.stream) = APIRoute.parse(method: head.method.rawValue, uri: head.uri)
+                        else { return channel.eventLoop.makeSucceededFuture(nil) }
+                        return channel.eventLoop.makeSucceededFuture(HTTPHeaders())
+                    },
+                    upgradePipelineHandler: { channel, head in
+                        channel.eventLoop.makeCompletedFuture {
+                            guard case .success(.stream(let app, let json)) =
+                                APIRoute.parse(method: head.method.rawValue, uri: head.uri)
+                            else { return }
+                            var settings = settings
+                            settings.json = json
+                            try channel.pipeline.syncOperations.addHandler(
+                                TailSession(
+                                    app: app, links: egress.links(for: app), settings: settings,
+                                    metrics: tailMetrics, logger: logger))
+                        }
+                    })
+                return channel.eventLoop.makeCompletedFuture {
+                    let api = HTTPAPIHandler(egress: egress, registry: registry, logger: logger)
+                    let boundAPI = NIOLoopBound(api, eventLoop: channel.eventLoop)
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                        withServerUpgrade: (
+                            upgraders: [upgrader],
+                            completionHandler: { context in
+                                context.pipeline.syncOperations.removeHandler(boundAPI.value, promise: nil)
+                            }
+                        ))
+                    try channel.pipeline.syncOperations.addHandler(api)
+                }
+            }
+            .bind(host: configuration.http.host, port: configuration.http.port)
+            .get()
+        httpChannel.channel = http
+        let bound = (Endpoint(ingress.localAddress!), Endpoint(http.localAddress!))
+        logger.info(
+            "controller listening",
+            metadata: [
+                "sluice.ingress": "\(bound.0)", "sluice.http": "\(bound.1)", LogKeys.zone: "\(configuration.zone)",
+            ])
+        return bound
+    }
+
+    public func run() async throws {
+        try await bind()
+        try? await gracefulShutdown()
+        try await shutdown()
+    }
+
+    public func shutdown() async throws {
+        try? await ingressChannel.channel?.close()
+        try? await httpChannel.channel?.close()
+        ingressChannel.channel = nil
+        httpChannel.channel = nil
+        for link in router.links { link.stop() }
+    }
+}

@@ -1,0 +1,141 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import Prometheus
+import SluiceProto
+import SluiceTransport
+import SluiceWire
+import SwiftProtobuf
+
+/// The controller's HTTP API: recent logs, health, metrics, and clear JSON
+/// errors. Websocket streams are taken by the upgrader before this handler.
+final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let egress: Egress
+    private let registry: PrometheusCollectorRegistry?
+    private let logger: Logger
+    private var request: HTTPRequestHead?
+
+    init(egress: Egress, registry: PrometheusCollectorRegistry?, logger: Logger) {
+        self.egress = egress
+        self.registry = registry
+        self.logger = logger
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            request = head
+        case .body:
+            break
+        case .end:
+            guard let head = request else { return }
+            request = nil
+            handle(head, context: context)
+        }
+    }
+
+    private func handle(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        switch APIRoute.parse(method: head.method.rawValue, uri: head.uri) {
+        case .failure(let failure):
+            respondError(failure, head: head, context: context)
+        case .success(.health):
+            respond(status: .ok, contentType: "application/json", body: ByteBuffer(string: #"{"status":"ok"}"#),
+                    head: head, context: context)
+        case .success(.metrics):
+            let text = registry?.emitToBuffer() ?? []
+            respond(status: .ok, contentType: "text/plain; version=0.0.4", body: ByteBuffer(bytes: text),
+                    head: head, context: context)
+        case .success(.stream):
+            respondError(
+                .init(status: 400, error: "websocket_required",
+                      message: "/stream is a websocket: send a GET with Upgrade: websocket"),
+                head: head, context: context)
+        case .success(.recentLogs(let app, let limit)):
+            let wantsProtobuf = head.headers["Accept"].contains { $0.lowercased().contains("application/x-protobuf") }
+            let loop = context.eventLoop
+            let boundContext = NIOLoopBound(context, eventLoop: loop)
+            let bound = NIOLoopBound(self, eventLoop: loop)
+            egress.recent(app: app, limit: limit).hop(to: loop).whenComplete { result in
+                let context = boundContext.value
+                let handler = bound.value
+                switch result {
+                case .success(let envelopes):
+                    if wantsProtobuf {
+                        var body = context.channel.allocator.buffer(capacity: envelopes.reduce(0) { $0 + $1.readableBytes + 6 })
+                        for envelope in envelopes { body.writeBatchEntry(envelope) }
+                        handler.respond(status: .ok, contentType: "application/x-protobuf", body: body, head: head, context: context)
+                    } else {
+                        handler.respond(status: .ok, contentType: "application/json",
+                                        body: ByteBuffer(string: Self.json(envelopes)), head: head, context: context)
+                    }
+                case .failure(let error):
+                    handler.respondError(
+                        .init(status: 503, error: "unavailable", message: "\(error)"), head: head, context: context)
+                }
+            }
+        }
+    }
+
+    /// `{"envelopes":{"batch":[…]}}`, each envelope in protobuf's JSON mapping.
+    static func json(_ envelopes: [ByteBuffer]) -> String {
+        var out = #"{"envelopes":{"batch":["#
+        var first = true
+        for bytes in envelopes {
+            guard let envelope = try? Loggregator_V2_Envelope(serializedBytes: Array(bytes.readableBytesView)),
+                let json = try? envelope.jsonString()
+            else { continue }
+            if !first { out += "," }
+            first = false
+            out += json
+        }
+        out += "]}}"
+        return out
+    }
+
+    private func respondError(_ failure: APIRoute.Failure, head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let body = #"{"error":"\#(jsonEscape(failure.error))","message":"\#(jsonEscape(failure.message))"}"#
+        respond(
+            status: HTTPResponseStatus(statusCode: failure.status), contentType: "application/json",
+            body: ByteBuffer(string: body), head: head, context: context)
+    }
+
+    private func respond(
+        status: HTTPResponseStatus, contentType: String, body: ByteBuffer, head: HTTPRequestHead,
+        context: ChannelHandlerContext
+    ) {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: contentType)
+        headers.add(name: "Content-Length", value: "\(body.readableBytes)")
+        let keepAlive = head.isKeepAlive
+        if !keepAlive { headers.add(name: "Connection", value: "close") }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if !keepAlive {
+            let channel = context.channel
+            done.whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+}
+
+/// Escapes a string for a JSON string literal.
+func jsonEscape(_ text: String) -> String {
+    var out = ""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        case _ where scalar.value < 0x20:
+            let hex = String(scalar.value, radix: 16)
+            out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+        default: out.unicodeScalars.append(scalar)
+        }
+    }
+    return out
+}

@@ -1,0 +1,246 @@
+import CoreMetrics
+import DequeModule
+import Logging
+import NIOCore
+import NIOWebSocket
+import SluiceProto
+import SluiceTransport
+import SluiceWire
+import SwiftProtobuf
+
+/// One websocket reader of `/apps/{app}/stream`. Envelopes from the buffer
+/// servers wait in a bounded queue of their own; when a reader does not keep
+/// up and the queue overflows, its oldest envelopes are dropped, counted, and
+/// the reader is told how many in an in-band notice before the next ones.
+/// A slow reader therefore never slows ingest or any other reader.
+///
+/// Frames are written straight to the socket as bytes (the websocket frame
+/// encoder is removed), many per write: one binary message per envelope, the
+/// envelope's own bytes.
+final class TailSession: ChannelInboundHandler, LinkSubscriber, @unchecked Sendable {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = ByteBuffer
+
+    struct Settings: Sendable {
+        var queueLimit: Int
+        var pingInterval: TimeAmount
+        var json: Bool
+    }
+
+    private let app: String
+    private let links: [ServerLink]
+    private let settings: Settings
+    private let metrics: TailMetrics
+    private let logger: Logger
+
+    private var context: ChannelHandlerContext?
+    /// The context of a handler at the head of the pipeline: writes through
+    /// it skip the websocket frame encoder, since frames are already bytes.
+    private var rawOut: ChannelHandlerContext?
+    private var queue: Deque<ByteBuffer> = []
+    private var dropped = 0
+    private var droppedSince: Int64 = 0
+    private var subscriptions: [(link: ServerLink, id: EventLoopFuture<UInt64>)] = []
+    private var pingTask: RepeatedTask?
+    private var closing = false
+
+    init(app: String, links: [ServerLink], settings: Settings, metrics: TailMetrics, logger: Logger) {
+        self.app = app
+        self.links = links
+        self.settings = settings
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        let raw = RawOutbound()
+        do {
+            try context.pipeline.syncOperations.addHandler(raw, position: .first)
+            rawOut = try context.pipeline.syncOperations.context(handler: raw)
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        subscriptions = links.map { ($0, $0.subscribe(app: app, subscriber: self)) }
+        metrics.readers.increment()
+        pingTask = context.eventLoop.scheduleRepeatedTask(
+            initialDelay: settings.pingInterval, delay: settings.pingInterval
+        ) { [weak self] _ in
+            self?.sendControl(.ping, payload: ByteBuffer())
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        teardown()
+        self.context = nil
+        self.rawOut = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        teardown()
+        context.fireChannelInactive()
+    }
+
+    private func teardown() {
+        guard pingTask != nil else { return }
+        pingTask?.cancel()
+        pingTask = nil
+        metrics.readers.decrement()
+        for (link, id) in subscriptions {
+            id.whenSuccess { link.unsubscribe(id: $0) }
+        }
+        subscriptions = []
+        queue.removeAll()
+    }
+
+    // MARK: from the reader
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.opcode {
+        case .connectionClose:
+            guard !closing else {
+                context.close(promise: nil)
+                return
+            }
+            closing = true
+            var data = frame.unmaskedData
+            let code = data.readSlice(length: min(2, data.readableBytes)) ?? ByteBuffer()
+            sendControl(.connectionClose, payload: code)
+            context.close(promise: nil)
+        case .ping:
+            sendControl(.pong, payload: frame.unmaskedData)
+        default:
+            break
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        writePending()
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("closing websocket after error", metadata: [LogKeys.reason: "\(error)"])
+        context.close(promise: nil)
+    }
+
+    private func sendControl(_ opcode: WebSocketOpcode, payload: ByteBuffer) {
+        guard let rawOut else { return }
+        var buffer = rawOut.channel.allocator.buffer(capacity: payload.readableBytes + 2)
+        buffer.writeWebSocketFrame(opcode: opcode, payload: payload)
+        rawOut.writeAndFlush(NIOAny(buffer), promise: nil)
+    }
+
+    // MARK: from the buffer servers
+
+    func deliver(batch: ByteBuffer) {
+        guard let loop = context?.eventLoop ?? links.first?.eventLoop else { return }
+        if loop.inEventLoop {
+            enqueue(batch)
+        } else {
+            loop.execute { self.enqueue(batch) }
+        }
+    }
+
+    func linkChanged(up: Bool, server: String) {
+        let text =
+            up
+            ? "Sluice: reconnected to the buffer server \(server); live lines resume"
+            : "Sluice: lost the buffer server \(server); lines it receives are not shown until it is back"
+        let notice = Notice.envelope(app: app, text: text, timestampNanos: CFLogFormat.nowNanos(), kind: "server")
+        var batch = ByteBuffer()
+        notice.withUnsafeBytes { batch.writeBatchEntry($0) }
+        deliver(batch: batch)
+    }
+
+    private func enqueue(_ batch: ByteBuffer) {
+        guard context != nil, !closing else { return }
+        var overflow = 0
+        do {
+            try batch.forEachEnvelope { envelope, _ in
+                queue.append(envelope)
+                if queue.count > settings.queueLimit {
+                    queue.removeFirst()
+                    overflow += 1
+                }
+            }
+        } catch {
+            logger.warning("dropping a malformed batch from a buffer server", metadata: [LogKeys.reason: "\(error)"])
+        }
+        if overflow > 0 {
+            if dropped == 0 { droppedSince = CFLogFormat.nowNanos() }
+            dropped += overflow
+            metrics.dropped.increment(by: overflow)
+        }
+        writePending()
+    }
+
+    /// Writes queued envelopes while the socket takes them, many frames per
+    /// write, a drop notice first if there is one to give.
+    private func writePending() {
+        guard let context, let rawOut, !closing else { return }
+        var wrote = false
+        while context.channel.isWritable && (!queue.isEmpty || dropped > 0) {
+            var out = context.channel.allocator.buffer(capacity: 64 * 1024)
+            if dropped > 0 {
+                let text = Notice.dropText(
+                    count: dropped, sinceNanos: droppedSince,
+                    reason: "this reader did not keep up; the oldest lines waiting for it were dropped")
+                let notice = Notice.envelope(app: app, text: text, timestampNanos: CFLogFormat.nowNanos(), kind: "dropped")
+                notice.withUnsafeBytes { writeEnvelope($0, into: &out) }
+                dropped = 0
+            }
+            var sent = 0
+            while out.readableBytes < 256 * 1024, let envelope = queue.popFirst() {
+                envelope.withUnsafeReadableBytes { writeEnvelope($0, into: &out) }
+                sent += 1
+            }
+            metrics.sent.increment(by: sent)
+            rawOut.write(NIOAny(out), promise: nil)
+            wrote = true
+        }
+        if wrote { rawOut.flush() }
+    }
+
+    private func writeEnvelope(_ bytes: UnsafeRawBufferPointer, into out: inout ByteBuffer) {
+        guard settings.json else {
+            out.writeWebSocketFrame(opcode: .binary, payload: bytes)
+            return
+        }
+        do {
+            let envelope = try Loggregator_V2_Envelope(serializedBytes: Array(bytes))
+            let json = try envelope.jsonString()
+            out.writeWebSocketHeader(opcode: .text, length: json.utf8.count)
+            out.writeString(json)
+        } catch {
+            metrics.undecodable.increment()
+        }
+    }
+}
+
+/// Metrics of websocket readers, made once per controller.
+struct TailMetrics: Sendable {
+    let readers: Meter
+    let sent: Counter
+    let dropped: Counter
+    let undecodable: Counter
+
+    init(factory: any MetricsFactory) {
+        readers = Meter(label: "sluice_controller_stream_readers", factory: factory)
+        sent = Counter(label: "sluice_controller_stream_envelopes_sent_total", factory: factory)
+        dropped = Counter(
+            label: "sluice_controller_stream_envelopes_dropped_total", dimensions: [("reason", "slow_reader")],
+            factory: factory)
+        undecodable = Counter(
+            label: "sluice_controller_stream_envelopes_dropped_total", dimensions: [("reason", "undecodable")],
+            factory: factory)
+    }
+}
+
+/// Placed first in a websocket pipeline so that bytes written through its
+/// context go straight to the socket.
+private final class RawOutbound: ChannelOutboundHandler {
+    typealias OutboundIn = ByteBuffer
+}

@@ -1,0 +1,92 @@
+import CoreMetrics
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import SluiceTransport
+import SluiceWire
+
+/// `sluice server`: keeps the recent envelopes of the apps it owns and feeds
+/// controllers' recent dumps and live subscriptions.
+public final class BufferServer: Service, @unchecked Sendable {
+    public struct Configuration: Sendable {
+        public var zone: String
+        public var listen: Endpoint
+        public var limits: EnvelopeStore.Limits
+        public var maxFramePayload: Int
+
+        public init(
+            zone: String = "z1",
+            listen: Endpoint,
+            limits: EnvelopeStore.Limits = .init(),
+            maxFramePayload: Int = FrameHeader.defaultMaxPayload
+        ) {
+            self.zone = zone
+            self.listen = listen
+            self.limits = limits
+            self.maxFramePayload = maxFramePayload
+        }
+    }
+
+    public let configuration: Configuration
+    public let store: EnvelopeStore
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let channelBox = ChannelBox()
+
+    public init(
+        configuration: Configuration,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger = Logger(label: "sluice.server"),
+        metrics: any MetricsFactory = MetricsSystem.factory
+    ) {
+        self.configuration = configuration
+        self.group = group
+        self.logger = logger
+        self.store = EnvelopeStore(limits: configuration.limits, metrics: metrics)
+    }
+
+    /// Binds the listening socket; returns the bound address (port 0 picks one).
+    @discardableResult
+    public func bind() async throws -> Endpoint {
+        if let bound = channelBox.channel?.localAddress { return Endpoint(bound) }
+        let store = self.store
+        let logger = self.logger
+        let maxPayload = configuration.maxFramePayload
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 4 * 1024 * 1024, high: 16 * 1024 * 1024))
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers([
+                        ByteToMessageHandler(FrameDecoder(maxPayload: maxPayload)),
+                        ServerConnectionHandler(store: store, logger: logger),
+                        ConnectionErrorHandler(role: "server", logger: logger),
+                    ])
+                }
+            }
+            .bind(host: configuration.listen.host, port: configuration.listen.port)
+            .get()
+        channelBox.channel = channel
+        let endpoint = Endpoint(channel.localAddress!)
+        logger.info(
+            "buffer server listening",
+            metadata: [LogKeys.address: "\(endpoint)", LogKeys.zone: "\(configuration.zone)"])
+        return endpoint
+    }
+
+    public func run() async throws {
+        try await bind()
+        try? await gracefulShutdown()
+        try await shutdown()
+    }
+
+    /// Stops listening and closes the server socket.
+    public func shutdown() async throws {
+        guard let channel = channelBox.channel else { return }
+        try? await channel.close()
+        channelBox.channel = nil
+    }
+}

@@ -1,0 +1,234 @@
+import CoreMetrics
+import NIOConcurrencyHelpers
+import NIOCore
+import SluiceTransport
+import SluiceWire
+
+/// The buffer server's state: each app's recent envelopes and the live
+/// subscriptions to them. Every method takes the lock once per call (once
+/// per ingested frame, not per envelope).
+public final class EnvelopeStore: @unchecked Sendable {
+    public struct Limits: Sendable {
+        /// Envelopes kept per app.
+        public var recentPerApp: Int
+        /// Bytes kept over all apps; past it the largest apps lose their
+        /// oldest envelopes first.
+        public var memoryLimit: Int
+        /// Largest payload of one answer frame.
+        public var maxFramePayload: Int
+
+        public init(recentPerApp: Int = 1000, memoryLimit: Int = 256 * 1024 * 1024, maxFramePayload: Int = 1024 * 1024) {
+            self.recentPerApp = recentPerApp
+            self.memoryLimit = memoryLimit
+            self.maxFramePayload = maxFramePayload
+        }
+    }
+
+    /// A live subscription: a controller's connection and its subscription id.
+    final class Subscriber {
+        let id: UInt64
+        let channel: any Channel
+        let app: String
+        var pending = BatchFrameBuilder(capacity: 16 * 1024)
+        var dropped = 0
+        var droppedSince: Int64 = 0
+
+        init(id: UInt64, channel: any Channel, app: String) {
+            self.id = id
+            self.channel = channel
+            self.app = app
+        }
+    }
+
+    /// A frame to write to a subscriber's connection once the lock is released.
+    public struct Delivery {
+        public var channel: any Channel
+        public var frame: ByteBuffer
+    }
+
+    public let limits: Limits
+    private let lock = NIOLock()
+    private var apps: [ByteBuffer: AppLog] = [:]
+    private var subscribers: [ByteBuffer: [Subscriber]] = [:]
+    private var totalBytes = 0
+
+    private let storedEnvelopes: Counter
+    private let evictedForMemory: Counter
+    private let subscriberDrops: Counter
+    private let unroutable: Counter
+    private let storedBytesGauge: Gauge
+
+    public init(limits: Limits = Limits(), metrics: any MetricsFactory = MetricsSystem.factory) {
+        self.limits = limits
+        storedEnvelopes = Counter(label: "sluice_server_envelopes_stored_total", factory: metrics)
+        evictedForMemory = Counter(
+            label: "sluice_server_envelopes_evicted_total", dimensions: [("reason", "memory_limit")], factory: metrics)
+        subscriberDrops = Counter(
+            label: "sluice_server_envelopes_dropped_total", dimensions: [("reason", "slow_subscriber")],
+            factory: metrics)
+        unroutable = Counter(
+            label: "sluice_server_envelopes_dropped_total", dimensions: [("reason", "no_source_id")], factory: metrics)
+        storedBytesGauge = Gauge(label: "sluice_server_stored_bytes", factory: metrics)
+    }
+
+    /// Stores every envelope of a batch and collects the frames for live
+    /// subscribers. The batch is checked whole first: a malformed one throws
+    /// and stores nothing.
+    public func ingest(_ batch: ByteBuffer) throws(WireError) -> [Delivery] {
+        lock.lock()
+        defer { lock.unlock() }
+        var stored = 0
+        var skipped = 0
+        var currentApp: AppLog? = nil
+        var currentSubscribers: [Subscriber] = []
+        var touched: [Subscriber] = []
+        try batch.withUnsafeReadableBytesTyped { bytes throws(WireError) in
+            try EnvelopeBatchScanner.forEach(in: bytes) { range, fields in
+                guard !fields.sourceID.isEmpty else {
+                    skipped += 1
+                    return
+                }
+                let envelope = UnsafeRawBufferPointer(rebasing: bytes[range])
+                let key = UnsafeRawBufferPointer(rebasing: envelope[fields.sourceID])
+                if currentApp == nil || !currentApp!.appID.readableBytesView.elementsEqual(key) {
+                    (currentApp, currentSubscribers) = appLog(for: key)
+                }
+                let app = currentApp!
+                totalBytes += app.append(envelope)
+                if app.count > limits.recentPerApp {
+                    totalBytes -= app.removeOldest()
+                }
+                stored += 1
+                for subscriber in currentSubscribers {
+                    if subscriber.pending.isEmpty { touched.append(subscriber) }
+                    subscriber.pending.append(envelope)
+                }
+            }
+        }
+        if totalBytes > limits.memoryLimit { evictForMemory() }
+        storedEnvelopes.increment(by: stored)
+        if skipped > 0 { unroutable.increment(by: skipped) }
+        storedBytesGauge.record(totalBytes)
+        return touched.compactMap(finishDelivery)
+    }
+
+    private func appLog(for key: UnsafeRawBufferPointer) -> (AppLog, [Subscriber]) {
+        var lookup = ByteBuffer()
+        lookup.writeBytes(key)
+        if let existing = apps[lookup] {
+            return (existing, subscribers[lookup] ?? [])
+        }
+        let created = AppLog(appID: lookup)
+        apps[lookup] = created
+        return (created, subscribers[lookup] ?? [])
+    }
+
+    /// Turns what was gathered for a subscriber into a frame, or counts it as
+    /// dropped if its connection is not taking more.
+    private func finishDelivery(_ subscriber: Subscriber) -> Delivery? {
+        guard subscriber.channel.isWritable else {
+            let count = subscriber.pending.count
+            if subscriber.dropped == 0 { subscriber.droppedSince = CFLogFormat.nowNanos() }
+            subscriber.dropped += count
+            subscriberDrops.increment(by: count)
+            _ = subscriber.pending.finish(type: .stream, sequence: subscriber.id)
+            return nil
+        }
+        guard var frame = subscriber.pending.finish(type: .stream, sequence: subscriber.id) else { return nil }
+        if subscriber.dropped > 0 {
+            let text = Notice.dropText(
+                count: subscriber.dropped, sinceNanos: subscriber.droppedSince,
+                reason: "the controller's link to this buffer server fell behind")
+            let notice = Notice.envelope(
+                app: subscriber.app, text: text, timestampNanos: CFLogFormat.nowNanos(), kind: "dropped")
+            var withNotice = BatchFrameBuilder(capacity: frame.readableBytes + notice.count + 32)
+            notice.withUnsafeBytes { withNotice.append($0) }
+            frame.moveReaderIndex(forwardBy: FrameHeader.size)
+            frame.forEachEnvelopeUnchecked { withNotice.append($0) }
+            frame = withNotice.finish(type: .stream, sequence: subscriber.id)!
+            subscriber.dropped = 0
+        }
+        return Delivery(channel: subscriber.channel, frame: frame)
+    }
+
+    /// Evicts the oldest envelopes of the largest apps until the total is
+    /// back under the memory limit.
+    private func evictForMemory() {
+        var evicted = 0
+        while totalBytes > limits.memoryLimit {
+            guard let largest = apps.values.max(by: { $0.storedBytes < $1.storedBytes }), largest.count > 0 else {
+                break
+            }
+            var freed = 0
+            while freed == 0 && largest.count > 0 {
+                freed = largest.removeOldest()
+                evicted += 1
+            }
+            totalBytes -= freed
+        }
+        evictedForMemory.increment(by: evicted)
+    }
+
+    /// The newest `limit` envelopes of `app`, oldest first, as one or more
+    /// RECENT_RESPONSE frames answering request `sequence`; the last one is
+    /// flagged final.
+    public func recentFrames(app: String, limit: Int, sequence: UInt64) -> [ByteBuffer] {
+        var key = ByteBuffer()
+        key.writeString(app)
+        var frames: [ByteBuffer] = []
+        var builder = BatchFrameBuilder(capacity: 64 * 1024)
+        lock.withLock {
+            apps[key]?.forEachRecent(limit: limit) { envelope in
+                if !builder.isEmpty && builder.payloadBytes + envelope.count + 16 > limits.maxFramePayload {
+                    frames.append(builder.finish(type: .recentResponse, sequence: sequence)!)
+                }
+                builder.append(envelope)
+            }
+        }
+        frames.append(builder.finish(type: .recentResponse, flags: .final, sequence: sequence, allowEmpty: true)!)
+        return frames
+    }
+
+    public func subscribe(app: String, id: UInt64, channel: any Channel) {
+        var key = ByteBuffer()
+        key.writeString(app)
+        lock.withLock {
+            subscribers[key, default: []].append(Subscriber(id: id, channel: channel, app: app))
+        }
+    }
+
+    public func unsubscribe(id: UInt64, channel: any Channel) {
+        lock.withLock {
+            for (key, list) in subscribers {
+                let kept = list.filter { !($0.id == id && $0.channel === channel) }
+                if kept.count != list.count { subscribers[key] = kept.isEmpty ? nil : kept }
+            }
+        }
+    }
+
+    /// Ends every subscription of a connection that closed.
+    public func unsubscribeAll(channel: any Channel) {
+        lock.withLock {
+            for (key, list) in subscribers {
+                let kept = list.filter { $0.channel !== channel }
+                if kept.count != list.count { subscribers[key] = kept.isEmpty ? nil : kept }
+            }
+        }
+    }
+
+    /// Totals for tests and status: (apps, envelopes, bytes).
+    public var totals: (apps: Int, envelopes: Int, bytes: Int) {
+        lock.withLock { (apps.count, apps.values.reduce(0) { $0 + $1.count }, totalBytes) }
+    }
+}
+
+extension ByteBuffer {
+    /// Each envelope of a batch this process built itself, not checked again.
+    func forEachEnvelopeUnchecked(_ body: (UnsafeRawBufferPointer) -> Void) {
+        withUnsafeReadableBytes { bytes in
+            try? EnvelopeBatchScanner.forEach(in: bytes) { range, _ in
+                body(UnsafeRawBufferPointer(rebasing: bytes[range]))
+            }
+        }
+    }
+}

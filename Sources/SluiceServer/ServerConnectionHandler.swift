@@ -1,0 +1,73 @@
+import Logging
+import NIOCore
+import SluiceProto
+import SluiceTransport
+import SluiceWire
+import SwiftProtobuf
+
+/// One controller's connection to a buffer server: envelopes in, recent
+/// dumps and live subscriptions out.
+final class ServerConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = Frame
+    typealias OutboundOut = ByteBuffer
+
+    private let store: EnvelopeStore
+    private let logger: Logger
+
+    init(store: EnvelopeStore, logger: Logger) {
+        self.store = store
+        self.logger = logger
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        do {
+            switch frame.header.type {
+            case .envelopes:
+                for delivery in try store.ingest(frame.payload) {
+                    if delivery.channel === context.channel {
+                        context.write(wrapOutboundOut(delivery.frame), promise: nil)
+                    } else {
+                        delivery.channel.writeAndFlush(delivery.frame, promise: nil)
+                    }
+                }
+            case .subscribe:
+                let request = try Self.request(frame)
+                store.subscribe(app: request.sourceID, id: frame.header.sequence, channel: context.channel)
+                logger.debug(
+                    "subscribed",
+                    metadata: [LogKeys.appID: "\(request.sourceID)", LogKeys.subscription: "\(frame.header.sequence)"])
+            case .unsubscribe:
+                store.unsubscribe(id: frame.header.sequence, channel: context.channel)
+            case .recentRequest:
+                let request = try Self.request(frame)
+                let limit = request.limit == 0 ? store.limits.recentPerApp : Int(request.limit)
+                for part in store.recentFrames(app: request.sourceID, limit: limit, sequence: frame.header.sequence) {
+                    context.write(wrapOutboundOut(part), promise: nil)
+                }
+            case .recentResponse, .stream:
+                throw WireError(.unexpectedFrame, "a buffer server does not take \(frame.header.type) frames")
+            }
+        } catch {
+            context.fireErrorCaught(error)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.flush()
+        context.fireChannelReadComplete()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        store.unsubscribeAll(channel: context.channel)
+        context.fireChannelInactive()
+    }
+
+    private static func request(_ frame: Frame) throws -> Sluice_V1_StreamRequest {
+        do {
+            return try Sluice_V1_StreamRequest(serializedBytes: Array(frame.payload.readableBytesView))
+        } catch {
+            throw WireError(.malformedRequest, "\(frame.header.type) payload is not a StreamRequest: \(error)")
+        }
+    }
+}

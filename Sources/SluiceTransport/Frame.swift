@@ -1,0 +1,153 @@
+import NIOCore
+import SluiceWire
+
+/// One frame of the link protocol: its header and its payload bytes, a slice
+/// of the buffer it arrived in.
+public struct Frame: Sendable {
+    public var header: FrameHeader
+    public var payload: ByteBuffer
+
+    public init(header: FrameHeader, payload: ByteBuffer) {
+        self.header = header
+        self.payload = payload
+    }
+}
+
+extension ByteBuffer {
+    /// Writes a frame header in front of `length` payload bytes.
+    @inlinable
+    public mutating func writeFrameHeader(
+        type: FrameType, flags: FrameFlags = [], sequence: UInt64, length: Int
+    ) {
+        writeInteger(UInt32(length))
+        writeInteger(FrameHeader.currentVersion)
+        writeInteger(type.rawValue)
+        writeInteger(flags.rawValue)
+        writeInteger(sequence)
+    }
+
+    /// Writes a whole frame: header, then a copy of `payload`'s readable bytes.
+    public mutating func writeFrame(
+        type: FrameType, flags: FrameFlags = [], sequence: UInt64, payload: ByteBuffer
+    ) {
+        writeFrameHeader(type: type, flags: flags, sequence: sequence, length: payload.readableBytes)
+        writeImmutableBuffer(payload)
+    }
+
+    /// Appends one envelope's bytes to an `EnvelopeBatch` being built in this
+    /// buffer: the tag of field 1, the length, the bytes.
+    @inlinable
+    public mutating func writeBatchEntry(_ envelope: ByteBuffer) {
+        writeBatchEntryHeader(length: envelope.readableBytes)
+        writeImmutableBuffer(envelope)
+    }
+
+    @inlinable
+    public mutating func writeBatchEntry(_ envelope: UnsafeRawBufferPointer) {
+        writeBatchEntryHeader(length: envelope.count)
+        writeBytes(envelope)
+    }
+
+    @inlinable
+    public mutating func writeBatchEntryHeader(length: Int) {
+        writeInteger(ProtoVarint.batchEnvelopeTag)
+        writeVarint(UInt64(length))
+    }
+
+    /// `withUnsafeReadableBytes` for a body with a typed error.
+    public func withUnsafeReadableBytesTyped<T>(
+        _ body: (UnsafeRawBufferPointer) throws(WireError) -> T
+    ) throws(WireError) -> T {
+        let result: Result<T, WireError> = withUnsafeReadableBytes { bytes in
+            Result { () throws(WireError) -> T in try body(bytes) }
+        }
+        return try result.get()
+    }
+
+    /// Calls `body` with a slice for each envelope of the `EnvelopeBatch` in
+    /// this buffer's readable bytes, after checking the whole batch.
+    public func forEachEnvelope(
+        _ body: (_ envelope: ByteBuffer, _ fields: EnvelopeFields) -> Void
+    ) throws(WireError) {
+        let base = readerIndex
+        try withUnsafeReadableBytesTyped { bytes throws(WireError) in
+            try EnvelopeBatchScanner.forEach(in: bytes) { range, fields in
+                body(getSlice(at: base + range.lowerBound, length: range.count)!, fields)
+            }
+        }
+    }
+}
+
+/// A builder of one outgoing frame whose payload is an `EnvelopeBatch`: room
+/// for the header is kept in front, envelopes are appended, `finish` fills
+/// in the header. The buffer is allocated at the first append.
+public struct BatchFrameBuilder: Sendable {
+    private var buffer: ByteBuffer?
+    private let allocator: ByteBufferAllocator
+    private let capacity: Int
+    public private(set) var count: Int = 0
+
+    public init(allocator: ByteBufferAllocator = ByteBufferAllocator(), capacity: Int = 64 * 1024) {
+        self.allocator = allocator
+        self.capacity = capacity
+    }
+
+    public var isEmpty: Bool { count == 0 }
+    public var payloadBytes: Int { (buffer?.readableBytes ?? FrameHeader.size) - FrameHeader.size }
+
+    private mutating func prepare(for length: Int) {
+        if buffer == nil {
+            var fresh = allocator.buffer(capacity: Swift.max(capacity, length + FrameHeader.size + 16))
+            fresh.moveWriterIndex(forwardBy: FrameHeader.size)
+            buffer = fresh
+        }
+    }
+
+    public mutating func append(_ envelope: ByteBuffer) {
+        prepare(for: envelope.readableBytes)
+        buffer!.writeBatchEntry(envelope)
+        count += 1
+    }
+
+    public mutating func append(_ envelope: UnsafeRawBufferPointer) {
+        prepare(for: envelope.count)
+        buffer!.writeBatchEntry(envelope)
+        count += 1
+    }
+
+    /// Appends a Log envelope written straight from its fields.
+    public mutating func appendLog(_ fields: LogEnvelopeFields, timestamp: Int64, payload: UnsafeRawBufferPointer) {
+        prepare(for: payload.count + 128)
+        buffer!.writeLogEnvelopeEntry(fields, timestamp: timestamp, payload: payload)
+        count += 1
+    }
+
+    /// The finished frame (nil if nothing was appended and `allowEmpty` is
+    /// false); the builder starts over empty.
+    public mutating func finish(
+        type: FrameType, flags: FrameFlags = [], sequence: UInt64, allowEmpty: Bool = false
+    ) -> ByteBuffer? {
+        if buffer == nil {
+            guard allowEmpty else { return nil }
+            prepare(for: 0)
+        }
+        var frame = buffer!
+        buffer = nil
+        count = 0
+        let length = frame.readableBytes - FrameHeader.size
+        let start = frame.readerIndex
+        frame.setInteger(UInt32(length), at: start)
+        frame.setInteger(FrameHeader.currentVersion, at: start + 4)
+        frame.setInteger(type.rawValue, at: start + 5)
+        frame.setInteger(flags.rawValue, at: start + 6)
+        frame.setInteger(sequence, at: start + 8)
+        return frame
+    }
+}
+
+extension ByteBuffer {
+    /// Sets the sequence number of a frame that starts at the reader index.
+    public mutating func setFrameSequence(_ sequence: UInt64) {
+        setInteger(sequence, at: readerIndex + 8)
+    }
+}

@@ -1,0 +1,86 @@
+import NIOCore
+import SluiceWire
+
+/// A Log envelope written straight into bytes, for emitters that send many
+/// lines: no message objects, one write per field.
+public struct LogEnvelopeFields: Sendable {
+    public var sourceID: String
+    public var instanceID: String
+    public var sourceType: String
+    public var isError: Bool
+
+    public init(sourceID: String, instanceID: String = "0", sourceType: String = "APP/PROC/WEB", isError: Bool = false) {
+        self.sourceID = sourceID
+        self.instanceID = instanceID
+        self.sourceType = sourceType
+        self.isError = isError
+    }
+}
+
+extension ByteBuffer {
+    /// Appends one Log envelope as an entry of an `EnvelopeBatch` (field 1):
+    /// timestamp (1), source_id (2), log (4: payload 1, type 2),
+    /// instance_id (8), tags (9: source_type).
+    public mutating func writeLogEnvelopeEntry(
+        _ fields: LogEnvelopeFields, timestamp: Int64, payload: UnsafeRawBufferPointer
+    ) {
+        let sourceLength = fields.sourceID.utf8.count
+        let instanceLength = fields.instanceID.utf8.count
+        let keyLength = 11  // "source_type"
+        let valueLength = fields.sourceType.utf8.count
+        let payloadField = Self.lengthDelimitedSize(payload.count)
+        let logLength = payloadField + (fields.isError ? 2 : 0)
+        let tagLength = Self.lengthDelimitedSize(keyLength) + Self.lengthDelimitedSize(valueLength)
+        var envelopeLength = 1 + ProtoVarint.size(UInt64(bitPattern: timestamp))
+        envelopeLength += Self.lengthDelimitedSize(sourceLength)
+        envelopeLength += Self.lengthDelimitedSize(logLength)
+        if instanceLength > 0 { envelopeLength += Self.lengthDelimitedSize(instanceLength) }
+        if valueLength > 0 { envelopeLength += Self.lengthDelimitedSize(tagLength) }
+
+        writeInteger(ProtoVarint.batchEnvelopeTag)
+        writeVarint(UInt64(envelopeLength))
+        writeInteger(UInt8(0x08))
+        writeVarint(UInt64(bitPattern: timestamp))
+        writeInteger(UInt8(0x12))
+        writeVarint(UInt64(sourceLength))
+        writeString(fields.sourceID)
+        writeInteger(UInt8(0x22))
+        writeVarint(UInt64(logLength))
+        writeInteger(UInt8(0x0A))
+        writeVarint(UInt64(payload.count))
+        writeBytes(payload)
+        if fields.isError {
+            writeInteger(UInt8(0x10))
+            writeInteger(UInt8(1))
+        }
+        if instanceLength > 0 {
+            writeInteger(UInt8(0x42))
+            writeVarint(UInt64(instanceLength))
+            writeString(fields.instanceID)
+        }
+        if valueLength > 0 {
+            writeInteger(UInt8(0x4A))
+            writeVarint(UInt64(tagLength))
+            writeInteger(UInt8(0x0A))
+            writeVarint(UInt64(keyLength))
+            writeString("source_type")
+            writeInteger(UInt8(0x12))
+            writeVarint(UInt64(valueLength))
+            writeString(fields.sourceType)
+        }
+    }
+
+    @inlinable
+    public mutating func writeVarint(_ value: UInt64) {
+        var v = value
+        while v >= 0x80 {
+            writeInteger(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        writeInteger(UInt8(v))
+    }
+
+    static func lengthDelimitedSize(_ length: Int) -> Int {
+        1 + ProtoVarint.size(UInt64(length)) + length
+    }
+}

@@ -1,0 +1,99 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import FoundationEssentials
+import SluiceProto
+
+/// Prints envelopes as `cf logs` does:
+///
+///     "   2018-11-12T14:13:51.95+0900 [APP/PROC/WEB/0] OUT hello"
+///
+/// Local time with hundredths of a second and the UTC offset, the source type
+/// and instance, OUT or ERR, then the line. A payload of several lines is
+/// printed as several lines, each with the header. With `color`, ERR lines
+/// are red.
+public struct CFLogFormat: Sendable {
+    public var color: Bool
+
+    public init(color: Bool) {
+        self.color = color
+    }
+
+    /// The printed lines of one envelope: empty for non-log envelopes.
+    public func lines(for envelope: Loggregator_V2_Envelope) -> [String] {
+        guard case .log(let log)? = envelope.message else { return [] }
+        let header = Self.header(
+            timestamp: envelope.timestamp,
+            sourceType: envelope.tags["source_type"] ?? "",
+            instanceID: envelope.instanceID,
+            type: log.type)
+        var text = String(decoding: log.payload, as: UTF8.self)
+        while text.hasSuffix("\n") || text.hasSuffix("\r") { text.removeLast() }
+        let red = color && log.type == .err
+        return text.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            var line = line
+            if line.hasSuffix("\r") { line = line.dropLast() }
+            let body = header + line
+            return red ? "\u{1B}[31m" + body + "\u{1B}[0m" : body
+        }
+    }
+
+    /// Everything before the message: three spaces, time, source, type, space.
+    public static func header(
+        timestamp: Int64, sourceType: String, instanceID: String, type: Loggregator_V2_Log.TypeEnum
+    ) -> String {
+        let source: String
+        switch (sourceType.isEmpty, instanceID.isEmpty) {
+        case (false, false): source = "\(sourceType)/\(instanceID)"
+        case (false, true): source = sourceType
+        case (true, false): source = instanceID
+        case (true, true): source = "-"
+        }
+        let kind = type == .err ? "ERR" : "OUT"
+        return "   \(localTime(nanoseconds: timestamp)) [\(source)] \(kind) "
+    }
+
+    /// `2006-01-02T15:04:05.00-0700` in the machine's local time zone.
+    public static func localTime(nanoseconds: Int64) -> String {
+        let seconds = nanoseconds >= 0 ? nanoseconds / 1_000_000_000 : (nanoseconds - 999_999_999) / 1_000_000_000
+        let hundredths = Int((nanoseconds - seconds * 1_000_000_000) / 10_000_000)
+        var time = time_t(seconds)
+        var parts = tm()
+        localtime_r(&time, &parts)
+        let offsetMinutes = Int(parts.tm_gmtoff) / 60
+        let sign = offsetMinutes < 0 ? "-" : "+"
+        let offset = abs(offsetMinutes)
+        return "\(pad(Int(parts.tm_year) + 1900, 4))-\(pad(Int(parts.tm_mon) + 1))-\(pad(Int(parts.tm_mday)))"
+            + "T\(pad(Int(parts.tm_hour))):\(pad(Int(parts.tm_min))):\(pad(Int(parts.tm_sec))).\(pad(hundredths))"
+            + "\(sign)\(pad(offset / 60))\(pad(offset % 60))"
+    }
+
+    static func pad(_ value: Int, _ width: Int = 2) -> String {
+        let digits = String(value)
+        return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
+    }
+}
+
+extension CFLogFormat {
+    /// `2006-01-02T15:04:05.000000Z`: UTC with microseconds, as in syslog.
+    public static func utcTime(nanoseconds: Int64) -> String {
+        let seconds = nanoseconds >= 0 ? nanoseconds / 1_000_000_000 : (nanoseconds - 999_999_999) / 1_000_000_000
+        let micros = Int((nanoseconds - seconds * 1_000_000_000) / 1000)
+        var time = time_t(seconds)
+        var parts = tm()
+        gmtime_r(&time, &parts)
+        return "\(pad(Int(parts.tm_year) + 1900, 4))-\(pad(Int(parts.tm_mon) + 1))-\(pad(Int(parts.tm_mday)))"
+            + "T\(pad(Int(parts.tm_hour))):\(pad(Int(parts.tm_min))):\(pad(Int(parts.tm_sec))).\(pad(micros, 6))Z"
+    }
+
+    /// Nanoseconds since the epoch, now.
+    public static func nowNanos() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)
+    }
+}

@@ -1,0 +1,108 @@
+/// The two envelope fields Sluice reads without decoding: `source_id` (the
+/// routing key, field 2) and `timestamp` (field 1, for time-ordered merges).
+public struct EnvelopeFields: Hashable, Sendable {
+    /// Byte range of `source_id` within the envelope's bytes; empty if absent.
+    public var sourceID: Range<Int>
+    /// Nanoseconds since the epoch; 0 if absent.
+    public var timestamp: Int64
+
+    public init(sourceID: Range<Int>, timestamp: Int64) {
+        self.sourceID = sourceID
+        self.timestamp = timestamp
+    }
+
+    /// Walks the top level of one envelope, checking its structure, and
+    /// returns the routing key and timestamp. Nested messages are skipped.
+    public static func scan(_ envelope: UnsafeRawBufferPointer) throws(WireError) -> EnvelopeFields {
+        var reader = ProtoReader(envelope)
+        var sourceID = 0..<0
+        var timestamp: Int64 = 0
+        while let (field, wireType) = try reader.readTag() {
+            switch (field, wireType) {
+            case (1, .varint):
+                timestamp = Int64(bitPattern: try reader.readVarint())
+            case (2, .lengthDelimited):
+                sourceID = try reader.readLengthDelimited()
+            case (1, _), (2, _):
+                throw WireError(.malformedBatch, "envelope field \(field) has wire type \(wireType.rawValue)")
+            default:
+                try reader.skip(wireType)
+            }
+        }
+        return EnvelopeFields(sourceID: sourceID, timestamp: timestamp)
+    }
+}
+
+/// Walks an `EnvelopeBatch` payload (repeated field 1) envelope by envelope.
+public enum EnvelopeBatchScanner {
+    /// Checks the whole batch's structure first, then calls `body` with each
+    /// envelope's byte range in `batch` and its routing fields. A malformed
+    /// batch throws before `body` sees any envelope, so a bad frame is
+    /// rejected whole.
+    public static func forEach(
+        in batch: UnsafeRawBufferPointer,
+        _ body: (Range<Int>, EnvelopeFields) -> Void
+    ) throws(WireError) {
+        try validate(batch)
+        var reader = ProtoReader(batch)
+        while let (field, wireType) = try reader.readTag() {
+            guard field == 1 else {
+                try reader.skip(wireType)
+                continue
+            }
+            let range = try reader.readLengthDelimited()
+            let fields = try EnvelopeFields.scan(UnsafeRawBufferPointer(rebasing: batch[range]))
+            body(range, fields)
+        }
+    }
+
+    /// Throws unless `batch` is a well-formed `EnvelopeBatch` at the top
+    /// level of it and of each envelope; returns the number of envelopes.
+    @discardableResult
+    public static func validate(_ batch: UnsafeRawBufferPointer) throws(WireError) -> Int {
+        var reader = ProtoReader(batch)
+        var count = 0
+        while let (field, wireType) = try reader.readTag() {
+            if field == 1 {
+                guard wireType == .lengthDelimited else {
+                    throw WireError(.malformedBatch, "batch field 1 has wire type \(wireType.rawValue)")
+                }
+                let range = try reader.readLengthDelimited()
+                _ = try EnvelopeFields.scan(UnsafeRawBufferPointer(rebasing: batch[range]))
+                count += 1
+            } else {
+                try reader.skip(wireType)
+            }
+        }
+        return count
+    }
+}
+
+/// Writes protobuf framing for envelopes appended to a batch.
+public enum ProtoVarint {
+    /// Bytes needed to write `value` as a varint.
+    @inlinable
+    public static func size(_ value: UInt64) -> Int {
+        var v = value
+        var n = 1
+        while v >= 0x80 {
+            v >>= 7
+            n += 1
+        }
+        return n
+    }
+
+    /// Calls `emit` with each byte of `value` as a varint.
+    @inlinable
+    public static func encode(_ value: UInt64, _ emit: (UInt8) -> Void) {
+        var v = value
+        while v >= 0x80 {
+            emit(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        emit(UInt8(v))
+    }
+
+    /// The tag byte of field 1, length-delimited: an envelope in a batch.
+    public static let batchEnvelopeTag: UInt8 = 0x0A
+}

@@ -1,0 +1,44 @@
+import ArgumentParser
+import SluiceCLI
+import SluiceTransport
+import SluiceWire
+
+struct EmitCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "emit",
+        abstract: "Send a message, or every line of standard input, as an app's log lines.")
+
+    @Option(help: "The controller's ingress HOST:PORT (default: from $SLUICE_HOME/config.json, else 127.0.0.1:8090).")
+    var controller: String?
+
+    @Option(help: "The app id (the envelopes' source_id).")
+    var app: String
+
+    @Option(help: "The instance id.")
+    var instance: String = "0"
+
+    @Option(help: "The source type tag.")
+    var sourceType: String = "APP/PROC/WEB"
+
+    @Flag(help: "Send the lines as ERR instead of OUT.")
+    var err = false
+
+    @Argument(help: "The message; without one, every line of standard input is sent.")
+    var message: [String] = []
+
+    func validate() throws {
+        guard !app.isEmpty else { throw ValidationError("--app must not be empty") }
+        _ = try parseEndpoint(SluiceConfig.ingress(controller), option: "--controller")
+    }
+
+    func run() async throws {
+        let emit = Emit(
+            controller: try parseEndpoint(SluiceConfig.ingress(controller), option: "--controller"),
+            fields: LogEnvelopeFields(sourceID: app, instanceID: instance, sourceType: sourceType, isError: err))
+        if message.isEmpty {
+            try await emit.sendLines(from: 0)
+        } else {
+            try await emit.send(message: message.joined(separator: " "))
+        }
+    }
+}

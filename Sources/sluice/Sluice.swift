@@ -1,0 +1,50 @@
+import ArgumentParser
+import Logging
+import SluiceWire
+
+@main
+struct Sluice: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sluice",
+        abstract: "A log router for platforms that run many apps on many hosts.",
+        subcommands: [
+            UpCommand.self, EmitCommand.self, LogsCommand.self, ServerCommand.self, ControllerCommand.self,
+            BenchCommand.self,
+        ])
+}
+
+struct LoggingOptions: ParsableArguments {
+    @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = "info"
+
+    func bootstrap(label: String) -> Logger {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        return Logger(label: label)
+    }
+
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+        }
+    }
+}
+
+func parseEndpoint(_ text: String, option: String) throws -> Endpoint {
+    do {
+        return try Endpoint(parsing: text)
+    } catch {
+        throw ValidationError("\(option): \(error)")
+    }
+}
+
+func parseSize(_ text: String, option: String) throws -> Int {
+    guard let size = ByteSize.parse(text), size > 0 else {
+        throw ValidationError("\(option): '\(text)' is not a size; write e.g. 4194304, 64KiB, 256MiB or 1GiB")
+    }
+    return size
+}
