@@ -67,8 +67,17 @@ public final class WebSocketClient: Sendable {
     public func close() async {
         let frame = WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: ByteBuffer(bytes: [0x03, 0xE8]))
         try? await channel.writeAndFlush(frame)
-        _ = try? await channel.eventLoop.scheduleTask(in: .seconds(2)) { self.channel.close(promise: nil) }.futureResult.get()
+        let channel = self.channel
+        let deadline = channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
         try? await closed.get()
+        deadline.cancel()
+    }
+
+    /// Stops or resumes reading from the socket (a test's stand-in for a
+    /// reader that stalls).
+    public func setReading(_ reading: Bool) async throws {
+        try await channel.setOption(.autoRead, value: reading).get()
+        if reading { channel.read() }
     }
 
     /// Ends the connection at once, without a close handshake.

@@ -1,5 +1,6 @@
 import CoreMetrics
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -116,25 +117,28 @@ public final class Controller: Service, @unchecked Sendable {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.writeBufferWaterMark, value: .init(low: 256 * 1024, high: 1024 * 1024))
             .childChannelInitializer { channel in
+                // The session is made when the upgrade is accepted and put in
+                // the pipeline once the 101 response is out.
+                let pending = NIOLockedValueBox<TailSession?>(nil)
                 let upgrader = NIOWebSocketServerUpgrader(
                     maxFrameSize: 1 << 16,
                     automaticErrorHandling: false,
                     shouldUpgrade: { channel, head in
-                        guard case .success(.stream) = APIRoute.parse(method: head.method.rawValue, uri: head.uri)
+                        guard case .success(.stream(let app, let json)) =
+                            APIRoute.parse(method: head.method.rawValue, uri: head.uri)
                         else { return channel.eventLoop.makeSucceededFuture(nil) }
-                        return channel.eventLoop.makeSucceededFuture(HTTPHeaders())
+                        var settings = settings
+                        settings.json = json
+                        let session = TailSession(
+                            app: app, links: egress.links(for: app), settings: settings, metrics: tailMetrics,
+                            logger: logger, eventLoop: channel.eventLoop)
+                        pending.withLockedValue { $0 = session }
+                        return session.start(closeFuture: channel.closeFuture).map { HTTPHeaders() }
                     },
-                    upgradePipelineHandler: { channel, head in
+                    upgradePipelineHandler: { channel, _ in
                         channel.eventLoop.makeCompletedFuture {
-                            guard case .success(.stream(let app, let json)) =
-                                APIRoute.parse(method: head.method.rawValue, uri: head.uri)
-                            else { return }
-                            var settings = settings
-                            settings.json = json
-                            try channel.pipeline.syncOperations.addHandler(
-                                TailSession(
-                                    app: app, links: egress.links(for: app), settings: settings,
-                                    metrics: tailMetrics, logger: logger))
+                            guard let session = pending.withLockedValue({ $0 }) else { return }
+                            try channel.pipeline.syncOperations.addHandler(session)
                         }
                     })
                 return channel.eventLoop.makeCompletedFuture {

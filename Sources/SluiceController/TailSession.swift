@@ -32,6 +32,7 @@ final class TailSession: ChannelInboundHandler, LinkSubscriber, @unchecked Senda
     private let settings: Settings
     private let metrics: TailMetrics
     private let logger: Logger
+    private let eventLoop: any EventLoop
 
     private var context: ChannelHandlerContext?
     /// The context of a handler at the head of the pipeline: writes through
@@ -43,13 +44,34 @@ final class TailSession: ChannelInboundHandler, LinkSubscriber, @unchecked Senda
     private var subscriptions: [(link: ServerLink, id: EventLoopFuture<UInt64>)] = []
     private var pingTask: RepeatedTask?
     private var closing = false
+    private var ended = false
 
-    init(app: String, links: [ServerLink], settings: Settings, metrics: TailMetrics, logger: Logger) {
+    init(
+        app: String, links: [ServerLink], settings: Settings, metrics: TailMetrics, logger: Logger,
+        eventLoop: any EventLoop
+    ) {
         self.app = app
         self.links = links
         self.settings = settings
         self.metrics = metrics
         self.logger = logger
+        self.eventLoop = eventLoop
+    }
+
+    /// Subscribes at every server that holds the app. The future completes
+    /// once the subscriptions are queued on the links, before anything
+    /// ingested later: only then is the upgrade answered, so a reader sees
+    /// every line emitted after its websocket opened. Envelopes that arrive
+    /// before the handler is in the pipeline wait in the queue.
+    func start(closeFuture: EventLoopFuture<Void>) -> EventLoopFuture<Void> {
+        metrics.readers.increment()
+        closeFuture.whenComplete { _ in self.eventLoop.execute { self.teardown() } }
+        let futures = links.map { link in
+            let id = link.subscribe(app: app, subscriber: self)
+            return id
+        }
+        subscriptions = zip(links, futures).map { ($0, $1) }
+        return EventLoopFuture.andAllSucceed(futures.map { $0.map { _ in } }, on: eventLoop)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -62,13 +84,12 @@ final class TailSession: ChannelInboundHandler, LinkSubscriber, @unchecked Senda
             context.close(promise: nil)
             return
         }
-        subscriptions = links.map { ($0, $0.subscribe(app: app, subscriber: self)) }
-        metrics.readers.increment()
         pingTask = context.eventLoop.scheduleRepeatedTask(
             initialDelay: settings.pingInterval, delay: settings.pingInterval
         ) { [weak self] _ in
             self?.sendControl(.ping, payload: ByteBuffer())
         }
+        writePending()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -77,13 +98,10 @@ final class TailSession: ChannelInboundHandler, LinkSubscriber, @unchecked Senda
         self.rawOut = nil
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
-        teardown()
-        context.fireChannelInactive()
-    }
-
+    /// Ends the subscriptions; runs once, when the connection closes.
     private func teardown() {
-        guard pingTask != nil else { return }
+        guard !ended else { return }
+        ended = true
         pingTask?.cancel()
         pingTask = nil
         metrics.readers.decrement()
@@ -136,11 +154,10 @@ final class TailSession: ChannelInboundHandler, LinkSubscriber, @unchecked Senda
     // MARK: from the buffer servers
 
     func deliver(batch: ByteBuffer) {
-        guard let loop = context?.eventLoop ?? links.first?.eventLoop else { return }
-        if loop.inEventLoop {
+        if eventLoop.inEventLoop {
             enqueue(batch)
         } else {
-            loop.execute { self.enqueue(batch) }
+            eventLoop.execute { self.enqueue(batch) }
         }
     }
 
@@ -156,7 +173,7 @@ final class TailSession: ChannelInboundHandler, LinkSubscriber, @unchecked Senda
     }
 
     private func enqueue(_ batch: ByteBuffer) {
-        guard context != nil, !closing else { return }
+        guard !ended, !closing else { return }
         var overflow = 0
         do {
             try batch.forEachEnvelope { envelope, _ in

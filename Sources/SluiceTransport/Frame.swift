@@ -3,7 +3,7 @@ import SluiceWire
 
 /// One frame of the link protocol: its header and its payload bytes, a slice
 /// of the buffer it arrived in.
-public struct Frame: Sendable {
+public struct Frame: Hashable, Sendable {
     public var header: FrameHeader
     public var payload: ByteBuffer
 

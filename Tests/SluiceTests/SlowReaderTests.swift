@@ -1,0 +1,64 @@
+import NIOCore
+import SluiceCLI
+import SluiceProto
+import SluiceWire
+import Testing
+
+/// A websocket reader that stops reading never slows ingest or other
+/// readers; its oldest envelopes are dropped, counted and announced to it.
+@Suite(.serialized)
+struct SlowReaderTests {
+    @Test func stalledReaderLosesOldestWithNoticeWhileOthersGetEverything() async throws {
+        let queueLimit = 200
+        let cluster = try await TestCluster.start(servers: 1, tailQueueLimit: queueLimit)
+        defer { Task { await cluster.shutdown() } }
+
+        let fast = Received()
+        let fastClient = try await cluster.tail(app: "busy", into: fast)
+        let slow = Received()
+        let slowClient = try await cluster.tail(app: "busy", into: slow)
+        try await slowClient.setReading(false)
+
+        // 4 KiB lines: far more than the socket buffers and the queue hold.
+        let total = 20_000
+        let filler = String(repeating: "x", count: 4096)
+        let lines = (0..<total).map { "\($0) \(filler)" }
+        try await cluster.emit(app: "busy", lines: lines)
+
+        // The fast reader got everything, in order, while the slow one stalled.
+        #expect(await fast.wait(for: total, timeout: .seconds(60)))
+        #expect(fast.envelopes.map(\.text) == lines)
+        #expect(!fast.envelopes.contains { $0.isNotice })
+
+        // Resume the slow reader: it is told in band how many were dropped,
+        // and what it got plus what it was told it lost is everything.
+        try await slowClient.setReading(true)
+        let complete = await slow.wait(timeout: .seconds(60)) { envelopes in
+            let notices = envelopes.filter(\.isNotice)
+            return !notices.isEmpty && envelopes.count - notices.count + notices.map(Self.reported).reduce(0, +) == total
+        }
+        #expect(complete, "slow reader got \(slow.envelopes.count)")
+        let notices = slow.envelopes.filter(\.isNotice)
+        let reported = notices.map(Self.reported).reduce(0, +)
+        #expect(reported > 0)
+        #expect(notices.allSatisfy { $0.sourceID == "busy" && $0.log.type == .err })
+        #expect(notices.allSatisfy { $0.text.hasPrefix("Error L10 (output buffer overflow): ") })
+        // Every drop is counted in the metrics too.
+        let metric = cluster.metric(#"sluice_controller_stream_envelopes_dropped_total{reason="slow_reader"}"#)
+        #expect(metric.map { Int($0) } == reported)
+        // What it kept is in order and ends with the newest line.
+        let numbers = slow.envelopes.filter { !$0.isNotice }.map { Int($0.text.prefix { $0 != " " })! }
+        #expect(numbers == numbers.sorted())
+        #expect(numbers.last == total - 1)
+
+        await fastClient.close()
+        await slowClient.close()
+    }
+
+    /// N in "… N messages dropped since …".
+    static func reported(_ notice: Loggregator_V2_Envelope) -> Int {
+        let words = notice.text.split(separator: " ")
+        guard let index = words.firstIndex(of: "messages"), index > 0 else { return 0 }
+        return Int(words[index - 1]) ?? 0
+    }
+}

@@ -1,0 +1,165 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Prometheus
+import SluiceCLI
+import SluiceController
+import SluiceProto
+import SluiceServer
+import SluiceTransport
+import SluiceWire
+import SwiftProtobuf
+import Testing
+
+/// A controller and buffer servers on loopback ports chosen by the kernel.
+struct TestCluster {
+    let servers: [BufferServer]
+    let controller: Controller
+    let ingress: Endpoint
+    let http: HTTPURL
+    let registry: PrometheusCollectorRegistry
+
+    static func start(
+        servers count: Int = 2, recentPerApp: Int = 1000, tailQueueLimit: Int = 10_000,
+        maxFramePayload: Int = FrameHeader.defaultMaxPayload
+    ) async throws -> TestCluster {
+        let registry = PrometheusCollectorRegistry()
+        let factory = PrometheusMetricsFactory(registry: registry)
+        var servers: [BufferServer] = []
+        var endpoints: [Endpoint] = []
+        for _ in 0..<count {
+            let server = BufferServer(
+                configuration: .init(
+                    listen: Endpoint(host: "127.0.0.1", port: 0), limits: .init(recentPerApp: recentPerApp),
+                    maxFramePayload: maxFramePayload),
+                logger: .quiet, metrics: factory)
+            endpoints.append(try await server.bind())
+            servers.append(server)
+        }
+        let controller = Controller(
+            configuration: .init(
+                ingress: Endpoint(host: "127.0.0.1", port: 0), http: Endpoint(host: "127.0.0.1", port: 0),
+                servers: endpoints, maxFramePayload: maxFramePayload, tailQueueLimit: tailQueueLimit),
+            logger: .quiet, registry: registry)
+        let (ingress, http) = try await controller.bind()
+        return TestCluster(
+            servers: servers, controller: controller, ingress: ingress,
+            http: HTTPURL(host: http.host, port: http.port), registry: registry)
+    }
+
+    func shutdown() async {
+        try? await controller.shutdown()
+        for server in servers { try? await server.shutdown() }
+    }
+
+    /// Sends lines for an app through the ingress, batched as `sluice emit` does.
+    func emit(app: String, lines: [String], isError: Bool = false, batch: Int = 100) async throws {
+        let client = try await IngressClient.connect(to: ingress)
+        let fields = LogEnvelopeFields(sourceID: app, isError: isError)
+        var builder = BatchFrameBuilder()
+        for (index, line) in lines.enumerated() {
+            var line = line
+            line.withUTF8 { builder.appendLog(fields, timestamp: CFLogFormat.nowNanos(), payload: UnsafeRawBufferPointer($0)) }
+            if builder.count == batch || index == lines.count - 1 {
+                try await client.send(frame: builder.finish(type: .envelopes, sequence: 0)!)
+            }
+        }
+        try await client.close()
+    }
+
+    /// The recent envelopes of an app, decoded, from the protobuf answer.
+    func recent(app: String, limit: Int? = nil) async throws -> [Loggregator_V2_Envelope] {
+        let query = limit.map { "?limit=\($0)" } ?? ""
+        let response = try await HTTPClient.get(
+            http.with(path: "/apps/\(pathEscape(app))/recentlogs\(query)"),
+            headers: [("Accept", "application/x-protobuf")])
+        #expect(response.status.code == 200)
+        return try Loggregator_V2_EnvelopeBatch(serializedBytes: Array(response.body.readableBytesView)).batch
+    }
+
+    /// The value of a metric line in the registry's text output.
+    func metric(_ line: String) -> Double? {
+        for text in registry.emitToString().split(separator: "\n") where text.hasPrefix(line + " ") {
+            return Double(text.dropFirst(line.count + 1))
+        }
+        return nil
+    }
+}
+
+/// Collects what a websocket reader receives and lets a test wait for it.
+final class Received: Sendable {
+    typealias Condition = @Sendable ([Loggregator_V2_Envelope]) -> Bool
+
+    private struct State {
+        var envelopes: [Loggregator_V2_Envelope] = []
+        var waiters: [(condition: Condition, continuation: CheckedContinuation<Bool, Never>)] = []
+    }
+
+    private let state = NIOLockedValueBox(State())
+
+    func add(_ envelope: Loggregator_V2_Envelope) {
+        let ready = state.withLockedValue { state -> [CheckedContinuation<Bool, Never>] in
+            state.envelopes.append(envelope)
+            let envelopes = state.envelopes
+            let ready = state.waiters.filter { $0.condition(envelopes) }.map(\.continuation)
+            state.waiters.removeAll { $0.condition(envelopes) }
+            return ready
+        }
+        for continuation in ready { continuation.resume(returning: true) }
+    }
+
+    var envelopes: [Loggregator_V2_Envelope] { state.withLockedValue { $0.envelopes } }
+
+    /// Waits until `count` envelopes have arrived; false if `timeout` passed first.
+    func wait(for count: Int, timeout: Duration = .seconds(30)) async -> Bool {
+        await wait(timeout: timeout) { $0.count >= count }
+    }
+
+    /// Waits until `condition` holds for what has arrived; false on timeout.
+    func wait(timeout: Duration = .seconds(30), until condition: @escaping Condition) async -> Bool {
+        let timer = Task {
+            try await Task.sleep(for: timeout)
+            let stuck = state.withLockedValue { state in
+                let all = state.waiters.map(\.continuation)
+                state.waiters.removeAll()
+                return all
+            }
+            for continuation in stuck { continuation.resume(returning: false) }
+        }
+        defer { timer.cancel() }
+        return await withCheckedContinuation { continuation in
+            let now = state.withLockedValue { state -> Bool in
+                if condition(state.envelopes) { return true }
+                state.waiters.append((condition, continuation))
+                return false
+            }
+            if now { continuation.resume(returning: true) }
+        }
+    }
+}
+
+extension TestCluster {
+    /// Opens a websocket tail of `app` whose envelopes go to `received`.
+    func tail(app: String, into received: Received, json: Bool = false) async throws -> WebSocketClient {
+        let url = http.with(path: "/apps/\(pathEscape(app))/stream\(json ? "?format=json" : "")")
+        return try await WebSocketClient.connect(url) { message in
+            switch message {
+            case .binary(let bytes):
+                if let envelope = try? Loggregator_V2_Envelope(serializedBytes: Array(bytes.readableBytesView)) {
+                    received.add(envelope)
+                }
+            case .text(let text):
+                if let envelope = try? Loggregator_V2_Envelope(jsonString: text) {
+                    received.add(envelope)
+                }
+            }
+        }
+    }
+}
+
+extension Loggregator_V2_Envelope {
+    var text: String { String(decoding: log.payload, as: UTF8.self) }
+    var isNotice: Bool { tags["source_type"] == Notice.sourceType }
+}
