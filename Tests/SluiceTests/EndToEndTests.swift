@@ -131,12 +131,15 @@ struct EndToEndTests {
 }
 
 /// Runs the built `sluice` executable with arguments and optional input.
-func runSluice(_ arguments: [String], stdin: String? = nil) async throws -> (status: Int32, stdout: String, stderr: String) {
+func runSluice(
+    _ arguments: [String], stdin: String? = nil, environment extra: [String: String] = [:]
+) async throws -> (status: Int32, stdout: String, stderr: String) {
     let process = Process()
     process.executableURL = sluiceExecutable()
     process.arguments = arguments
     var environment = ProcessInfo.processInfo.environment
     environment["SLUICE_HOME"] = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-test-home").path
+    environment.merge(extra) { $1 }
     process.environment = environment
     let out = Pipe()
     let err = Pipe()

@@ -33,9 +33,9 @@ struct SlowReaderTests {
         // Resume the slow reader: it is told in band how many were dropped,
         // and what it got plus what it was told it lost is everything.
         try await slowClient.setReading(true)
-        let complete = await slow.wait(timeout: .seconds(60)) { envelopes in
-            let notices = envelopes.filter(\.isNotice)
-            return !notices.isEmpty && envelopes.count - notices.count + notices.map(Self.reported).reduce(0, +) == total
+        let complete = await slow.wait(timeout: .seconds(60)) { seen in
+            let notices = seen.notices
+            return !notices.isEmpty && seen.count - notices.count + notices.map(Self.reported).reduce(0, +) == total
         }
         #expect(complete, "slow reader got \(slow.envelopes.count)")
         let notices = slow.envelopes.filter(\.isNotice)

@@ -90,10 +90,17 @@ struct TestCluster {
 
 /// Collects what a websocket reader receives and lets a test wait for it.
 final class Received: Sendable {
-    typealias Condition = @Sendable ([Loggregator_V2_Envelope]) -> Bool
+    /// What a wait condition sees: counts, and Sluice's notices (few).
+    struct Snapshot {
+        var count = 0
+        var notices: [Loggregator_V2_Envelope] = []
+    }
+
+    typealias Condition = @Sendable (Snapshot) -> Bool
 
     private struct State {
         var envelopes: [Loggregator_V2_Envelope] = []
+        var snapshot = Snapshot()
         var waiters: [(condition: Condition, continuation: CheckedContinuation<Bool, Never>)] = []
     }
 
@@ -102,9 +109,11 @@ final class Received: Sendable {
     func add(_ envelope: Loggregator_V2_Envelope) {
         let ready = state.withLockedValue { state -> [CheckedContinuation<Bool, Never>] in
             state.envelopes.append(envelope)
-            let envelopes = state.envelopes
-            let ready = state.waiters.filter { $0.condition(envelopes) }.map(\.continuation)
-            state.waiters.removeAll { $0.condition(envelopes) }
+            state.snapshot.count += 1
+            if envelope.isNotice { state.snapshot.notices.append(envelope) }
+            let snapshot = state.snapshot
+            let ready = state.waiters.filter { $0.condition(snapshot) }.map(\.continuation)
+            state.waiters.removeAll { $0.condition(snapshot) }
             return ready
         }
         for continuation in ready { continuation.resume(returning: true) }
@@ -131,7 +140,7 @@ final class Received: Sendable {
         defer { timer.cancel() }
         return await withCheckedContinuation { continuation in
             let now = state.withLockedValue { state -> Bool in
-                if condition(state.envelopes) { return true }
+                if condition(state.snapshot) { return true }
                 state.waiters.append((condition, continuation))
                 return false
             }

@@ -1,0 +1,94 @@
+import Foundation
+import SluiceCLI
+import SluiceWire
+import Testing
+
+/// The `sluice` executable itself: `up` as a new user runs it, and `logs`
+/// reconnecting to a controller that is not there.
+@Suite(.serialized)
+struct CLIProcessTests {
+    @Test func upServesEmitAndLogsAndStopsOnSIGTERM() async throws {
+        let home = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-up-\(getpid())")
+        try? FileManager.default.removeItem(at: home)
+        let process = Process()
+        process.executableURL = sluiceExecutable()
+        process.arguments = ["up", "--servers", "2", "--http-port", "0", "--ingress-port", "0", "--log-level", "warning"]
+        process.environment = ProcessInfo.processInfo.environment.merging(["SLUICE_HOME": home.path]) { $1 }
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+
+        // Wait for the banner, which is printed once everything listens.
+        var banner = ""
+        while !banner.contains("Ctrl-C stops it.") {
+            let data = out.fileHandleForReading.availableData
+            if data.isEmpty { break }
+            banner += String(decoding: data, as: UTF8.self)
+        }
+        #expect(banner.contains("Sluice is up: 1 controller and 2 buffer servers"), "\(banner)")
+
+        // config.json lets emit and logs run with no address flags.
+        let config = try JSONDecoder().decode(
+            SluiceConfig.self, from: Data(contentsOf: home.appendingPathComponent("config.json")))
+        let controller = try #require(config.controllers.first)
+        #expect(banner.contains(controller.ingress) && banner.contains(controller.http))
+
+        let environment = ["SLUICE_HOME": home.path]
+        let emit = try await runSluice(["emit", "--app", "up-app", "hello from up"], environment: environment)
+        #expect(emit.status == 0, "\(emit.stderr)")
+        let logs = try await runSluice(["logs", "up-app", "--recent"], environment: environment)
+        #expect(logs.status == 0, "\(logs.stderr)")
+        #expect(logs.stdout.hasSuffix(" [APP/PROC/WEB/0] OUT hello from up\n"), "\(logs.stdout)")
+
+        process.terminate()  // SIGTERM
+        process.waitUntilExit()
+        #expect(process.terminationReason == .exit)
+        #expect(process.terminationStatus == 0)
+        try? FileManager.default.removeItem(at: home)
+    }
+
+    @Test func logsSaysOnStderrThatItRetriesWithBackoff() async throws {
+        // A port with nothing listening: bind one, note it, close it.
+        let socket = try await IngressClientProbe.freePort()
+        let process = Process()
+        process.executableURL = sluiceExecutable()
+        process.arguments = ["logs", "nobody", "--controller", "http://127.0.0.1:\(socket)"]
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        var text = ""
+        // 500 ms, then 1 s: two retries are announced within about 1.5 s.
+        while text.components(separatedBy: "retrying in").count < 3 {
+            let data = err.fileHandleForReading.availableData
+            if data.isEmpty { break }
+            text += String(decoding: data, as: UTF8.self)
+        }
+        process.terminate()
+        process.waitUntilExit()
+        #expect(text.contains("cannot reach http://127.0.0.1:\(socket)/apps/nobody/stream"), "\(text)")
+        #expect(text.contains("retrying in 500 ms"), "\(text)")
+        #expect(text.contains("retrying in 1 s"), "\(text)")
+    }
+}
+
+enum IngressClientProbe {
+    /// A loopback port that was free a moment ago.
+    static func freePort() async throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
