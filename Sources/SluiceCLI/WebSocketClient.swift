@@ -28,7 +28,7 @@ public final class WebSocketClient: Sendable {
     ) async throws -> WebSocketClient {
         let loop = group.next()
         let upgraded = loop.makePromise(of: Void.self)
-        let channel = try await ClientBootstrap(group: loop)
+        let connecting = ClientBootstrap(group: loop)
             .connectTimeout(.seconds(5))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
@@ -52,7 +52,13 @@ public final class WebSocketClient: Sendable {
                 }
             }
             .connect(host: url.host, port: url.port)
-            .get()
+        let channel: any Channel
+        do {
+            channel = try await connecting.get()
+        } catch {
+            upgraded.fail(error)
+            throw error
+        }
         channel.closeFuture.whenComplete { _ in upgraded.fail(ChannelError.inputClosed) }
         do {
             try await upgraded.futureResult.get()

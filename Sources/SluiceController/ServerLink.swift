@@ -41,7 +41,10 @@ public final class ServerLink: @unchecked Sendable {
     private var backlog: Deque<ByteBuffer> = []
     private var backlogBytes = 0
     private var nextSequence: UInt64 = 1
-    private var subscriptions: [UInt64: (app: String, subscriber: any LinkSubscriber)] = [:]
+    /// One upstream subscription per app, shared by every local reader of it.
+    private var subscriptions: [UInt64: Subscription] = [:]
+    private var subscriptionByApp: [String: UInt64] = [:]
+    private var readerSubscription: [UInt64: UInt64] = [:]
     private var requests: [UInt64: (parts: [ByteBuffer], promise: EventLoopPromise<[ByteBuffer]>)] = [:]
     private var writableWaiters: [@Sendable () -> Void] = []
     private let writable = NIOLockedValueBox(true)
@@ -138,25 +141,48 @@ public final class ServerLink: @unchecked Sendable {
 
     // MARK: egress
 
-    /// Starts a live subscription to `app`; returns its id.
+    /// Adds a live reader of `app`; returns the reader's id. Readers of the
+    /// same app share one subscription at the server, so the server sends
+    /// each envelope to this controller once however many read it.
     public func subscribe(app: String, subscriber: any LinkSubscriber) -> EventLoopFuture<UInt64> {
         eventLoop.submit {
-            let id = self.nextSequence
+            let readerID = self.nextSequence
             self.nextSequence &+= 1
-            self.subscriptions[id] = (app, subscriber)
-            if let channel = self.channel {
-                channel.writeAndFlush(Self.requestFrame(.subscribe, app: app, limit: 0, sequence: id), promise: nil)
+            let upstream: UInt64
+            if let existing = self.subscriptionByApp[app] {
+                upstream = existing
+            } else {
+                upstream = self.nextSequence
+                self.nextSequence &+= 1
+                self.subscriptions[upstream] = Subscription(app: app)
+                self.subscriptionByApp[app] = upstream
+                if let channel = self.channel {
+                    channel.writeAndFlush(
+                        Self.requestFrame(.subscribe, app: app, limit: 0, sequence: upstream), promise: nil)
+                }
             }
-            return id
+            self.subscriptions[upstream]!.readers[readerID] = subscriber
+            self.readerSubscription[readerID] = upstream
+            return readerID
         }
     }
 
-    public func unsubscribe(id: UInt64) {
+    /// Removes a reader; the server subscription ends with its last reader.
+    public func unsubscribe(id readerID: UInt64) {
         eventLoop.execute {
-            guard let entry = self.subscriptions.removeValue(forKey: id) else { return }
+            guard let upstream = self.readerSubscription.removeValue(forKey: readerID) else { return }
+            self.subscriptions[upstream]?.readers[readerID] = nil
+            guard let subscription = self.subscriptions[upstream], subscription.readers.isEmpty else { return }
+            self.subscriptions[upstream] = nil
+            self.subscriptionByApp[subscription.app] = nil
             self.channel?.writeAndFlush(
-                Self.requestFrame(.unsubscribe, app: entry.app, limit: 0, sequence: id), promise: nil)
+                Self.requestFrame(.unsubscribe, app: subscription.app, limit: 0, sequence: upstream), promise: nil)
         }
+    }
+
+    /// Live readers of this link's subscriptions (for tests and status).
+    public var readerCount: EventLoopFuture<Int> {
+        eventLoop.submit { self.readerSubscription.count }
     }
 
     /// The newest `limit` envelopes of `app` held by this server, as batch
@@ -228,8 +254,8 @@ public final class ServerLink: @unchecked Sendable {
         self.channel = channel
         backoff = .milliseconds(100)
         logger.info("connected to buffer server", metadata: [LogKeys.server: "\(endpoint)"])
-        for (id, entry) in subscriptions {
-            channel.write(Self.requestFrame(.subscribe, app: entry.app, limit: 0, sequence: id), promise: nil)
+        for (id, subscription) in subscriptions {
+            channel.write(Self.requestFrame(.subscribe, app: subscription.app, limit: 0, sequence: id), promise: nil)
         }
         while let frame = backlog.popFirst() {
             channel.write(frame, promise: nil)
@@ -237,7 +263,9 @@ public final class ServerLink: @unchecked Sendable {
         backlogBytes = 0
         channel.flush()
         updateWritable()
-        for entry in subscriptions.values { entry.subscriber.linkChanged(up: true, server: "\(endpoint)") }
+        for reader in subscriptions.values.flatMap(\.readers.values) {
+            reader.linkChanged(up: true, server: "\(endpoint)")
+        }
     }
 
     fileprivate func disconnected(_ channel: any Channel) {
@@ -247,7 +275,9 @@ public final class ServerLink: @unchecked Sendable {
         updateWritable()
         guard !stopped else { return }
         logger.warning("lost buffer server; reconnecting", metadata: [LogKeys.server: "\(endpoint)"])
-        for entry in subscriptions.values { entry.subscriber.linkChanged(up: false, server: "\(endpoint)") }
+        for reader in subscriptions.values.flatMap(\.readers.values) {
+            reader.linkChanged(up: false, server: "\(endpoint)")
+        }
         scheduleReconnect()
     }
 
@@ -267,7 +297,8 @@ public final class ServerLink: @unchecked Sendable {
     fileprivate func received(_ frame: Frame) throws {
         switch frame.header.type {
         case .stream:
-            subscriptions[frame.header.sequence]?.subscriber.deliver(batch: frame.payload)
+            guard let readers = subscriptions[frame.header.sequence]?.readers.values else { return }
+            for reader in readers { reader.deliver(batch: frame.payload) }
         case .recentResponse:
             guard var entry = requests[frame.header.sequence] else { return }
             entry.parts.append(frame.payload)
@@ -281,6 +312,12 @@ public final class ServerLink: @unchecked Sendable {
             throw WireError(.unexpectedFrame, "a controller does not take \(frame.header.type) frames from a server")
         }
     }
+}
+
+/// A server subscription and the local readers it feeds.
+private struct Subscription {
+    var app: String
+    var readers: [UInt64: any LinkSubscriber] = [:]
 }
 
 /// The pipeline end of a `ServerLink`'s connection.

@@ -31,14 +31,20 @@ public struct CFLogFormat: Sendable {
             sourceType: envelope.tags["source_type"] ?? "",
             instanceID: envelope.instanceID,
             type: log.type)
-        var text = String(decoding: log.payload, as: UTF8.self)
-        while text.hasSuffix("\n") || text.hasSuffix("\r") { text.removeLast() }
         let red = color && log.type == .err
-        return text.split(separator: "\n", omittingEmptySubsequences: false).map { line in
-            var line = line
-            if line.hasSuffix("\r") { line = line.dropLast() }
-            let body = header + line
+        return Self.splitLines(Array(log.payload)).map { line in
+            let body = header + String(decoding: line, as: UTF8.self)
             return red ? "\u{1B}[31m" + body + "\u{1B}[0m" : body
+        }
+    }
+
+    /// The lines of a payload: split at LF, a CR before each LF dropped,
+    /// trailing line ends removed. An empty payload is one empty line.
+    static func splitLines(_ bytes: [UInt8]) -> [ArraySlice<UInt8>] {
+        var end = bytes.count
+        while end > 0 && (bytes[end - 1] == 0x0A || bytes[end - 1] == 0x0D) { end -= 1 }
+        return bytes[..<end].split(separator: 0x0A, omittingEmptySubsequences: false).map { line in
+            line.last == 0x0D ? line.dropLast() : line
         }
     }
 
@@ -59,8 +65,8 @@ public struct CFLogFormat: Sendable {
 
     /// `2006-01-02T15:04:05.00-0700` in the machine's local time zone.
     public static func localTime(nanoseconds: Int64) -> String {
-        let seconds = nanoseconds >= 0 ? nanoseconds / 1_000_000_000 : (nanoseconds - 999_999_999) / 1_000_000_000
-        let hundredths = Int((nanoseconds - seconds * 1_000_000_000) / 10_000_000)
+        let (seconds, fraction) = splitSeconds(nanoseconds)
+        let hundredths = Int(fraction / 10_000_000)
         var time = time_t(seconds)
         var parts = tm()
         localtime_r(&time, &parts)
@@ -72,6 +78,17 @@ public struct CFLogFormat: Sendable {
             + "\(sign)\(pad(offset / 60))\(pad(offset % 60))"
     }
 
+    /// Whole seconds (rounded down) and the nanoseconds past them, without
+    /// overflow at the ends of Int64.
+    static func splitSeconds(_ nanoseconds: Int64) -> (seconds: Int64, fraction: Int64) {
+        var (seconds, fraction) = nanoseconds.quotientAndRemainder(dividingBy: 1_000_000_000)
+        if fraction < 0 {
+            seconds -= 1
+            fraction += 1_000_000_000
+        }
+        return (seconds, fraction)
+    }
+
     static func pad(_ value: Int, _ width: Int = 2) -> String {
         let digits = String(value)
         return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
@@ -81,8 +98,8 @@ public struct CFLogFormat: Sendable {
 extension CFLogFormat {
     /// `2006-01-02T15:04:05.000000Z`: UTC with microseconds, as in syslog.
     public static func utcTime(nanoseconds: Int64) -> String {
-        let seconds = nanoseconds >= 0 ? nanoseconds / 1_000_000_000 : (nanoseconds - 999_999_999) / 1_000_000_000
-        let micros = Int((nanoseconds - seconds * 1_000_000_000) / 1000)
+        let (seconds, fraction) = splitSeconds(nanoseconds)
+        let micros = Int(fraction / 1000)
         var time = time_t(seconds)
         var parts = tm()
         gmtime_r(&time, &parts)

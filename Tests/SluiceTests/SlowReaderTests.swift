@@ -19,8 +19,9 @@ struct SlowReaderTests {
         let slowClient = try await cluster.tail(app: "busy", into: slow)
         try await slowClient.setReading(false)
 
-        // 4 KiB lines: far more than the socket buffers and the queue hold.
-        let total = 20_000
+        // 4 KiB lines, 24 MiB in all: more than the socket buffers and the
+        // reader's queue hold.
+        let total = 6_000
         let filler = String(repeating: "x", count: 4096)
         let lines = (0..<total).map { "\($0) \(filler)" }
         try await cluster.emit(app: "busy", lines: lines)
