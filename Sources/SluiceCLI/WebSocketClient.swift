@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -13,12 +14,17 @@ public final class WebSocketClient: Sendable {
     }
 
     private let channel: any Channel
+    private let pingCount: NIOLockedValueBox<Int>
     public let closed: EventLoopFuture<Void>
 
-    private init(channel: any Channel) {
+    private init(channel: any Channel, pingCount: NIOLockedValueBox<Int>) {
         self.channel = channel
+        self.pingCount = pingCount
         self.closed = channel.closeFuture
     }
+
+    /// Pings received from the server (each answered with a pong).
+    public var pingsReceived: Int { pingCount.withLockedValue { $0 } }
 
     public static func connect(
         _ url: HTTPURL,
@@ -28,6 +34,7 @@ public final class WebSocketClient: Sendable {
     ) async throws -> WebSocketClient {
         let loop = group.next()
         let upgraded = loop.makePromise(of: Void.self)
+        let pingCount = NIOLockedValueBox(0)
         let connecting = ClientBootstrap(group: loop)
             .connectTimeout(.seconds(5))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -41,7 +48,7 @@ public final class WebSocketClient: Sendable {
                                 let requester = try channel.pipeline.syncOperations.handler(type: UpgradeRequester.self)
                                 channel.pipeline.syncOperations.removeHandler(requester, promise: nil)
                                 try channel.pipeline.syncOperations.addHandler(
-                                    MessageHandler(onMessage: onMessage))
+                                    MessageHandler(onMessage: onMessage, pingCount: pingCount))
                                 upgraded.succeed()
                             }
                         })
@@ -66,7 +73,7 @@ public final class WebSocketClient: Sendable {
             channel.close(promise: nil)
             throw WebSocketRefused(url: url.description)
         }
-        return WebSocketClient(channel: channel)
+        return WebSocketClient(channel: channel, pingCount: pingCount)
     }
 
     /// Sends a close frame and waits for the connection to end.
@@ -133,11 +140,13 @@ private final class MessageHandler: ChannelInboundHandler {
     typealias OutboundOut = WebSocketFrame
 
     private let onMessage: @Sendable (WebSocketClient.Message) -> Void
+    private let pingCount: NIOLockedValueBox<Int>
     private var fragments: ByteBuffer?
     private var fragmentOpcode: WebSocketOpcode = .binary
 
-    init(onMessage: @escaping @Sendable (WebSocketClient.Message) -> Void) {
+    init(onMessage: @escaping @Sendable (WebSocketClient.Message) -> Void, pingCount: NIOLockedValueBox<Int>) {
         self.onMessage = onMessage
+        self.pingCount = pingCount
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -158,6 +167,7 @@ private final class MessageHandler: ChannelInboundHandler {
                 deliver(fragmentOpcode, whole)
             }
         case .ping:
+            pingCount.withLockedValue { $0 += 1 }
             let pong = WebSocketFrame(fin: true, opcode: .pong, maskKey: .random(), data: frame.unmaskedData)
             context.writeAndFlush(wrapOutboundOut(pong), promise: nil)
         case .connectionClose:

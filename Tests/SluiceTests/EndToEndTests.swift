@@ -108,6 +108,21 @@ struct EndToEndTests {
         await client.close()
     }
 
+    @Test func streamPingsItsReaders() async throws {
+        let cluster = try await TestCluster.start(servers: 1, pingInterval: .milliseconds(100))
+        defer { Task { await cluster.shutdown() } }
+        let received = Received()
+        let client = try await cluster.tail(app: "quiet-app", into: received)
+        // Pings keep an idle stream alive; the reader answers each with a pong.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while client.pingsReceived < 3 && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(client.pingsReceived >= 3)
+        #expect(received.envelopes.isEmpty)
+        await client.close()
+    }
+
     @Test func httpErrorsAreClearJSON() async throws {
         let cluster = try await TestCluster.start(servers: 1)
         defer { Task { await cluster.shutdown() } }

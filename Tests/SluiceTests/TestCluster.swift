@@ -23,7 +23,7 @@ struct TestCluster {
 
     static func start(
         servers count: Int = 2, recentPerApp: Int = 1000, tailQueueLimit: Int = 10_000,
-        maxFramePayload: Int = FrameHeader.defaultMaxPayload
+        maxFramePayload: Int = FrameHeader.defaultMaxPayload, pingInterval: TimeAmount = .seconds(30)
     ) async throws -> TestCluster {
         let registry = PrometheusCollectorRegistry()
         let factory = PrometheusMetricsFactory(registry: registry)
@@ -41,7 +41,8 @@ struct TestCluster {
         let controller = Controller(
             configuration: .init(
                 ingress: Endpoint(host: "127.0.0.1", port: 0), http: Endpoint(host: "127.0.0.1", port: 0),
-                servers: endpoints, maxFramePayload: maxFramePayload, tailQueueLimit: tailQueueLimit),
+                servers: endpoints, maxFramePayload: maxFramePayload, tailQueueLimit: tailQueueLimit,
+                pingInterval: pingInterval),
             logger: .quiet, registry: registry)
         let (ingress, http) = try await controller.bind()
         return TestCluster(
