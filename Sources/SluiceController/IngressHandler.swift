@@ -46,8 +46,13 @@ final class IngressHandler: ChannelInboundHandler {
                         unroutable += 1
                         return
                     }
+                    // Flush first if this envelope would take the batch past
+                    // the threshold, so a link frame is never larger than
+                    // the largest ingress frame.
+                    if !batches[owner].isEmpty && batches[owner].payloadBytes + envelope.count + 16 > Self.flushThreshold {
+                        flush(owner)
+                    }
                     batches[owner].append(envelope)
-                    if batches[owner].payloadBytes >= Self.flushThreshold { flush(owner) }
                 }
             }
         } catch {

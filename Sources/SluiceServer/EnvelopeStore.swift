@@ -134,21 +134,20 @@ public final class EnvelopeStore: @unchecked Sendable {
             _ = subscriber.pending.finish(type: .stream, sequence: subscriber.id)
             return nil
         }
-        guard var frame = subscriber.pending.finish(type: .stream, sequence: subscriber.id) else { return nil }
-        if subscriber.dropped > 0 {
-            let text = Notice.dropText(
-                count: subscriber.dropped, sinceNanos: subscriber.droppedSince,
-                reason: "the controller's link to this buffer server fell behind")
-            let notice = Notice.envelope(
-                app: subscriber.app, text: text, timestampNanos: CFLogFormat.nowNanos(), kind: "dropped")
-            var withNotice = BatchFrameBuilder(capacity: frame.readableBytes + notice.count + 32)
-            notice.withUnsafeBytes { withNotice.append($0) }
-            frame.moveReaderIndex(forwardBy: FrameHeader.size)
-            frame.forEachEnvelopeUnchecked { withNotice.append($0) }
-            frame = withNotice.finish(type: .stream, sequence: subscriber.id)!
-            subscriber.dropped = 0
-        }
-        return Delivery(channel: subscriber.channel, frame: frame)
+        guard let frame = subscriber.pending.finish(type: .stream, sequence: subscriber.id) else { return nil }
+        guard subscriber.dropped > 0 else { return Delivery(channel: subscriber.channel, frame: frame) }
+        // The notice goes in a frame of its own, in front, so that no frame
+        // grows past the size of the one it came from.
+        let text = Notice.dropText(
+            count: subscriber.dropped, sinceNanos: subscriber.droppedSince,
+            reason: "the controller's link to this buffer server fell behind")
+        let notice = Notice.envelope(app: subscriber.app, text: text, timestampNanos: CFLogFormat.nowNanos(), kind: "dropped")
+        var noticeFrame = BatchFrameBuilder(capacity: notice.count + 32)
+        notice.withUnsafeBytes { noticeFrame.append($0) }
+        var both = noticeFrame.finish(type: .stream, sequence: subscriber.id)!
+        both.writeImmutableBuffer(frame)
+        subscriber.dropped = 0
+        return Delivery(channel: subscriber.channel, frame: both)
     }
 
     /// Evicts the oldest envelopes of the largest apps until the total is
@@ -219,16 +218,5 @@ public final class EnvelopeStore: @unchecked Sendable {
     /// Totals for tests and status: (apps, envelopes, bytes).
     public var totals: (apps: Int, envelopes: Int, bytes: Int) {
         lock.withLock { (apps.count, apps.values.reduce(0) { $0 + $1.count }, totalBytes) }
-    }
-}
-
-extension ByteBuffer {
-    /// Each envelope of a batch this process built itself, not checked again.
-    func forEachEnvelopeUnchecked(_ body: (UnsafeRawBufferPointer) -> Void) {
-        withUnsafeReadableBytes { bytes in
-            try? EnvelopeBatchScanner.forEach(in: bytes) { range, _ in
-                body(UnsafeRawBufferPointer(rebasing: bytes[range]))
-            }
-        }
     }
 }

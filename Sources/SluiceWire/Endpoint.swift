@@ -28,6 +28,9 @@ public struct Endpoint: Hashable, Sendable, CustomStringConvertible, LosslessStr
             host = text[..<colon]
             portText = text[text.index(after: colon)...]
         }
+        if host.contains(":") && !text.hasPrefix("[") {
+            throw EndpointError(text: text, reason: "write an IPv6 address in brackets: [ADDRESS]:PORT")
+        }
         if host.isEmpty { host = "127.0.0.1" }
         guard let port = Int(portText), (0...65535).contains(port) else {
             throw EndpointError(text: text, reason: "the port must be a number from 0 to 65535")
