@@ -9,82 +9,79 @@ import SluiceServer
 import SluiceTransport
 import SluiceWire
 
-/// `sluice up`: a controller and N buffer servers in one process on
-/// loopback, the way a new user first runs Sluice.
+/// `sluice up`: every member of a cluster in one process, the way a new
+/// user first runs Sluice.
 public final class LocalCluster: Sendable {
-    public struct Configuration: Sendable {
-        public var servers: Int
-        public var httpPort: Int
-        public var ingressPort: Int
-        public var host: String
-        public var recentPerApp: Int
-        public var memoryLimit: Int
-
-        public init(
-            servers: Int = 2, httpPort: Int = 8080, ingressPort: Int = 8090, host: String = "127.0.0.1",
-            recentPerApp: Int = 1000, memoryLimit: Int = 256 * 1024 * 1024
-        ) {
-            self.servers = servers
-            self.httpPort = httpPort
-            self.ingressPort = ingressPort
-            self.host = host
-            self.recentPerApp = recentPerApp
-            self.memoryLimit = memoryLimit
-        }
-    }
-
-    public let servers: [BufferServer]
+    public let config: ClusterConfig
     public let registry = PrometheusCollectorRegistry()
-    private let configuration: Configuration
     private let group: any EventLoopGroup
     private let logger: Logger
-    private let controllerBox = NIOLockedValueBox<Controller?>(nil)
+    private let members = NIOLockedValueBox<(servers: [BufferServer], controllers: [Controller])>(([], []))
 
-    public init(configuration: Configuration, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger) {
-        self.configuration = configuration
+    public init(config: ClusterConfig, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger) {
+        self.config = config
         self.group = group
         self.logger = logger
-        let factory = PrometheusMetricsFactory(registry: registry)
-        servers = (0..<configuration.servers).map { index in
-            BufferServer(
-                configuration: .init(
-                    zone: "z1", listen: Endpoint(host: configuration.host, port: 0),
-                    limits: .init(recentPerApp: configuration.recentPerApp, memoryLimit: configuration.memoryLimit)),
-                group: group, logger: logger.with(metadata: LogKeys.server, "\(index)"), metrics: factory)
-        }
+    }
+
+    public struct ControllerEndpoints: Sendable {
+        public var zone: String
+        public var name: String
+        public var ingress: Endpoint
+        public var http: Endpoint
     }
 
     public struct Endpoints: Sendable {
-        public var ingress: Endpoint
-        public var http: Endpoint
-        public var servers: [Endpoint]
+        public var controllers: [ControllerEndpoints]
+        /// Every zone's buffer servers as bound.
+        public var servers: [String: [Endpoint]]
     }
 
-    /// Binds every member; returns where they listen.
+    /// Binds every member, servers first; returns where they listen.
     public func start() async throws -> Endpoints {
-        var serverEndpoints: [Endpoint] = []
-        for server in servers { serverEndpoints.append(try await server.bind()) }
-        let controller = Controller(
-            configuration: .init(
-                zone: "z1",
-                ingress: Endpoint(host: configuration.host, port: configuration.ingressPort),
-                http: Endpoint(host: configuration.host, port: configuration.httpPort),
-                servers: serverEndpoints),
-            group: group, logger: logger, registry: registry)
-        controllerBox.withLockedValue { $0 = controller }
-        let (ingress, http) = try await controller.bind()
-        return Endpoints(ingress: ingress, http: http, servers: serverEndpoints)
+        let factory = PrometheusMetricsFactory(registry: registry)
+        var bound: [String: [Endpoint]] = [:]
+        var servers: [BufferServer] = []
+        for zone in config.zones {
+            for entry in zone.servers {
+                let server = BufferServer(
+                    configuration: .init(
+                        zone: zone.name, listen: try Endpoint(parsing: entry.listen),
+                        limits: .init(
+                            recentPerApp: entry.recentPerApp ?? 1000,
+                            memoryLimit: entry.memoryLimit.flatMap(ByteSize.parse) ?? 256 * 1024 * 1024)),
+                    group: group, logger: logger.with(metadata: LogKeys.server, entry.name), metrics: factory)
+                bound[zone.name, default: []].append(try await server.bind())
+                servers.append(server)
+            }
+        }
+        var controllers: [Controller] = []
+        var endpoints: [ControllerEndpoints] = []
+        for zone in config.zones {
+            for entry in zone.controllers {
+                let controller = Controller(
+                    configuration: .init(
+                        zone: zone.name, ingress: try Endpoint(parsing: entry.ingress),
+                        http: try Endpoint(parsing: entry.http), zones: bound),
+                    group: group, logger: logger.with(metadata: "sluice.controller", entry.name), registry: registry)
+                let (ingress, http) = try await controller.bind()
+                controllers.append(controller)
+                endpoints.append(ControllerEndpoints(zone: zone.name, name: entry.name, ingress: ingress, http: http))
+            }
+        }
+        members.withLockedValue { $0 = (servers, controllers) }
+        return Endpoints(controllers: endpoints, servers: bound)
     }
 
     /// The services to run in a `ServiceGroup` after `start`.
     public var services: [any Service] {
-        var all: [any Service] = servers
-        if let controller = controllerBox.withLockedValue({ $0 }) { all.append(controller) }
-        return all
+        let (servers, controllers) = members.withLockedValue { $0 }
+        return servers + controllers
     }
 
     public func shutdown() async throws {
-        if let controller = controllerBox.withLockedValue({ $0 }) { try await controller.shutdown() }
+        let (servers, controllers) = members.withLockedValue { $0 }
+        for controller in controllers { try await controller.shutdown() }
         for server in servers { try await server.shutdown() }
     }
 }
@@ -94,5 +91,15 @@ extension Logger {
         var copy = self
         copy[metadataKey: key] = "\(value)"
         return copy
+    }
+}
+
+extension SluiceConfig {
+    /// The client config for a running cluster: its controllers, by zone.
+    public init(_ endpoints: LocalCluster.Endpoints) {
+        self.init(
+            controllers: endpoints.controllers.map {
+                .init(zone: $0.zone, ingress: "\($0.ingress)", http: "http://\($0.http)")
+            })
     }
 }

@@ -31,7 +31,7 @@ public struct Logs: Sendable {
     /// The printed lines of one envelope (`--json`: one line of JSON).
     /// Sluice's own notices about the connection go to `stderr` instead.
     public func render(_ envelope: Loggregator_V2_Envelope) -> (stdout: [String], stderr: [String]) {
-        if envelope.tags["source_type"] == Notice.sourceType && envelope.tags["sluice_notice"] == "server" {
+        if envelope.tags["source_type"] == Notice.sourceType && envelope.tags["sluice_notice"] == "zone" {
             return ([], ["sluice: " + String(decoding: envelope.log.payload, as: UTF8.self)])
         }
         if json {

@@ -18,26 +18,30 @@ public final class Controller: Service, @unchecked Sendable {
         public var zone: String
         public var ingress: Endpoint
         public var http: Endpoint
-        /// This zone's buffer servers.
-        public var servers: [Endpoint]
+        /// The buffer servers of every zone, this controller's own among them.
+        public var zones: [String: [Endpoint]]
         public var maxFramePayload: Int
         /// Envelopes waiting for one websocket reader before the oldest drop.
         public var tailQueueLimit: Int
         public var pingInterval: TimeAmount
+        /// How long a zone may take to answer a recent request.
+        public var zoneTimeout: TimeAmount
 
         public init(
             zone: String = "z1",
             ingress: Endpoint,
             http: Endpoint,
-            servers: [Endpoint],
+            zones: [String: [Endpoint]],
             maxFramePayload: Int = FrameHeader.defaultMaxPayload,
             tailQueueLimit: Int = 10_000,
-            pingInterval: TimeAmount = .seconds(30)
+            pingInterval: TimeAmount = .seconds(30),
+            zoneTimeout: TimeAmount = .seconds(2)
         ) {
             self.zone = zone
             self.ingress = ingress
             self.http = http
-            self.servers = servers
+            self.zones = zones
+            self.zoneTimeout = zoneTimeout
             self.maxFramePayload = maxFramePayload
             self.tailQueueLimit = tailQueueLimit
             self.pingInterval = pingInterval
@@ -53,6 +57,7 @@ public final class Controller: Service, @unchecked Sendable {
     private let tailMetrics: TailMetrics
     private let ingressChannel = ChannelBox()
     private let httpChannel = ChannelBox()
+    private let connections = ConnectionSet()
 
     public init(
         configuration: Configuration,
@@ -60,7 +65,9 @@ public final class Controller: Service, @unchecked Sendable {
         logger: Logger = Logger(label: "sluice.controller"),
         registry: PrometheusCollectorRegistry? = nil
     ) {
-        precondition(!configuration.servers.isEmpty, "a controller needs at least one buffer server")
+        precondition(
+            !(configuration.zones[configuration.zone] ?? []).isEmpty,
+            "a controller needs at least one buffer server in its own zone")
         self.configuration = configuration
         self.group = group
         self.logger = logger
@@ -69,13 +76,19 @@ public final class Controller: Service, @unchecked Sendable {
         let drops = Counter(
             label: "sluice_controller_envelopes_dropped_total", dimensions: [("reason", "server_unreachable")],
             factory: metrics)
-        let links = configuration.servers.map { server in
-            ServerLink(
-                endpoint: server, eventLoop: group.next(), logger: logger,
-                maxPayload: configuration.maxFramePayload, onDrop: { drops.increment(by: $0) })
+        // One link per server of every zone, own zone first.
+        let zoneNames = [configuration.zone] + configuration.zones.keys.filter { $0 != configuration.zone }.sorted()
+        let zones = zoneNames.map { name in
+            ZoneLinks(
+                name: name,
+                links: configuration.zones[name, default: []].map { server in
+                    ServerLink(
+                        endpoint: server, zone: name, eventLoop: group.next(), logger: logger,
+                        maxPayload: configuration.maxFramePayload, onDrop: { drops.increment(by: $0) })
+                })
         }
-        self.router = IngressRouter(links: links, metrics: metrics)
-        self.egress = Egress(router: router)
+        self.router = IngressRouter(links: zones[0].links, metrics: metrics)
+        self.egress = Egress(zones: zones, zoneTimeout: configuration.zoneTimeout)
         self.tailMetrics = TailMetrics(factory: metrics)
     }
 
@@ -85,16 +98,18 @@ public final class Controller: Service, @unchecked Sendable {
         if let ingress = ingressChannel.channel?.localAddress, let http = httpChannel.channel?.localAddress {
             return (Endpoint(ingress), Endpoint(http))
         }
-        for link in router.links { link.start() }
+        for link in egress.zones.flatMap(\.links) { link.start() }
         let router = self.router
         let logger = self.logger
+        let connections = self.connections
         let maxPayload = configuration.maxFramePayload
         let ingress = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                connections.insert(channel)
+                return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers([
                         ByteToMessageHandler(FrameDecoder(maxPayload: maxPayload)),
                         IngressHandler(router: router, logger: logger),
@@ -117,6 +132,7 @@ public final class Controller: Service, @unchecked Sendable {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.writeBufferWaterMark, value: .init(low: 256 * 1024, high: 1024 * 1024))
             .childChannelInitializer { channel in
+                connections.insert(channel)
                 // The session is made when the upgrade is accepted and put in
                 // the pipeline once the 101 response is out.
                 let pending = NIOLockedValueBox<TailSession?>(nil)
@@ -177,6 +193,7 @@ public final class Controller: Service, @unchecked Sendable {
         try? await httpChannel.channel?.close()
         ingressChannel.channel = nil
         httpChannel.channel = nil
-        for link in router.links { link.stop() }
+        await connections.closeAll()
+        for link in egress.zones.flatMap(\.links) { link.stop() }
     }
 }

@@ -2,29 +2,132 @@ import NIOCore
 import SluiceTransport
 import SluiceWire
 
-/// The read side of a controller: which buffer server holds an app, and its
-/// recent envelopes.
+/// One zone's buffer servers as a controller's read side sees them.
+final class ZoneLinks: Sendable {
+    let name: String
+    let links: [ServerLink]
+    let hash: RendezvousHash
+
+    init(name: String, links: [ServerLink]) {
+        self.name = name
+        self.links = links
+        self.hash = RendezvousHash(nodes: links.map { "\($0.endpoint)" })
+    }
+
+    /// The servers to ask for an app: its owner, and the server ranked next,
+    /// which holds the app's lines while the owner is down.
+    func candidates(for app: String) -> [ServerLink] {
+        hash.ranking(of: app).prefix(2).map { links[$0] }
+    }
+}
+
+/// The read side of a controller: it asks the servers that hold an app in
+/// every zone and collates their answers.
 final class Egress: Sendable {
-    let router: IngressRouter
+    let zones: [ZoneLinks]
+    /// How long a zone may take to answer before it is left out.
+    let zoneTimeout: TimeAmount
 
-    init(router: IngressRouter) {
-        self.router = router
+    init(zones: [ZoneLinks], zoneTimeout: TimeAmount = .seconds(2)) {
+        self.zones = zones
+        self.zoneTimeout = zoneTimeout
     }
 
-    /// The links whose servers hold `app`'s live envelopes.
+    /// Every link whose server may hold `app`'s live envelopes.
     func links(for app: String) -> [ServerLink] {
-        router.link(for: app).map { [$0] } ?? []
+        zones.flatMap { $0.candidates(for: app) }
     }
 
-    /// The newest `limit` envelopes of `app`, oldest first, as slices.
-    func recent(app: String, limit: Int) -> EventLoopFuture<[ByteBuffer]> {
-        let link = router.link(for: app)!  // a controller has at least one server
-        return link.recent(app: app, limit: limit).flatMapThrowing { parts in
-            var envelopes: [ByteBuffer] = []
-            for part in parts {
-                try part.forEachEnvelope { envelope, _ in envelopes.append(envelope) }
+    struct Recent {
+        /// Oldest first, as slices of the servers' answers.
+        var envelopes: [ByteBuffer]
+        /// Zones whose owning server did not answer in time.
+        var partial: [String]
+    }
+
+    struct ZoneTimeout: Error, CustomStringConvertible {
+        var server: String
+        var description: String { "buffer server \(server) did not answer in time" }
+    }
+
+    /// The newest `limit` envelopes of `app` over all zones, merged by
+    /// timestamp. A zone that does not answer within `zoneTimeout` is left
+    /// out and named in `partial`; it never fails the request.
+    func recent(app: String, limit: Int, on loop: any EventLoop) -> EventLoopFuture<Recent> {
+        var asked: [(zone: String, owner: Bool, answer: EventLoopFuture<[ByteBuffer]>)] = []
+        for zone in zones {
+            for (rank, link) in zone.candidates(for: app).enumerated() {
+                let answer = withTimeout(link.recent(app: app, limit: limit), server: "\(link.endpoint)", on: loop)
+                asked.append((zone.name, rank == 0, answer))
             }
-            return Array(envelopes.suffix(limit))
         }
+        return EventLoopFuture.whenAllComplete(asked.map(\.answer), on: loop).map { results in
+            var lists: [[TimedEnvelope]] = []
+            var partial: [String] = []
+            for (entry, result) in zip(asked, results) {
+                switch result {
+                case .success(let parts):
+                    lists.append(Self.timed(parts))
+                case .failure:
+                    if entry.owner && !partial.contains(entry.zone) { partial.append(entry.zone) }
+                }
+            }
+            let merged = Self.merge(lists)
+            return Recent(envelopes: merged.suffix(limit).map(\.bytes), partial: partial)
+        }
+    }
+
+    private func withTimeout(
+        _ future: EventLoopFuture<[ByteBuffer]>, server: String, on loop: any EventLoop
+    ) -> EventLoopFuture<[ByteBuffer]> {
+        let promise = loop.makePromise(of: [ByteBuffer].self)
+        let timer = loop.scheduleTask(in: zoneTimeout) { promise.fail(ZoneTimeout(server: server)) }
+        future.hop(to: loop).whenComplete { result in
+            timer.cancel()
+            promise.completeWith(result)
+        }
+        return promise.futureResult
+    }
+
+    struct TimedEnvelope {
+        var timestamp: Int64
+        var bytes: ByteBuffer
+    }
+
+    /// The envelopes of a server's answer (batch payloads), oldest first.
+    static func timed(_ parts: [ByteBuffer]) -> [TimedEnvelope] {
+        var out: [TimedEnvelope] = []
+        for part in parts {
+            try? part.forEachEnvelope { bytes, fields in out.append(TimedEnvelope(timestamp: fields.timestamp, bytes: bytes)) }
+        }
+        return out
+    }
+
+    /// A k-way merge by timestamp of lists that are each oldest first. Ties
+    /// keep list order; an envelope identical to one already taken at the
+    /// same timestamp (held by both an owner and its stand-in) is taken once.
+    static func merge(_ lists: [[TimedEnvelope]]) -> [TimedEnvelope] {
+        var heads = Array(repeating: 0, count: lists.count)
+        var out: [TimedEnvelope] = []
+        out.reserveCapacity(lists.reduce(0) { $0 + $1.count })
+        var sameTimestampStart = 0
+        while true {
+            var pick: Int? = nil
+            for index in lists.indices where heads[index] < lists[index].count {
+                if pick == nil || lists[index][heads[index]].timestamp < lists[pick!][heads[pick!]].timestamp {
+                    pick = index
+                }
+            }
+            guard let pick else { break }
+            let next = lists[pick][heads[pick]]
+            heads[pick] += 1
+            if let last = out.last, last.timestamp == next.timestamp {
+                if out[sameTimestampStart...].contains(where: { $0.bytes == next.bytes }) { continue }
+            } else {
+                sameTimestampStart = out.count
+            }
+            out.append(next)
+        }
+        return out
     }
 }

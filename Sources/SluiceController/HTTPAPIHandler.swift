@@ -58,29 +58,30 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
             let loop = context.eventLoop
             let boundContext = NIOLoopBound(context, eventLoop: loop)
             let bound = NIOLoopBound(self, eventLoop: loop)
-            egress.recent(app: app, limit: limit).hop(to: loop).whenComplete { result in
+            egress.recent(app: app, limit: limit, on: loop).whenSuccess { recent in
                 let context = boundContext.value
                 let handler = bound.value
-                switch result {
-                case .success(let envelopes):
-                    if wantsProtobuf {
-                        var body = context.channel.allocator.buffer(capacity: envelopes.reduce(0) { $0 + $1.readableBytes + 6 })
-                        for envelope in envelopes { body.writeBatchEntry(envelope) }
-                        handler.respond(status: .ok, contentType: "application/x-protobuf", body: body, head: head, context: context)
-                    } else {
-                        handler.respond(status: .ok, contentType: "application/json",
-                                        body: ByteBuffer(string: Self.json(envelopes)), head: head, context: context)
-                    }
-                case .failure(let error):
-                    handler.respondError(
-                        .init(status: 503, error: "unavailable", message: "\(error)"), head: head, context: context)
+                var extra: [(String, String)] = []
+                if !recent.partial.isEmpty { extra.append(("Sluice-Partial", recent.partial.joined(separator: ","))) }
+                if wantsProtobuf {
+                    var body = context.channel.allocator.buffer(
+                        capacity: recent.envelopes.reduce(0) { $0 + $1.readableBytes + 6 })
+                    for envelope in recent.envelopes { body.writeBatchEntry(envelope) }
+                    handler.respond(
+                        status: .ok, contentType: "application/x-protobuf", body: body, head: head, context: context,
+                        extraHeaders: extra)
+                } else {
+                    handler.respond(
+                        status: .ok, contentType: "application/json",
+                        body: ByteBuffer(string: Self.json(recent.envelopes, partial: recent.partial)), head: head,
+                        context: context, extraHeaders: extra)
                 }
             }
         }
     }
 
     /// `{"envelopes":{"batch":[…]}}`, each envelope in protobuf's JSON mapping.
-    static func json(_ envelopes: [ByteBuffer]) -> String {
+    static func json(_ envelopes: [ByteBuffer], partial: [String] = []) -> String {
         var out = #"{"envelopes":{"batch":["#
         var first = true
         for bytes in envelopes {
@@ -91,7 +92,11 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
             first = false
             out += json
         }
-        out += "]}}"
+        out += "]}"
+        if !partial.isEmpty {
+            out += #","partial":["# + partial.map { "\"\(jsonEscape($0))\"" }.joined(separator: ",") + "]"
+        }
+        out += "}"
         return out
     }
 
@@ -104,9 +109,9 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func respond(
         status: HTTPResponseStatus, contentType: String, body: ByteBuffer, head: HTTPRequestHead,
-        context: ChannelHandlerContext
+        context: ChannelHandlerContext, extraHeaders: [(String, String)] = []
     ) {
-        var headers = HTTPHeaders()
+        var headers = HTTPHeaders(extraHeaders)
         headers.add(name: "Content-Type", value: contentType)
         headers.add(name: "Content-Length", value: "\(body.readableBytes)")
         let keepAlive = head.isKeepAlive

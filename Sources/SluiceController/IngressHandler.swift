@@ -1,5 +1,6 @@
 import CoreMetrics
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import SluiceTransport
 import SluiceWire
@@ -35,13 +36,14 @@ final class IngressHandler: ChannelInboundHandler {
         }
         var unroutable = 0
         var received = 0
+        let live = router.liveMask
         do {
             try frame.payload.withUnsafeReadableBytesTyped { bytes throws(WireError) in
                 try EnvelopeBatchScanner.forEach(in: bytes) { range, fields in
                     received += 1
                     let envelope = UnsafeRawBufferPointer(rebasing: bytes[range])
                     guard !fields.sourceID.isEmpty,
-                        let owner = router.hash.owner(of: UnsafeRawBufferPointer(rebasing: envelope[fields.sourceID]))
+                        let owner = router.owner(of: UnsafeRawBufferPointer(rebasing: envelope[fields.sourceID]), live: live)
                     else {
                         unroutable += 1
                         return
@@ -107,24 +109,61 @@ final class IngressHandler: ChannelInboundHandler {
 }
 
 /// What every ingress connection of a controller shares: the links to its
-/// zone's buffer servers and the hash that picks one.
+/// zone's buffer servers, the hash that picks one, and which are up. While a
+/// server is down its apps go to the server ranked next for them; when it
+/// returns they go back.
 final class IngressRouter: Sendable {
     let links: [ServerLink]
     let hash: RendezvousHash
     let received: Counter
     let unroutable: Counter
+    /// Bit i set: link i is up.
+    private let live = NIOLockedValueBox<UInt64>(0)
 
     init(links: [ServerLink], metrics: any MetricsFactory) {
+        precondition(links.count <= 64, "a zone has at most 64 buffer servers")
         self.links = links
         self.hash = RendezvousHash(nodes: links.map { "\($0.endpoint)" })
         self.received = Counter(label: "sluice_controller_envelopes_received_total", factory: metrics)
         self.unroutable = Counter(
             label: "sluice_controller_envelopes_dropped_total", dimensions: [("reason", "no_source_id")],
             factory: metrics)
+        for (index, link) in links.enumerated() {
+            link.whenStateChanges { [live] up in
+                live.withLockedValue { $0 = up ? $0 | (1 << index) : $0 & ~(1 << index) }
+            }
+            link.whenDown { [weak self] frames in self?.reroute(frames) }
+        }
     }
 
-    /// The link of the server that owns `app`.
-    func link(for app: String) -> ServerLink? {
-        hash.owner(of: app).map { links[$0] }
+    var liveMask: UInt64 { live.withLockedValue { $0 } }
+
+    /// The index of the link for an app: its owner among the live servers,
+    /// or its owner outright when none is up (the frames then wait).
+    func owner(of key: UnsafeRawBufferPointer, live: UInt64) -> Int? {
+        if live != 0, let index = hash.owner(of: key, isLive: { live & (1 << $0) != 0 }) { return index }
+        return hash.owner(of: key)
+    }
+
+    /// Sends ingest frames that were waiting for a server that went down to
+    /// the servers that now own their apps.
+    func reroute(_ frames: [ByteBuffer]) {
+        let live = liveMask
+        var batches = Array(repeating: BatchFrameBuilder(capacity: 64 * 1024), count: links.count)
+        for frame in frames {
+            var payload = frame
+            payload.moveReaderIndex(forwardBy: FrameHeader.size)
+            try? payload.withUnsafeReadableBytesTyped { bytes throws(WireError) in
+                try EnvelopeBatchScanner.forEach(in: bytes) { range, fields in
+                    let envelope = UnsafeRawBufferPointer(rebasing: bytes[range])
+                    guard let owner = owner(of: UnsafeRawBufferPointer(rebasing: envelope[fields.sourceID]), live: live)
+                    else { return }
+                    batches[owner].append(envelope)
+                }
+            }
+        }
+        for index in batches.indices {
+            if let frame = batches[index].finish(type: .envelopes, sequence: 0) { links[index].send(frame: frame) }
+        }
     }
 }

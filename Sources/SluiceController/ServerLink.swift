@@ -13,8 +13,8 @@ public protocol LinkSubscriber: AnyObject, Sendable {
     /// A STREAM frame's payload (an `EnvelopeBatch`) arrived. Called on the
     /// link's event loop.
     func deliver(batch: ByteBuffer)
-    /// The link to the server went down (`up == false`) or came back.
-    func linkChanged(up: Bool, server: String)
+    /// The link to a server went down or came back.
+    func linkChanged(_ link: ServerLink)
 }
 
 public struct LinkUnavailable: Error, CustomStringConvertible {
@@ -27,6 +27,8 @@ public struct LinkUnavailable: Error, CustomStringConvertible {
 /// and re-subscribes after a reconnect. All its state lives on `eventLoop`.
 public final class ServerLink: @unchecked Sendable {
     public let endpoint: Endpoint
+    /// The zone of the server at the other end.
+    public let zone: String
     public let eventLoop: any EventLoop
     private let logger: Logger
     private let maxPayload: Int
@@ -49,9 +51,17 @@ public final class ServerLink: @unchecked Sendable {
     private var writableWaiters: [@Sendable () -> Void] = []
     private let writable = NIOLockedValueBox(true)
     private let onDrop: @Sendable (Int) -> Void
+    private let up = NIOLockedValueBox(false)
+    /// Called on the link's event loop when the connection is lost, with the
+    /// ingest frames that were waiting to go out: the router sends them to
+    /// the server that stands in.
+    private let onDown = NIOLockedValueBox<(@Sendable ([ByteBuffer]) -> Void)?>(nil)
+    /// Called (on the link's loop) when the link goes up or down.
+    private let onStateChange = NIOLockedValueBox<(@Sendable (Bool) -> Void)?>(nil)
 
     public init(
         endpoint: Endpoint,
+        zone: String = "z1",
         eventLoop: any EventLoop,
         logger: Logger,
         maxPayload: Int = FrameHeader.defaultMaxPayload,
@@ -59,11 +69,25 @@ public final class ServerLink: @unchecked Sendable {
         onDrop: @escaping @Sendable (Int) -> Void = { _ in }
     ) {
         self.endpoint = endpoint
+        self.zone = zone
         self.eventLoop = eventLoop
         self.logger = logger
         self.maxPayload = maxPayload
         self.maxBacklog = maxBacklog
         self.onDrop = onDrop
+    }
+
+    /// Whether the connection to the server is up; read from any thread.
+    public var isUp: Bool { up.withLockedValue { $0 } }
+
+    /// Sets what happens to waiting ingest frames when the link goes down.
+    func whenDown(_ handler: @escaping @Sendable ([ByteBuffer]) -> Void) {
+        onDown.withLockedValue { $0 = handler }
+    }
+
+    /// Sets a callback for the link going up (true) or down (false).
+    func whenStateChanges(_ handler: @escaping @Sendable (Bool) -> Void) {
+        onStateChange.withLockedValue { $0 = handler }
     }
 
     /// Whether ingress may keep sending; read from any thread.
@@ -252,6 +276,8 @@ public final class ServerLink: @unchecked Sendable {
 
     private func connected(_ channel: any Channel) {
         self.channel = channel
+        up.withLockedValue { $0 = true }
+        onStateChange.withLockedValue { $0 }?(true)
         backoff = .milliseconds(100)
         logger.info("connected to buffer server", metadata: [LogKeys.server: "\(endpoint)"])
         for (id, subscription) in subscriptions {
@@ -264,19 +290,27 @@ public final class ServerLink: @unchecked Sendable {
         channel.flush()
         updateWritable()
         for reader in subscriptions.values.flatMap(\.readers.values) {
-            reader.linkChanged(up: true, server: "\(endpoint)")
+            reader.linkChanged(self)
         }
     }
 
     fileprivate func disconnected(_ channel: any Channel) {
         guard self.channel === channel else { return }
         self.channel = nil
+        up.withLockedValue { $0 = false }
+        onStateChange.withLockedValue { $0 }?(false)
         failRequests()
+        if let reroute = onDown.withLockedValue({ $0 }), !backlog.isEmpty, !stopped {
+            let waiting = Array(backlog)
+            backlog.removeAll()
+            backlogBytes = 0
+            reroute(waiting)
+        }
         updateWritable()
         guard !stopped else { return }
         logger.warning("lost buffer server; reconnecting", metadata: [LogKeys.server: "\(endpoint)"])
         for reader in subscriptions.values.flatMap(\.readers.values) {
-            reader.linkChanged(up: false, server: "\(endpoint)")
+            reader.linkChanged(self)
         }
         scheduleReconnect()
     }

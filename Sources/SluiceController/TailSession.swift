@@ -45,6 +45,8 @@ final class TailSession: ChannelInboundHandler, LinkSubscriber, @unchecked Senda
     private var pingTask: RepeatedTask?
     private var closing = false
     private var ended = false
+    /// Zones whose servers for this app answer, as last told to the reader.
+    private var zoneUp: [String: Bool] = [:]
 
     init(
         app: String, links: [ServerLink], settings: Settings, metrics: TailMetrics, logger: Logger,
@@ -65,6 +67,7 @@ final class TailSession: ChannelInboundHandler, LinkSubscriber, @unchecked Senda
     /// before the handler is in the pipeline wait in the queue.
     func start(closeFuture: EventLoopFuture<Void>) -> EventLoopFuture<Void> {
         metrics.readers.increment()
+        for link in links { zoneUp[link.zone] = (zoneUp[link.zone] ?? false) || link.isUp }
         closeFuture.whenComplete { _ in self.eventLoop.execute { self.teardown() } }
         let futures = links.map { link in
             let id = link.subscribe(app: app, subscriber: self)
@@ -161,15 +164,23 @@ final class TailSession: ChannelInboundHandler, LinkSubscriber, @unchecked Senda
         }
     }
 
-    func linkChanged(up: Bool, server: String) {
-        let text =
-            up
-            ? "Sluice: reconnected to the buffer server \(server); live lines resume"
-            : "Sluice: lost the buffer server \(server); lines it receives are not shown until it is back"
-        let notice = Notice.envelope(app: app, text: text, timestampNanos: CFLogFormat.nowNanos(), kind: "server")
-        var batch = ByteBuffer()
-        notice.withUnsafeBytes { batch.writeBatchEntry($0) }
-        deliver(batch: batch)
+    /// Tells the reader in band when a zone stops answering and when it is
+    /// back: a zone is up while any of its servers for this app is.
+    func linkChanged(_ link: ServerLink) {
+        eventLoop.execute {
+            let up = self.links.contains { $0.zone == link.zone && $0.isUp }
+            guard self.zoneUp[link.zone] != up else { return }
+            self.zoneUp[link.zone] = up
+            let text =
+                up
+                ? "Sluice: zone \(link.zone) is back; its live lines resume"
+                : "Sluice: zone \(link.zone) is not answering (lost \(link.endpoint)); its lines are missing until it is back"
+            let notice = Notice.envelope(
+                app: self.app, text: text, timestampNanos: CFLogFormat.nowNanos(), kind: "zone")
+            var batch = ByteBuffer()
+            notice.withUnsafeBytes { batch.writeBatchEntry($0) }
+            self.enqueue(batch)
+        }
     }
 
     private func enqueue(_ batch: ByteBuffer) {

@@ -33,6 +33,7 @@ public final class BufferServer: Service, @unchecked Sendable {
     private let group: any EventLoopGroup
     private let logger: Logger
     private let channelBox = ChannelBox()
+    private let connections = ConnectionSet()
 
     public init(
         configuration: Configuration,
@@ -53,13 +54,15 @@ public final class BufferServer: Service, @unchecked Sendable {
         let store = self.store
         let logger = self.logger
         let maxPayload = configuration.maxFramePayload
+        let connections = self.connections
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.writeBufferWaterMark, value: .init(low: 8 * 1024 * 1024, high: 32 * 1024 * 1024))
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                connections.insert(channel)
+                return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers([
                         ByteToMessageHandler(FrameDecoder(maxPayload: maxPayload)),
                         ServerConnectionHandler(store: store, logger: logger),
@@ -83,10 +86,11 @@ public final class BufferServer: Service, @unchecked Sendable {
         try await shutdown()
     }
 
-    /// Stops listening and closes the server socket.
+    /// Stops listening and closes every connection.
     public func shutdown() async throws {
         guard let channel = channelBox.channel else { return }
         try? await channel.close()
         channelBox.channel = nil
+        await connections.closeAll()
     }
 }

@@ -18,7 +18,13 @@ public struct RendezvousHash: Sendable {
 
     /// The index of the node that owns `key`, or nil if there are no nodes.
     public func owner(of key: UnsafeRawBufferPointer) -> Int? {
-        owner(ofKeyHash: Self.fnv1a(key))
+        owner(ofKeyHash: Self.fnv1a(key)) { _ in true }
+    }
+
+    /// The owner among the nodes `isLive` accepts: where a key goes while
+    /// its owner is down. Every other key stays where it was.
+    public func owner(of key: UnsafeRawBufferPointer, isLive: (Int) -> Bool) -> Int? {
+        owner(ofKeyHash: Self.fnv1a(key), isLive: isLive)
     }
 
     public func owner(of key: String) -> Int? {
@@ -26,10 +32,10 @@ public struct RendezvousHash: Sendable {
         return key.withUTF8 { owner(of: UnsafeRawBufferPointer($0)) }
     }
 
-    func owner(ofKeyHash keyHash: UInt64) -> Int? {
+    func owner(ofKeyHash keyHash: UInt64, isLive: (Int) -> Bool) -> Int? {
         var best: Int? = nil
         var bestWeight: UInt64 = 0
-        for (index, seed) in seeds.enumerated() {
+        for (index, seed) in seeds.enumerated() where isLive(index) {
             let weight = Self.mix(keyHash ^ seed)
             if best == nil || weight > bestWeight {
                 best = index

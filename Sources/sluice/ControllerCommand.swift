@@ -2,14 +2,21 @@ import ArgumentParser
 import Logging
 import Prometheus
 import ServiceLifecycle
-import UnixSignals
+import SluiceCLI
 import SluiceController
 import SluiceWire
+import UnixSignals
 
 struct ControllerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "controller",
-        abstract: "Run a traffic controller: route ingress to buffer servers, serve recent logs and tails.")
+        abstract: "Run a traffic controller: route ingress to its zone's buffer servers, serve every zone's logs.")
+
+    @Option(help: "A cluster file; with --name, this controller's settings and every zone's servers come from it.")
+    var config: String?
+
+    @Option(help: "This controller's name in the cluster file.")
+    var name: String?
 
     @Option(help: "The zone this controller belongs to; ingress goes to this zone's servers.")
     var zone: String = "z1"
@@ -31,9 +38,9 @@ struct ControllerCommand: AsyncParsableCommand {
 
     @OptionGroup var logging: LoggingOptions
 
-    func zones() throws -> [String: [Endpoint]] {
+    static func parseZones(_ entries: [String]) throws -> [String: [Endpoint]] {
         var zones: [String: [Endpoint]] = [:]
-        for entry in servers {
+        for entry in entries {
             let parts = entry.split(separator: "=", maxSplits: 1)
             guard parts.count == 2, !parts[0].isEmpty else {
                 throw ValidationError("--servers '\(entry)': expected ZONE=HOST:PORT,HOST:PORT")
@@ -46,28 +53,41 @@ struct ControllerCommand: AsyncParsableCommand {
     }
 
     func validate() throws {
-        _ = try parseEndpoint(ingress, option: "--ingress")
-        _ = try parseEndpoint(http, option: "--http")
-        _ = try parseSize(maxFrame, option: "--max-frame")
-        guard try zones()[zone] != nil else {
+        _ = try settings()
+        guard tailQueue > 0 else { throw ValidationError("--tail-queue must be at least 1") }
+    }
+
+    /// The settings, from the cluster file when one is named.
+    func settings() throws -> Controller.Configuration {
+        var zone = self.zone
+        var ingress = self.ingress
+        var http = self.http
+        var zones = try Self.parseZones(servers)
+        if let config {
+            guard let name else { throw ValidationError("--config needs --name: which controller of the file to run") }
+            let cluster: ClusterConfig
+            do { cluster = try ClusterConfig.load(path: config) } catch { throw ValidationError("\(error)") }
+            guard case .controller(let memberZone, let entry)? = cluster.member(named: name) else {
+                throw ValidationError("\(config) has no controller named \(name)")
+            }
+            zone = memberZone
+            ingress = entry.ingress
+            http = entry.http
+            zones = cluster.serverEndpoints
+        }
+        guard zones[zone] != nil else {
             throw ValidationError("--servers must name at least one server of this controller's zone '\(zone)'")
         }
-        guard tailQueue > 0 else { throw ValidationError("--tail-queue must be at least 1") }
+        return .init(
+            zone: zone, ingress: try parseEndpoint(ingress, option: "--ingress"),
+            http: try parseEndpoint(http, option: "--http"), zones: zones,
+            maxFramePayload: try parseSize(maxFrame, option: "--max-frame"), tailQueueLimit: tailQueue)
     }
 
     func run() async throws {
         let logger = logging.bootstrap(label: "sluice.controller")
-        let zones = try zones()
-        if zones.count > 1 {
-            logger.warning("servers of other zones are accepted but not read yet: this controller reads its own zone")
-        }
-        let registry = PrometheusCollectorRegistry()
         let controller = Controller(
-            configuration: .init(
-                zone: zone, ingress: try parseEndpoint(ingress, option: "--ingress"),
-                http: try parseEndpoint(http, option: "--http"), servers: zones[zone]!,
-                maxFramePayload: try parseSize(maxFrame, option: "--max-frame"), tailQueueLimit: tailQueue),
-            logger: logger, registry: registry)
+            configuration: try settings(), logger: logger, registry: PrometheusCollectorRegistry())
         try await controller.bind()
         let group = ServiceGroup(services: [controller], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()

@@ -1,12 +1,19 @@
 import ArgumentParser
 import ServiceLifecycle
-import UnixSignals
+import SluiceCLI
 import SluiceServer
 import SluiceWire
+import UnixSignals
 
 struct ServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "server", abstract: "Run a buffer server: recent logs and live streams of the apps it owns.")
+
+    @Option(help: "A cluster file; with --name, this server's settings come from it.")
+    var config: String?
+
+    @Option(help: "This server's name in the cluster file.")
+    var name: String?
 
     @Option(help: "The zone this server belongs to.")
     var zone: String = "z1"
@@ -26,20 +33,37 @@ struct ServerCommand: AsyncParsableCommand {
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
-        _ = try parseEndpoint(listen, option: "--listen")
-        _ = try parseSize(memoryLimit, option: "--memory-limit")
-        _ = try parseSize(maxFrame, option: "--max-frame")
+        _ = try settings()
+    }
+
+    /// The settings, from the cluster file when one is named.
+    func settings() throws -> BufferServer.Configuration {
+        var zone = self.zone
+        var listen = self.listen
+        var recentPerApp = self.recentPerApp
+        var memoryLimit = self.memoryLimit
+        if let config {
+            guard let name else { throw ValidationError("--config needs --name: which server of the file to run") }
+            let cluster: ClusterConfig
+            do { cluster = try ClusterConfig.load(path: config) } catch { throw ValidationError("\(error)") }
+            guard case .server(let memberZone, let entry)? = cluster.member(named: name) else {
+                throw ValidationError("\(config) has no buffer server named \(name)")
+            }
+            zone = memberZone
+            listen = entry.listen
+            recentPerApp = entry.recentPerApp ?? recentPerApp
+            memoryLimit = entry.memoryLimit ?? memoryLimit
+        }
         guard recentPerApp > 0 else { throw ValidationError("--recent-per-app must be at least 1") }
+        return .init(
+            zone: zone, listen: try parseEndpoint(listen, option: "--listen"),
+            limits: .init(recentPerApp: recentPerApp, memoryLimit: try parseSize(memoryLimit, option: "--memory-limit")),
+            maxFramePayload: try parseSize(maxFrame, option: "--max-frame"))
     }
 
     func run() async throws {
         let logger = logging.bootstrap(label: "sluice.server")
-        let server = BufferServer(
-            configuration: .init(
-                zone: zone, listen: try parseEndpoint(listen, option: "--listen"),
-                limits: .init(recentPerApp: recentPerApp, memoryLimit: try parseSize(memoryLimit, option: "--memory-limit")),
-                maxFramePayload: try parseSize(maxFrame, option: "--max-frame")),
-            logger: logger)
+        let server = BufferServer(configuration: try settings(), logger: logger)
         try await server.bind()
         let group = ServiceGroup(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()

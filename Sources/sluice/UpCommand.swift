@@ -2,28 +2,40 @@ import ArgumentParser
 import Foundation
 import Logging
 import ServiceLifecycle
-import UnixSignals
 import SluiceCLI
 import SluiceWire
-
+import UnixSignals
 
 struct UpCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "up", abstract: "Run a whole local cluster in one process: a controller and buffer servers.")
+        commandName: "up",
+        abstract: "Run a whole cluster in one process: controllers and buffer servers, in one zone or several.")
 
-    @Option(help: "Buffer servers to run.")
-    var servers: Int = 2
+    @Option(help: "A cluster file (see deploy/local/cluster.json); without it one is built from the options below.")
+    var config: String?
 
-    @Option(help: "Port of the controller's HTTP API.")
+    @Option(help: "Zones to run, each with its own controller.")
+    var zones: Int = 1
+
+    @Option(help: "Buffer servers per zone.")
+    var serversPerZone: Int?
+
+    @Option(help: "Buffer servers (one zone); the same as --servers-per-zone.")
+    var servers: Int?
+
+    @Option(help: "Port of the first zone's controller HTTP API (zone N uses this + N - 1; 0 picks free ports).")
     var httpPort: Int = 8080
 
-    @Option(help: "Port of the controller's envelope ingress.")
+    @Option(help: "Port of the first zone's controller ingress (zone N uses this + N - 1; 0 picks free ports).")
     var ingressPort: Int = 8090
 
     @OptionGroup var logging: LoggingOptions
 
+    var perZone: Int { serversPerZone ?? servers ?? 2 }
+
     func validate() throws {
-        guard (1...64).contains(servers) else { throw ValidationError("--servers must be from 1 to 64") }
+        guard (1...16).contains(zones) else { throw ValidationError("--zones must be from 1 to 16") }
+        guard (1...64).contains(perZone) else { throw ValidationError("--servers-per-zone must be from 1 to 64") }
         guard (0...65535).contains(httpPort), (0...65535).contains(ingressPort) else {
             throw ValidationError("ports must be from 0 to 65535")
         }
@@ -31,26 +43,41 @@ struct UpCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = logging.bootstrap(label: "sluice.up")
-        let cluster = LocalCluster(
-            configuration: .init(servers: servers, httpPort: httpPort, ingressPort: ingressPort), logger: logger)
-        let endpoints = try await cluster.start()
-        let config = SluiceConfig(controllers: [
-            .init(zone: "z1", ingress: "\(endpoints.ingress)", http: "http://\(endpoints.http)")
-        ])
-        try config.save()
-        print(
-            """
-            Sluice is up: 1 controller and \(servers) buffer server\(servers == 1 ? "" : "s") in zone z1.
-              ingress  \(endpoints.ingress)  (sluice emit)
-              http     http://\(endpoints.http)  (sluice logs; /apps/APP/recentlogs, /apps/APP/stream, /healthz, /metrics)
-              servers  \(endpoints.servers.map(\.description).joined(separator: ", "))
-              config   \(SluiceConfig.path.path)
-            Try: sluice emit --app my-app "hello"   then   sluice logs my-app --recent
-            Ctrl-C stops it.
-            """)
+        let cluster: ClusterConfig
+        if let config {
+            do {
+                cluster = try ClusterConfig.load(path: config)
+            } catch {
+                throw ValidationError("\(error)")
+            }
+        } else {
+            cluster = ClusterConfig.generate(
+                zones: zones, serversPerZone: perZone, httpPort: httpPort, ingressPort: ingressPort)
+        }
+        let local = LocalCluster(config: cluster, logger: logger)
+        let endpoints = try await local.start()
+        try SluiceConfig(endpoints).save()
+        let serverCount = endpoints.servers.values.reduce(0) { $0 + $1.count }
+        var lines = [
+            "Sluice is up: \(endpoints.controllers.count) controller\(endpoints.controllers.count == 1 ? "" : "s") and "
+                + "\(serverCount) buffer server\(serverCount == 1 ? "" : "s") in \(cluster.zones.count) zone\(cluster.zones.count == 1 ? "" : "s")."
+        ]
+        for controller in endpoints.controllers {
+            lines.append("  \(controller.zone) controller \(controller.name)")
+            lines.append("    ingress  \(controller.ingress)  (sluice emit)")
+            lines.append(
+                "    http     http://\(controller.http)  (sluice logs; /apps/APP/recentlogs, /apps/APP/stream, /healthz, /metrics)")
+        }
+        for zone in cluster.zones {
+            lines.append("  \(zone.name) servers  \(endpoints.servers[zone.name, default: []].map(\.description).joined(separator: ", "))")
+        }
+        lines.append("  config   \(SluiceConfig.path.path)")
+        lines.append("Try: sluice emit --app my-app \"hello\"   then   sluice logs my-app --recent")
+        lines.append("Ctrl-C stops it.")
+        print(lines.joined(separator: "\n"))
         Output.flushStandardOutput()
         let group = ServiceGroup(
-            services: cluster.services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            services: local.services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
     }
 }

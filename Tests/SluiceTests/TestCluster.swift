@@ -41,7 +41,7 @@ struct TestCluster {
         let controller = Controller(
             configuration: .init(
                 ingress: Endpoint(host: "127.0.0.1", port: 0), http: Endpoint(host: "127.0.0.1", port: 0),
-                servers: endpoints, maxFramePayload: maxFramePayload, tailQueueLimit: tailQueueLimit,
+                zones: ["z1": endpoints], maxFramePayload: maxFramePayload, tailQueueLimit: tailQueueLimit,
                 pingInterval: pingInterval),
             logger: .quiet, registry: registry)
         let (ingress, http) = try await controller.bind()
@@ -55,29 +55,14 @@ struct TestCluster {
         for server in servers { try? await server.shutdown() }
     }
 
-    /// Sends lines for an app through the ingress, batched as `sluice emit` does.
+    var client: ControllerClient { ControllerClient(ingress: ingress, http: http) }
+
     func emit(app: String, lines: [String], isError: Bool = false, batch: Int = 100) async throws {
-        let client = try await IngressClient.connect(to: ingress)
-        let fields = LogEnvelopeFields(sourceID: app, isError: isError)
-        var builder = BatchFrameBuilder()
-        for (index, line) in lines.enumerated() {
-            var line = line
-            line.withUTF8 { builder.appendLog(fields, timestamp: CFLogFormat.nowNanos(), payload: UnsafeRawBufferPointer($0)) }
-            if builder.count == batch || index == lines.count - 1 {
-                try await client.send(frame: builder.finish(type: .envelopes, sequence: 0)!)
-            }
-        }
-        try await client.close()
+        try await client.emit(app: app, lines: lines, isError: isError, batch: batch)
     }
 
-    /// The recent envelopes of an app, decoded, from the protobuf answer.
     func recent(app: String, limit: Int? = nil) async throws -> [Loggregator_V2_Envelope] {
-        let query = limit.map { "?limit=\($0)" } ?? ""
-        let response = try await HTTPClient.get(
-            http.with(path: "/apps/\(pathEscape(app))/recentlogs\(query)"),
-            headers: [("Accept", "application/x-protobuf")])
-        #expect(response.status.code == 200)
-        return try Loggregator_V2_EnvelopeBatch(serializedBytes: Array(response.body.readableBytesView)).batch
+        try await client.recent(app: app, limit: limit)
     }
 
     /// The value of a metric line in the registry's text output.
@@ -150,7 +135,36 @@ final class Received: Sendable {
     }
 }
 
-extension TestCluster {
+/// A controller as clients see it: its ingress and its HTTP API.
+struct ControllerClient {
+    let ingress: Endpoint
+    let http: HTTPURL
+
+    /// Sends lines for an app through the ingress, batched as `sluice emit` does.
+    func emit(app: String, lines: [String], isError: Bool = false, batch: Int = 100) async throws {
+        let client = try await IngressClient.connect(to: ingress)
+        let fields = LogEnvelopeFields(sourceID: app, isError: isError)
+        var builder = BatchFrameBuilder()
+        for (index, line) in lines.enumerated() {
+            var line = line
+            line.withUTF8 { builder.appendLog(fields, timestamp: CFLogFormat.nowNanos(), payload: UnsafeRawBufferPointer($0)) }
+            if builder.count == batch || index == lines.count - 1 {
+                try await client.send(frame: builder.finish(type: .envelopes, sequence: 0)!)
+            }
+        }
+        try await client.close()
+    }
+
+    /// The recent envelopes of an app, decoded, from the protobuf answer.
+    func recent(app: String, limit: Int? = nil) async throws -> [Loggregator_V2_Envelope] {
+        let query = limit.map { "?limit=\($0)" } ?? ""
+        let response = try await HTTPClient.get(
+            http.with(path: "/apps/\(pathEscape(app))/recentlogs\(query)"),
+            headers: [("Accept", "application/x-protobuf")])
+        #expect(response.status.code == 200)
+        return try Loggregator_V2_EnvelopeBatch(serializedBytes: Array(response.body.readableBytesView)).batch
+    }
+
     /// Opens a websocket tail of `app` whose envelopes go to `received`.
     func tail(app: String, into received: Received, json: Bool = false) async throws -> WebSocketClient {
         let url = http.with(path: "/apps/\(pathEscape(app))/stream\(json ? "?format=json" : "")")
@@ -172,4 +186,10 @@ extension TestCluster {
 extension Loggregator_V2_Envelope {
     var text: String { String(decoding: log.payload, as: UTF8.self) }
     var isNotice: Bool { tags["source_type"] == Notice.sourceType }
+}
+
+extension TestCluster {
+    func tail(app: String, into received: Received, json: Bool = false) async throws -> WebSocketClient {
+        try await client.tail(app: app, into: received, json: json)
+    }
 }
