@@ -61,10 +61,11 @@ final class Egress: Sendable {
                 asked.append((zone.name, rank == 0, answer))
             }
         }
-        return EventLoopFuture.whenAllComplete(asked.map(\.answer), on: loop).map { results in
+        let questions = asked
+        return EventLoopFuture.whenAllComplete(questions.map(\.answer), on: loop).map { results in
             var lists: [[TimedEnvelope]] = []
             var partial: [String] = []
-            for (entry, result) in zip(asked, results) {
+            for (entry, result) in zip(questions, results) {
                 switch result {
                 case .success(let parts):
                     lists.append(Self.timed(parts))

@@ -17,6 +17,10 @@ final class IngressHandler: ChannelInboundHandler {
     private let router: IngressRouter
     private let logger: Logger
     private var batches: [BatchFrameBuilder]
+    private var origins: [[AckTracker.Origin]]
+    private var tracker: AckTracker?
+    /// The emitter's id from its HELLO; 0 until it gives one.
+    private var sender: UInt64 = 0
     private var paused = false
     private var warnedUnroutable = false
     static let flushThreshold = 512 * 1024
@@ -25,18 +29,46 @@ final class IngressHandler: ChannelInboundHandler {
         self.router = router
         self.logger = logger
         self.batches = Array(repeating: BatchFrameBuilder(capacity: 64 * 1024), count: router.links.count)
+        self.origins = Array(repeating: [], count: router.links.count)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        tracker = AckTracker(channel: context.channel)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
-        guard frame.header.type == .envelopes else {
+        switch frame.header.type {
+        case .envelopes:
+            route(frame, context: context)
+        case .hello:
+            guard frame.payload.readableBytes == 8, let id = frame.payload.getInteger(at: frame.payload.readerIndex, as: UInt64.self)
+            else {
+                context.fireErrorCaught(WireError(.malformedRequest, "a HELLO carries an 8-byte sender id"))
+                return
+            }
+            sender = id
+        default:
             context.fireErrorCaught(
-                WireError(.unexpectedFrame, "controller ingress takes only envelopes frames, not \(frame.header.type)"))
-            return
+                WireError(.unexpectedFrame, "controller ingress takes envelopes and hello frames, not \(frame.header.type)"))
+        }
+    }
+
+    /// Appends each envelope to the batch of the server that owns its app.
+    /// An ingress frame never straddles two link frames to the same server,
+    /// so that a server can tell a resent one by its sender and sequence.
+    private func route(_ frame: Frame, context: ChannelHandlerContext) {
+        guard let tracker else { return }
+        for index in batches.indices
+        where !batches[index].isEmpty && batches[index].payloadBytes + frame.payload.readableBytes > Self.flushThreshold {
+            flush(index)
         }
         var unroutable = 0
         var received = 0
+        var touched: UInt64 = 0
         let live = router.liveMask
+        let sender = self.sender
+        let sequence = frame.header.sequence
         do {
             try frame.payload.withUnsafeReadableBytesTyped { bytes throws(WireError) in
                 try EnvelopeBatchScanner.forEach(in: bytes) { range, fields in
@@ -48,11 +80,10 @@ final class IngressHandler: ChannelInboundHandler {
                         unroutable += 1
                         return
                     }
-                    // Flush first if this envelope would take the batch past
-                    // the threshold, so a link frame is never larger than
-                    // the largest ingress frame.
-                    if !batches[owner].isEmpty && batches[owner].payloadBytes + envelope.count + 16 > Self.flushThreshold {
-                        flush(owner)
+                    if touched & (1 << owner) == 0 {
+                        touched |= 1 << owner
+                        batches[owner].beginPart(sender: sender, sequence: sequence)
+                        origins[owner].append(.init(tracker: tracker, sequence: sequence))
                     }
                     batches[owner].append(envelope)
                 }
@@ -61,6 +92,7 @@ final class IngressHandler: ChannelInboundHandler {
             context.fireErrorCaught(error)
             return
         }
+        tracker.frameRouted(sequence: sequence, parts: touched.nonzeroBitCount)
         router.received.increment(by: received)
         if unroutable > 0 {
             router.unroutable.increment(by: unroutable)
@@ -85,8 +117,9 @@ final class IngressHandler: ChannelInboundHandler {
     }
 
     private func flush(_ index: Int) {
-        guard let frame = batches[index].finish(type: .envelopes, sequence: 0) else { return }
-        router.links[index].send(frame: frame)
+        guard let bytes = batches[index].finish(type: .envelopes, sequence: 0) else { return }
+        router.links[index].send(OutFrame(bytes: bytes, origins: origins[index]))
+        origins[index] = []
     }
 
     /// Stops reading while any link is full; resumes when all have room.
@@ -145,25 +178,51 @@ final class IngressRouter: Sendable {
         return hash.owner(of: key)
     }
 
-    /// Sends ingest frames that were waiting for a server that went down to
-    /// the servers that now own their apps.
-    func reroute(_ frames: [ByteBuffer]) {
+    /// Sends link frames that a server that went down had not acknowledged
+    /// to the servers that now own their apps, keeping each part's sender
+    /// identity and the ingress frame it acknowledges.
+    func reroute(_ frames: [OutFrame]) {
         let live = liveMask
         var batches = Array(repeating: BatchFrameBuilder(capacity: 64 * 1024), count: links.count)
+        var origins: [[AckTracker.Origin]] = Array(repeating: [], count: links.count)
         for frame in frames {
-            var payload = frame
-            payload.moveReaderIndex(forwardBy: FrameHeader.size)
-            try? payload.withUnsafeReadableBytesTyped { bytes throws(WireError) in
+            var payload = frame.bytes
+            guard let header = payload.readFrameHeaderUnchecked(),
+                let (batch, parts) = try? Frame(header: header, payload: payload).batchAndParts(),
+                parts.count == frame.origins.count
+            else { continue }
+            var partIndex = -1
+            var left = 0
+            var touched: UInt64 = 0
+            func closePart() {
+                if partIndex >= 0 { frame.origins[partIndex].tracker.partsAdded(frame.origins[partIndex].sequence, count: touched.nonzeroBitCount - 1) }
+            }
+            try? batch.withUnsafeReadableBytesTyped { bytes throws(WireError) in
                 try EnvelopeBatchScanner.forEach(in: bytes) { range, fields in
+                    while left == 0 {
+                        closePart()
+                        partIndex += 1
+                        left = Int(parts[partIndex].count)
+                        touched = 0
+                    }
+                    left -= 1
                     let envelope = UnsafeRawBufferPointer(rebasing: bytes[range])
                     guard let owner = owner(of: UnsafeRawBufferPointer(rebasing: envelope[fields.sourceID]), live: live)
                     else { return }
+                    if touched & (1 << owner) == 0 {
+                        touched |= 1 << owner
+                        batches[owner].beginPart(sender: parts[partIndex].sender, sequence: parts[partIndex].sequence)
+                        origins[owner].append(frame.origins[partIndex])
+                    }
                     batches[owner].append(envelope)
                 }
             }
+            closePart()
         }
         for index in batches.indices {
-            if let frame = batches[index].finish(type: .envelopes, sequence: 0) { links[index].send(frame: frame) }
+            if let bytes = batches[index].finish(type: .envelopes, sequence: 0) {
+                links[index].send(OutFrame(bytes: bytes, origins: origins[index]))
+            }
         }
     }
 }

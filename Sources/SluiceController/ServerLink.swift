@@ -10,9 +10,10 @@ import SwiftProtobuf
 
 /// What a live subscription at a buffer server feeds: a websocket tail.
 public protocol LinkSubscriber: AnyObject, Sendable {
-    /// A STREAM frame's payload (an `EnvelopeBatch`) arrived. Called on the
-    /// link's event loop.
-    func deliver(batch: ByteBuffer)
+    /// A STREAM frame's batch arrived, with the sender frames its envelopes
+    /// came from (empty if the server did not say). Called on the link's
+    /// event loop.
+    func deliver(batch: ByteBuffer, parts: [BatchPart])
     /// The link to a server went down or came back.
     func linkChanged(_ link: ServerLink)
 }
@@ -40,8 +41,12 @@ public final class ServerLink: @unchecked Sendable {
     private var connecting = false
     private var stopped = false
     private var backoff = TimeAmount.milliseconds(100)
-    private var backlog: Deque<ByteBuffer> = []
+    /// Frames waiting for a connection.
+    private var backlog: Deque<OutFrame> = []
     private var backlogBytes = 0
+    /// Frames sent and not yet acknowledged, oldest first, by sequence.
+    private var window: Deque<(sequence: UInt64, frame: OutFrame)> = []
+    private var windowBytes = 0
     private var nextSequence: UInt64 = 1
     /// One upstream subscription per app, shared by every local reader of it.
     private var subscriptions: [UInt64: Subscription] = [:]
@@ -53,9 +58,9 @@ public final class ServerLink: @unchecked Sendable {
     private let onDrop: @Sendable (Int) -> Void
     private let up = NIOLockedValueBox(false)
     /// Called on the link's event loop when the connection is lost, with the
-    /// ingest frames that were waiting to go out: the router sends them to
-    /// the server that stands in.
-    private let onDown = NIOLockedValueBox<(@Sendable ([ByteBuffer]) -> Void)?>(nil)
+    /// ingest frames the server had not acknowledged and those waiting to go
+    /// out, oldest first: the router sends them to the servers that stand in.
+    private let onDown = NIOLockedValueBox<(@Sendable ([OutFrame]) -> Void)?>(nil)
     /// Called (on the link's loop) when the link goes up or down.
     private let onStateChange = NIOLockedValueBox<(@Sendable (Bool) -> Void)?>(nil)
 
@@ -81,7 +86,7 @@ public final class ServerLink: @unchecked Sendable {
     public var isUp: Bool { up.withLockedValue { $0 } }
 
     /// Sets what happens to waiting ingest frames when the link goes down.
-    func whenDown(_ handler: @escaping @Sendable ([ByteBuffer]) -> Void) {
+    func whenDown(_ handler: @escaping @Sendable ([OutFrame]) -> Void) {
         onDown.withLockedValue { $0 = handler }
     }
 
@@ -108,7 +113,8 @@ public final class ServerLink: @unchecked Sendable {
     // MARK: ingest
 
     /// Sends a finished ENVELOPES frame; its sequence number is set here.
-    public func send(frame: ByteBuffer) {
+    /// It is kept until the server acknowledges it.
+    func send(_ frame: OutFrame) {
         if eventLoop.inEventLoop {
             sendOnLoop(frame)
         } else {
@@ -116,24 +122,44 @@ public final class ServerLink: @unchecked Sendable {
         }
     }
 
-    private func sendOnLoop(_ frame: ByteBuffer) {
+    private func sendOnLoop(_ frame: OutFrame) {
         var frame = frame
-        frame.setFrameSequence(nextSequence)
-        nextSequence &+= 1
         if let channel, backlog.isEmpty {
-            channel.writeAndFlush(frame, promise: nil)
+            transmit(&frame, on: channel)
+            channel.flush()
+            updateWritable()
             return
         }
-        if backlogBytes + frame.readableBytes > 2 * maxBacklog {
-            let count = frame.envelopeCountUnchecked
+        if backlogBytes + frame.bytes.readableBytes > 2 * maxBacklog {
+            let count = frame.bytes.envelopeCountUnchecked
             onDrop(count)
+            frame.acknowledged()  // nothing more will come of it
             logger.warning(
                 "dropping envelopes: buffer server unreachable and backlog full",
                 metadata: [LogKeys.server: "\(endpoint)", LogKeys.count: "\(count)"])
             return
         }
         backlog.append(frame)
-        backlogBytes += frame.readableBytes
+        backlogBytes += frame.bytes.readableBytes
+        updateWritable()
+    }
+
+    /// Numbers a frame, writes it, and keeps it until acknowledged.
+    private func transmit(_ frame: inout OutFrame, on channel: any Channel) {
+        let sequence = nextSequence
+        nextSequence &+= 1
+        frame.bytes.setFrameSequence(sequence)
+        channel.write(frame.bytes, promise: nil)
+        window.append((sequence, frame))
+        windowBytes += frame.bytes.readableBytes
+    }
+
+    private func acknowledge(upTo sequence: UInt64) {
+        while let first = window.first, first.sequence <= sequence {
+            window.removeFirst()
+            windowBytes -= first.frame.bytes.readableBytes
+            first.frame.acknowledged()
+        }
         updateWritable()
     }
 
@@ -149,7 +175,7 @@ public final class ServerLink: @unchecked Sendable {
     }
 
     private func computeWritable() -> Bool {
-        if let channel { return channel.isWritable && backlog.isEmpty }
+        if channel != nil { return windowBytes < maxBacklog && backlog.isEmpty }
         return backlogBytes < maxBacklog
     }
 
@@ -283,8 +309,8 @@ public final class ServerLink: @unchecked Sendable {
         for (id, subscription) in subscriptions {
             channel.write(Self.requestFrame(.subscribe, app: subscription.app, limit: 0, sequence: id), promise: nil)
         }
-        while let frame = backlog.popFirst() {
-            channel.write(frame, promise: nil)
+        while var frame = backlog.popFirst() {
+            transmit(&frame, on: channel)
         }
         backlogBytes = 0
         channel.flush()
@@ -300,11 +326,20 @@ public final class ServerLink: @unchecked Sendable {
         up.withLockedValue { $0 = false }
         onStateChange.withLockedValue { $0 }?(false)
         failRequests()
-        if let reroute = onDown.withLockedValue({ $0 }), !backlog.isEmpty, !stopped {
-            let waiting = Array(backlog)
-            backlog.removeAll()
-            backlogBytes = 0
-            reroute(waiting)
+        // What the server did not acknowledge, and what was waiting, goes
+        // to the servers standing in for it, oldest first.
+        let unacknowledged = window.map(\.frame) + Array(backlog)
+        window.removeAll()
+        windowBytes = 0
+        backlog.removeAll()
+        backlogBytes = 0
+        if !unacknowledged.isEmpty {
+            if let reroute = onDown.withLockedValue({ $0 }), !stopped {
+                reroute(unacknowledged)
+            } else {
+                backlog.append(contentsOf: unacknowledged)
+                backlogBytes = unacknowledged.reduce(0) { $0 + $1.bytes.readableBytes }
+            }
         }
         updateWritable()
         guard !stopped else { return }
@@ -332,7 +367,10 @@ public final class ServerLink: @unchecked Sendable {
         switch frame.header.type {
         case .stream:
             guard let readers = subscriptions[frame.header.sequence]?.readers.values else { return }
-            for reader in readers { reader.deliver(batch: frame.payload) }
+            let (batch, parts) = try frame.batchAndParts()
+            for reader in readers { reader.deliver(batch: batch, parts: parts) }
+        case .ack:
+            acknowledge(upTo: frame.header.sequence)
         case .recentResponse:
             guard var entry = requests[frame.header.sequence] else { return }
             entry.parts.append(frame.payload)

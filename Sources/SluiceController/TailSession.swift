@@ -45,6 +45,8 @@ final class TailSession: ChannelInboundHandler, LinkSubscriber, @unchecked Senda
     private var pingTask: RepeatedTask?
     private var closing = false
     private var ended = false
+    /// Sender frames this reader has been sent.
+    private var seen = SeenFrames()
     /// Zones whose servers for this app answer, as last told to the reader.
     private var zoneUp: [String: Bool] = [:]
 
@@ -156,11 +158,11 @@ final class TailSession: ChannelInboundHandler, LinkSubscriber, @unchecked Senda
 
     // MARK: from the buffer servers
 
-    func deliver(batch: ByteBuffer) {
+    func deliver(batch: ByteBuffer, parts: [BatchPart]) {
         if eventLoop.inEventLoop {
-            enqueue(batch)
+            enqueue(batch, parts: parts)
         } else {
-            eventLoop.execute { self.enqueue(batch) }
+            eventLoop.execute { self.enqueue(batch, parts: parts) }
         }
     }
 
@@ -183,11 +185,25 @@ final class TailSession: ChannelInboundHandler, LinkSubscriber, @unchecked Senda
         }
     }
 
-    private func enqueue(_ batch: ByteBuffer) {
+    /// Queues a batch's envelopes. A part this reader already got (sent
+    /// again after a failure, through another server or zone) is skipped.
+    private func enqueue(_ batch: ByteBuffer, parts: [BatchPart] = []) {
         guard !ended, !closing else { return }
         var overflow = 0
+        var partIndex = -1
+        var left = 0
+        var keep = true
         do {
             try batch.forEachEnvelope { envelope, _ in
+                if !parts.isEmpty {
+                    while left == 0 && partIndex + 1 < parts.count {
+                        partIndex += 1
+                        left = Int(parts[partIndex].count)
+                        keep = seen.insert(sender: parts[partIndex].sender, sequence: parts[partIndex].sequence)
+                    }
+                    left -= 1
+                    guard keep else { return }
+                }
                 queue.append(envelope)
                 if queue.count > settings.queueLimit {
                     queue.removeFirst()

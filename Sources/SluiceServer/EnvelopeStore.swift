@@ -51,11 +51,14 @@ public final class EnvelopeStore: @unchecked Sendable {
     private var apps: [ByteBuffer: AppLog] = [:]
     private var subscribers: [ByteBuffer: [Subscriber]] = [:]
     private var totalBytes = 0
+    /// Sender frames already taken in, so that a resent one is taken once.
+    private var seen = SeenFrames()
 
     private let storedEnvelopes: Counter
     private let evictedForMemory: Counter
     private let subscriberDrops: Counter
     private let unroutable: Counter
+    private let duplicates: Counter
     private let storedBytesGauge: Gauge
 
     public init(limits: Limits = Limits(), metrics: any MetricsFactory = MetricsSystem.factory) {
@@ -68,22 +71,48 @@ public final class EnvelopeStore: @unchecked Sendable {
             factory: metrics)
         unroutable = Counter(
             label: "sluice_server_envelopes_dropped_total", dimensions: [("reason", "no_source_id")], factory: metrics)
+        duplicates = Counter(label: "sluice_server_duplicate_envelopes_skipped_total", factory: metrics)
         storedBytesGauge = Gauge(label: "sluice_server_stored_bytes", factory: metrics)
     }
 
     /// Stores every envelope of a batch and collects the frames for live
     /// subscribers. The batch is checked whole first: a malformed one throws
-    /// and stores nothing.
-    public func ingest(_ batch: ByteBuffer) throws(WireError) -> [Delivery] {
+    /// and stores nothing. With `parts` (an IDENTIFIED frame), a part already
+    /// taken in from the same sender frame is skipped: it is a resend.
+    public func ingest(_ batch: ByteBuffer, parts: [BatchPart] = []) throws(WireError) -> [Delivery] {
+        if !parts.isEmpty {
+            let envelopes = try batch.withUnsafeReadableBytesTyped { bytes throws(WireError) in
+                try EnvelopeBatchScanner.validate(bytes)
+            }
+            guard parts.reduce(0, { $0 + Int($1.count) }) == envelopes else {
+                throw WireError(.malformedBatch, "the parts name a different number of envelopes than the batch holds")
+            }
+        }
         lock.lock()
         defer { lock.unlock() }
         var stored = 0
         var skipped = 0
+        var duplicate = 0
         var currentApp: AppLog? = nil
         var currentSubscribers: [Subscriber] = []
         var touched: [Subscriber] = []
+        var partIndex = -1
+        var leftInPart = 0
+        var keepPart = true
         try batch.withUnsafeReadableBytesTyped { bytes throws(WireError) in
             try EnvelopeBatchScanner.forEach(in: bytes) { range, fields in
+                if !parts.isEmpty {
+                    while leftInPart == 0 {
+                        partIndex += 1
+                        leftInPart = Int(parts[partIndex].count)
+                        keepPart = seen.insert(sender: parts[partIndex].sender, sequence: parts[partIndex].sequence)
+                    }
+                    leftInPart -= 1
+                    guard keepPart else {
+                        duplicate += 1
+                        return
+                    }
+                }
                 guard !fields.sourceID.isEmpty else {
                     skipped += 1
                     return
@@ -101,6 +130,9 @@ public final class EnvelopeStore: @unchecked Sendable {
                 stored += 1
                 for subscriber in currentSubscribers {
                     if subscriber.pending.isEmpty { touched.append(subscriber) }
+                    if partIndex >= 0 {
+                        subscriber.pending.beginPart(sender: parts[partIndex].sender, sequence: parts[partIndex].sequence)
+                    }
                     subscriber.pending.append(envelope)
                 }
             }
@@ -108,6 +140,7 @@ public final class EnvelopeStore: @unchecked Sendable {
         if totalBytes > limits.memoryLimit { evictForMemory() }
         storedEnvelopes.increment(by: stored)
         if skipped > 0 { unroutable.increment(by: skipped) }
+        if duplicate > 0 { duplicates.increment(by: duplicate) }
         storedBytesGauge.record(totalBytes)
         return touched.compactMap(finishDelivery)
     }

@@ -13,6 +13,9 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 
     private let store: EnvelopeStore
     private let logger: Logger
+    /// The newest ENVELOPES frame taken in, and the one last acknowledged.
+    private var taken: UInt64 = 0
+    private var acknowledged: UInt64 = 0
 
     init(store: EnvelopeStore, logger: Logger) {
         self.store = store
@@ -24,7 +27,10 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         do {
             switch frame.header.type {
             case .envelopes:
-                for delivery in try store.ingest(frame.payload) {
+                let (batch, parts) = try frame.batchAndParts()
+                let deliveries = try store.ingest(batch, parts: parts)
+                taken = frame.header.sequence
+                for delivery in deliveries {
                     if delivery.channel === context.channel {
                         context.write(wrapOutboundOut(delivery.frame), promise: nil)
                     } else {
@@ -45,7 +51,9 @@ final class ServerConnectionHandler: ChannelInboundHandler {
                 for part in store.recentFrames(app: request.sourceID, limit: limit, sequence: frame.header.sequence) {
                     context.write(wrapOutboundOut(part), promise: nil)
                 }
-            case .recentResponse, .stream:
+            case .hello:
+                break
+            case .recentResponse, .stream, .ack:
                 throw WireError(.unexpectedFrame, "a buffer server does not take \(frame.header.type) frames")
             }
         } catch {
@@ -54,6 +62,14 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        // One acknowledgement per read burst, after what the burst stored
+        // went out to subscribers.
+        if taken != acknowledged {
+            acknowledged = taken
+            var ack = context.channel.allocator.buffer(capacity: FrameHeader.size)
+            ack.writeFrameHeader(type: .ack, sequence: taken, length: 0)
+            context.write(wrapOutboundOut(ack), promise: nil)
+        }
         context.flush()
         context.fireChannelReadComplete()
     }

@@ -86,6 +86,8 @@ public struct BatchFrameBuilder: Sendable {
     private let allocator: ByteBufferAllocator
     private let capacity: Int
     public private(set) var count: Int = 0
+    /// Where the envelopes came from, when the frame is IDENTIFIED.
+    public private(set) var parts: [BatchPart] = []
 
     public init(allocator: ByteBufferAllocator = ByteBufferAllocator(), capacity: Int = 64 * 1024) {
         self.allocator = allocator
@@ -93,7 +95,22 @@ public struct BatchFrameBuilder: Sendable {
     }
 
     public var isEmpty: Bool { count == 0 }
-    public var payloadBytes: Int { (buffer?.readableBytes ?? FrameHeader.size) - FrameHeader.size }
+    /// Bytes of the payload so far, the parts' trailer included.
+    public var payloadBytes: Int {
+        (buffer?.readableBytes ?? FrameHeader.size) - FrameHeader.size + (parts.isEmpty ? 0 : parts.count * BatchPart.size + 4)
+    }
+
+    /// Envelopes appended from now on belong to this sender's frame.
+    public mutating func beginPart(sender: UInt64, sequence: UInt64) {
+        if let last = parts.last, last.sender == sender, last.sequence == sequence { return }
+        if let last = parts.last, last.count == 0 { parts.removeLast() }
+        parts.append(BatchPart(sender: sender, sequence: sequence, count: 0))
+    }
+
+    private mutating func counted() {
+        count += 1
+        if !parts.isEmpty { parts[parts.count - 1].count += 1 }
+    }
 
     private mutating func prepare(for length: Int) {
         if buffer == nil {
@@ -106,20 +123,20 @@ public struct BatchFrameBuilder: Sendable {
     public mutating func append(_ envelope: ByteBuffer) {
         prepare(for: envelope.readableBytes)
         buffer!.writeBatchEntry(envelope)
-        count += 1
+        counted()
     }
 
     public mutating func append(_ envelope: UnsafeRawBufferPointer) {
         prepare(for: envelope.count)
         buffer!.writeBatchEntry(envelope)
-        count += 1
+        counted()
     }
 
     /// Appends a Log envelope written straight from its fields.
     public mutating func appendLog(_ fields: LogEnvelopeFields, timestamp: Int64, payload: UnsafeRawBufferPointer) {
         prepare(for: payload.count + 128)
         buffer!.writeLogEnvelopeEntry(fields, timestamp: timestamp, payload: payload)
-        count += 1
+        counted()
     }
 
     /// The finished frame (nil if nothing was appended and `allowEmpty` is
@@ -132,8 +149,20 @@ public struct BatchFrameBuilder: Sendable {
             prepare(for: 0)
         }
         var frame = buffer!
+        var flags = flags
+        let parts = self.parts.filter { $0.count > 0 }
         buffer = nil
         count = 0
+        self.parts = []
+        if !parts.isEmpty {
+            for part in parts {
+                frame.writeInteger(part.sender)
+                frame.writeInteger(part.sequence)
+                frame.writeInteger(part.count)
+            }
+            frame.writeInteger(UInt32(parts.count))
+            flags.insert(.identified)
+        }
         let length = frame.readableBytes - FrameHeader.size
         let start = frame.readerIndex
         frame.setInteger(UInt32(length), at: start)
@@ -146,8 +175,47 @@ public struct BatchFrameBuilder: Sendable {
 }
 
 extension ByteBuffer {
+    /// Reads the header of a frame this process built (no limits checked).
+    public mutating func readFrameHeaderUnchecked() -> FrameHeader? {
+        guard readableBytes >= FrameHeader.size,
+            let header = try? withUnsafeReadableBytes({ bytes in
+                try FrameHeader.parse(UnsafeRawBufferPointer(rebasing: bytes[0..<FrameHeader.size]), maxPayload: Int.max)
+            })
+        else { return nil }
+        moveReaderIndex(forwardBy: FrameHeader.size)
+        return header
+    }
+
     /// Sets the sequence number of a frame that starts at the reader index.
     public mutating func setFrameSequence(_ sequence: UInt64) {
         setInteger(sequence, at: readerIndex + 8)
+    }
+}
+
+extension Frame {
+    /// The batch and, for an IDENTIFIED frame, its parts (empty otherwise).
+    public func batchAndParts() throws(WireError) -> (batch: ByteBuffer, parts: [BatchPart]) {
+        guard header.flags.contains(.identified) else { return (payload, []) }
+        return try Self.split(identified: payload)
+    }
+
+    /// Splits an IDENTIFIED payload into its batch and its parts.
+    public static func split(identified payload: ByteBuffer) throws(WireError) -> (batch: ByteBuffer, parts: [BatchPart]) {
+        guard payload.readableBytes >= 4,
+            let count = payload.getInteger(at: payload.writerIndex - 4, as: UInt32.self),
+            Int(count) <= (payload.readableBytes - 4) / BatchPart.size
+        else { throw WireError(.malformedBatch, "an identified frame's parts trailer is cut short") }
+        let trailer = Int(count) * BatchPart.size + 4
+        var parts: [BatchPart] = []
+        parts.reserveCapacity(Int(count))
+        var offset = payload.writerIndex - trailer
+        for _ in 0..<count {
+            parts.append(
+                BatchPart(
+                    sender: payload.getInteger(at: offset)!, sequence: payload.getInteger(at: offset + 8)!,
+                    count: payload.getInteger(at: offset + 16)!))
+            offset += BatchPart.size
+        }
+        return (payload.getSlice(at: payload.readerIndex, length: payload.readableBytes - trailer)!, parts)
     }
 }

@@ -88,6 +88,13 @@ public enum FrameType: UInt8, Sendable, CaseIterable {
     /// An `EnvelopeBatch`: server → controller, live envelopes for the
     /// subscription whose id is the sequence number.
     case stream = 6
+    /// Empty payload, either direction: every ENVELOPES frame with a
+    /// sequence number up to this one's has been taken in by the receiver
+    /// (stored and handed on), so the sender may forget it.
+    case ack = 7
+    /// Sender → receiver, first on a connection: an 8-byte sender id that
+    /// names the sender across reconnects (for removing resent duplicates).
+    case hello = 8
 }
 
 public struct FrameFlags: OptionSet, Hashable, Sendable {
@@ -96,6 +103,9 @@ public struct FrameFlags: OptionSet, Hashable, Sendable {
 
     /// The last frame of a multi-frame answer.
     public static let final = FrameFlags(rawValue: 1)
+    /// The payload ends with the batch's parts: which sender's frame each
+    /// run of envelopes came from (see `BatchPart`).
+    public static let identified = FrameFlags(rawValue: 2)
 }
 
 extension FixedWidthInteger {

@@ -1,0 +1,81 @@
+/// A run of envelopes in a batch that came from one frame of one sender:
+/// the identity by which a receiver recognises a batch it has already taken
+/// in when it is sent again after a failure.
+///
+/// An IDENTIFIED frame's payload is the `EnvelopeBatch`, then each part as
+/// 20 bytes (sender u64, sequence u64, envelopes u32), then the number of
+/// parts as a u32; all big-endian. The parts' envelope counts add up to the
+/// batch's envelopes, in order.
+public struct BatchPart: Hashable, Sendable {
+    public static let size = 20
+
+    /// The sender's id from its HELLO; 0 for a sender that gave none (its
+    /// frames are never taken for duplicates).
+    public var sender: UInt64
+    /// The sequence number of the sender's frame.
+    public var sequence: UInt64
+    public var count: UInt32
+
+    public init(sender: UInt64, sequence: UInt64, count: UInt32) {
+        self.sender = sender
+        self.sequence = sequence
+        self.count = count
+    }
+}
+
+/// Which (sender, sequence) pairs a receiver has taken in: the newest
+/// sequence per sender and a window of 65,536 before it.
+public struct SeenFrames: Sendable {
+    public static let window: UInt64 = 1 << 16
+    private var senders: [UInt64: Window] = [:]
+
+    private struct Window {
+        var highest: UInt64
+        var bits: [UInt64] = Array(repeating: 0, count: Int(SeenFrames.window / 64))
+
+        func contains(_ sequence: UInt64) -> Bool {
+            if sequence > highest { return false }
+            if highest - sequence >= SeenFrames.window { return true }
+            let slot = Int(sequence % SeenFrames.window)
+            return bits[slot / 64] & (1 << UInt64(slot % 64)) != 0
+        }
+
+        mutating func insert(_ sequence: UInt64) {
+            if sequence > highest {
+                // Clear the slots that now fall out of the window.
+                let advance = sequence - highest
+                if advance >= SeenFrames.window {
+                    for index in bits.indices { bits[index] = 0 }
+                } else {
+                    var s = highest + 1
+                    while s <= sequence {
+                        let slot = Int(s % SeenFrames.window)
+                        bits[slot / 64] &= ~(1 << UInt64(slot % 64))
+                        s += 1
+                    }
+                }
+                highest = sequence
+            }
+            let slot = Int(sequence % SeenFrames.window)
+            bits[slot / 64] |= 1 << UInt64(slot % 64)
+        }
+    }
+
+    public init() {}
+
+    /// Records the pair; returns false if it was already taken in (or is
+    /// older than the window). Sender 0 is never a duplicate.
+    public mutating func insert(sender: UInt64, sequence: UInt64) -> Bool {
+        guard sender != 0 else { return true }
+        if senders[sender] == nil {
+            senders[sender] = Window(highest: sequence)
+            senders[sender]!.insert(sequence)
+            return true
+        }
+        if senders[sender]!.contains(sequence) { return false }
+        senders[sender]!.insert(sequence)
+        return true
+    }
+
+    public var senderCount: Int { senders.count }
+}
