@@ -23,7 +23,7 @@ public enum Bench {
     public static func load(
         controller: Endpoint, app: String, count: Int, rate: Int, batch: Int, payloadBytes: Int
     ) async throws -> LoadResult {
-        let client = try await IngressClient.connect(to: controller)
+        let client = try await IngressClient.connect(to: [controller], maxWindow: 64 * 1024 * 1024)
         let fields = LogEnvelopeFields(sourceID: app, instanceID: "0", sourceType: "APP/PROC/WEB")
         var payload = [UInt8](repeating: UInt8(ascii: "x"), count: max(payloadBytes, 12))
         var builder = BatchFrameBuilder(capacity: batch * (payloadBytes + 64) + 64)

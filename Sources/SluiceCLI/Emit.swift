@@ -10,13 +10,14 @@ import SluiceWire
 /// `sluice emit`: sends its arguments as one line, or every line of standard
 /// input, as Log envelopes, batched.
 public struct Emit: Sendable {
-    public var controller: Endpoint
+    /// Controllers' ingress addresses, in order of preference.
+    public var controllers: [Endpoint]
     public var fields: LogEnvelopeFields
     /// Lines per batch at most; a batch also goes out when input pauses.
     public var batchSize: Int = 1000
 
-    public init(controller: Endpoint, fields: LogEnvelopeFields) {
-        self.controller = controller
+    public init(controllers: [Endpoint], fields: LogEnvelopeFields) {
+        self.controllers = controllers
         self.fields = fields
     }
 
@@ -27,7 +28,7 @@ public struct Emit: Sendable {
 
     /// Sends one message (the arguments joined by spaces).
     public func send(message: String) async throws {
-        let client = try await IngressClient.connect(to: controller)
+        let client = try await IngressClient.connect(to: controllers)
         var builder = BatchFrameBuilder(capacity: message.utf8.count + 256)
         var ready: [ByteBuffer] = []
         var line = message
@@ -41,7 +42,7 @@ public struct Emit: Sendable {
     /// Returns the number of envelopes sent.
     @discardableResult
     public func sendLines(from fd: Int32 = 0) async throws -> Int {
-        let client = try await IngressClient.connect(to: controller)
+        let client = try await IngressClient.connect(to: controllers)
         var builder = BatchFrameBuilder(capacity: 64 * 1024)
         var ready: [ByteBuffer] = []
         var pending: [UInt8] = []

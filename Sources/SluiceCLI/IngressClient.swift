@@ -1,54 +1,237 @@
+import DequeModule
+import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import SluiceTransport
 import SluiceWire
 
-/// A framed connection to a controller's (or later an agent's) ingress.
-/// `send` completes when the frame is written to the socket, which gives
-/// callers TCP backpressure.
-public final class IngressClient: Sendable {
-    private let channel: any Channel
-    private let sequence = SequenceCounter()
+/// An emitter's connection to controllers, with acknowledged delivery.
+///
+/// It says HELLO with a random sender id, numbers its frames, and keeps each
+/// one until the controller acknowledges it (which a controller does once
+/// the buffer servers have taken it in). If the connection dies it connects
+/// to the first controller of its list that answers (the list is in order
+/// of preference: own zone first) and sends again everything not
+/// acknowledged; servers and readers drop what they already had. `send`
+/// waits while the unacknowledged window is full: backpressure, not loss.
+public final class IngressClient: @unchecked Sendable {
+    public let senderID: UInt64
+    public let endpoints: [Endpoint]
+    private let loop: any EventLoop
+    private let maxWindow: Int
+    private let logger: Logger
 
-    private init(channel: any Channel) {
-        self.channel = channel
+    // All below on `loop`.
+    private var channel: (any Channel)?
+    private var connecting = false
+    private var closing = false
+    private var window: Deque<(sequence: UInt64, frame: ByteBuffer)> = []
+    private var windowBytes = 0
+    private var nextSequence: UInt64 = 1
+    private var spaceWaiters: [EventLoopPromise<Void>] = []
+    private var drainWaiters: [EventLoopPromise<Void>] = []
+    private var backoff = TimeAmount.milliseconds(100)
+    private var connectedTo: Endpoint?
+
+    public struct Unreachable: Error, CustomStringConvertible {
+        public var endpoints: [Endpoint]
+        public var description: String {
+            "no controller answered at \(endpoints.map(\.description).joined(separator: ", "))"
+        }
     }
 
+    public struct Unacknowledged: Error, CustomStringConvertible {
+        public var frames: Int
+        public var description: String {
+            "\(frames) batch\(frames == 1 ? " was" : "es were") not acknowledged by any controller in time"
+        }
+    }
+
+    private init(endpoints: [Endpoint], loop: any EventLoop, maxWindow: Int, logger: Logger) {
+        self.senderID = UInt64.random(in: 1...UInt64.max)
+        self.endpoints = endpoints
+        self.loop = loop
+        self.maxWindow = maxWindow
+        self.logger = logger
+    }
+
+    /// Connects to the first controller that answers; throws if none does.
     public static func connect(
-        to endpoint: Endpoint, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        to endpoints: [Endpoint], maxWindow: Int = 16 * 1024 * 1024, logger: Logger = .quiet,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> IngressClient {
-        let channel = try await ClientBootstrap(group: group)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .connectTimeout(.seconds(5))
-            .connect(host: endpoint.host, port: endpoint.port)
-            .get()
-        return IngressClient(channel: channel)
+        precondition(!endpoints.isEmpty, "an ingress client needs at least one controller")
+        let client = IngressClient(endpoints: endpoints, loop: group.next(), maxWindow: maxWindow, logger: logger)
+        try await client.loop.flatSubmit { client.connectRound() }.get()
+        return client
     }
 
-    /// Sends a frame built with `BatchFrameBuilder` (its sequence is set here).
+    public static func connect(to endpoint: Endpoint) async throws -> IngressClient {
+        try await connect(to: [endpoint])
+    }
+
+    /// The controller connected to now, if any.
+    public var currentController: Endpoint? {
+        get async { try? await loop.submit { self.connectedTo }.get() }
+    }
+
+    /// Sends a frame built with `BatchFrameBuilder` (its sequence is set
+    /// here), once the window has room for it.
     public func send(frame: ByteBuffer) async throws {
+        try await loop.flatSubmit { self.enqueue(frame) }.get()
+    }
+
+    /// Waits until every frame sent is acknowledged (or `timeout` passes),
+    /// then closes.
+    public func close(timeout: TimeAmount = .seconds(30)) async throws {
+        let drained = loop.flatSubmit { () -> EventLoopFuture<Void> in
+            if self.window.isEmpty { return self.loop.makeSucceededVoidFuture() }
+            let promise = self.loop.makePromise(of: Void.self)
+            self.drainWaiters.append(promise)
+            self.loop.scheduleTask(in: timeout) {
+                promise.fail(Unacknowledged(frames: self.window.count))
+            }
+            return promise.futureResult
+        }
+        defer {
+            loop.execute {
+                self.closing = true
+                self.channel?.close(promise: nil)
+                self.failWaiters(ChannelError.ioOnClosedChannel)
+            }
+        }
+        try await drained.get()
+    }
+
+    // MARK: on the loop
+
+    private func enqueue(_ frame: ByteBuffer) -> EventLoopFuture<Void> {
+        if windowBytes >= maxWindow && !window.isEmpty {
+            let promise = loop.makePromise(of: Void.self)
+            spaceWaiters.append(promise)
+            return promise.futureResult.flatMap { self.enqueue(frame) }
+        }
         var frame = frame
-        frame.setFrameSequence(sequence.next())
-        try await channel.writeAndFlush(frame)
+        let sequence = nextSequence
+        nextSequence += 1
+        frame.setFrameSequence(sequence)
+        window.append((sequence, frame))
+        windowBytes += frame.readableBytes
+        channel?.writeAndFlush(frame, promise: nil)
+        return loop.makeSucceededVoidFuture()
     }
 
-    /// Sends raw bytes as they are: for tests of malformed input.
-    public func sendRaw(_ bytes: ByteBuffer) async throws {
-        try await channel.writeAndFlush(bytes)
+    fileprivate func acknowledged(upTo sequence: UInt64) {
+        while let first = window.first, first.sequence <= sequence {
+            window.removeFirst()
+            windowBytes -= first.frame.readableBytes
+        }
+        if windowBytes < maxWindow || window.isEmpty {
+            let waiters = spaceWaiters
+            spaceWaiters = []
+            for waiter in waiters { waiter.succeed() }
+        }
+        if window.isEmpty {
+            let waiters = drainWaiters
+            drainWaiters = []
+            for waiter in waiters { waiter.succeed() }
+        }
     }
 
-    public var isActive: Bool { channel.isActive }
-    public var closeFuture: EventLoopFuture<Void> { channel.closeFuture }
+    fileprivate func lost(_ lostChannel: any Channel) {
+        guard channel === lostChannel else { return }
+        channel = nil
+        connectedTo = nil
+        guard !closing else { return }
+        logger.warning("lost the controller; connecting again", metadata: [LogKeys.count: "\(window.count)"])
+        scheduleReconnect()
+    }
 
-    /// Closes after everything written has gone out.
-    public func close() async throws {
-        try await channel.close(mode: .output)
-        try? await channel.closeFuture.get()
+    private func scheduleReconnect() {
+        let delay = backoff
+        backoff = min(backoff * 2, .seconds(2))
+        loop.scheduleTask(in: delay) {
+            self.connectRound().whenFailure { _ in
+                if !self.closing { self.scheduleReconnect() }
+            }
+        }
+    }
+
+    /// Tries each controller in order; the first that answers gets a HELLO
+    /// and every frame not yet acknowledged.
+    private func connectRound() -> EventLoopFuture<Void> {
+        guard channel == nil, !connecting, !closing else { return loop.makeSucceededVoidFuture() }
+        connecting = true
+        return tryEndpoint(0).always { _ in self.connecting = false }
+    }
+
+    private func tryEndpoint(_ index: Int) -> EventLoopFuture<Void> {
+        guard index < endpoints.count else { return loop.makeFailedFuture(Unreachable(endpoints: endpoints)) }
+        let endpoint = endpoints[index]
+        return ClientBootstrap(group: loop)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connectTimeout(.seconds(2))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers([
+                        ByteToMessageHandler(FrameDecoder()),
+                        AckHandler(client: self),
+                    ])
+                }
+            }
+            .connect(host: endpoint.host, port: endpoint.port)
+            .flatMap { channel -> EventLoopFuture<Void> in
+                self.connected(channel, to: endpoint)
+                return self.loop.makeSucceededVoidFuture()
+            }
+            .flatMapError { _ in self.tryEndpoint(index + 1) }
+    }
+
+    private func connected(_ channel: any Channel, to endpoint: Endpoint) {
+        self.channel = channel
+        connectedTo = endpoint
+        backoff = .milliseconds(100)
+        var hello = channel.allocator.buffer(capacity: FrameHeader.size + 8)
+        hello.writeFrameHeader(type: .hello, sequence: 0, length: 8)
+        hello.writeInteger(senderID)
+        channel.write(hello, promise: nil)
+        for (_, frame) in window { channel.write(frame, promise: nil) }
+        channel.flush()
+        if !window.isEmpty {
+            logger.info(
+                "sending unacknowledged batches again", metadata: [LogKeys.count: "\(window.count)", LogKeys.address: "\(endpoint)"])
+        }
+    }
+
+    private func failWaiters(_ error: any Error) {
+        let waiters = spaceWaiters + drainWaiters
+        spaceWaiters = []
+        drainWaiters = []
+        for waiter in waiters { waiter.fail(error) }
     }
 }
 
-final class SequenceCounter: Sendable {
-    private let value = NIOLockedValueBox<UInt64>(0)
-    func next() -> UInt64 { value.withLockedValue { $0 += 1; return $0 } }
+/// Reads the controller's ACK frames.
+private final class AckHandler: ChannelInboundHandler {
+    typealias InboundIn = Frame
+    private let client: IngressClient
+
+    init(client: IngressClient) {
+        self.client = client
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        if frame.header.type == .ack { client.acknowledged(upTo: frame.header.sequence) }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        client.lost(context.channel)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
 }

@@ -49,9 +49,13 @@ public struct SluiceConfig: Codable, Equatable, Sendable {
         try encoder.encode(self).write(to: Self.path, options: .atomic)
     }
 
-    /// The ingress address to use: the flag, else the config file, else the default.
-    public static func ingress(_ flag: String?) -> String {
-        flag ?? load()?.controllers.first?.ingress ?? defaultIngress
+    /// The ingress addresses to use, in order of preference: the flag
+    /// (comma-separated), else every controller of the config file, else
+    /// the default.
+    public static func ingress(_ flag: String?) -> [String] {
+        if let flag { return flag.split(separator: ",").map(String.init) }
+        if let controllers = load()?.controllers, !controllers.isEmpty { return controllers.map(\.ingress) }
+        return [defaultIngress]
     }
 
     /// The HTTP base URL to use: the flag, else the config file, else the default.

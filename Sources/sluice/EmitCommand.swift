@@ -8,7 +8,10 @@ struct EmitCommand: AsyncParsableCommand {
         commandName: "emit",
         abstract: "Send a message, or every line of standard input, as an app's log lines.")
 
-    @Option(help: "The controller's ingress HOST:PORT (default: from $SLUICE_HOME/config.json, else 127.0.0.1:8090).")
+    @Option(
+        help:
+            "Controllers' ingress HOST:PORT, comma-separated, preferred first; on failure the next is used and unacknowledged lines are sent again (default: from $SLUICE_HOME/config.json, else 127.0.0.1:8090)."
+    )
     var controller: String?
 
     @Option(help: "The app id (the envelopes' source_id).")
@@ -28,12 +31,18 @@ struct EmitCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard !app.isEmpty else { throw ValidationError("--app must not be empty") }
-        _ = try parseEndpoint(SluiceConfig.ingress(controller), option: "--controller")
+        _ = try controllers()
+    }
+
+    func controllers() throws -> [Endpoint] {
+        let list = try SluiceConfig.ingress(controller).map { try parseEndpoint($0, option: "--controller") }
+        guard !list.isEmpty else { throw ValidationError("--controller names no controller") }
+        return list
     }
 
     func run() async throws {
         let emit = Emit(
-            controller: try parseEndpoint(SluiceConfig.ingress(controller), option: "--controller"),
+            controllers: try controllers(),
             fields: LogEnvelopeFields(sourceID: app, instanceID: instance, sourceType: sourceType, isError: err))
         if message.isEmpty {
             try await emit.sendLines(from: 0)

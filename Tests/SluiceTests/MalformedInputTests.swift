@@ -54,8 +54,8 @@ struct MalformedInputTests {
         let cluster = try await TestCluster.start(servers: 1, maxFramePayload: maxPayload)
         defer { Task { await cluster.shutdown() } }
 
-        let good = try await IngressClient.connect(to: cluster.ingress)
-        let evil = try await IngressClient.connect(to: cluster.ingress)
+        let good = try await FrameConnection.connect(to: cluster.ingress)
+        let evil = try await FrameConnection.connect(to: cluster.ingress)
         // A good frame that shares a read with the bad one must not be lost
         // if it came first.
         var builder = BatchFrameBuilder()
@@ -86,7 +86,7 @@ struct MalformedInputTests {
         let cluster = try await TestCluster.start(servers: 1, maxFramePayload: maxPayload)
         defer { Task { await cluster.shutdown() } }
         let serverEndpoint = try await cluster.servers[0].bind()
-        let evil = try await IngressClient.connect(to: serverEndpoint)
+        let evil = try await FrameConnection.connect(to: serverEndpoint)
         try await evil.sendRaw(bad.bytes(maxPayload: maxPayload))
         try await evil.closeFuture.get()
         // The controller's own link to the server is untouched.
@@ -98,7 +98,7 @@ struct MalformedInputTests {
     @Test func envelopesWithoutSourceIDAreCountedNotStored() async throws {
         let cluster = try await TestCluster.start(servers: 1)
         defer { Task { await cluster.shutdown() } }
-        let client = try await IngressClient.connect(to: cluster.ingress)
+        let client = try await FrameConnection.connect(to: cluster.ingress)
         var builder = BatchFrameBuilder()
         "no app".utf8.withContiguousStorageIfAvailable {
             builder.appendLog(.init(sourceID: ""), timestamp: 1, payload: UnsafeRawBufferPointer($0))
