@@ -1,0 +1,99 @@
+import Foundation
+import NIOCore
+import SluiceCLI
+import SluiceController
+import SluiceProto
+import SluiceServer
+import SluiceTransport
+import SluiceWire
+import Testing
+
+/// Acknowledged delivery: a buffer server or a controller that dies loses
+/// nothing, and a reader sees every line once.
+@Suite(.serialized)
+struct FailoverTests {
+    static let total = 20_000
+
+    /// Emits `total` numbered lines in batches of 100 through `client`.
+    static func emitAll(_ client: IngressClient, app: String) async throws {
+        let fields = LogEnvelopeFields(sourceID: app)
+        var builder = BatchFrameBuilder()
+        for index in 0..<total {
+            var line = "line \(index)"
+            line.withUTF8 { builder.appendLog(fields, timestamp: CFLogFormat.nowNanos(), payload: UnsafeRawBufferPointer($0)) }
+            if builder.count == 100 { try await client.send(frame: builder.finish(type: .envelopes, sequence: 0)!) }
+        }
+        try await client.close()
+    }
+
+    static func checkEveryLineOnce(_ received: Received) {
+        let texts = received.envelopes.filter { !$0.isNotice }.map(\.text)
+        #expect(texts.count == total, "got \(texts.count) lines")
+        #expect(Set(texts).count == texts.count, "duplicates")
+        #expect(Set(texts) == Set((0..<total).map { "line \($0)" }), "lost lines")
+    }
+
+    @Test func aBufferServerDiesMidStream() async throws {
+        let cluster = try await TestCluster.start(servers: 2)
+        defer { Task { await cluster.shutdown() } }
+        let app = "failover-app"
+        let endpoints = try await cluster.servers.asyncMap { try await $0.bind() }
+        let owner = try #require(RendezvousHash(nodes: endpoints.map(\.description)).owner(of: app))
+
+        let received = Received()
+        let tail = try await cluster.tail(app: app, into: received)
+        let client = try await IngressClient.connect(to: cluster.ingress)
+        let emitting = Task { try await Self.emitAll(client, app: app) }
+
+        // Part way through, the server that owns the app goes away.
+        #expect(await received.wait(for: Self.total / 4, timeout: .seconds(60)))
+        try await cluster.servers[owner].shutdown()
+
+        try await emitting.value
+        let complete = await received.wait(timeout: .seconds(60)) { $0.count - $0.notices.count >= Self.total }
+        #expect(complete)
+        Self.checkEveryLineOnce(received)
+        // The stand-in holds what arrived after the failover.
+        #expect(cluster.servers[1 - owner].store.totals.envelopes > 0)
+        await tail.close()
+    }
+
+    @Test func aControllerDiesMidStream() async throws {
+        let cluster = try await TestCluster.start(servers: 2)
+        defer { Task { await cluster.shutdown() } }
+        let endpoints = try await cluster.servers.asyncMap { try await $0.bind() }
+        // A second controller in the same zone, which the emitter fails over to.
+        let second = Controller(
+            configuration: .init(
+                ingress: Endpoint(host: "127.0.0.1", port: 0), http: Endpoint(host: "127.0.0.1", port: 0),
+                zones: ["z1": endpoints]),
+            logger: .quiet)
+        let (ingress, http) = try await second.bind()
+        defer { Task { try? await second.shutdown() } }
+        let reader = ControllerClient(ingress: ingress, http: HTTPURL(host: http.host, port: http.port))
+
+        let app = "controller-failover"
+        let received = Received()
+        let tail = try await reader.tail(app: app, into: received)
+        let client = try await IngressClient.connect(to: [cluster.ingress, ingress])
+        #expect(await client.currentController == cluster.ingress)
+        let emitting = Task { try await Self.emitAll(client, app: app) }
+
+        #expect(await received.wait(for: Self.total / 4, timeout: .seconds(60)))
+        try await cluster.controller.shutdown()
+
+        try await emitting.value
+        let complete = await received.wait(timeout: .seconds(60)) { $0.count - $0.notices.count >= Self.total }
+        #expect(complete)
+        Self.checkEveryLineOnce(received)
+        await tail.close()
+    }
+}
+
+extension Array {
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var out: [T] = []
+        for element in self { out.append(try await transform(element)) }
+        return out
+    }
+}
