@@ -50,7 +50,7 @@ struct CLIProcessTests {
 
     @Test func logsSaysOnStderrThatItRetriesWithBackoff() async throws {
         // A port with nothing listening: bind one, note it, close it.
-        let socket = try await IngressClientProbe.freePort()
+        let socket = try ProcessCluster.freePort()
         let process = Process()
         process.executableURL = sluiceExecutable()
         process.arguments = ["logs", "nobody", "--controller", "http://127.0.0.1:\(socket)"]
@@ -70,25 +70,5 @@ struct CLIProcessTests {
         #expect(text.contains("cannot reach http://127.0.0.1:\(socket)/apps/nobody/stream"), "\(text)")
         #expect(text.contains("retrying in 500 ms"), "\(text)")
         #expect(text.contains("retrying in 1 s"), "\(text)")
-    }
-}
-
-enum IngressClientProbe {
-    /// A loopback port that was free a moment ago.
-    static func freePort() async throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
-        }
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }

@@ -1,0 +1,231 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import SluiceCLI
+import SluiceProto
+import SluiceTransport
+import SluiceWire
+import SwiftProtobuf
+import Testing
+
+/// The multi-zone cluster as separate processes: 2 zones × 2 buffer servers
+/// and a controller per zone, with members killed by SIGKILL under load.
+@Suite(.serialized)
+struct ClusterProcessTests {
+    static let rate = 20_000
+    static let seconds = 10
+
+    /// Sends `rate` numbered lines per second for `seconds` seconds, in
+    /// batches of 100, and waits until all are acknowledged.
+    static func steadyLoad(_ client: IngressClient, app: String) async throws -> Int {
+        let fields = LogEnvelopeFields(sourceID: app)
+        let total = rate * seconds
+        let batch = 100
+        let start = ContinuousClock.now
+        var builder = BatchFrameBuilder()
+        for index in 0..<total {
+            var line = "seq \(index)"
+            line.withUTF8 { builder.appendLog(fields, timestamp: CFLogFormat.nowNanos(), payload: UnsafeRawBufferPointer($0)) }
+            if builder.count == batch {
+                try await client.send(frame: builder.finish(type: .envelopes, sequence: 0)!)
+                let due = start + .microseconds((index + 1) * 1_000_000 / rate)
+                if due > ContinuousClock.now { try await Task.sleep(until: due) }
+            }
+        }
+        try await client.close(timeout: .seconds(60))
+        return total
+    }
+
+    static func expectEveryLineOnce(_ counter: SequenceCounter, total: Int) async {
+        #expect(await counter.wait(for: total, timeout: .seconds(60)))
+        #expect(counter.received == total)
+        #expect(counter.missing == 0, "\(counter.missing) lost")
+        #expect(counter.duplicates == 0, "\(counter.duplicates) duplicated")
+    }
+
+    @Test func bothZonesMergeOnEitherController() async throws {
+        let cluster = try ProcessCluster.twoZones()
+        defer { cluster.stopAll() }
+        try await cluster.startAll()
+        let z1 = cluster.client(zone: "z1")
+        let z2 = cluster.client(zone: "z2")
+        let received = Received()
+        let tail = try await z2.tail(app: "merged", into: received)
+        var expected: [String] = []
+        for round in 0..<5 {
+            let one = (0..<20).map { "z1 \(round) \($0)" }
+            let two = (0..<20).map { "z2 \(round) \($0)" }
+            try await z1.emit(app: "merged", lines: one)
+            try await z2.emit(app: "merged", lines: two)
+            expected += one + two
+        }
+        for client in [z1, z2] {
+            let recent = try await client.recent(app: "merged")
+            #expect(recent.map(\.text) == expected)
+        }
+        #expect(await received.wait(for: expected.count))
+        #expect(Set(received.envelopes.map(\.text)) == Set(expected))
+        await tail.close()
+    }
+
+    @Test func killingTheOwningServerLosesNothing() async throws {
+        let cluster = try ProcessCluster.twoZones()
+        defer { cluster.stopAll() }
+        try await cluster.startAll()
+        let app = "steady-server"
+        let counter = SequenceCounter(total: Self.rate * Self.seconds)
+        let tail = try await cluster.client(zone: "z2").tail(app: app, counting: counter)
+        let client = try await IngressClient.connect(to: [cluster.client(zone: "z1").ingress])
+        let load = Task { try await Self.steadyLoad(client, app: app) }
+        #expect(await counter.wait(for: Self.rate * 3, timeout: .seconds(60)))
+        cluster.kill(cluster.owner(of: app, in: "z1"))
+        let total = try await load.value
+        await Self.expectEveryLineOnce(counter, total: total)
+        await tail.close()
+    }
+
+    @Test func killingTheControllerLosesNothing() async throws {
+        let cluster = try ProcessCluster.twoZones()
+        defer { cluster.stopAll() }
+        try await cluster.startAll()
+        let app = "steady-controller"
+        let counter = SequenceCounter(total: Self.rate * Self.seconds)
+        let tail = try await cluster.client(zone: "z2").tail(app: app, counting: counter)
+        // Own zone first, the other zone's controller next.
+        let client = try await IngressClient.connect(
+            to: [cluster.client(zone: "z1").ingress, cluster.client(zone: "z2").ingress])
+        let load = Task { try await Self.steadyLoad(client, app: app) }
+        #expect(await counter.wait(for: Self.rate * 3, timeout: .seconds(60)))
+        cluster.kill("z1-controller")
+        let total = try await load.value
+        await Self.expectEveryLineOnce(counter, total: total)
+        await tail.close()
+    }
+
+    @Test func aStoppedZoneIsPartialAndComesBack() async throws {
+        let cluster = try ProcessCluster.twoZones()
+        defer { cluster.stopAll() }
+        try await cluster.startAll()
+        let z1 = cluster.client(zone: "z1")
+        let z2 = cluster.client(zone: "z2")
+        try await z1.emit(app: "zoned", lines: ["one from z1"])
+        try await z2.emit(app: "zoned", lines: ["one from z2"])
+        let received = Received()
+        let tail = try await z1.tail(app: "zoned", into: received)
+
+        cluster.kill("z2-server-1")
+        cluster.kill("z2-server-2")
+        #expect(await received.wait { $0.notices.contains { $0.text.contains("zone z2 is not answering") } })
+        let started = ContinuousClock.now
+        let response = try await HTTPClient.get(
+            z1.http.with(path: "/apps/zoned/recentlogs"), headers: [("Accept", "application/x-protobuf")])
+        #expect(ContinuousClock.now - started < .seconds(3))
+        #expect(response.headers["Sluice-Partial"].first == "z2")
+        let batch = try Loggregator_V2_EnvelopeBatch(serializedBytes: Array(response.body.readableBytesView))
+        #expect(batch.batch.map(\.text) == ["one from z1"])
+
+        try await cluster.start("z2-server-1")
+        try await cluster.start("z2-server-2")
+        #expect(await received.wait(timeout: .seconds(15)) { $0.notices.contains { $0.text.contains("zone z2 is back") } })
+        try await z2.emit(app: "zoned", lines: ["z2 again"])
+        #expect(await received.wait { $0.count - $0.notices.count >= 1 })
+        #expect(received.envelopes.filter { !$0.isNotice }.map(\.text) == ["z2 again"])
+        await tail.close()
+    }
+}
+
+/// Counts "seq N" lines from a websocket cheaply (no full decode, so a
+/// debug-built test keeps up with 20,000 a second): which arrived, how many
+/// twice, and Sluice's notices.
+final class SequenceCounter: Sendable {
+    private struct State {
+        var seen: [Bool]
+        var received = 0
+        var duplicates = 0
+        var notices: [String] = []
+    }
+
+    private let state: NIOLockedValueBox<State>
+
+    init(total: Int) {
+        state = NIOLockedValueBox(State(seen: Array(repeating: false, count: total)))
+    }
+
+    func add(_ bytes: ByteBuffer) {
+        if bytes.readableBytesView.withContiguousStorageIfAvailable({ Self.contains($0, Self.marker) }) == true {
+            let envelope = try? Loggregator_V2_Envelope(serializedBytes: Array(bytes.readableBytesView))
+            state.withLockedValue { $0.notices.append(envelope.map { String(decoding: $0.log.payload, as: UTF8.self) } ?? "?") }
+            return
+        }
+        guard let number = Self.sequence(in: bytes) else { return }
+        state.withLockedValue { state in
+            guard number < state.seen.count else { return }
+            if state.seen[number] { state.duplicates += 1 } else { state.seen[number] = true }
+            state.received += 1
+        }
+    }
+
+    var received: Int { state.withLockedValue { $0.received } }
+    var duplicates: Int { state.withLockedValue { $0.duplicates } }
+    var missing: Int { state.withLockedValue { $0.seen.filter { !$0 }.count } }
+
+    /// Waits until `count` lines arrived; false on timeout.
+    func wait(for count: Int, timeout: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while received < count {
+            if ContinuousClock.now > deadline { return false }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return true
+    }
+
+    private static let marker = Array("sluice_notice".utf8)
+
+    private static func contains(_ haystack: UnsafeBufferPointer<UInt8>, _ needle: [UInt8]) -> Bool {
+        guard haystack.count >= needle.count else { return false }
+        for start in 0...(haystack.count - needle.count) where haystack[start] == needle[0] {
+            if haystack[start..<start + needle.count].elementsEqual(needle) { return true }
+        }
+        return false
+    }
+
+    /// N in a Log envelope whose payload is "seq N".
+    private static func sequence(in envelope: ByteBuffer) -> Int? {
+        envelope.withUnsafeReadableBytes { bytes -> Int? in
+            var reader = ProtoReader(bytes)
+            while let (field, wireType) = try? reader.readTag() {
+                guard field == 4, wireType == .lengthDelimited, let log = try? reader.readLengthDelimited() else {
+                    try? reader.skip(wireType)
+                    continue
+                }
+                var inner = ProtoReader(UnsafeRawBufferPointer(rebasing: bytes[log]))
+                while let (innerField, innerType) = try? inner.readTag() {
+                    guard innerField == 1, innerType == .lengthDelimited, let payload = try? inner.readLengthDelimited()
+                    else {
+                        try? inner.skip(innerType)
+                        continue
+                    }
+                    let text = bytes[log.lowerBound + payload.lowerBound..<log.lowerBound + payload.upperBound]
+                    guard text.starts(with: "seq ".utf8) else { return nil }
+                    var value = 0
+                    for digit in text.dropFirst(4) {
+                        guard (48...57).contains(digit) else { return nil }
+                        value = value * 10 + Int(digit - 48)
+                    }
+                    return value
+                }
+                return nil
+            }
+            return nil
+        }
+    }
+}
+
+extension ControllerClient {
+    func tail(app: String, counting counter: SequenceCounter) async throws -> WebSocketClient {
+        try await WebSocketClient.connect(http.with(path: "/apps/\(pathEscape(app))/stream")) { message in
+            if case .binary(let bytes) = message { counter.add(bytes) }
+        }
+    }
+}

@@ -1,0 +1,134 @@
+import Foundation
+import NIOConcurrencyHelpers
+import SluiceCLI
+import SluiceWire
+
+/// A cluster file's members run as separate `sluice` processes on loopback,
+/// as `bin/cluster` runs them, so that tests can `kill -9` one.
+final class ProcessCluster: @unchecked Sendable {
+    let config: ClusterConfig
+    let directory: URL
+    let configPath: String
+    private let processes = NIOLockedValueBox<[String: Process]>([:])
+
+    /// 2 zones × 2 servers and one controller per zone, on free ports.
+    static func twoZones() throws -> ProcessCluster {
+        var ports: [Int] = []
+        for _ in 0..<8 { ports.append(try freePort()) }
+        let config = ClusterConfig(zones: [
+            .init(
+                name: "z1",
+                servers: [
+                    .init(name: "z1-server-1", listen: "127.0.0.1:\(ports[0])"),
+                    .init(name: "z1-server-2", listen: "127.0.0.1:\(ports[1])"),
+                ],
+                controllers: [.init(name: "z1-controller", ingress: "127.0.0.1:\(ports[2])", http: "127.0.0.1:\(ports[3])")]),
+            .init(
+                name: "z2",
+                servers: [
+                    .init(name: "z2-server-1", listen: "127.0.0.1:\(ports[4])"),
+                    .init(name: "z2-server-2", listen: "127.0.0.1:\(ports[5])"),
+                ],
+                controllers: [.init(name: "z2-controller", ingress: "127.0.0.1:\(ports[6])", http: "127.0.0.1:\(ports[7])")]),
+        ])
+        return try ProcessCluster(config: config)
+    }
+
+    init(config: ClusterConfig) throws {
+        self.config = config
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-cluster-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        configPath = directory.appendingPathComponent("cluster.json").path
+        try JSONEncoder().encode(config).write(to: URL(fileURLWithPath: configPath))
+    }
+
+    func startAll() async throws {
+        for zone in config.zones { for server in zone.servers { try await start(server.name) } }
+        for zone in config.zones { for controller in zone.controllers { try await start(controller.name) } }
+    }
+
+    /// Starts one member and waits until it accepts connections.
+    func start(_ name: String) async throws {
+        guard let member = config.member(named: name) else { throw ProcessClusterError(description: "no \(name)") }
+        let process = Process()
+        process.executableURL = sluiceExecutable()
+        let log = directory.appendingPathComponent("\(name).log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        handle.seekToEndOfFile()
+        process.standardOutput = handle
+        process.standardError = handle
+        let address: String
+        switch member {
+        case .server(_, let server):
+            process.arguments = ["server", "--config", configPath, "--name", name, "--log-level", "warning"]
+            address = server.listen
+        case .controller(_, let controller):
+            process.arguments = ["controller", "--config", configPath, "--name", name, "--log-level", "warning"]
+            address = controller.ingress
+        }
+        try process.run()
+        processes.withLockedValue { $0[name] = process }
+        let endpoint = try Endpoint(parsing: address)
+        let deadline = ContinuousClock.now + .seconds(20)
+        while ContinuousClock.now < deadline {
+            if let connection = try? await FrameConnection.connect(to: endpoint) {
+                try? await connection.close()
+                return
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw ProcessClusterError(description: "\(name) did not start listening on \(address)")
+    }
+
+    /// `kill -9`.
+    func kill(_ name: String) {
+        guard let process = processes.withLockedValue({ $0.removeValue(forKey: name) }) else { return }
+        Foundation.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    func stopAll() {
+        let all = processes.withLockedValue { state in
+            let all = Array(state.values)
+            state.removeAll()
+            return all
+        }
+        for process in all {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    func client(zone: String) -> ControllerClient {
+        let controller = config.zones.first { $0.name == zone }!.controllers[0]
+        let http = Endpoint(controller.http)!
+        return ControllerClient(ingress: Endpoint(controller.ingress)!, http: HTTPURL(host: http.host, port: http.port))
+    }
+
+    /// The name of the server that owns `app` in `zone`.
+    func owner(of app: String, in zone: String) -> String {
+        let servers = config.zones.first { $0.name == zone }!.servers
+        let index = RendezvousHash(nodes: servers.map { Endpoint($0.listen)!.description }).owner(of: app)!
+        return servers[index].name
+    }
+
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+struct ProcessClusterError: Error, CustomStringConvertible {
+    var description: String
+}
