@@ -165,7 +165,7 @@ final class IngressRouter: Sendable {
             link.whenStateChanges { [live] up in
                 live.withLockedValue { $0 = up ? $0 | (1 << index) : $0 & ~(1 << index) }
             }
-            link.whenDown { [weak self] frames in self?.reroute(frames) }
+            link.whenDown { [weak self, unowned link] frames in self?.reroute(frames, from: link) }
         }
     }
 
@@ -180,9 +180,14 @@ final class IngressRouter: Sendable {
 
     /// Sends link frames that a server that went down had not acknowledged
     /// to the servers that now own their apps, keeping each part's sender
-    /// identity and the ingress frame it acknowledges.
-    func reroute(_ frames: [OutFrame]) {
+    /// identity and the ingress frame it acknowledges. With no server up,
+    /// the frames wait at the link they were for.
+    func reroute(_ frames: [OutFrame], from link: ServerLink) {
         let live = liveMask
+        guard live != 0 else {
+            for frame in frames { link.keep(frame) }
+            return
+        }
         var batches = Array(repeating: BatchFrameBuilder(capacity: 64 * 1024), count: links.count)
         var origins: [[AckTracker.Origin]] = Array(repeating: [], count: links.count)
         for frame in frames {

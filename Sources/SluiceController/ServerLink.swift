@@ -40,6 +40,8 @@ public final class ServerLink: @unchecked Sendable {
     private var channel: (any Channel)?
     private var connecting = false
     private var stopped = false
+    /// Whether the link has ever been up (before that, frames just wait).
+    private var wasUp = false
     private var backoff = TimeAmount.milliseconds(100)
     /// Frames waiting for a connection.
     private var backlog: Deque<OutFrame> = []
@@ -123,6 +125,22 @@ public final class ServerLink: @unchecked Sendable {
     }
 
     private func sendOnLoop(_ frame: OutFrame) {
+        // Routed here just before the link went down: the router sends it
+        // to a stand-in, or gives it back with `keep` if there is none.
+        if channel == nil, wasUp, !stopped, let reroute = onDown.withLockedValue({ $0 }) {
+            reroute([frame])
+            return
+        }
+        keep(frame)
+    }
+
+    /// Sends a frame now if connected; otherwise holds it until the server
+    /// is back (no other server can stand in).
+    func keep(_ frame: OutFrame) {
+        guard eventLoop.inEventLoop else {
+            eventLoop.execute { self.keep(frame) }
+            return
+        }
         var frame = frame
         if let channel, backlog.isEmpty {
             transmit(&frame, on: channel)
@@ -302,6 +320,7 @@ public final class ServerLink: @unchecked Sendable {
 
     private func connected(_ channel: any Channel) {
         self.channel = channel
+        wasUp = true
         up.withLockedValue { $0 = true }
         onStateChange.withLockedValue { $0 }?(true)
         backoff = .milliseconds(100)

@@ -47,8 +47,8 @@ final class TailSession: ChannelInboundHandler, LinkSubscriber, @unchecked Senda
     private var ended = false
     /// Sender frames this reader has been sent.
     private var seen = SeenFrames()
-    /// Zones whose servers for this app answer, as last told to the reader.
-    private var zoneUp: [String: Bool] = [:]
+    /// Whether each zone's servers for this app answer, as last told.
+    private var zoneState: [String: ZoneState] = [:]
 
     init(
         app: String, links: [ServerLink], settings: Settings, metrics: TailMetrics, logger: Logger,
@@ -69,7 +69,10 @@ final class TailSession: ChannelInboundHandler, LinkSubscriber, @unchecked Senda
     /// before the handler is in the pipeline wait in the queue.
     func start(closeFuture: EventLoopFuture<Void>) -> EventLoopFuture<Void> {
         metrics.readers.increment()
-        for link in links { zoneUp[link.zone] = (zoneUp[link.zone] ?? false) || link.isUp }
+        for zone in Set(links.map(\.zone)) {
+            let zoneLinks = links.filter { $0.zone == zone }
+            zoneState[zone] = zoneLinks.allSatisfy(\.isUp) ? .up : zoneLinks.contains(where: \.isUp) ? .partial : .down
+        }
         closeFuture.whenComplete { _ in self.eventLoop.execute { self.teardown() } }
         let futures = links.map { link in
             let id = link.subscribe(app: app, subscriber: self)
@@ -166,23 +169,35 @@ final class TailSession: ChannelInboundHandler, LinkSubscriber, @unchecked Senda
         }
     }
 
-    /// Tells the reader in band when a zone stops answering and when it is
-    /// back: a zone is up while any of its servers for this app is.
+    /// Tells the reader in band when a zone stops answering (none of its
+    /// servers for this app is reachable) and when it is back (all are
+    /// again, subscriptions renewed).
     func linkChanged(_ link: ServerLink) {
         eventLoop.execute {
-            let up = self.links.contains { $0.zone == link.zone && $0.isUp }
-            guard self.zoneUp[link.zone] != up else { return }
-            self.zoneUp[link.zone] = up
-            let text =
-                up
-                ? "Sluice: zone \(link.zone) is back; its live lines resume"
-                : "Sluice: zone \(link.zone) is not answering (lost \(link.endpoint)); its lines are missing until it is back"
+            let zoneLinks = self.links.filter { $0.zone == link.zone }
+            let state: ZoneState =
+                zoneLinks.allSatisfy(\.isUp) ? .up : zoneLinks.contains(where: \.isUp) ? .partial : .down
+            let before = self.zoneState[link.zone]
+            self.zoneState[link.zone] = state
+            let text: String
+            switch (before, state) {
+            case (.down?, .up), (.partial?, .up):
+                text = "Sluice: zone \(link.zone) is back; its live lines resume"
+            case (.up?, .down), (.partial?, .down):
+                text = "Sluice: zone \(link.zone) is not answering (lost \(link.endpoint)); its lines are missing until it is back"
+            default:
+                return
+            }
             let notice = Notice.envelope(
                 app: self.app, text: text, timestampNanos: CFLogFormat.nowNanos(), kind: "zone")
             var batch = ByteBuffer()
             notice.withUnsafeBytes { batch.writeBatchEntry($0) }
             self.enqueue(batch)
         }
+    }
+
+    enum ZoneState {
+        case up, partial, down
     }
 
     /// Queues a batch's envelopes. A part this reader already got (sent

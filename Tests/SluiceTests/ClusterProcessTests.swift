@@ -128,6 +128,11 @@ struct ClusterProcessTests {
         try await cluster.start("z2-server-1")
         try await cluster.start("z2-server-2")
         #expect(await received.wait(timeout: .seconds(15)) { $0.notices.contains { $0.text.contains("zone z2 is back") } })
+        // A recent request travels the same links after the renewed
+        // subscriptions, so once it is answered they are in place; and the
+        // answer is whole again.
+        let whole = try await HTTPClient.get(z1.http.with(path: "/apps/\(pathEscape("zoned"))/recentlogs"))
+        #expect(whole.headers["Sluice-Partial"].isEmpty)
         try await z2.emit(app: "zoned", lines: ["z2 again"])
         #expect(await received.wait { $0.count - $0.notices.count >= 1 })
         #expect(received.envelopes.filter { !$0.isNotice }.map(\.text) == ["z2 again"])

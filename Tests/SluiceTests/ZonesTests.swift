@@ -149,6 +149,11 @@ struct ZonesTests {
         let restartedServers = restarted
         defer { Task { for server in restartedServers { try? await server.shutdown() } } }
         #expect(await received.wait(timeout: .seconds(15)) { $0.notices.contains { $0.text.contains("zone z2 is back") } })
+        // A recent request travels the same links after the renewed
+        // subscriptions, so once it is answered they are in place; and the
+        // answer is whole again.
+        let whole = try await HTTPClient.get(z1.http.with(path: "/apps/\(pathEscape("app"))/recentlogs"))
+        #expect(whole.headers["Sluice-Partial"].isEmpty)
         try await z2.emit(app: "app", lines: ["z2 after"])
         #expect(await received.wait { seen in
             seen.count - seen.notices.count >= 2
