@@ -75,7 +75,12 @@ public enum Bench {
         let client = try await WebSocketClient.connect(url) { message in
             guard case .binary(let bytes) = message else { return }
             let now = monotonicSeconds()
-            let isNotice = bytes.readableBytesView.withContiguousStorageIfAvailable { contains($0, marker) } ?? false
+            // Load lines start with their number; only what does not is
+            // looked at closely (Sluice's notices).
+            let sequence = sequenceNumber(in: bytes)
+            let isNotice =
+                sequence == nil
+                && (bytes.readableBytesView.withContiguousStorageIfAvailable { contains($0, marker) } ?? false)
             state.withLockedValue { state in
                 if state.first == 0 { state.first = now }
                 state.last = now
@@ -84,7 +89,7 @@ public enum Bench {
                     state.droppedReported += droppedCount(in: String(buffer: bytes))
                 } else {
                     state.received += 1
-                    if let sequence = sequenceNumber(in: bytes) {
+                    if let sequence {
                         if sequence < state.lastSequence { state.outOfOrder += 1 }
                         state.lastSequence = sequence
                     }

@@ -80,14 +80,7 @@ public final class EnvelopeStore: @unchecked Sendable {
     /// and stores nothing. With `parts` (an IDENTIFIED frame), a part already
     /// taken in from the same sender frame is skipped: it is a resend.
     public func ingest(_ batch: ByteBuffer, parts: [BatchPart] = []) throws(WireError) -> [Delivery] {
-        if !parts.isEmpty {
-            let envelopes = try batch.withUnsafeReadableBytesTyped { bytes throws(WireError) in
-                try EnvelopeBatchScanner.validate(bytes)
-            }
-            guard parts.reduce(0, { $0 + Int($1.count) }) == envelopes else {
-                throw WireError(.malformedBatch, "the parts name a different number of envelopes than the batch holds")
-            }
-        }
+        let expectedCount = parts.isEmpty ? nil : parts.reduce(0) { $0 + Int($1.count) }
         lock.lock()
         defer { lock.unlock() }
         var stored = 0
@@ -100,7 +93,7 @@ public final class EnvelopeStore: @unchecked Sendable {
         var leftInPart = 0
         var keepPart = true
         try batch.withUnsafeReadableBytesTyped { bytes throws(WireError) in
-            try EnvelopeBatchScanner.forEach(in: bytes) { range, fields in
+            try EnvelopeBatchScanner.forEach(in: bytes, expectedCount: expectedCount) { range, fields in
                 if !parts.isEmpty {
                     while leftInPart == 0 {
                         partIndex += 1

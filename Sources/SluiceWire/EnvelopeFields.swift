@@ -41,9 +41,14 @@ public enum EnvelopeBatchScanner {
     /// rejected whole.
     public static func forEach(
         in batch: UnsafeRawBufferPointer,
+        expectedCount: Int? = nil,
         _ body: (Range<Int>, EnvelopeFields) -> Void
     ) throws(WireError) {
-        try validate(batch)
+        let count = try validate(batch)
+        if let expectedCount, expectedCount != count {
+            throw WireError(
+                .malformedBatch, "the frame names \(expectedCount) envelopes but the batch holds \(count)")
+        }
         var reader = ProtoReader(batch)
         while let (field, wireType) = try reader.readTag() {
             guard field == 1 else {
