@@ -42,6 +42,13 @@ public final class ServerLink: @unchecked Sendable {
     private var stopped = false
     /// Whether the link has ever been up (before that, frames just wait).
     private var wasUp = false
+    /// When the server last sent anything; a server that holds frames and
+    /// says nothing for `silenceLimit` is taken for dead.
+    private var lastHeard = NIODeadline.now()
+    /// When the window last went from empty to holding a frame.
+    private var waitingSince = NIODeadline.now()
+    private var watchdog: RepeatedTask?
+    static let silenceLimit = TimeAmount.seconds(1)
     private var backoff = TimeAmount.milliseconds(100)
     /// Frames waiting for a connection.
     private var backlog: Deque<OutFrame> = []
@@ -107,6 +114,7 @@ public final class ServerLink: @unchecked Sendable {
     public func stop() {
         eventLoop.execute {
             self.stopped = true
+            self.watchdog?.cancel()
             self.channel?.close(promise: nil)
             self.failRequests()
         }
@@ -168,6 +176,7 @@ public final class ServerLink: @unchecked Sendable {
         nextSequence &+= 1
         frame.bytes.setFrameSequence(sequence)
         channel.write(frame.bytes, promise: nil)
+        if window.isEmpty { waitingSince = .now() }
         window.append((sequence, frame))
         windowBytes += frame.bytes.readableBytes
     }
@@ -321,6 +330,11 @@ public final class ServerLink: @unchecked Sendable {
     private func connected(_ channel: any Channel) {
         self.channel = channel
         wasUp = true
+        lastHeard = .now()
+        watchdog?.cancel()
+        watchdog = eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(250), delay: .milliseconds(250)) {
+            [weak self] _ in self?.checkSilence()
+        }
         up.withLockedValue { $0 = true }
         onStateChange.withLockedValue { $0 }?(true)
         backoff = .milliseconds(100)
@@ -339,9 +353,23 @@ public final class ServerLink: @unchecked Sendable {
         }
     }
 
+    /// A server that stops answering without closing its socket (hung, or
+    /// cut off) is noticed within about a second while frames wait for it.
+    private func checkSilence() {
+        guard let channel, let oldest = window.first,
+            NIODeadline.now() - max(lastHeard, waitingSince) > Self.silenceLimit
+        else { return }
+        logger.warning(
+            "buffer server stopped acknowledging; taking it for dead",
+            metadata: [LogKeys.server: "\(endpoint)", LogKeys.count: "\(window.count)", "sluice.oldest": "\(oldest.sequence)"])
+        channel.close(promise: nil)
+    }
+
     fileprivate func disconnected(_ channel: any Channel) {
         guard self.channel === channel else { return }
         self.channel = nil
+        watchdog?.cancel()
+        watchdog = nil
         up.withLockedValue { $0 = false }
         onStateChange.withLockedValue { $0 }?(false)
         failRequests()
@@ -383,6 +411,7 @@ public final class ServerLink: @unchecked Sendable {
     }
 
     fileprivate func received(_ frame: Frame) throws {
+        lastHeard = .now()
         switch frame.header.type {
         case .stream:
             guard let readers = subscriptions[frame.header.sequence]?.readers.values else { return }

@@ -85,6 +85,27 @@ struct ClusterProcessTests {
         await tail.close()
     }
 
+    @Test func aHungServerIsPassedOverAndLosesNothing() async throws {
+        let cluster = try ProcessCluster.twoZones()
+        defer { cluster.stopAll() }
+        try await cluster.startAll()
+        let app = "steady-hung"
+        let counter = SequenceCounter(total: Self.rate * Self.seconds)
+        let tail = try await cluster.client(zone: "z2").tail(app: app, counting: counter)
+        let client = try await IngressClient.connect(to: [cluster.client(zone: "z1").ingress])
+        let load = Task { try await Self.steadyLoad(client, app: app) }
+        #expect(await counter.wait(for: Self.rate * 3, timeout: .seconds(60)))
+        // The owner hangs with its sockets open: only its silence tells.
+        let owner = cluster.owner(of: app, in: "z1")
+        cluster.pause(owner)
+        let total = try await load.value
+        await Self.expectEveryLineOnce(counter, total: total)
+        // When it wakes it may store what was already sent elsewhere; the
+        // reader still sees each line once.
+        cluster.resume(owner)
+        await tail.close()
+    }
+
     @Test func killingTheControllerLosesNothing() async throws {
         let cluster = try ProcessCluster.twoZones()
         defer { cluster.stopAll() }

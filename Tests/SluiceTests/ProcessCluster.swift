@@ -88,6 +88,15 @@ final class ProcessCluster: @unchecked Sendable {
         process.waitUntilExit()
     }
 
+    /// SIGSTOP: the process hangs with its sockets open.
+    func pause(_ name: String) {
+        if let process = processes.withLockedValue({ $0[name] }) { Foundation.kill(process.processIdentifier, SIGSTOP) }
+    }
+
+    func resume(_ name: String) {
+        if let process = processes.withLockedValue({ $0[name] }) { Foundation.kill(process.processIdentifier, SIGCONT) }
+    }
+
     func stopAll() {
         let all = processes.withLockedValue { state in
             let all = Array(state.values)
@@ -95,6 +104,7 @@ final class ProcessCluster: @unchecked Sendable {
             return all
         }
         for process in all {
+            Foundation.kill(process.processIdentifier, SIGCONT)
             process.terminate()
             process.waitUntilExit()
         }
