@@ -33,7 +33,7 @@ public final class Controller: Service, @unchecked Sendable {
             http: Endpoint,
             zones: [String: [Endpoint]],
             maxFramePayload: Int = FrameHeader.defaultMaxPayload,
-            tailQueueLimit: Int = 10_000,
+            tailQueueLimit: Int = 100_000,
             pingInterval: TimeAmount = .seconds(30),
             zoneTimeout: TimeAmount = .seconds(2)
         ) {

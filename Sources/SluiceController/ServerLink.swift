@@ -42,6 +42,8 @@ public final class ServerLink: @unchecked Sendable {
     private var stopped = false
     /// Whether the link has ever been up (before that, frames just wait).
     private var wasUp = false
+    /// Whether the server has answered on the current connection.
+    private var confirmed = false
     /// When the server last sent anything; a server that holds frames and
     /// says nothing for `silenceLimit` is taken for dead.
     private var lastHeard = NIODeadline.now()
@@ -327,27 +329,40 @@ public final class ServerLink: @unchecked Sendable {
             }
     }
 
+    /// A new connection counts as up only once the server has answered on
+    /// it: a hung process's kernel still accepts connections.
     private func connected(_ channel: any Channel) {
         self.channel = channel
-        wasUp = true
+        confirmed = false
         lastHeard = .now()
         watchdog?.cancel()
         watchdog = eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(250), delay: .milliseconds(250)) {
             [weak self] _ in self?.checkSilence()
         }
-        up.withLockedValue { $0 = true }
-        onStateChange.withLockedValue { $0 }?(true)
         backoff = .milliseconds(100)
-        logger.info("connected to buffer server", metadata: [LogKeys.server: "\(endpoint)"])
         for (id, subscription) in subscriptions {
             channel.write(Self.requestFrame(.subscribe, app: subscription.app, limit: 0, sequence: id), promise: nil)
         }
+        // An empty batch, which the server acknowledges: its answer confirms
+        // the connection, and the watchdog covers it if none comes.
+        var empty = BatchFrameBuilder(capacity: FrameHeader.size)
+        var probe = OutFrame(bytes: empty.finish(type: .envelopes, sequence: 0, allowEmpty: true)!, origins: [])
+        transmit(&probe, on: channel)
         while var frame = backlog.popFirst() {
             transmit(&frame, on: channel)
         }
         backlogBytes = 0
         channel.flush()
         updateWritable()
+    }
+
+    /// The server answered on a new connection: the link is up.
+    private func confirm() {
+        confirmed = true
+        wasUp = true
+        up.withLockedValue { $0 = true }
+        onStateChange.withLockedValue { $0 }?(true)
+        logger.info("connected to buffer server", metadata: [LogKeys.server: "\(endpoint)"])
         for reader in subscriptions.values.flatMap(\.readers.values) {
             reader.linkChanged(self)
         }
@@ -412,6 +427,7 @@ public final class ServerLink: @unchecked Sendable {
 
     fileprivate func received(_ frame: Frame) throws {
         lastHeard = .now()
+        if !confirmed { confirm() }
         switch frame.header.type {
         case .stream:
             guard let readers = subscriptions[frame.header.sequence]?.readers.values else { return }

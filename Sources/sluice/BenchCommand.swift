@@ -9,7 +9,8 @@ struct BenchCommand: AsyncParsableCommand {
         shouldDisplay: false, subcommands: [Load.self, Tail.self])
 
     struct Load: AsyncParsableCommand {
-        @Option(help: "The controller's ingress HOST:PORT.") var controller: String = "127.0.0.1:8090"
+        @Option(help: "Controllers' ingress HOST:PORT, comma-separated, preferred first.")
+        var controller: String = "127.0.0.1:8090"
         @Option(help: "App id.") var app: String = "bench-app"
         @Option(help: "Envelopes to send.") var count: Int = 1_000_000
         @Option(help: "Envelopes per second; 0 for as fast as possible.") var rate: Int = 0
@@ -18,7 +19,8 @@ struct BenchCommand: AsyncParsableCommand {
 
         func run() async throws {
             let result = try await Bench.load(
-                controller: try parseEndpoint(controller, option: "--controller"), app: app, count: count, rate: rate,
+                controllers: try controller.split(separator: ",").map { try parseEndpoint(String($0), option: "--controller") },
+                app: app, count: count, rate: rate,
                 batch: batch, payloadBytes: payload)
             let usage = Bench.resourceUsage()
             print(

@@ -34,7 +34,7 @@ struct ControllerCommand: AsyncParsableCommand {
     var maxFrame: String = "4MiB"
 
     @Option(help: "Envelopes waiting for one websocket reader before its oldest are dropped.")
-    var tailQueue: Int = 10_000
+    var tailQueue: Int = 100_000
 
     @OptionGroup var logging: LoggingOptions
 

@@ -16,26 +16,7 @@ struct ClusterProcessTests {
     static let rate = 20_000
     static let seconds = 10
 
-    /// Sends `rate` numbered lines per second for `seconds` seconds, in
-    /// batches of 100, and waits until all are acknowledged.
-    static func steadyLoad(_ client: IngressClient, app: String) async throws -> Int {
-        let fields = LogEnvelopeFields(sourceID: app)
-        let total = rate * seconds
-        let batch = 100
-        let start = ContinuousClock.now
-        var builder = BatchFrameBuilder()
-        for index in 0..<total {
-            var line = "seq \(index)"
-            line.withUTF8 { builder.appendLog(fields, timestamp: CFLogFormat.nowNanos(), payload: UnsafeRawBufferPointer($0)) }
-            if builder.count == batch {
-                try await client.send(frame: builder.finish(type: .envelopes, sequence: 0)!)
-                let due = start + .microseconds((index + 1) * 1_000_000 / rate)
-                if due > ContinuousClock.now { try await Task.sleep(until: due) }
-            }
-        }
-        try await client.close(timeout: .seconds(60))
-        return total
-    }
+    static var total: Int { rate * seconds }
 
     static func expectEveryLineOnce(_ counter: SequenceCounter, total: Int) async {
         #expect(await counter.wait(for: total, timeout: .seconds(60)))
@@ -74,14 +55,15 @@ struct ClusterProcessTests {
         defer { cluster.stopAll() }
         try await cluster.startAll()
         let app = "steady-server"
-        let counter = SequenceCounter(total: Self.rate * Self.seconds)
+        let counter = SequenceCounter(total: Self.total)
         let tail = try await cluster.client(zone: "z2").tail(app: app, counting: counter)
-        let client = try await IngressClient.connect(to: [cluster.client(zone: "z1").ingress])
-        let load = Task { try await Self.steadyLoad(client, app: app) }
+        let load = Task {
+            try await cluster.load(app: app, controllers: [cluster.client(zone: "z1").ingress], rate: Self.rate, count: Self.total)
+        }
         #expect(await counter.wait(for: Self.rate * 3, timeout: .seconds(60)))
         cluster.kill(cluster.owner(of: app, in: "z1"))
-        let total = try await load.value
-        await Self.expectEveryLineOnce(counter, total: total)
+        try await load.value
+        await Self.expectEveryLineOnce(counter, total: Self.total)
         await tail.close()
     }
 
@@ -90,16 +72,17 @@ struct ClusterProcessTests {
         defer { cluster.stopAll() }
         try await cluster.startAll()
         let app = "steady-hung"
-        let counter = SequenceCounter(total: Self.rate * Self.seconds)
+        let counter = SequenceCounter(total: Self.total)
         let tail = try await cluster.client(zone: "z2").tail(app: app, counting: counter)
-        let client = try await IngressClient.connect(to: [cluster.client(zone: "z1").ingress])
-        let load = Task { try await Self.steadyLoad(client, app: app) }
+        let load = Task {
+            try await cluster.load(app: app, controllers: [cluster.client(zone: "z1").ingress], rate: Self.rate, count: Self.total)
+        }
         #expect(await counter.wait(for: Self.rate * 3, timeout: .seconds(60)))
         // The owner hangs with its sockets open: only its silence tells.
         let owner = cluster.owner(of: app, in: "z1")
         cluster.pause(owner)
-        let total = try await load.value
-        await Self.expectEveryLineOnce(counter, total: total)
+        try await load.value
+        await Self.expectEveryLineOnce(counter, total: Self.total)
         // When it wakes it may store what was already sent elsewhere; the
         // reader still sees each line once.
         cluster.resume(owner)
@@ -111,16 +94,18 @@ struct ClusterProcessTests {
         defer { cluster.stopAll() }
         try await cluster.startAll()
         let app = "steady-controller"
-        let counter = SequenceCounter(total: Self.rate * Self.seconds)
+        let counter = SequenceCounter(total: Self.total)
         let tail = try await cluster.client(zone: "z2").tail(app: app, counting: counter)
         // Own zone first, the other zone's controller next.
-        let client = try await IngressClient.connect(
-            to: [cluster.client(zone: "z1").ingress, cluster.client(zone: "z2").ingress])
-        let load = Task { try await Self.steadyLoad(client, app: app) }
+        let load = Task {
+            try await cluster.load(
+                app: app, controllers: [cluster.client(zone: "z1").ingress, cluster.client(zone: "z2").ingress],
+                rate: Self.rate, count: Self.total)
+        }
         #expect(await counter.wait(for: Self.rate * 3, timeout: .seconds(60)))
         cluster.kill("z1-controller")
-        let total = try await load.value
-        await Self.expectEveryLineOnce(counter, total: total)
+        try await load.value
+        await Self.expectEveryLineOnce(counter, total: Self.total)
         await tail.close()
     }
 
@@ -161,7 +146,7 @@ struct ClusterProcessTests {
     }
 }
 
-/// Counts "seq N" lines from a websocket cheaply (no full decode, so a
+/// Counts numbered lines from a websocket cheaply (no full decode, so a
 /// debug-built test keeps up with 20,000 a second): which arrived, how many
 /// twice, and Sluice's notices.
 final class SequenceCounter: Sendable {
@@ -216,7 +201,8 @@ final class SequenceCounter: Sendable {
         return false
     }
 
-    /// N in a Log envelope whose payload is "seq N".
+    /// N in a Log envelope whose payload starts with N in 12 digits (as
+    /// `sluice bench load` writes).
     private static func sequence(in envelope: ByteBuffer) -> Int? {
         envelope.withUnsafeReadableBytes { bytes -> Int? in
             var reader = ProtoReader(bytes)
@@ -233,9 +219,9 @@ final class SequenceCounter: Sendable {
                         continue
                     }
                     let text = bytes[log.lowerBound + payload.lowerBound..<log.lowerBound + payload.upperBound]
-                    guard text.starts(with: "seq ".utf8) else { return nil }
+                    guard text.count >= 12 else { return nil }
                     var value = 0
-                    for digit in text.dropFirst(4) {
+                    for digit in text.prefix(12) {
                         guard (48...57).contains(digit) else { return nil }
                         value = value * 10 + Int(digit - 48)
                     }

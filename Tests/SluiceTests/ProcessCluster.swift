@@ -51,7 +51,7 @@ final class ProcessCluster: @unchecked Sendable {
     func start(_ name: String) async throws {
         guard let member = config.member(named: name) else { throw ProcessClusterError(description: "no \(name)") }
         let process = Process()
-        process.executableURL = sluiceExecutable()
+        process.executableURL = Self.binary
         let log = directory.appendingPathComponent("\(name).log")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
@@ -79,6 +79,45 @@ final class ProcessCluster: @unchecked Sendable {
             try await Task.sleep(for: .milliseconds(20))
         }
         throw ProcessClusterError(description: "\(name) did not start listening on \(address)")
+    }
+
+    /// The members' binary: the release build when bin/test names one
+    /// ($SLUICE_RELEASE_BIN), so that load tests run at full speed.
+    static var binary: URL {
+        if let path = ProcessInfo.processInfo.environment["SLUICE_RELEASE_BIN"],
+            FileManager.default.isExecutableFile(atPath: path)
+        {
+            return URL(fileURLWithPath: path)
+        }
+        return sluiceExecutable()
+    }
+
+    /// Runs `sluice bench load`: `count` numbered lines at `rate` a second
+    /// to the controllers given (preferred first); returns once every line
+    /// is acknowledged.
+    func load(app: String, controllers: [Endpoint], rate: Int, count: Int) async throws {
+        let process = Process()
+        process.executableURL = Self.binary
+        process.arguments = [
+            "bench", "load", "--app", app, "--controller", controllers.map(\.description).joined(separator: ","),
+            "--rate", "\(rate)", "--count", "\(count)", "--batch", "100", "--payload", "16",
+        ]
+        let log = directory.appendingPathComponent("load.log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                process.waitUntilExit()
+                continuation.resume()
+            }
+        }
+        guard process.terminationStatus == 0 else {
+            let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            throw ProcessClusterError(description: "the load generator failed: \(output)")
+        }
     }
 
     /// `kill -9`.

@@ -234,6 +234,25 @@ func batchRecord(_ envelope: [UInt8]) -> [UInt8] {
         #expect(calls == 0)
     }
 
+    @Test func expectedCountMustMatch() throws {
+        let bytes = try Fixture.batch(Array(Self.envelopes.prefix(3)))
+        var calls = 0
+        try withBuffer(bytes) { (buffer) throws(WireError) in
+            try EnvelopeBatchScanner.forEach(in: buffer, expectedCount: 3) { _, _ in calls += 1 }
+        }
+        #expect(calls == 3)
+        for wrong in [0, 2, 4] {
+            calls = 0
+            let error = #expect(throws: WireError.self) {
+                try withBuffer(bytes) { (buffer) throws(WireError) in
+                    try EnvelopeBatchScanner.forEach(in: buffer, expectedCount: wrong) { _, _ in calls += 1 }
+                }
+            }
+            #expect(error?.code == .malformedBatch)
+            #expect(calls == 0, "expected count \(wrong)")
+        }
+    }
+
     @Test func batchFieldOneMustBeLengthDelimited() {
         for bytes: [UInt8] in [[0x08, 0x01], [0x09, 1, 2, 3, 4, 5, 6, 7, 8], [0x0D, 1, 2, 3, 4]] {
             let error = #expect(throws: WireError.self) { try validate(bytes) }

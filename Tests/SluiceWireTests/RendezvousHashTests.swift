@@ -159,6 +159,29 @@ enum KeySet: String, CaseIterable, Sendable {
         }
     }
 
+    @Test func ownerAmongLiveNodes() throws {
+        let hash = RendezvousHash(nodes: Self.four)
+        let down = 2
+        let without = Self.four.filter { $0 != Self.four[down] }
+        let keys = KeySet.uuids.keys.prefix(3000).map { $0 }
+        let expected = try Self.owners(keys, without)
+        let before = try Self.owners(keys, Self.four)
+        for (index, key) in keys.enumerated() {
+            let bytes = Array(key.utf8)
+            bytes.withUnsafeBytes { buffer in
+                let all = hash.owner(of: buffer, isLive: { _ in true })
+                #expect(all == hash.owner(of: key))
+                // With one node down, keys go where a ring without it would send them.
+                let live = hash.owner(of: buffer, isLive: { $0 != down })
+                #expect(live.map { Self.four[$0] } == expected[index])
+                if before[index] != Self.four[down] {
+                    #expect(live.map { Self.four[$0] } == before[index])
+                }
+                #expect(hash.owner(of: buffer, isLive: { _ in false }) == nil)
+            }
+        }
+    }
+
     @Test func noNodesNoOwner() {
         let hash = RendezvousHash(nodes: [])
         #expect(hash.owner(of: "app-1") == nil)
