@@ -47,8 +47,11 @@ final class TailSession: ChannelInboundHandler, LinkSubscriber, @unchecked Senda
     private var ended = false
     /// Sender frames this reader has been sent.
     private var seen = SeenFrames()
-    /// Whether each zone's servers for this app answer, as last told.
+    /// Whether each zone's servers for this app answer.
     private var zoneState: [String: ZoneState] = [:]
+    /// Zones the reader was told are not answering (and not yet that they
+    /// are back).
+    private var toldDown: Set<String> = []
 
     init(
         app: String, links: [ServerLink], settings: Settings, metrics: TailMetrics, logger: Logger,
@@ -181,9 +184,11 @@ final class TailSession: ChannelInboundHandler, LinkSubscriber, @unchecked Senda
             self.zoneState[link.zone] = state
             let text: String
             switch (before, state) {
-            case (.down?, .up), (.partial?, .up):
+            case (_, .up) where self.toldDown.contains(link.zone):
+                self.toldDown.remove(link.zone)
                 text = "Sluice: zone \(link.zone) is back; its live lines resume"
             case (.up?, .down), (.partial?, .down):
+                self.toldDown.insert(link.zone)
                 text = "Sluice: zone \(link.zone) is not answering (lost \(link.endpoint)); its lines are missing until it is back"
             default:
                 return

@@ -47,11 +47,9 @@ public struct SeenFrames: Sendable {
                 if advance >= SeenFrames.window {
                     for index in bits.indices { bits[index] = 0 }
                 } else {
-                    var s = highest + 1
-                    while s <= sequence {
-                        let slot = Int(s % SeenFrames.window)
+                    for step in 1...advance {
+                        let slot = Int((highest &+ step) % SeenFrames.window)
                         bits[slot / 64] &= ~(1 << UInt64(slot % 64))
-                        s += 1
                     }
                 }
                 highest = sequence
