@@ -72,10 +72,7 @@ final class TailSession: ChannelInboundHandler, LinkSubscriber, @unchecked Senda
     /// before the handler is in the pipeline wait in the queue.
     func start(closeFuture: EventLoopFuture<Void>) -> EventLoopFuture<Void> {
         metrics.readers.increment()
-        for zone in Set(links.map(\.zone)) {
-            let zoneLinks = links.filter { $0.zone == zone }
-            zoneState[zone] = zoneLinks.allSatisfy(\.isUp) ? .up : zoneLinks.contains(where: \.isUp) ? .partial : .down
-        }
+        for zone in Set(links.map(\.zone)) { zoneState[zone] = currentState(of: zone) }
         closeFuture.whenComplete { _ in self.eventLoop.execute { self.teardown() } }
         let futures = links.map { link in
             let id = link.subscribe(app: app, subscriber: self)
@@ -177,9 +174,7 @@ final class TailSession: ChannelInboundHandler, LinkSubscriber, @unchecked Senda
     /// again, subscriptions renewed).
     func linkChanged(_ link: ServerLink) {
         eventLoop.execute {
-            let zoneLinks = self.links.filter { $0.zone == link.zone }
-            let state: ZoneState =
-                zoneLinks.allSatisfy(\.isUp) ? .up : zoneLinks.contains(where: \.isUp) ? .partial : .down
+            let state = self.currentState(of: link.zone)
             let before = self.zoneState[link.zone]
             self.zoneState[link.zone] = state
             let text: String
@@ -203,6 +198,14 @@ final class TailSession: ChannelInboundHandler, LinkSubscriber, @unchecked Senda
 
     enum ZoneState {
         case up, partial, down
+    }
+
+    /// Up when every server of the zone that holds this app answers, down
+    /// when none does.
+    private func currentState(of zone: String) -> ZoneState {
+        let zoneLinks = links.filter { $0.zone == zone }
+        if zoneLinks.allSatisfy(\.isUp) { return .up }
+        return zoneLinks.contains(where: \.isUp) ? .partial : .down
     }
 
     /// Queues a batch's envelopes. A part this reader already got (sent
