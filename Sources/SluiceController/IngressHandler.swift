@@ -196,33 +196,32 @@ final class IngressRouter: Sendable {
                 let (batch, parts) = try? Frame(header: header, payload: payload).batchAndParts(),
                 parts.count == frame.origins.count
             else { continue }
-            var partIndex = -1
-            var left = 0
+            var cursor = PartCursor(parts)
             var touched: UInt64 = 0
-            func closePart() {
-                if partIndex >= 0 { frame.origins[partIndex].tracker.partsAdded(frame.origins[partIndex].sequence, count: touched.nonzeroBitCount - 1) }
+            // A part split over several servers is acknowledged by each.
+            func closePart(_ index: Int) {
+                guard index >= 0 else { return }
+                frame.origins[index].tracker.partsAdded(frame.origins[index].sequence, count: touched.nonzeroBitCount - 1)
             }
             try? batch.withUnsafeReadableBytesTyped { bytes throws(WireError) in
                 try EnvelopeBatchScanner.forEach(in: bytes) { range, fields in
-                    while left == 0 {
-                        closePart()
-                        partIndex += 1
-                        left = Int(parts[partIndex].count)
+                    let before = cursor.index
+                    if cursor.advance() {
+                        closePart(before)
                         touched = 0
                     }
-                    left -= 1
                     let envelope = UnsafeRawBufferPointer(rebasing: bytes[range])
                     guard let owner = owner(of: UnsafeRawBufferPointer(rebasing: envelope[fields.sourceID]), live: live)
                     else { return }
                     if touched & (1 << owner) == 0 {
                         touched |= 1 << owner
-                        batches[owner].beginPart(sender: parts[partIndex].sender, sequence: parts[partIndex].sequence)
-                        origins[owner].append(frame.origins[partIndex])
+                        batches[owner].beginPart(sender: cursor.current.sender, sequence: cursor.current.sequence)
+                        origins[owner].append(frame.origins[cursor.index])
                     }
                     batches[owner].append(envelope)
                 }
             }
-            closePart()
+            closePart(cursor.index)
         }
         for index in batches.indices {
             if let bytes = batches[index].finish(type: .envelopes, sequence: 0) {

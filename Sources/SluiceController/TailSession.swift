@@ -213,18 +213,14 @@ final class TailSession: ChannelInboundHandler, LinkSubscriber, @unchecked Senda
     private func enqueue(_ batch: ByteBuffer, parts: [BatchPart] = []) {
         guard !ended, !closing else { return }
         var overflow = 0
-        var partIndex = -1
-        var left = 0
+        var cursor = PartCursor(parts)
         var keep = true
         do {
             try batch.forEachEnvelope { envelope, _ in
                 if !parts.isEmpty {
-                    while left == 0 && partIndex + 1 < parts.count {
-                        partIndex += 1
-                        left = Int(parts[partIndex].count)
-                        keep = seen.insert(sender: parts[partIndex].sender, sequence: parts[partIndex].sequence)
+                    if cursor.advance() {
+                        keep = seen.insert(sender: cursor.current.sender, sequence: cursor.current.sequence)
                     }
-                    left -= 1
                     guard keep else { return }
                 }
                 queue.append(envelope)

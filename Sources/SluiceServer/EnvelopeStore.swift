@@ -89,18 +89,14 @@ public final class EnvelopeStore: @unchecked Sendable {
         var currentApp: AppLog? = nil
         var currentSubscribers: [Subscriber] = []
         var touched: [Subscriber] = []
-        var partIndex = -1
-        var leftInPart = 0
+        var cursor = PartCursor(parts)
         var keepPart = true
         try batch.withUnsafeReadableBytesTyped { bytes throws(WireError) in
             try EnvelopeBatchScanner.forEach(in: bytes, expectedCount: expectedCount) { range, fields in
                 if !parts.isEmpty {
-                    while leftInPart == 0 {
-                        partIndex += 1
-                        leftInPart = Int(parts[partIndex].count)
-                        keepPart = seen.insert(sender: parts[partIndex].sender, sequence: parts[partIndex].sequence)
+                    if cursor.advance() {
+                        keepPart = seen.insert(sender: cursor.current.sender, sequence: cursor.current.sequence)
                     }
-                    leftInPart -= 1
                     guard keepPart else {
                         duplicate += 1
                         return
@@ -123,8 +119,8 @@ public final class EnvelopeStore: @unchecked Sendable {
                 stored += 1
                 for subscriber in currentSubscribers {
                     if subscriber.pending.isEmpty { touched.append(subscriber) }
-                    if partIndex >= 0 {
-                        subscriber.pending.beginPart(sender: parts[partIndex].sender, sequence: parts[partIndex].sequence)
+                    if !parts.isEmpty {
+                        subscriber.pending.beginPart(sender: cursor.current.sender, sequence: cursor.current.sequence)
                     }
                     subscriber.pending.append(envelope)
                 }

@@ -77,3 +77,30 @@ public struct SeenFrames: Sendable {
 
     public var senderCount: Int { senders.count }
 }
+
+/// Walks a batch's envelopes together with its parts: call `advance` once
+/// per envelope, in order.
+public struct PartCursor: Sendable {
+    public let parts: [BatchPart]
+    /// The part of the envelope just advanced to.
+    public private(set) var index = -1
+    private var left = 0
+
+    public init(_ parts: [BatchPart]) {
+        self.parts = parts
+    }
+
+    /// Moves to the next envelope; true when it begins a new part.
+    public mutating func advance() -> Bool {
+        var began = false
+        while left == 0 && index + 1 < parts.count {
+            index += 1
+            left = Int(parts[index].count)
+            began = true
+        }
+        left -= 1
+        return began
+    }
+
+    public var current: BatchPart { parts[index] }
+}
