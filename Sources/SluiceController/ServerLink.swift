@@ -259,11 +259,6 @@ public final class ServerLink: @unchecked Sendable {
         }
     }
 
-    /// Live readers of this link's subscriptions (for tests and status).
-    public var readerCount: EventLoopFuture<Int> {
-        eventLoop.submit { self.readerSubscription.count }
-    }
-
     /// The newest `limit` envelopes of `app` held by this server, as batch
     /// payloads, oldest first.
     public func recent(app: String, limit: Int) -> EventLoopFuture<[ByteBuffer]> {
