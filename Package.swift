@@ -14,6 +14,8 @@ let package = Package(
     products: [
         .executable(name: "sluice", targets: ["sluice"]),
         .library(name: "SluiceWire", targets: ["SluiceWire"]),
+        // For Swift programs that log straight to the local agent.
+        .library(name: "SluiceEmitter", targets: ["SluiceEmitter"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -83,11 +85,34 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        // What the commands do: emit, logs, up. The executable only parses arguments.
+        // The source agent: framed, syslog and HTTP inputs, shipped to controllers.
+        .target(
+            name: "SluiceAgent",
+            dependencies: [
+                "SluiceWire", "SluiceTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "SluiceEmitter",
+            dependencies: [
+                "SluiceWire", "SluiceTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        // What the commands do: emit, logs, up, run. The executable only parses arguments.
         .target(
             name: "SluiceCLI",
             dependencies: [
-                "SluiceWire", "SluiceProto", "SluiceTransport", "SluiceServer", "SluiceController",
+                "SluiceWire", "SluiceProto", "SluiceTransport", "SluiceServer", "SluiceController", "SluiceAgent",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -102,7 +127,7 @@ let package = Package(
         .executableTarget(
             name: "sluice",
             dependencies: [
-                "SluiceCLI", "SluiceWire", "SluiceTransport", "SluiceServer", "SluiceController",
+                "SluiceCLI", "SluiceWire", "SluiceTransport", "SluiceServer", "SluiceController", "SluiceAgent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -123,6 +148,7 @@ let package = Package(
             name: "SluiceUnitTests",
             dependencies: [
                 "SluiceWire", "SluiceProto", "SluiceTransport", "SluiceServer", "SluiceController", "SluiceCLI",
+                "SluiceAgent",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
@@ -136,6 +162,7 @@ let package = Package(
             name: "SluiceTests",
             dependencies: [
                 "sluice", "SluiceWire", "SluiceProto", "SluiceTransport", "SluiceServer", "SluiceController", "SluiceCLI",
+                "SluiceAgent", "SluiceEmitter",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -21,18 +21,19 @@ public struct Emit: Sendable {
         self.fields = fields
     }
 
-    /// Lines longer than this are sent as several envelopes.
-    public static let maxLineBytes = 64 * 1024
     /// A batch goes out once its payload reaches this size.
     static let maxBatchBytes = 1024 * 1024
 
-    /// Sends one message (the arguments joined by spaces).
+    /// Sends one message (the arguments joined by spaces), in tagged pieces
+    /// if it is longer than `LineSplitter.defaultMaxLineBytes`.
     public func send(message: String) async throws {
         let client = try await IngressClient.connect(to: controllers)
         var builder = BatchFrameBuilder(capacity: message.utf8.count + 256)
         var ready: [ByteBuffer] = []
         var line = message
-        _ = line.withUTF8 { append(UnsafeRawBufferPointer($0), to: &builder, ready: &ready) }
+        line.withUTF8 { bytes in
+            LineSplitter.split(UnsafeRawBufferPointer(bytes)) { append($0, tag: $1, to: &builder, ready: &ready) }
+        }
         if let frame = builder.finish(type: .envelopes, sequence: 0) { ready.append(frame) }
         for frame in ready { try await client.send(frame: frame) }
         try await client.close()
@@ -45,7 +46,7 @@ public struct Emit: Sendable {
         let client = try await IngressClient.connect(to: controllers)
         var builder = BatchFrameBuilder(capacity: 64 * 1024)
         var ready: [ByteBuffer] = []
-        var pending: [UInt8] = []
+        var splitter = LineSplitter()
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         var sent = 0
         func send() async throws {
@@ -56,30 +57,20 @@ public struct Emit: Sendable {
             let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if count < 0 && errno == EINTR { continue }
             if count <= 0 { break }
-            pending.append(contentsOf: chunk[0..<count])
-            var start = 0
-            pending.withUnsafeBytes { bytes in
-                while let newline = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) {
-                    var end = newline
-                    if end > start && bytes[end - 1] == UInt8(ascii: "\r") { end -= 1 }
-                    sent += append(UnsafeRawBufferPointer(rebasing: bytes[start..<end]), to: &builder, ready: &ready)
-                    start = newline + 1
-                }
-                // A line with no end yet that is already too long goes out in pieces.
-                while bytes.count - start >= Self.maxLineBytes {
-                    let end = start + Self.maxLineBytes
-                    sent += append(UnsafeRawBufferPointer(rebasing: bytes[start..<end]), to: &builder, ready: &ready)
-                    start = end
+            chunk.withUnsafeBytes { bytes in
+                splitter.feed(UnsafeRawBufferPointer(rebasing: bytes[0..<count])) {
+                    append($0, tag: $1, to: &builder, ready: &ready)
+                    sent += 1
                 }
             }
-            pending.removeFirst(start)
             if builder.count > 0 && !moreInputReady(fd), let frame = builder.finish(type: .envelopes, sequence: 0) {
                 ready.append(frame)
             }
             try await send()
         }
-        if !pending.isEmpty {
-            sent += pending.withUnsafeBytes { append($0, to: &builder, ready: &ready) }
+        splitter.finish {
+            append($0, tag: $1, to: &builder, ready: &ready)
+            sent += 1
         }
         if let frame = builder.finish(type: .envelopes, sequence: 0) { ready.append(frame) }
         try await send()
@@ -87,22 +78,12 @@ public struct Emit: Sendable {
         return sent
     }
 
-    /// Appends one line, split into pieces of at most `maxLineBytes`;
-    /// finished batches move to `ready`. Returns the envelopes appended.
-    @discardableResult
-    func append(_ line: UnsafeRawBufferPointer, to builder: inout BatchFrameBuilder, ready: inout [ByteBuffer]) -> Int {
-        var start = 0
-        var pieces = 0
-        repeat {
-            let end = min(line.count, start + Self.maxLineBytes)
-            builder.appendLog(fields, timestamp: CFLogFormat.nowNanos(), payload: UnsafeRawBufferPointer(rebasing: line[start..<end]))
-            pieces += 1
-            start = end
-            if builder.count >= batchSize || builder.payloadBytes >= Self.maxBatchBytes {
-                ready.append(builder.finish(type: .envelopes, sequence: 0)!)
-            }
-        } while start < line.count
-        return pieces
+    /// Appends one line (or piece); finished batches move to `ready`.
+    func append(_ line: UnsafeRawBufferPointer, tag: LogTag?, to builder: inout BatchFrameBuilder, ready: inout [ByteBuffer]) {
+        builder.appendLog(fields, timestamp: CFLogFormat.nowNanos(), payload: line, extraTags: tag.map { [$0] } ?? [])
+        if builder.count >= batchSize || builder.payloadBytes >= Self.maxBatchBytes {
+            ready.append(builder.finish(type: .envelopes, sequence: 0)!)
+        }
     }
 
     /// Whether `fd` has bytes to read right now (so a batch may wait for them).

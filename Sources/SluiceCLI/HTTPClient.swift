@@ -14,6 +14,13 @@ public enum HTTPClient {
         _ url: HTTPURL, headers extra: [(String, String)] = [],
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> Response {
+        try await request(.GET, url, headers: extra, group: group)
+    }
+
+    public static func request(
+        _ method: HTTPMethod, _ url: HTTPURL, headers extra: [(String, String)] = [], body: ByteBuffer? = nil,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> Response {
         let promise = group.next().makePromise(of: Response.self)
         let channel = try await ClientBootstrap(group: group)
             .connectTimeout(.seconds(5))
@@ -27,8 +34,10 @@ public enum HTTPClient {
             .get()
         var headers = HTTPHeaders([("Host", url.hostHeader), ("Connection", "close")])
         for (name, value) in extra { headers.add(name: name, value: value) }
-        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: url.path, headers: headers)
+        if let body { headers.add(name: "Content-Length", value: "\(body.readableBytes)") }
+        let head = HTTPRequestHead(version: .http1_1, method: method, uri: url.path, headers: headers)
         channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        if let body { channel.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil) }
         try await channel.writeAndFlush(HTTPClientRequestPart.end(nil))
         defer { channel.close(promise: nil) }
         return try await promise.futureResult.get()

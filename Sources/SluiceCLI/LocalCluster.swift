@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import Prometheus
 import ServiceLifecycle
+import SluiceAgent
 import SluiceController
 import SluiceServer
 import SluiceTransport
@@ -16,10 +17,18 @@ public final class LocalCluster: Sendable {
     public let registry = PrometheusCollectorRegistry()
     private let group: any EventLoopGroup
     private let logger: Logger
-    private let members = NIOLockedValueBox<(servers: [BufferServer], controllers: [Controller])>(([], []))
+    /// The local agent's settings; nil runs none. Its controllers are
+    /// filled in when the cluster starts: the first zone's, first.
+    private let agent: Agent.Configuration?
+    private let members = NIOLockedValueBox<(servers: [BufferServer], controllers: [Controller], agent: Agent?)>(
+        ([], [], nil))
 
-    public init(config: ClusterConfig, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger) {
+    public init(
+        config: ClusterConfig, agent: Agent.Configuration? = nil,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger
+    ) {
         self.config = config
+        self.agent = agent
         self.group = group
         self.logger = logger
     }
@@ -35,6 +44,8 @@ public final class LocalCluster: Sendable {
         public var controllers: [ControllerEndpoints]
         /// Every zone's buffer servers as bound.
         public var servers: [String: [Endpoint]]
+        /// The local agent's addresses, if one runs.
+        public var agent: Agent.Addresses?
     }
 
     /// Binds every member, servers first; returns where they listen.
@@ -69,18 +80,33 @@ public final class LocalCluster: Sendable {
                 endpoints.append(ControllerEndpoints(zone: zone.name, name: entry.name, ingress: ingress, http: http))
             }
         }
-        members.withLockedValue { $0 = (servers, controllers) }
-        return Endpoints(controllers: endpoints, servers: bound)
+        var agentAddresses: Agent.Addresses?
+        var agent: Agent?
+        if var settings = self.agent {
+            let firstZone = config.zones.first?.name
+            settings.zone = firstZone ?? settings.zone
+            settings.controllers =
+                endpoints.filter { $0.zone == firstZone }.map(\.ingress)
+                + endpoints.filter { $0.zone != firstZone }.map(\.ingress)
+            let started = Agent(
+                configuration: settings, group: group, logger: logger.with(metadata: "sluice.agent", "agent"),
+                registry: registry)
+            agentAddresses = try await started.bind()
+            agent = started
+        }
+        members.withLockedValue { $0 = (servers, controllers, agent) }
+        return Endpoints(controllers: endpoints, servers: bound, agent: agentAddresses)
     }
 
     /// The services to run in a `ServiceGroup` after `start`.
     public var services: [any Service] {
-        let (servers, controllers) = members.withLockedValue { $0 }
-        return servers + controllers
+        let (servers, controllers, agent) = members.withLockedValue { $0 }
+        return servers + controllers + (agent.map { [$0] } ?? [])
     }
 
     public func shutdown() async throws {
-        let (servers, controllers) = members.withLockedValue { $0 }
+        let (servers, controllers, agent) = members.withLockedValue { $0 }
+        try await agent?.shutdown()
         for controller in controllers { try await controller.shutdown() }
         for server in servers { try await server.shutdown() }
     }
@@ -100,6 +126,7 @@ extension SluiceConfig {
         self.init(
             controllers: endpoints.controllers.map {
                 .init(zone: $0.zone, ingress: "\($0.ingress)", http: "http://\($0.http)")
-            })
+            },
+            agent: endpoints.agent.map { "\($0.listen)" })
     }
 }

@@ -20,13 +20,17 @@ public struct SluiceConfig: Codable, Equatable, Sendable {
     }
 
     public var controllers: [ControllerAddresses]
+    /// `HOST:PORT` of the local agent's framed listener (`sluice run`).
+    public var agent: String?
 
-    public init(controllers: [ControllerAddresses]) {
+    public init(controllers: [ControllerAddresses], agent: String? = nil) {
         self.controllers = controllers
+        self.agent = agent
     }
 
     public static let defaultIngress = "127.0.0.1:8090"
     public static let defaultHTTP = "http://127.0.0.1:8080"
+    public static let defaultAgent = "127.0.0.1:3457"
 
     public static var home: URL {
         if let home = ProcessInfo.processInfo.environment["SLUICE_HOME"], !home.isEmpty {
@@ -56,6 +60,11 @@ public struct SluiceConfig: Codable, Equatable, Sendable {
         if let flag { return flag.split(separator: ",").map(String.init) }
         if let controllers = load()?.controllers, !controllers.isEmpty { return controllers.map(\.ingress) }
         return [defaultIngress]
+    }
+
+    /// The agent to send to: the flag, else the config file, else the default.
+    public static func agent(_ flag: String?) -> String {
+        flag ?? load()?.agent ?? defaultAgent
     }
 
     /// The HTTP base URL to use: the flag, else the config file, else the default.

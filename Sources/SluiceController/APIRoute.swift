@@ -1,3 +1,5 @@
+import SluiceWire
+
 /// The controller's HTTP routes, parsed from a request's method and URI.
 /// Plain logic, no NIO: tested on its own.
 enum APIRoute: Equatable {
@@ -17,7 +19,7 @@ enum APIRoute: Equatable {
     static let maxAppIDBytes = 256
 
     static func parse(method: String, uri: String) -> Result<APIRoute, Failure> {
-        let (path, query) = split(uri)
+        let (path, query) = URIQuery.split(uri)
         let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
         let route: Result<APIRoute, Failure>
         switch Array(segments) {
@@ -51,7 +53,7 @@ enum APIRoute: Equatable {
     }
 
     static func appID(_ raw: Substring) -> Result<String, Failure> {
-        guard let decoded = percentDecode(raw) else {
+        guard let decoded = URIQuery.percentDecode(raw) else {
             return .failure(Failure(status: 400, error: "bad_app_id", message: "the app id is not valid percent-encoded UTF-8"))
         }
         guard !decoded.isEmpty else {
@@ -77,45 +79,5 @@ enum APIRoute: Equatable {
                     message: "limit must be a whole number from 1 to \(maxLimit), not '\(raw)'"))
         }
         return .success(value)
-    }
-
-    static func split(_ uri: String) -> (path: String, query: [String: String]) {
-        guard let mark = uri.firstIndex(of: "?") else { return (uri, [:]) }
-        var query: [String: String] = [:]
-        for pair in uri[uri.index(after: mark)...].split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let key = percentDecode(parts[0], plusIsSpace: true) ?? String(parts[0])
-            let value = parts.count > 1 ? (percentDecode(parts[1], plusIsSpace: true) ?? String(parts[1])) : ""
-            query[key] = value
-        }
-        return (String(uri[..<mark]), query)
-    }
-
-    static func percentDecode(_ text: Substring, plusIsSpace: Bool = false) -> String? {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(text.utf8.count)
-        var iterator = text.utf8.makeIterator()
-        while let byte = iterator.next() {
-            if byte == UInt8(ascii: "%") {
-                guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else {
-                    return nil
-                }
-                bytes.append(high << 4 | low)
-            } else if plusIsSpace && byte == UInt8(ascii: "+") {
-                bytes.append(UInt8(ascii: " "))
-            } else {
-                bytes.append(byte)
-            }
-        }
-        return String(validating: bytes, as: UTF8.self)
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 }

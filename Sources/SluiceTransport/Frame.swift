@@ -133,9 +133,11 @@ public struct BatchFrameBuilder: Sendable {
     }
 
     /// Appends a Log envelope written straight from its fields.
-    public mutating func appendLog(_ fields: LogEnvelopeFields, timestamp: Int64, payload: UnsafeRawBufferPointer) {
+    public mutating func appendLog(
+        _ fields: LogEnvelopeFields, timestamp: Int64, payload: UnsafeRawBufferPointer, extraTags: [LogTag] = []
+    ) {
         prepare(for: payload.count + 128)
-        buffer!.writeLogEnvelopeEntry(fields, timestamp: timestamp, payload: payload)
+        buffer!.writeLogEnvelopeEntry(fields, timestamp: timestamp, payload: payload, extraTags: extraTags)
         counted()
     }
 

@@ -8,8 +8,8 @@ struct Sluice: AsyncParsableCommand {
         commandName: "sluice",
         abstract: "A log router for platforms that run many apps on many hosts.",
         subcommands: [
-            UpCommand.self, EmitCommand.self, LogsCommand.self, ServerCommand.self, ControllerCommand.self,
-            BenchCommand.self,
+            UpCommand.self, EmitCommand.self, LogsCommand.self, RunCommand.self, AgentCommand.self, ServerCommand.self,
+            ControllerCommand.self, BenchCommand.self,
         ])
 }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import ServiceLifecycle
+import SluiceAgent
 import SluiceCLI
 import SluiceWire
 import UnixSignals
@@ -29,6 +30,18 @@ struct UpCommand: AsyncParsableCommand {
     @Option(help: "Port of the first zone's controller ingress (zone N uses this + N - 1; 0 picks free ports).")
     var ingressPort: Int = 8090
 
+    @Option(help: "Port of the local agent's framed listener, for sluice run (0 picks a free port).")
+    var agentPort: Int = 3457
+
+    @Option(help: "Port of the local agent's syslog input, TCP and UDP (0 picks free ports).")
+    var syslogPort: Int = 5514
+
+    @Option(help: "Port of the local agent's HTTP input, POST /logs (0 picks a free port).")
+    var agentHttpPort: Int = 8088
+
+    @Flag(help: "Run no local agent.")
+    var noAgent = false
+
     @OptionGroup var logging: LoggingOptions
 
     var perZone: Int { serversPerZone ?? servers ?? 2 }
@@ -36,7 +49,7 @@ struct UpCommand: AsyncParsableCommand {
     func validate() throws {
         guard (1...16).contains(zones) else { throw ValidationError("--zones must be from 1 to 16") }
         guard (1...64).contains(perZone) else { throw ValidationError("--servers-per-zone must be from 1 to 64") }
-        guard (0...65535).contains(httpPort), (0...65535).contains(ingressPort) else {
+        guard [httpPort, ingressPort, agentPort, syslogPort, agentHttpPort].allSatisfy({ (0...65535).contains($0) }) else {
             throw ValidationError("ports must be from 0 to 65535")
         }
     }
@@ -54,7 +67,15 @@ struct UpCommand: AsyncParsableCommand {
             cluster = ClusterConfig.generate(
                 zones: zones, serversPerZone: perZone, httpPort: httpPort, ingressPort: ingressPort)
         }
-        let local = LocalCluster(config: cluster, logger: logger)
+        let agent: Agent.Configuration? =
+            noAgent
+            ? nil
+            : Agent.Configuration(
+                controllers: [], listen: Endpoint(host: "127.0.0.1", port: agentPort),
+                syslogTCP: Endpoint(host: "127.0.0.1", port: syslogPort),
+                syslogUDP: Endpoint(host: "127.0.0.1", port: syslogPort),
+                http: Endpoint(host: "127.0.0.1", port: agentHttpPort))
+        let local = LocalCluster(config: cluster, agent: agent, logger: logger)
         let endpoints = try await local.start()
         try SluiceConfig(endpoints).save()
         let serverCount = endpoints.servers.values.reduce(0) { $0 + $1.count }
@@ -71,8 +92,14 @@ struct UpCommand: AsyncParsableCommand {
         for zone in cluster.zones {
             lines.append("  \(zone.name) servers  \(endpoints.servers[zone.name, default: []].map(\.description).joined(separator: ", "))")
         }
+        if let agent = endpoints.agent {
+            lines.append("  agent    \(agent.listen)  (sluice run)")
+            lines.append(
+                "    syslog   tcp \(agent.syslogTCP.map { "\($0)" } ?? "-")  udp \(agent.syslogUDP.map { "\($0)" } ?? "-")")
+            lines.append("    http     http://\(agent.http.map { "\($0)" } ?? "-")/logs  (application/logplex-1)")
+        }
         lines.append("  config   \(SluiceConfig.path.path)")
-        lines.append("Try: sluice emit --app my-app \"hello\"   then   sluice logs my-app --recent")
+        lines.append("Try: sluice run --app my-app -- echo hello   then   sluice logs my-app --recent")
         lines.append("Ctrl-C stops it.")
         print(lines.joined(separator: "\n"))
         Output.flushStandardOutput()

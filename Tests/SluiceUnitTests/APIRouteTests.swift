@@ -1,3 +1,4 @@
+import SluiceWire
 import Testing
 
 @testable import SluiceController
@@ -113,21 +114,21 @@ import Testing
     }
 
     @Test func percentDecode() {
-        #expect(APIRoute.percentDecode("a%20b") == "a b")
-        #expect(APIRoute.percentDecode("a+b") == "a+b")
-        #expect(APIRoute.percentDecode("a+b", plusIsSpace: true) == "a b")
-        #expect(APIRoute.percentDecode("%2B", plusIsSpace: true) == "+")
-        #expect(APIRoute.percentDecode("%") == nil)
-        #expect(APIRoute.percentDecode("%4") == nil)
-        #expect(APIRoute.percentDecode("%zz") == nil)
-        #expect(APIRoute.percentDecode("%C3") == nil)
-        #expect(APIRoute.percentDecode("") == "")
+        #expect(URIQuery.percentDecode("a%20b") == "a b")
+        #expect(URIQuery.percentDecode("a+b") == "a+b")
+        #expect(URIQuery.percentDecode("a+b", plusIsSpace: true) == "a b")
+        #expect(URIQuery.percentDecode("%2B", plusIsSpace: true) == "+")
+        #expect(URIQuery.percentDecode("%") == nil)
+        #expect(URIQuery.percentDecode("%4") == nil)
+        #expect(URIQuery.percentDecode("%zz") == nil)
+        #expect(URIQuery.percentDecode("%C3") == nil)
+        #expect(URIQuery.percentDecode("") == "")
     }
 
     @Test func queryValuesArePercentDecoded() {
         #expect(APIRoute.parse(method: "GET", uri: "/apps/x/recentlogs?limit=%35") == .success(.recentLogs(app: "x", limit: 5)))
         #expect(APIRoute.parse(method: "GET", uri: "/apps/x/stream?format=%6Aso%6E") == .success(.stream(app: "x", json: true)))
-        let split = APIRoute.split("/p?a=1&b=x%20y&c=q+r&d")
+        let split = URIQuery.split("/p?a=1&b=x%20y&c=q+r&d")
         #expect(split.path == "/p")
         #expect(split.query == ["a": "1", "b": "x y", "c": "q r", "d": ""])
     }

@@ -149,7 +149,7 @@ import Testing
     func pathEscapeRoundTripsThroughTheController(app: String) {
         let escaped = pathEscape(app)
         #expect(escaped.utf8.allSatisfy { $0 < 0x80 && $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "?") })
-        #expect(APIRoute.percentDecode(Substring(escaped)) == app)
+        #expect(URIQuery.percentDecode(Substring(escaped)) == app)
         #expect(APIRoute.parse(method: "GET", uri: "/apps/\(escaped)/stream") == .success(.stream(app: app, json: false)))
     }
 }

@@ -3,7 +3,6 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
-import SluiceTransport
 import SluiceWire
 
 /// An emitter's connection to controllers, with acknowledged delivery.
@@ -67,6 +66,28 @@ public final class IngressClient: @unchecked Sendable {
         return client
     }
 
+    /// Starts connecting in the background and returns at once: frames sent
+    /// before a controller answers wait in the window. For agents and
+    /// emitters that must start whether or not anything downstream is up.
+    public static func start(
+        to endpoints: [Endpoint], maxWindow: Int = 16 * 1024 * 1024, logger: Logger = .quiet,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) -> IngressClient {
+        precondition(!endpoints.isEmpty, "an ingress client needs at least one controller")
+        let client = IngressClient(endpoints: endpoints, loop: group.next(), maxWindow: maxWindow, logger: logger)
+        client.loop.execute {
+            client.connectRound().whenFailure { _ in
+                if !client.closing { client.scheduleReconnect() }
+            }
+        }
+        return client
+    }
+
+    /// Whether a controller is connected now.
+    public var isConnected: Bool {
+        get async { (try? await loop.submit { self.channel != nil }.get()) ?? false }
+    }
+
     public static func connect(to endpoint: Endpoint) async throws -> IngressClient {
         try await connect(to: [endpoint])
     }
@@ -94,14 +115,18 @@ public final class IngressClient: @unchecked Sendable {
             }
             return promise.futureResult
         }
-        defer {
-            loop.execute {
-                self.closing = true
-                self.channel?.close(promise: nil)
-                self.failWaiters(ChannelError.ioOnClosedChannel)
-            }
-        }
+        defer { abort() }
         try await drained.get()
+    }
+
+    /// Closes at once: frames not acknowledged are given up, and a `send`
+    /// waiting for room fails.
+    public func abort() {
+        loop.execute {
+            self.closing = true
+            self.channel?.close(promise: nil)
+            self.failWaiters(ChannelError.ioOnClosedChannel)
+        }
     }
 
     // MARK: on the loop

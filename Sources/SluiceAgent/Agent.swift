@@ -1,0 +1,209 @@
+import CoreMetrics
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Prometheus
+import ServiceLifecycle
+import SluiceTransport
+import SluiceWire
+
+/// `sluice agent`: the source agent on every host. It takes envelopes from
+/// local emitters (the framed protocol), syslog over TCP and UDP, and
+/// logplex-1 over HTTP, and ships them in batches to its controllers with
+/// acknowledged delivery. It never pushes back on a source: its buffer is
+/// bounded, and what it must drop it counts and tells each app in band.
+public final class Agent: Service, @unchecked Sendable {
+    public struct Configuration: Sendable {
+        public var zone: String
+        /// Controllers' ingress addresses, own zone first.
+        public var controllers: [Endpoint]
+        /// The framed envelope protocol (`sluice emit`, `sluice run`, `SluiceEmitter`).
+        public var listen: Endpoint
+        public var syslogTCP: Endpoint?
+        public var syslogUDP: Endpoint?
+        /// `POST /logs`, `/healthz`, `/metrics`.
+        public var http: Endpoint?
+        /// Memory for envelopes not yet delivered.
+        public var bufferBytes: Int
+        /// The app of syslog lines that cannot be parsed or name no app;
+        /// without one they are counted and dropped.
+        public var defaultApp: String?
+        /// The largest syslog message, frame payload or HTTP body taken.
+        public var maxMessageBytes: Int
+        /// Lines over this are split into several envelopes.
+        public var maxLineBytes: Int
+
+        public init(
+            zone: String = "z1", controllers: [Endpoint], listen: Endpoint, syslogTCP: Endpoint? = nil,
+            syslogUDP: Endpoint? = nil, http: Endpoint? = nil, bufferBytes: Int = 64 * 1024 * 1024,
+            defaultApp: String? = nil, maxMessageBytes: Int = FrameHeader.defaultMaxPayload,
+            maxLineBytes: Int = LineSplitter.defaultMaxLineBytes
+        ) {
+            self.zone = zone
+            self.controllers = controllers
+            self.listen = listen
+            self.syslogTCP = syslogTCP
+            self.syslogUDP = syslogUDP
+            self.http = http
+            self.bufferBytes = bufferBytes
+            self.defaultApp = defaultApp
+            self.maxMessageBytes = maxMessageBytes
+            self.maxLineBytes = maxLineBytes
+        }
+    }
+
+    /// Where the agent listens, once bound.
+    public struct Addresses: Sendable {
+        public var listen: Endpoint
+        public var syslogTCP: Endpoint?
+        public var syslogUDP: Endpoint?
+        public var http: Endpoint?
+    }
+
+    public let configuration: Configuration
+    public let shipper: LogShipper
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let registry: PrometheusCollectorRegistry?
+    private let metrics: AgentMetrics
+    private let intake: SyslogIntake
+    private let bound = NIOLockedValueBox<Addresses?>(nil)
+    private let listeners = ConnectionSet()
+    private let connections = ConnectionSet()
+
+    public init(
+        configuration: Configuration,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger = Logger(label: "sluice.agent"),
+        registry: PrometheusCollectorRegistry? = nil
+    ) {
+        precondition(!configuration.controllers.isEmpty, "an agent needs at least one controller")
+        self.configuration = configuration
+        self.group = group
+        self.logger = logger
+        self.registry = registry
+        let factory: any MetricsFactory = registry.map { PrometheusMetricsFactory(registry: $0) } ?? MetricsSystem.factory
+        self.metrics = AgentMetrics(factory: factory)
+        self.shipper = LogShipper(
+            configuration: .init(endpoints: configuration.controllers, bufferBytes: configuration.bufferBytes),
+            logger: logger, metrics: factory, group: group)
+        self.intake = SyslogIntake(
+            shipper: shipper, defaultApp: configuration.defaultApp, maxLineBytes: configuration.maxLineBytes,
+            metrics: metrics)
+    }
+
+    /// Binds every input; returns the bound addresses (port 0 picks one).
+    @discardableResult
+    public func bind() async throws -> Addresses {
+        if let addresses = bound.withLockedValue({ $0 }) { return addresses }
+        let shipper = self.shipper
+        let metrics = self.metrics
+        let logger = self.logger
+        let intake = self.intake
+        let connections = self.connections
+        let maxMessage = configuration.maxMessageBytes
+
+        let listen = try await serverBootstrap()
+            .childChannelInitializer { channel in
+                connections.insert(channel)
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers([
+                        ByteToMessageHandler(FrameDecoder(maxPayload: maxMessage)),
+                        AgentIngressHandler(shipper: shipper, metrics: metrics, logger: logger),
+                        ConnectionErrorHandler(role: "agent-ingress", logger: logger),
+                    ])
+                }
+            }
+            .bind(host: configuration.listen.host, port: configuration.listen.port).get()
+        listeners.insert(listen)
+        var addresses = Addresses(listen: Endpoint(listen.localAddress!))
+
+        if let endpoint = configuration.syslogTCP {
+            let channel = try await serverBootstrap()
+                .childChannelInitializer { channel in
+                    connections.insert(channel)
+                    return channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandlers([
+                            ByteToMessageHandler(SyslogFrameDecoder(maxMessageBytes: maxMessage)),
+                            SyslogStreamHandler(intake: intake),
+                            ConnectionErrorHandler(role: "agent-syslog", logger: logger),
+                        ])
+                    }
+                }
+                .bind(host: endpoint.host, port: endpoint.port).get()
+            listeners.insert(channel)
+            addresses.syslogTCP = Endpoint(channel.localAddress!)
+        }
+
+        if let endpoint = configuration.syslogUDP {
+            let channel = try await DatagramBootstrap(group: group)
+                .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                .channelOption(.socketOption(.so_rcvbuf), value: 4 * 1024 * 1024)
+                .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65_536))
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(SyslogDatagramHandler(intake: intake))
+                    }
+                }
+                .bind(host: endpoint.host, port: endpoint.port).get()
+            listeners.insert(channel)
+            addresses.syslogUDP = Endpoint(channel.localAddress!)
+        }
+
+        if let endpoint = configuration.http {
+            let registry = self.registry
+            let channel = try await serverBootstrap()
+                .childChannelInitializer { channel in
+                    connections.insert(channel)
+                    return channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                        try channel.pipeline.syncOperations.addHandler(
+                            AgentHTTPHandler(intake: intake, registry: registry, maxBodyBytes: maxMessage))
+                    }
+                }
+                .bind(host: endpoint.host, port: endpoint.port).get()
+            listeners.insert(channel)
+            addresses.http = Endpoint(channel.localAddress!)
+        }
+        logger.info(
+            "agent listening",
+            metadata: [
+                "sluice.listen": "\(addresses.listen)",
+                "sluice.syslog_tcp": "\(addresses.syslogTCP.map { "\($0)" } ?? "-")",
+                "sluice.syslog_udp": "\(addresses.syslogUDP.map { "\($0)" } ?? "-")",
+                "sluice.http": "\(addresses.http.map { "\($0)" } ?? "-")",
+                LogKeys.zone: "\(configuration.zone)",
+                "sluice.controllers": "\(configuration.controllers.map(\.description).joined(separator: ","))",
+            ])
+        bound.withLockedValue { $0 = addresses }
+        return addresses
+    }
+
+    private func serverBootstrap() -> ServerBootstrap {
+        ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+    }
+
+    public func run() async throws {
+        try await bind()
+        try? await gracefulShutdown()
+        try await shutdown()
+    }
+
+    /// Stops taking input, then gives what is queued up to `timeout` to be
+    /// delivered and acknowledged.
+    public func shutdown(timeout: TimeAmount = .seconds(5)) async throws {
+        await listeners.closeAll()
+        await connections.closeAll()
+        let (unsent, acknowledged) = await shipper.finish(timeout: timeout)
+        if unsent > 0 || !acknowledged {
+            logger.warning(
+                "stopped with envelopes not delivered",
+                metadata: [LogKeys.count: "\(unsent)", "sluice.acknowledged": "\(acknowledged)"])
+        }
+    }
+}

@@ -1,0 +1,143 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import Prometheus
+import SluiceTransport
+import SluiceWire
+
+/// The agent's HTTP side: `POST /logs` takes a logplex-1 body (octet-counted
+/// RFC 5424 frames, as log-shuttle sends them), `GET /healthz` and
+/// `GET /metrics`. A body is checked whole before any of it is taken, so a
+/// sender that retries after a 400 never duplicates lines.
+final class AgentHTTPHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    static let contentType = "application/logplex-1"
+
+    private let intake: SyslogIntake
+    private let registry: PrometheusCollectorRegistry?
+    private let maxBodyBytes: Int
+    private var head: HTTPRequestHead?
+    private var body: ByteBuffer?
+    private var tooLarge = false
+
+    init(intake: SyslogIntake, registry: PrometheusCollectorRegistry?, maxBodyBytes: Int) {
+        self.intake = intake
+        self.registry = registry
+        self.maxBodyBytes = maxBodyBytes
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            body = nil
+            tooLarge = false
+        case .body(var chunk):
+            guard !tooLarge else { return }
+            if (body?.readableBytes ?? 0) + chunk.readableBytes > maxBodyBytes {
+                tooLarge = true
+                body = nil
+            } else if body == nil {
+                body = chunk
+            } else {
+                body!.writeBuffer(&chunk)
+            }
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            let (status, text) = respond(to: head)
+            body = nil
+            write(status: status, body: text, head: head, context: context)
+        }
+    }
+
+    /// The answer to a whole request: status and body.
+    private func respond(to head: HTTPRequestHead) -> (HTTPResponseStatus, String) {
+        let (path, query) = URIQuery.split(head.uri)
+        switch (head.method, path) {
+        case (.GET, "/healthz"):
+            return (.ok, #"{"status":"ok"}"#)
+        case (.GET, "/metrics"):
+            return (.ok, String(decoding: registry?.emitToBuffer() ?? [], as: UTF8.self))
+        case (.POST, "/logs"):
+            return takeLogs(head: head, query: query)
+        case (_, "/logs"):
+            return (.methodNotAllowed, error("method_not_allowed", "/logs takes POST"))
+        case (_, "/healthz"), (_, "/metrics"):
+            return (.methodNotAllowed, error("method_not_allowed", "\(path) takes GET"))
+        default:
+            return (.notFound, error("not_found", "no such endpoint: \(path)"))
+        }
+    }
+
+    private func takeLogs(head: HTTPRequestHead, query: [String: String]) -> (HTTPResponseStatus, String) {
+        guard !tooLarge else {
+            return (.payloadTooLarge, error("body_too_large", "the body is over \(maxBodyBytes) bytes"))
+        }
+        let type = head.headers.first(name: "Content-Type")?.split(separator: ";").first?.trimmingSpaces ?? ""
+        guard type.lowercased() == Self.contentType else {
+            return (
+                .badRequest,
+                error("bad_content_type", "Content-Type must be \(Self.contentType), not '\(type)'")
+            )
+        }
+        if let app = query["app"], app.isEmpty {
+            return (.badRequest, error("bad_app", "the app query parameter is empty"))
+        }
+        let body = self.body ?? ByteBuffer()
+        let frames: [Range<Int>]
+        do {
+            frames = try body.withUnsafeReadableBytes { bytes in
+                try OctetCounting.frames(in: bytes, maxMessageBytes: maxBodyBytes)
+            }
+        } catch {
+            return (.badRequest, self.error("bad_frame", "\(error)"))
+        }
+        if let declared = head.headers.first(name: "Logplex-Msg-Count") {
+            guard Int(declared) == frames.count else {
+                return (
+                    .badRequest,
+                    error(
+                        "bad_count", "Logplex-Msg-Count says \(declared) but the body holds \(frames.count) messages")
+                )
+            }
+        }
+        body.withUnsafeReadableBytes { bytes in
+            for frame in frames {
+                intake.take(UnsafeRawBufferPointer(rebasing: bytes[frame]), input: .http, app: query["app"])
+            }
+        }
+        return (.noContent, "")
+    }
+
+    private func error(_ code: String, _ message: String) -> String {
+        #"{"error":"\#(code)","message":"\#(jsonEscape(message))"}"#
+    }
+
+    private func write(status: HTTPResponseStatus, body: String, head: HTTPRequestHead, context: ChannelHandlerContext) {
+        var headers = HTTPHeaders()
+        if status != .noContent {
+            headers.add(name: "Content-Type", value: status == .ok && head.uri.hasPrefix("/metrics")
+                ? "text/plain; version=0.0.4" : "application/json")
+            headers.add(name: "Content-Length", value: "\(body.utf8.count)")
+        }
+        let keepAlive = head.isKeepAlive && !tooLarge
+        if !keepAlive { headers.add(name: "Connection", value: "close") }
+        context.write(
+            wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
+        if status != .noContent { context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil) }
+        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if !keepAlive {
+            let channel = context.channel
+            done.whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+}
+
+extension Substring {
+    fileprivate var trimmingSpaces: String {
+        String(drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
+    }
+}

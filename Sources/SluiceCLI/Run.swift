@@ -1,0 +1,185 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Dispatch
+import NIOCore
+import SluiceTransport
+import SluiceWire
+
+/// The pid of the command `sluice run` started, for the signal handler.
+nonisolated(unsafe) private var runChildPID: pid_t = 0
+
+/// `sluice run -- CMD ARGS…`: runs CMD with its standard output and error
+/// going through pipes that this process copies to its own, unchanged, and
+/// ships each line to the agent as an OUT or ERR envelope. The command never
+/// waits on Sluice: lines go into a bounded buffer, and when the agent is
+/// gone or not reading the oldest are dropped and counted (and told in band
+/// once it is back). SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to this
+/// process are passed on to the command; its exit status is ours.
+public struct Run: Sendable {
+    public var agent: Endpoint
+    public var fields: LogEnvelopeFields
+    public var bufferBytes: Int = 16 * 1024 * 1024
+    /// How long, after the command ends, what is queued may take to reach the agent.
+    public var deliveryTimeout: TimeAmount = .seconds(5)
+
+    public init(agent: Endpoint, fields: LogEnvelopeFields) {
+        self.agent = agent
+        self.fields = fields
+    }
+
+    public struct SpawnFailed: Error, CustomStringConvertible {
+        public var command: String
+        public var code: Int32
+        public var description: String { "cannot run \(command): \(String(cString: strerror(code)))" }
+    }
+
+    /// Runs `command`; returns its exit status (128 + N if signal N ended it).
+    public func run(_ command: [String]) async throws -> Int32 {
+        precondition(!command.isEmpty)
+        var configuration = LogShipper.Configuration(endpoints: [agent], bufferBytes: bufferBytes)
+        configuration.dropReason = "sluice run's buffer was full"
+        configuration.metricsPrefix = "sluice_run"
+        let shipper = LogShipper(configuration: configuration)
+
+        var outPipe: [Int32] = [0, 0]
+        var errPipe: [Int32] = [0, 0]
+        guard pipe(&outPipe) == 0, pipe(&errPipe) == 0 else { throw SpawnFailed(command: command[0], code: errno) }
+        let pid = try spawn(command, stdout: outPipe[1], stderr: errPipe[1], closing: [outPipe[0], errPipe[0]])
+        close(outPipe[1])
+        close(errPipe[1])
+        runChildPID = pid
+        installSignalForwarding()
+
+        var errFields = fields
+        errFields.isError = true
+        let readers = DispatchGroup()
+        for (source, target, lineFields) in [(outPipe[0], Int32(1), fields), (errPipe[0], Int32(2), errFields)] {
+            readers.enter()
+            DispatchQueue.global().async {
+                Self.copyLines(from: source, to: target, fields: lineFields, shipper: shipper)
+                close(source)
+                readers.leave()
+            }
+        }
+        let status = await Self.wait(for: pid)
+        // The pipes end when the command and anything it left behind close
+        // them; a background child that keeps them open is not waited for long.
+        _ = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: readers.wait(timeout: .now() + 2)) }
+        }
+
+        let connected = await shipper.client.isConnected
+        let (unsent, acknowledged) = await shipper.finish(timeout: connected ? deliveryTimeout : .milliseconds(200))
+        let dropped = shipper.droppedTotal
+        if dropped > 0 || unsent > 0 || !acknowledged {
+            var report = "sluice run: "
+            if dropped > 0 { report += "\(dropped) lines dropped (buffer full); " }
+            if unsent > 0 { report += "\(unsent) lines not sent; " }
+            if !acknowledged { report += "the agent at \(agent) did not take every line sent" }
+            writeAll(2, Array(report.utf8) + [0x0A])
+        }
+        return status
+    }
+
+    /// Reads `fd` to its end: each chunk is written to `target` first, then
+    /// its lines go to the shipper, under one lock per chunk.
+    static func copyLines(from fd: Int32, to target: Int32, fields: LogEnvelopeFields, shipper: LogShipper) {
+        var splitter = LineSplitter()
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        var last: Int64 = 0
+        // Strictly increasing timestamps, so that a time-ordered merge keeps the order.
+        func timestamp() -> Int64 {
+            last = max(CFLogFormat.nowNanos(), last + 1)
+            return last
+        }
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { break }
+            chunk.withUnsafeBytes { bytes in
+                let data = UnsafeRawBufferPointer(rebasing: bytes[0..<count])
+                writeAll(target, data)
+                shipper.appendMany { append in
+                    splitter.feed(data) { line, part in
+                        let time = timestamp()
+                        append(fields.sourceID) {
+                            $0.writeLogEnvelopeEntry(fields, timestamp: time, payload: line, extraTags: part.map { [$0] } ?? [])
+                        }
+                    }
+                }
+            }
+        }
+        splitter.finish { line, part in
+            shipper.appendLog(fields, timestamp: timestamp(), payload: line, extraTags: part.map { [$0] } ?? [])
+        }
+    }
+
+    private func spawn(_ command: [String], stdout: Int32, stderr: Int32, closing: [Int32]) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, stdout, 1)
+        posix_spawn_file_actions_adddup2(&actions, stderr, 2)
+        for fd in closing + [stdout, stderr] { posix_spawn_file_actions_addclose(&actions, fd) }
+        let argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
+        defer { for arg in argv { free(arg) } }
+        var pid: pid_t = 0
+        let result = posix_spawnp(&pid, command[0], &actions, nil, argv, environ)
+        guard result == 0 else { throw SpawnFailed(command: command[0], code: result) }
+        return pid
+    }
+
+    /// Passes on signals sent to this process with kill(2). Those the
+    /// terminal sends (Ctrl-C) reach the command by themselves, as it is in
+    /// the same process group, so they are not sent twice.
+    private func installSignalForwarding() {
+        for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
+            var action = sigaction()
+            action.sa_flags = SA_SIGINFO | SA_RESTART
+            #if canImport(Glibc)
+            action.__sigaction_handler.sa_sigaction = { signal, info, _ in
+                guard let info, info.pointee.si_code <= 0, runChildPID > 0 else { return }
+                kill(runChildPID, signal)
+            }
+            #else
+            action.__sigaction_u.__sa_sigaction = { signal, info, _ in
+                guard let info, info.pointee.si_code <= 0, runChildPID > 0 else { return }
+                kill(runChildPID, signal)
+            }
+            #endif
+            sigaction(signal, &action, nil)
+        }
+    }
+
+    /// Waits for the command to end, off the async threads.
+    private static func wait(for pid: pid_t) async -> Int32 {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                var status: Int32 = 0
+                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                let signal = status & 0x7F
+                continuation.resume(returning: signal == 0 ? (status >> 8) & 0xFF : 128 + signal)
+            }
+        }
+    }
+}
+
+/// Writes every byte, retrying short writes and interruptions.
+func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) {
+    var offset = 0
+    while offset < bytes.count {
+        let written = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+        if written < 0 {
+            if errno == EINTR { continue }
+            return
+        }
+        offset += written
+    }
+}
+
+func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
+    bytes.withUnsafeBytes { writeAll(fd, $0) }
+}

@@ -1,0 +1,249 @@
+import CoreMetrics
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import SluiceWire
+
+/// Ships envelopes to controllers (or to an agent) without ever making the
+/// caller wait: appends go into a `ShipperQueue` bounded in bytes, a pump
+/// hands its batches (up to 1,000 envelopes, or whatever came in 10 ms) to
+/// an `IngressClient`, which keeps them until acknowledged and fails over.
+/// When downstream is gone or slow, the client's window fills, the queue
+/// fills behind it, and the oldest envelopes are dropped, counted, and told
+/// to each app in band once delivery resumes.
+public final class LogShipper: Sendable {
+    public struct Configuration: Sendable {
+        /// Where to send, in order of preference.
+        public var endpoints: [Endpoint]
+        /// Memory for envelopes not yet acknowledged: a quarter of it (4 MiB
+        /// at most) for batches sent and kept for resending, the rest for
+        /// envelopes waiting, from which the oldest are dropped.
+        public var bufferBytes: Int
+        public var batchCount: Int = 1000
+        public var flushDelay: TimeAmount = .milliseconds(10)
+        /// How the drop notices name the buffer that was full.
+        public var dropReason: String = "the log agent's buffer was full"
+        /// The prefix of metric names, e.g. `sluice_agent`.
+        public var metricsPrefix: String = "sluice_agent"
+
+        public init(endpoints: [Endpoint], bufferBytes: Int) {
+            self.endpoints = endpoints
+            self.bufferBytes = bufferBytes
+        }
+
+        var windowBytes: Int { max(64 * 1024, min(4 * 1024 * 1024, bufferBytes / 4)) }
+        var queueBytes: Int { max(64 * 1024, bufferBytes - windowBytes) }
+    }
+
+    private struct State {
+        var queue: ShipperQueue
+        var waiter: CheckedContinuation<Void, Never>?
+        var wakeRequested = false
+        var timerArmed = false
+        var closing = false
+        var aborted = false
+        var pump: Task<Void, Never>?
+        /// Whether the current run of drops was logged.
+        var warnedDropping = false
+    }
+
+    public let configuration: Configuration
+    public let client: IngressClient
+    private let state: NIOLockedValueBox<State>
+    private let loop: any EventLoop
+    private let logger: Logger
+    private let dropped: Counter
+    private let shipped: Counter
+
+    public init(
+        configuration: Configuration, logger: Logger = .quiet,
+        metrics: any MetricsFactory = MetricsSystem.factory,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) {
+        self.configuration = configuration
+        self.logger = logger
+        self.loop = group.next()
+        self.client = IngressClient.start(
+            to: configuration.endpoints, maxWindow: configuration.windowBytes, logger: logger, group: group)
+        self.state = NIOLockedValueBox(
+            State(
+                queue: ShipperQueue(
+                    capacity: configuration.queueBytes, batchCount: configuration.batchCount,
+                    dropReason: configuration.dropReason)))
+        self.dropped = Counter(
+            label: "\(configuration.metricsPrefix)_envelopes_dropped_total", dimensions: [("reason", "buffer_full")],
+            factory: metrics)
+        self.shipped = Counter(label: "\(configuration.metricsPrefix)_batches_sent_total", factory: metrics)
+        let pump = Task { [self] in await self.pump() }
+        state.withLockedValue { $0.pump = pump }
+    }
+
+    // MARK: appending (any thread, never waits)
+
+    /// Appends one Log envelope built from its fields.
+    public func appendLog(
+        _ fields: LogEnvelopeFields, timestamp: Int64, payload: UnsafeRawBufferPointer, extraTags: [LogTag] = []
+    ) {
+        append(app: fields.sourceID) {
+            $0.writeLogEnvelopeEntry(fields, timestamp: timestamp, payload: payload, extraTags: extraTags)
+        }
+    }
+
+    /// Appends an envelope's bytes as they are.
+    public func appendEnvelope(_ envelope: UnsafeRawBufferPointer, app: String) {
+        append(app: app) { $0.writeBatchEntry(envelope) }
+    }
+
+    /// Appends several envelopes under one lock: `body` gets an append
+    /// function to call once per envelope.
+    public func appendMany(_ body: (_ append: (String, (inout ByteBuffer) -> Void) -> Void) -> Void) {
+        var wake = false
+        let droppedNow: Int = state.withLockedValue { state in
+            let before = state.queue.droppedTotal
+            let now = CFLogFormat.nowNanos()
+            body { app, write in
+                if state.queue.append(app: app, now: now, write) { wake = true }
+            }
+            return state.queue.droppedTotal - before
+        }
+        afterAppend(dropped: droppedNow, wake: wake)
+    }
+
+    public func append(app: String, _ write: (inout ByteBuffer) -> Void) {
+        let (wake, droppedNow) = state.withLockedValue { state in
+            let before = state.queue.droppedTotal
+            let wake = state.queue.append(app: app, now: CFLogFormat.nowNanos(), write)
+            return (wake, state.queue.droppedTotal - before)
+        }
+        afterAppend(dropped: droppedNow, wake: wake)
+    }
+
+    private func afterAppend(dropped count: Int, wake: Bool) {
+        if count > 0 {
+            dropped.increment(by: count)
+            let first = state.withLockedValue { state in
+                defer { state.warnedDropping = true }
+                return !state.warnedDropping
+            }
+            if first {
+                logger.warning(
+                    "buffer full: dropping the oldest envelopes until delivery catches up",
+                    metadata: [LogKeys.count: "\(configuration.bufferBytes)"])
+            }
+        }
+        if wake { self.wake() }
+    }
+
+    /// Envelopes waiting (not yet handed to the client).
+    public var waiting: Int { state.withLockedValue { $0.queue.count } }
+    /// Envelopes dropped since the start.
+    public var droppedTotal: Int { state.withLockedValue { $0.queue.droppedTotal } }
+
+    // MARK: the pump
+
+    private enum Next {
+        case frame(ByteBuffer)
+        case wait(armTimer: TimeAmount?)
+        case done
+    }
+
+    private func pump() async {
+        while true {
+            let next: Next = state.withLockedValue { state in
+                if state.aborted { return .done }
+                let now = CFLogFormat.nowNanos()
+                if !state.queue.hasFullBatch, let since = state.queue.openSince {
+                    let due = since + configuration.flushDelay.nanoseconds
+                    if now >= due || state.closing {
+                        state.queue.seal()
+                    } else if !state.timerArmed {
+                        state.timerArmed = true
+                        return .wait(armTimer: .nanoseconds(due - now))
+                    } else {
+                        return .wait(armTimer: nil)
+                    }
+                }
+                if let frame = state.queue.take(now: now) {
+                    if state.queue.pendingDrops.isEmpty { state.warnedDropping = false }
+                    return .frame(frame)
+                }
+                return state.closing ? .done : .wait(armTimer: nil)
+            }
+            switch next {
+            case .frame(let frame):
+                do {
+                    try await client.send(frame: frame)
+                    shipped.increment()
+                } catch {
+                    state.withLockedValue { $0.aborted = true }
+                    return
+                }
+            case .wait(let delay):
+                if let delay {
+                    loop.scheduleTask(in: delay) {
+                        self.state.withLockedValue { $0.timerArmed = false }
+                        self.wake()
+                    }
+                }
+                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                    let resumeNow = state.withLockedValue { state -> Bool in
+                        if state.wakeRequested || state.closing || state.aborted {
+                            state.wakeRequested = false
+                            return true
+                        }
+                        state.waiter = continuation
+                        return false
+                    }
+                    if resumeNow { continuation.resume() }
+                }
+            case .done:
+                return
+            }
+        }
+    }
+
+    private func wake() {
+        let waiter = state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
+            guard let waiter = state.waiter else {
+                state.wakeRequested = true
+                return nil
+            }
+            state.waiter = nil
+            return waiter
+        }
+        waiter?.resume()
+    }
+
+    // MARK: finishing
+
+    /// Sends what is queued and waits (up to `timeout`) until it is all
+    /// acknowledged, then closes. Returns the envelopes still queued that
+    /// could not be sent and whether everything sent was acknowledged.
+    @discardableResult
+    public func finish(timeout: TimeAmount) async -> (unsent: Int, acknowledged: Bool) {
+        let pump = state.withLockedValue { state -> Task<Void, Never>? in
+            state.closing = true
+            return state.pump
+        }
+        wake()
+        let deadline = NIODeadline.now() + timeout
+        let stop = loop.scheduleTask(deadline: deadline) { self.abort() }
+        await pump?.value
+        var acknowledged = false
+        if !state.withLockedValue({ $0.aborted }) {
+            let left = deadline - .now()
+            acknowledged = (try? await client.close(timeout: max(left, .milliseconds(1)))) != nil
+        }
+        stop.cancel()
+        client.abort()
+        return (state.withLockedValue { $0.queue.count }, acknowledged)
+    }
+
+    /// Stops at once: the pump ends, the client closes.
+    public func abort() {
+        state.withLockedValue { $0.aborted = true }
+        client.abort()
+        wake()
+    }
+}

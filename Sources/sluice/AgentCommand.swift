@@ -1,0 +1,81 @@
+import ArgumentParser
+import Logging
+import Prometheus
+import ServiceLifecycle
+import SluiceAgent
+import SluiceWire
+import UnixSignals
+
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent",
+        abstract: "Run the source agent: take envelopes, syslog and HTTP log input on this host, ship them to controllers.")
+
+    @Option(help: "The zone this host is in; controllers of this zone are preferred.")
+    var zone: String = "z1"
+
+    @Option(
+        help: "Controllers' ingress HOST:PORT, comma-separated, in order of preference; ZONE=HOST:PORT marks a controller's zone, and this zone's come first."
+    )
+    var controller: String = "127.0.0.1:8090"
+
+    @Option(help: "HOST:PORT for the framed envelope protocol (sluice run, sluice emit, SluiceEmitter).")
+    var listen: String = "127.0.0.1:3457"
+
+    @Option(help: "HOST:PORT for syslog over TCP (RFC 5424 or 3164, octet-counted or newline-framed).")
+    var syslogTcp: String?
+
+    @Option(help: "HOST:PORT for syslog over UDP, one message per datagram.")
+    var syslogUdp: String?
+
+    @Option(help: "HOST:PORT for HTTP: POST /logs (application/logplex-1), /healthz, /metrics.")
+    var http: String?
+
+    @Option(help: "Memory for envelopes not yet delivered; past it the oldest are dropped, counted and told.")
+    var buffer: String = "64MiB"
+
+    @Option(help: "The app that syslog lines which cannot be parsed, or name no app, are kept under; without it they are counted and dropped.")
+    var defaultApp: String?
+
+    @Option(help: "The largest syslog message, frame payload or HTTP body taken (e.g. 4MiB).")
+    var maxMessage: String = "4MiB"
+
+    @OptionGroup var logging: LoggingOptions
+
+    /// The controller list, this zone's first, otherwise in the order given.
+    static func orderedControllers(_ text: String, zone: String) throws -> [Endpoint] {
+        var own: [Endpoint] = []
+        var others: [Endpoint] = []
+        for entry in text.split(separator: ",") {
+            let parts = entry.split(separator: "=", maxSplits: 1)
+            let endpoint = try parseEndpoint(String(parts.last!), option: "--controller")
+            if parts.count == 2 && parts[0] != zone { others.append(endpoint) } else { own.append(endpoint) }
+        }
+        guard !(own + others).isEmpty else { throw ValidationError("--controller names no controller") }
+        return own + others
+    }
+
+    func settings() throws -> Agent.Configuration {
+        if let defaultApp, defaultApp.isEmpty { throw ValidationError("--default-app must not be empty") }
+        return Agent.Configuration(
+            zone: zone, controllers: try Self.orderedControllers(controller, zone: zone),
+            listen: try parseEndpoint(listen, option: "--listen"),
+            syslogTCP: try syslogTcp.map { try parseEndpoint($0, option: "--syslog-tcp") },
+            syslogUDP: try syslogUdp.map { try parseEndpoint($0, option: "--syslog-udp") },
+            http: try http.map { try parseEndpoint($0, option: "--http") },
+            bufferBytes: try parseSize(buffer, option: "--buffer"), defaultApp: defaultApp,
+            maxMessageBytes: try parseSize(maxMessage, option: "--max-message"))
+    }
+
+    func validate() throws {
+        _ = try settings()
+    }
+
+    func run() async throws {
+        let logger = logging.bootstrap(label: "sluice.agent")
+        let agent = Agent(configuration: try settings(), logger: logger, registry: PrometheusCollectorRegistry())
+        try await agent.bind()
+        let group = ServiceGroup(services: [agent], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        try await group.run()
+    }
+}

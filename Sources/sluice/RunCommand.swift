@@ -1,0 +1,57 @@
+import ArgumentParser
+import SluiceCLI
+import SluiceTransport
+import SluiceWire
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a command, pass its output through unchanged, and ship each line to the local agent.",
+        discussion: """
+            Standard output lines go as OUT, standard error lines as ERR. The command never waits on \
+            Sluice: with no agent, or one that is not reading, lines are dropped oldest first and counted. \
+            SIGINT and SIGTERM are passed on; sluice run exits with the command's status.
+            """)
+
+    @Option(help: "The app id (the envelopes' source_id).")
+    var app: String
+
+    @Option(help: "The instance id.")
+    var instance: String = "0"
+
+    @Option(help: "The source type tag.")
+    var sourceType: String = "APP/PROC/WEB"
+
+    @Option(help: "The agent's HOST:PORT (default: from $SLUICE_HOME/config.json, else 127.0.0.1:3457).")
+    var agent: String?
+
+    @Option(help: "Memory for lines not yet delivered to the agent.")
+    var buffer: String = "16MiB"
+
+    @Argument(parsing: .captureForPassthrough, help: "-- CMD ARGS…")
+    var command: [String] = []
+
+    var commandLine: [String] { command.first == "--" ? Array(command.dropFirst()) : command }
+
+    func validate() throws {
+        guard !app.isEmpty else { throw ValidationError("--app must not be empty") }
+        guard !commandLine.isEmpty else { throw ValidationError("name the command to run: sluice run --app APP -- CMD ARGS…") }
+        _ = try parseEndpoint(SluiceConfig.agent(agent), option: "--agent")
+        _ = try parseSize(buffer, option: "--buffer")
+    }
+
+    func run() async throws {
+        var run = Run(
+            agent: try parseEndpoint(SluiceConfig.agent(agent), option: "--agent"),
+            fields: LogEnvelopeFields(sourceID: app, instanceID: instance, sourceType: sourceType))
+        run.bufferBytes = try parseSize(buffer, option: "--buffer")
+        let status: Int32
+        do {
+            status = try await run.run(commandLine)
+        } catch let error as Run.SpawnFailed {
+            print("sluice run: \(error)")
+            throw ExitCode(127)
+        }
+        throw ExitCode(status)
+    }
+}

@@ -1,0 +1,414 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Prometheus
+import SluiceAgent
+import SluiceCLI
+import SluiceController
+import SluiceProto
+import SluiceServer
+import SluiceTransport
+import SluiceWire
+import Testing
+
+/// A cluster with an agent in front of it, every port picked by the kernel.
+struct AgentHarness {
+    let cluster: TestCluster
+    let agent: Agent
+    let addresses: Agent.Addresses
+    let registry: PrometheusCollectorRegistry
+    private let clients = NIOLockedValueBox<[WebSocketClient]>([])
+
+    static func start(
+        recentPerApp: Int = 20_000, bufferBytes: Int = 64 * 1024 * 1024, defaultApp: String? = nil,
+        maxMessageBytes: Int = FrameHeader.defaultMaxPayload, controllers: [Endpoint]? = nil,
+        cluster: TestCluster? = nil
+    ) async throws -> AgentHarness {
+        let started: TestCluster
+        if let cluster { started = cluster } else { started = try await TestCluster.start(recentPerApp: recentPerApp) }
+        let loopback = Endpoint(host: "127.0.0.1", port: 0)
+        let registry = PrometheusCollectorRegistry()
+        let agent = Agent(
+            configuration: .init(
+                controllers: controllers ?? [started.ingress], listen: loopback, syslogTCP: loopback, syslogUDP: loopback,
+                http: loopback, bufferBytes: bufferBytes, defaultApp: defaultApp, maxMessageBytes: maxMessageBytes),
+            logger: .quiet, registry: registry)
+        return AgentHarness(cluster: started, agent: agent, addresses: try await agent.bind(), registry: registry)
+    }
+
+    func shutdown() async {
+        for client in clients.withLockedValue({ $0 }) { await client.close() }
+        try? await agent.shutdown(timeout: .seconds(1))
+        await cluster.shutdown()
+    }
+
+    /// Tails `app` (subscribed once this returns); the tail closes at shutdown.
+    func tail(_ app: String) async throws -> Received {
+        let received = Received()
+        let client = try await cluster.tail(app: app, into: received)
+        clients.withLockedValue { $0.append(client) }
+        return received
+    }
+
+    func metric(_ line: String) -> Double? {
+        for text in registry.emitToString().split(separator: "\n") where text.hasPrefix(line + " ") {
+            return Double(text.dropFirst(line.count + 1))
+        }
+        return nil
+    }
+
+    func post(_ body: String, path: String = "/logs", contentType: String = "application/logplex-1",
+              headers: [(String, String)] = []) async throws -> HTTPClient.Response {
+        let http = try #require(addresses.http)
+        return try await HTTPClient.request(
+            .POST, HTTPURL(host: http.host, port: http.port).with(path: path),
+            headers: [("Content-Type", contentType)] + headers, body: ByteBuffer(string: body))
+    }
+}
+
+/// An octet-counted frame: `LEN SP MSG`.
+func octetCounted(_ message: String) -> String { "\(message.utf8.count) \(message)" }
+
+/// Runs a program to its end; returns its status and output.
+func runProgram(
+    _ path: String, _ arguments: [String], environment: [String: String]? = nil
+) throws -> (status: Int32, stdout: String, stderr: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    if let environment { process.environment = environment }
+    let out = Pipe()
+    let err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let stdout = out.fileHandleForReading.readDataToEndOfFile()
+    let stderr = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+}
+
+/// Where `name` is on PATH (or the sbin folders), if anywhere.
+func findProgram(_ name: String) -> String? {
+    let path = (ProcessInfo.processInfo.environment["PATH"] ?? "") + ":/usr/sbin:/sbin:/usr/bin"
+    for directory in path.split(separator: ":") {
+        let candidate = "\(directory)/\(name)"
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+    }
+    return nil
+}
+
+@Suite(.serialized)
+struct AgentTests {
+    @Test func framedEnvelopesPassThroughUnchanged() async throws {
+        let harness = try await AgentHarness.start()
+        defer { Task { await harness.shutdown() } }
+        let received = try await harness.tail("framed-app")
+
+        let client = try await IngressClient.connect(to: harness.addresses.listen)
+        let fields = LogEnvelopeFields(sourceID: "framed-app", instanceID: "3", sourceType: "APP/PROC/WORKER")
+        var builder = BatchFrameBuilder()
+        for index in 0..<2500 {
+            let line = Array("line \(index) \u{1}\u{0}é".utf8)
+            line.withUnsafeBytes {
+                builder.appendLog(fields, timestamp: 1_000 + Int64(index), payload: $0, extraTags: [LogTag("k", "v")])
+            }
+            if builder.count == 100 { try await client.send(frame: builder.finish(type: .envelopes, sequence: 0)!) }
+        }
+        try await client.close()
+
+        #expect(await received.wait(for: 2500))
+        let envelopes = received.envelopes
+        #expect(envelopes.map(\.text) == (0..<2500).map { "line \($0) \u{1}\u{0}é" })
+        let first = try #require(envelopes.first)
+        #expect(first.instanceID == "3")
+        #expect(first.timestamp == 1_000)
+        #expect(first.tags == ["source_type": "APP/PROC/WORKER", "k": "v"])
+        #expect(harness.metric(#"sluice_agent_envelopes_received_total{input="framed"}"#) == 2500)
+    }
+
+    @Test func utilLinuxLoggerOverTCPAndUDPArrives() async throws {
+        let logger = try #require(findProgram("logger"), "util-linux's logger is not installed")
+        let harness = try await AgentHarness.start()
+        defer { Task { await harness.shutdown() } }
+        let tcp = try #require(harness.addresses.syslogTCP)
+        let udp = try #require(harness.addresses.syslogUDP)
+        let received = try await harness.tail("logger-app")
+
+        let octet = try runProgram(
+            logger,
+            ["--tcp", "--octet-count", "--rfc5424", "-n", "127.0.0.1", "-P", "\(tcp.port)", "-t", "logger-app",
+             "-p", "user.err", "octet counted over tcp"])
+        #expect(octet.status == 0, "\(octet.stderr)")
+        #expect(await received.wait(for: 1))
+        let newline = try runProgram(
+            logger,
+            ["--tcp", "--rfc5424", "-n", "127.0.0.1", "-P", "\(tcp.port)", "-t", "logger-app", "newline framed over tcp"])
+        #expect(newline.status == 0, "\(newline.stderr)")
+        #expect(await received.wait(for: 2))
+        let datagram = try runProgram(
+            logger,
+            ["--udp", "--rfc5424", "-n", "127.0.0.1", "-P", "\(udp.port)", "-t", "logger-app", "-p", "user.info",
+             "one datagram over udp"])
+        #expect(datagram.status == 0, "\(datagram.stderr)")
+        #expect(await received.wait(for: 3))
+
+        let recent = try await harness.cluster.recent(app: "logger-app")
+        #expect(recent.map(\.text) == ["octet counted over tcp", "newline framed over tcp", "one datagram over udp"])
+        #expect(recent.map(\.log.type) == [.err, .out, .out])
+        // logger's own structured data arrives as tags.
+        #expect(recent.first?.tags["timeQuality.tzKnown"] != nil, "\(recent.first?.tags ?? [:])")
+    }
+
+    @Test func rsyslogForwardsEveryLineOfAFileInOrder() async throws {
+        let rsyslogd = try #require(findProgram("rsyslogd"), "rsyslog is not installed (bin/test installs it)")
+        let harness = try await AgentHarness.start()
+        defer { Task { await harness.shutdown() } }
+        let tcp = try #require(harness.addresses.syslogTCP)
+        let received = try await harness.tail("rsyslog-app")
+
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-rsyslog-\(getpid())")
+        try? FileManager.default.removeItem(at: directory)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let lines = (1...10_000).map { "rsyslog line \($0) of the file" }
+        try (lines.joined(separator: "\n") + "\n").write(
+            to: directory.appendingPathComponent("app.log"), atomically: true, encoding: .utf8)
+        let config = """
+            global(workDirectory="\(directory.path)")
+            module(load="imfile")
+            input(type="imfile" File="\(directory.path)/app.log" Tag="rsyslog-app" Severity="info" Facility="local0" ruleset="forward")
+            ruleset(name="forward") {
+              action(type="omfwd" target="127.0.0.1" port="\(tcp.port)" protocol="tcp" TCP_Framing="octet-counted"
+                     template="RSYSLOG_SyslogProtocol23Format")
+            }
+            """
+        try config.write(to: directory.appendingPathComponent("rsyslog.conf"), atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: rsyslogd)
+        process.arguments = [
+            "-n", "-f", directory.appendingPathComponent("rsyslog.conf").path, "-i",
+            directory.appendingPathComponent("rsyslog.pid").path,
+        ]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer {
+            // rsyslogd may inherit a mask that blocks SIGTERM: SIGKILL it.
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+
+        #expect(await received.wait(for: lines.count, timeout: .seconds(60)))
+        #expect(received.envelopes.map(\.text) == lines)
+        #expect(received.envelopes.allSatisfy { $0.sourceID == "rsyslog-app" && $0.log.type == .out })
+    }
+
+    @Test func logplexBodiesAreTakenWholeOrRejectedWithTheReason() async throws {
+        let harness = try await AgentHarness.start()
+        defer { Task { await harness.shutdown() } }
+        let received = try await harness.tail("shuttle-app")
+
+        let frames = [
+            "<13>1 2026-11-24T10:00:00.000001Z host shuttle-app [APP/PROC/WEB/1] - [tags@47450 color=\"blue\"] first",
+            "<11>1 2026-11-24T10:00:00.000002Z host shuttle-app [APP/PROC/WEB/1] - - second, an error",
+        ]
+        let good = try await harness.post(frames.map(octetCounted).joined(), headers: [("Logplex-Msg-Count", "2")])
+        #expect(good.status == .noContent)
+        // The app query parameter names the app whatever APP-NAME says.
+        let named = try await harness.post(
+            octetCounted("<14>1 - host token - - - via the query"), path: "/logs?app=shuttle-app")
+        #expect(named.status == .noContent)
+
+        // Rejected whole: nothing of these lands.
+        let wrongType = try await harness.post(octetCounted(frames[0]), contentType: "text/plain")
+        #expect(wrongType.status == .badRequest)
+        #expect(String(buffer: wrongType.body).contains("application/logplex-1"))
+        let truncated = try await harness.post(octetCounted(frames[0]) + "500 <13>1 - - shuttle-app - - - cut")
+        #expect(truncated.status == .badRequest)
+        #expect(String(buffer: truncated.body).contains("runs past the end"), "\(String(buffer: truncated.body))")
+        let miscounted = try await harness.post(octetCounted(frames[0]), headers: [("Logplex-Msg-Count", "3")])
+        #expect(miscounted.status == .badRequest)
+        let wrongMethod = try await HTTPClient.get(
+            HTTPURL(host: harness.addresses.http!.host, port: harness.addresses.http!.port).with(path: "/logs"))
+        #expect(wrongMethod.status == .methodNotAllowed)
+
+        #expect(await received.wait(for: 3))
+        let recent = try await harness.cluster.recent(app: "shuttle-app")
+        #expect(recent.map(\.text) == ["first", "second, an error", "via the query"])
+        #expect(recent[0].tags == ["source_type": "APP/PROC/WEB", "color": "blue"])
+        #expect(recent[0].instanceID == "1")
+        #expect(recent[0].timestamp == 1_795_514_400_000_001_000)
+        #expect(recent.map(\.log.type) == [.out, .err, .out])
+    }
+
+    @Test func unparseableSyslogGoesToTheDefaultAppOrIsCounted() async throws {
+        let harness = try await AgentHarness.start(defaultApp: "unparsed")
+        defer { Task { await harness.shutdown() } }
+        let received = try await harness.tail("unparsed")
+        let tcp = try #require(harness.addresses.syslogTCP)
+        let connection = try await RawConnection.connect(to: tcp)
+        try await connection.write("just some text\n<13>1 - - - - - - no app name\n")
+        #expect(await received.wait(for: 2))
+        #expect(received.envelopes.map(\.text) == ["just some text", "<13>1 - - - - - - no app name"])
+        connection.close()
+
+        let strict = try await AgentHarness.start(cluster: harness.cluster)
+        defer { Task { try? await strict.agent.shutdown(timeout: .seconds(1)) } }
+        let other = try await RawConnection.connect(to: try #require(strict.addresses.syslogTCP))
+        try await other.write("not syslog\n<14>1 - - strict-app - - - parsed\n")
+        let strictReceived = try await strict.tail("strict-app")
+        try await other.write("<14>1 - - strict-app - - - after the tail\n")
+        #expect(await strictReceived.wait(for: 1))
+        #expect(strict.metric(#"sluice_agent_syslog_unparsed_total{outcome="dropped"}"#) == 1)
+        other.close()
+    }
+
+    @Test func aBadSyslogFrameClosesOnlyItsConnection() async throws {
+        let harness = try await AgentHarness.start(maxMessageBytes: 1024)
+        defer { Task { await harness.shutdown() } }
+        let tcp = try #require(harness.addresses.syslogTCP)
+        let received = try await harness.tail("good-app")
+
+        let good = try await RawConnection.connect(to: tcp)
+        let oversized = try await RawConnection.connect(to: tcp)
+        let garbled = try await RawConnection.connect(to: tcp)
+        try await oversized.write("99999 <13>1 - - good-app - - - too big")
+        try await garbled.write("12x <13>1 - - good-app - - - bad count")
+        #expect(await oversized.waitForClose())
+        #expect(await garbled.waitForClose())
+        try await good.write(octetCounted("<13>1 - - good-app - - - still here"))
+        #expect(await received.wait(for: 1))
+        #expect(received.envelopes.map(\.text) == ["still here"])
+        good.close()
+    }
+
+    @Test func aFullBufferDropsTheOldestAndTellsEachAppOnceDeliveryResumes() async throws {
+        // The agent starts with no controller at its address; one comes up later.
+        let reserved = ReservedPort()
+        let port = reserved.port
+        let harness = try await AgentHarness.start(
+            bufferBytes: 256 * 1024, controllers: [Endpoint(host: "127.0.0.1", port: port)],
+            cluster: try await TestCluster.start(recentPerApp: 20_000))
+        defer { Task { await harness.shutdown() } }
+        let connection = try await RawConnection.connect(to: try #require(harness.addresses.syslogTCP))
+        let count = 20_000
+        var body = ""
+        for index in 0..<count {
+            let app = index % 2 == 0 ? "busy-a" : "busy-b"
+            body += octetCounted("<14>1 - - \(app) - - - line \(index) " + String(repeating: "x", count: 40))
+        }
+        try await connection.write(body)
+        // Every line is taken in (TCP never pushes back) and most are dropped.
+        let allTaken = await waitUntil {
+            harness.metric(#"sluice_agent_envelopes_received_total{input="syslog_tcp"}"#) == Double(count)
+        }
+        #expect(allTaken)
+        let dropped = harness.agent.shipper.droppedTotal
+        #expect(dropped > count / 2, "\(dropped)")
+        #expect(harness.metric(#"sluice_agent_envelopes_dropped_total{reason="buffer_full"}"#) == Double(dropped))
+
+        // A controller comes up where the agent looks for one.
+        reserved.release()
+        var servers: [Endpoint] = []
+        for server in harness.cluster.servers { servers.append(try await server.bind()) }
+        let late = Controller(
+            configuration: .init(
+                ingress: Endpoint(host: "127.0.0.1", port: port), http: Endpoint(host: "127.0.0.1", port: 0),
+                zones: ["z1": servers]),
+            logger: .quiet)
+        _ = try await late.bind()
+        defer { Task { try? await late.shutdown() } }
+        let delivered = await waitUntil(timeout: .seconds(30)) {
+            let a = (try? await harness.cluster.recent(app: "busy-a", limit: 20_000)) ?? []
+            let b = (try? await harness.cluster.recent(app: "busy-b", limit: 20_000)) ?? []
+            return a.count + b.count == count - dropped + 2
+        }
+        #expect(delivered)
+        let a = try await harness.cluster.recent(app: "busy-a", limit: 20_000)
+        let b = try await harness.cluster.recent(app: "busy-b", limit: 20_000)
+        let notices = (a + b).filter(\.isNotice)
+        #expect(notices.count == 2)
+        let counts = notices.map { notice -> Int in
+            let text = notice.text
+            #expect(text.hasPrefix("Error L10 (output buffer overflow): "), "\(text)")
+            return Int(text.split(separator: " ")[5]) ?? -1
+        }
+        #expect(counts.reduce(0, +) == dropped, "\(notices.map(\.text))")
+        // What is kept is the newest: the last line of each app arrived.
+        #expect(a.contains { $0.text.hasPrefix("line \(count - 2) ") })
+        #expect(b.contains { $0.text.hasPrefix("line \(count - 1) ") })
+        connection.close()
+    }
+}
+
+/// Polls `condition` every 50 ms until it holds or `timeout` passes (for
+/// states that no event announces, such as a counter reaching a value).
+func waitUntil(timeout: Duration = .seconds(20), _ condition: () async -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(50))
+    }
+    return await condition()
+}
+
+/// A plain TCP connection for writing raw bytes at a listener.
+final class RawConnection: Sendable {
+    let channel: any Channel
+
+    private init(channel: any Channel) {
+        self.channel = channel
+    }
+
+    static func connect(to endpoint: Endpoint) async throws -> RawConnection {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: endpoint.host, port: endpoint.port).get()
+        return RawConnection(channel: channel)
+    }
+
+    func write(_ text: String) async throws {
+        try await channel.writeAndFlush(ByteBuffer(string: text))
+    }
+
+    /// Whether the peer closed the connection within 10 s.
+    func waitForClose() async -> Bool {
+        let closed = channel.eventLoop.makePromise(of: Bool.self)
+        channel.closeFuture.whenComplete { _ in closed.succeed(true) }
+        let timeout = channel.eventLoop.scheduleTask(in: .seconds(10)) { closed.succeed(false) }
+        let result = (try? await closed.futureResult.get()) ?? false
+        timeout.cancel()
+        return result
+    }
+
+    func close() {
+        channel.close(promise: nil)
+    }
+}
+
+/// A loopback port bound but not listening: connecting to it is refused,
+/// and no other test's listener can be given it until it is released.
+final class ReservedPort: Sendable {
+    let port: Int
+    private let fd: Int32
+
+    init() {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.fd = fd
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    func release() {
+        close(fd)
+    }
+}

@@ -1,0 +1,111 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import SluiceAgent
+import SluiceCLI
+import SluiceProto
+import SluiceTransport
+import SluiceWire
+import Testing
+
+/// `sluice run` as a user runs it: the real executable, a real command.
+@Suite(.serialized)
+struct RunTests {
+    @Test func shipsEachLineAndPassesOutputAndStatusThrough() async throws {
+        let harness = try await AgentHarness.start()
+        defer { Task { await harness.shutdown() } }
+        let received = try await harness.tail("run-app")
+        let result = try await runSluice([
+            "run", "--app", "run-app", "--instance", "2", "--agent", "\(harness.addresses.listen)", "--",
+            "sh", "-c", #"printf 'out one\nout two\r\n'; printf 'err one\n' >&2; printf 'no newline'; exit 3"#,
+        ])
+        #expect(result.status == 3)
+        #expect(result.stdout == "out one\nout two\r\nno newline")
+        #expect(result.stderr == "err one\n")
+        #expect(await received.wait(for: 4))
+        let envelopes = received.envelopes
+        #expect(envelopes.filter { $0.log.type == .out }.map(\.text) == ["out one", "out two", "no newline"])
+        #expect(envelopes.filter { $0.log.type == .err }.map(\.text) == ["err one"])
+        #expect(envelopes.allSatisfy { $0.instanceID == "2" && $0.tags["source_type"] == "APP/PROC/WEB" })
+    }
+
+    @Test func splitsLinesOver64KiBIntoTaggedPieces() async throws {
+        let harness = try await AgentHarness.start()
+        defer { Task { await harness.shutdown() } }
+        let received = try await harness.tail("long-app")
+        let result = try await runSluice([
+            "run", "--app", "long-app", "--agent", "\(harness.addresses.listen)", "--",
+            "sh", "-c", "head -c 150000 /dev/zero | tr '\\0' 'a'; echo; echo short",
+        ])
+        #expect(result.status == 0)
+        #expect(await received.wait(for: 4))
+        let envelopes = received.envelopes
+        #expect(envelopes.map { $0.tags["sluice_part"] ?? "-" } == ["1", "2", "3/3", "-"])
+        #expect(envelopes.map(\.log.payload.count) == [65_536, 65_536, 150_000 - 2 * 65_536, 5])
+        #expect(envelopes.dropLast().allSatisfy { $0.log.payload.allSatisfy { $0 == UInt8(ascii: "a") } })
+    }
+
+    @Test func neverBlocksTheCommandWhenNoAgentListens() async throws {
+        let reserved = ReservedPort()
+        defer { reserved.release() }
+        let port = reserved.port
+        let result = try await runSluice([
+            "run", "--app", "lonely", "--agent", "127.0.0.1:\(port)", "--buffer", "1MiB", "--",
+            "sh", "-c", "seq 1 200000",
+        ])
+        #expect(result.status == 0)
+        #expect(result.stdout == (1...200_000).map { "\($0)\n" }.joined())
+        #expect(result.stderr.contains("lines dropped (buffer full)"), "\(result.stderr)")
+    }
+
+    @Test func neverBlocksTheCommandWhenTheAgentStopsReading() async throws {
+        // A listener that accepts and never reads: its socket buffers fill.
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelOption(.autoRead, value: false)
+            .bind(host: "127.0.0.1", port: 0).get()
+        defer { channel.close(promise: nil) }
+        let result = try await runSluice([
+            "run", "--app", "stuck", "--agent", "\(Endpoint(channel.localAddress!))", "--buffer", "1MiB", "--",
+            "sh", "-c", "seq 1 200000",
+        ])
+        #expect(result.status == 0)
+        let expected: String = (1...200_000).map { "\($0)\n" }.joined()
+        #expect(result.stdout == expected)
+        #expect(result.stderr.contains("lines dropped (buffer full)"), "\(result.stderr)")
+    }
+
+    @Test func passesSIGTERMOnAndExitsWithTheCommandsStatus() async throws {
+        let reserved = ReservedPort()
+        defer { reserved.release() }
+        let port = reserved.port
+        let process = Process()
+        process.executableURL = sluiceExecutable()
+        process.arguments = [
+            "run", "--app", "signalled", "--agent", "127.0.0.1:\(port)", "--",
+            "sh", "-c", #"trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.05; done"#,
+        ]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var text = ""
+        while !text.contains("ready\n") {
+            let data = out.fileHandleForReading.availableData
+            if data.isEmpty { break }
+            text += String(decoding: data, as: UTF8.self)
+        }
+        #expect(text == "ready\n")
+        process.terminate()  // SIGTERM, to sluice run only
+        let rest = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        #expect(String(decoding: rest, as: UTF8.self) == "got-term\n")
+        #expect(process.terminationReason == .exit)
+        #expect(process.terminationStatus == 7)
+    }
+
+    @Test func reportsACommandThatCannotBeRun() async throws {
+        let result = try await runSluice(["run", "--app", "x", "--", "/nonexistent/command"])
+        #expect(result.status == 127)
+        #expect(result.stdout.contains("cannot run /nonexistent/command"), "\(result.stdout)")
+    }
+}
