@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Dispatch
+import Foundation
 import NIOCore
 import SluiceTransport
 import SluiceWire
@@ -53,34 +54,36 @@ public struct Run: Sendable {
         runChildPID = pid
         installSignalForwarding()
 
+        // Blocking reads and waitpid run on threads of their own: on the
+        // shared dispatch or async pools they would starve the shipper's pump.
         var errFields = fields
         errFields.isError = true
         let readers = DispatchGroup()
         for (source, target, lineFields) in [(outPipe[0], Int32(1), fields), (errPipe[0], Int32(2), errFields)] {
             readers.enter()
-            DispatchQueue.global().async {
+            Thread {
                 Self.copyLines(from: source, to: target, fields: lineFields, shipper: shipper)
                 close(source)
                 readers.leave()
-            }
+            }.start()
         }
-        let status = await Self.wait(for: pid)
+        let status = await onThread { Self.wait(for: pid) }
         // The pipes end when the command and anything it left behind close
         // them; a background child that keeps them open is not waited for long.
-        _ = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(returning: readers.wait(timeout: .now() + 2)) }
-        }
+        _ = await onThread { readers.wait(timeout: .now() + 2) }
 
         let connected = await shipper.client.isConnected
         let (unsent, acknowledged) = await shipper.finish(timeout: connected ? deliveryTimeout : .milliseconds(200))
         let dropped = shipper.droppedTotal
-        if dropped > 0 || unsent > 0 || !acknowledged {
-            var report = "sluice run: "
-            if dropped > 0 { report += "\(dropped) lines dropped (buffer full); " }
-            if unsent > 0 { report += "\(unsent) lines not sent; " }
-            if !acknowledged { report += "the agent at \(agent) did not take every line sent" }
-            writeAll(2, Array(report.utf8) + [0x0A])
+        var report: [String] = []
+        if dropped > 0 { report.append("\(dropped) lines dropped while the buffer was full") }
+        if unsent > 0 || !acknowledged {
+            report.append(
+                connected
+                    ? "the agent at \(agent) did not take every line in time"
+                    : "no agent answered at \(agent): the lines still waiting were not delivered")
         }
+        if !report.isEmpty { writeAll(2, Array("sluice run: \(report.joined(separator: "; "))\n".utf8)) }
         return status
     }
 
@@ -154,16 +157,19 @@ public struct Run: Sendable {
         }
     }
 
-    /// Waits for the command to end, off the async threads.
-    private static func wait(for pid: pid_t) async -> Int32 {
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                var status: Int32 = 0
-                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-                let signal = status & 0x7F
-                continuation.resume(returning: signal == 0 ? (status >> 8) & 0xFF : 128 + signal)
-            }
-        }
+    /// Waits for the command to end; its exit status, or 128 + the signal.
+    private static func wait(for pid: pid_t) -> Int32 {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let signal = status & 0x7F
+        return signal == 0 ? (status >> 8) & 0xFF : 128 + signal
+    }
+}
+
+/// Runs blocking work on a thread of its own and awaits its result.
+private func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        Thread { continuation.resume(returning: body()) }.start()
     }
 }
 

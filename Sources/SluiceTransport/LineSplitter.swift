@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Cuts a byte stream (a process's output, standard input) into log lines:
 /// at LF, with a CR before it dropped. A line longer than `maxLineBytes` is
 /// cut into pieces of that size, each tagged with `LogTag.part`, and pieces
@@ -20,7 +26,7 @@ public struct LineSplitter: Sendable {
     /// piece tag when the line is split; keeps the unfinished rest.
     public mutating func feed(_ bytes: UnsafeRawBufferPointer, _ emit: (UnsafeRawBufferPointer, LogTag?) -> Void) {
         var start = 0
-        while let newline = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) {
+        while let newline = Self.newline(in: bytes, from: start) {
             if pending.isEmpty {
                 var end = newline
                 if end > start && bytes[end - 1] == UInt8(ascii: "\r") { end -= 1 }
@@ -50,6 +56,15 @@ public struct LineSplitter: Sendable {
         }
         pending.append(contentsOf: rest)
         if heldCR { pending.append(UInt8(ascii: "\r")) }
+    }
+
+    /// The index of the next LF at or after `start` (memchr: this is the
+    /// hot loop of `sluice run`).
+    private static func newline(in bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
+        guard start < bytes.count, let base = bytes.baseAddress,
+            let found = memchr(base + start, 0x0A, bytes.count - start)
+        else { return nil }
+        return base.distance(to: UnsafeRawPointer(found))
     }
 
     /// At end of input: the last line, if it had no LF.

@@ -54,44 +54,33 @@ extension ByteBuffer {
         }
         for tag in extraTags { envelopeLength += Self.lengthDelimitedSize(Self.tagEntryLength(tag.key, tag.value)) }
 
-        writeInteger(ProtoVarint.batchEnvelopeTag)
-        writeVarint(UInt64(envelopeLength))
-        writeInteger(UInt8(0x08))
-        writeVarint(UInt64(bitPattern: timestamp))
-        writeInteger(UInt8(0x12))
-        writeVarint(UInt64(sourceLength))
-        writeString(fields.sourceID)
-        writeInteger(UInt8(0x22))
-        writeVarint(UInt64(logLength))
-        writeInteger(UInt8(0x0A))
-        writeVarint(UInt64(payload.count))
-        writeBytes(payload)
-        if fields.isError {
-            writeInteger(UInt8(0x10))
-            writeInteger(UInt8(1))
+        // One capacity check and raw stores: this is the hot path of
+        // `sluice run` and the agent's syslog input.
+        let total = 1 + ProtoVarint.size(UInt64(envelopeLength)) + envelopeLength
+        writeWithUnsafeMutableBytes(minimumWritableBytes: total) { out in
+            var writer = RawWriter(out)
+            writer.byte(ProtoVarint.batchEnvelopeTag)
+            writer.varint(UInt64(envelopeLength))
+            writer.byte(0x08)
+            writer.varint(UInt64(bitPattern: timestamp))
+            writer.field(0x12, fields.sourceID)
+            writer.byte(0x22)
+            writer.varint(UInt64(logLength))
+            writer.byte(0x0A)
+            writer.varint(UInt64(payload.count))
+            writer.bytes(payload)
+            if fields.isError {
+                writer.byte(0x10)
+                writer.byte(1)
+            }
+            if instanceLength > 0 { writer.field(0x42, fields.instanceID) }
+            if !fields.sourceType.isEmpty { writer.tag("source_type", fields.sourceType) }
+            for tag in extraTags { writer.tag(tag.key, tag.value) }
+            return writer.offset
         }
-        if instanceLength > 0 {
-            writeInteger(UInt8(0x42))
-            writeVarint(UInt64(instanceLength))
-            writeString(fields.instanceID)
-        }
-        if !fields.sourceType.isEmpty { writeTagEntry("source_type", fields.sourceType) }
-        for tag in extraTags { writeTagEntry(tag.key, tag.value) }
     }
 
-    /// One entry of the `tags` map: field 9, holding key (1) and value (2).
-    private mutating func writeTagEntry(_ key: String, _ value: String) {
-        writeInteger(UInt8(0x4A))
-        writeVarint(UInt64(Self.tagEntryLength(key, value)))
-        writeInteger(UInt8(0x0A))
-        writeVarint(UInt64(key.utf8.count))
-        writeString(key)
-        writeInteger(UInt8(0x12))
-        writeVarint(UInt64(value.utf8.count))
-        writeString(value)
-    }
-
-    private static func tagEntryLength(_ key: String, _ value: String) -> Int {
+    fileprivate static func tagEntryLength(_ key: String, _ value: String) -> Int {
         lengthDelimitedSize(key.utf8.count) + lengthDelimitedSize(value.utf8.count)
     }
 
@@ -107,5 +96,53 @@ extension ByteBuffer {
 
     static func lengthDelimitedSize(_ length: Int) -> Int {
         1 + ProtoVarint.size(UInt64(length)) + length
+    }
+}
+
+/// Stores protobuf fields into memory already reserved for them.
+private struct RawWriter {
+    let out: UnsafeMutableRawBufferPointer
+    var offset = 0
+
+    init(_ out: UnsafeMutableRawBufferPointer) {
+        self.out = out
+    }
+
+    mutating func byte(_ value: UInt8) {
+        out[offset] = value
+        offset += 1
+    }
+
+    mutating func varint(_ value: UInt64) {
+        var v = value
+        while v >= 0x80 {
+            byte(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        byte(UInt8(v))
+    }
+
+    mutating func bytes(_ bytes: UnsafeRawBufferPointer) {
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+        (out.baseAddress! + offset).copyMemory(from: base, byteCount: bytes.count)
+        offset += bytes.count
+    }
+
+    /// A length-delimited string field: tag, length, UTF-8.
+    mutating func field(_ tag: UInt8, _ text: String) {
+        byte(tag)
+        var text = text
+        text.withUTF8 { utf8 in
+            varint(UInt64(utf8.count))
+            bytes(UnsafeRawBufferPointer(utf8))
+        }
+    }
+
+    /// One entry of the `tags` map: field 9, holding key (1) and value (2).
+    mutating func tag(_ key: String, _ value: String) {
+        byte(0x4A)
+        varint(UInt64(ByteBuffer.tagEntryLength(key, value)))
+        field(0x0A, key)
+        field(0x12, value)
     }
 }

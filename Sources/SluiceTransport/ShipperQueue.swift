@@ -111,8 +111,10 @@ public struct ShipperQueue: Sendable {
         guard var batch = sealed.popFirst() else { return nil }
         bytes -= batch.entries.reduce(0) { $0 + $1.length }
         count -= batch.entries.count
-        // The header goes just before the first envelope still held.
+        // The header goes just before the first envelope still held. The
+        // batch is gone from the queue, so the buffer is written in place.
         var frame = batch.buffer!
+        batch.buffer = nil
         let start = frame.readerIndex + batch.dropped
         frame.moveReaderIndex(to: start)
         let length = frame.readableBytes - FrameHeader.size
@@ -121,7 +123,6 @@ public struct ShipperQueue: Sendable {
         frame.setInteger(FrameType.envelopes.rawValue, at: start + 5)
         frame.setInteger(FrameFlags().rawValue, at: start + 6)
         frame.setInteger(UInt64(0), at: start + 8)
-        batch.buffer = nil
         return frame
     }
 

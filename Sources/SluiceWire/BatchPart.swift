@@ -24,13 +24,21 @@ public struct BatchPart: Hashable, Sendable {
 }
 
 /// Which (sender, sequence) pairs a receiver has taken in: the newest
-/// sequence per sender and a window of 65,536 before it.
+/// sequence per sender and a window of 65,536 before it (8 KiB a sender).
+/// At most `maxSenders` are remembered; past that the sender heard from
+/// least recently is forgotten (so `sluice emit` run once a second for
+/// years costs bounded memory). A forgotten sender's frames are taken as
+/// new if it ever resends them.
 public struct SeenFrames: Sendable {
     public static let window: UInt64 = 1 << 16
+    public let maxSenders: Int
     private var senders: [UInt64: Window] = [:]
+    /// Bumped on every insert; each window keeps the value of its last use.
+    private var clock: UInt64 = 0
 
     private struct Window {
         var highest: UInt64
+        var lastUse: UInt64 = 0
         var bits: [UInt64] = Array(repeating: 0, count: Int(SeenFrames.window / 64))
 
         func contains(_ sequence: UInt64) -> Bool {
@@ -59,17 +67,25 @@ public struct SeenFrames: Sendable {
         }
     }
 
-    public init() {}
+    public init(maxSenders: Int = 1024) {
+        precondition(maxSenders > 0)
+        self.maxSenders = maxSenders
+    }
 
     /// Records the pair; returns false if it was already taken in (or is
     /// older than the window). Sender 0 is never a duplicate.
     public mutating func insert(sender: UInt64, sequence: UInt64) -> Bool {
         guard sender != 0 else { return true }
+        clock += 1
         if senders[sender] == nil {
-            senders[sender] = Window(highest: sequence)
+            if senders.count >= maxSenders, let oldest = senders.min(by: { $0.value.lastUse < $1.value.lastUse }) {
+                senders.removeValue(forKey: oldest.key)
+            }
+            senders[sender] = Window(highest: sequence, lastUse: clock)
             senders[sender]!.insert(sequence)
             return true
         }
+        senders[sender]!.lastUse = clock
         if senders[sender]!.contains(sequence) { return false }
         senders[sender]!.insert(sequence)
         return true

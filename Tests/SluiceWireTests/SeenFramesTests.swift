@@ -123,4 +123,19 @@ func expectInsert(
             _ = seen.insert(sender: 1, sequence: 0)
         }
     }
+
+    @Test func forgetsTheSenderHeardFromLeastRecentlyPastTheBound() {
+        var seen = SeenFrames(maxSenders: 3)
+        for sender: UInt64 in 1...3 { expectInsert(&seen, sender: sender, sequence: 1, new: true) }
+        // Sender 1 is heard from again, so 2 is now the least recent.
+        expectInsert(&seen, sender: 1, sequence: 2, new: true)
+        expectInsert(&seen, sender: 4, sequence: 1, new: true)
+        #expect(seen.senderCount == 3)
+        expectInsert(&seen, sender: 1, sequence: 1, new: false)
+        expectInsert(&seen, sender: 3, sequence: 1, new: false)
+        expectInsert(&seen, sender: 4, sequence: 1, new: false)
+        // Sender 2 was forgotten: its resend counts as new.
+        expectInsert(&seen, sender: 2, sequence: 1, new: true)
+        #expect(seen.senderCount == 3)
+    }
 }
