@@ -165,7 +165,7 @@ public final class LogShipper: Sendable {
                     }
                 }
                 if let frame = state.queue.take(now: now) {
-                    if state.queue.pendingDrops.isEmpty { state.warnedDropping = false }
+                    if !state.queue.hasPendingNotices { state.warnedDropping = false }
                     return .frame(frame)
                 }
                 return state.closing ? .done : .wait(armTimer: nil)

@@ -38,6 +38,11 @@ public struct ShipperQueue: Sendable {
     private var drops: [String: Drop] = [:]
     /// Apps in the order of their first drop, so notices come out in that order.
     private var dropOrder: [String] = []
+    /// Drop notices go out once delivery has resumed (the queue is at most
+    /// half full), or this long after the first drop they tell of: under
+    /// sustained overload, about once this often, each with the count since
+    /// the one before. Nanoseconds.
+    public let noticeDelay: Int64
     private let allocator = ByteBufferAllocator()
 
     /// A batch frame being filled: the header's room, then entries.
@@ -51,10 +56,11 @@ public struct ShipperQueue: Sendable {
 
     public init(
         capacity: Int, batchCount: Int = 1000, batchBytes: Int = 1024 * 1024,
-        dropReason: String = "the log agent's buffer was full"
+        dropReason: String = "the log agent's buffer was full", noticeDelay: Int64 = 1_000_000_000
     ) {
         precondition(capacity > 0 && batchCount > 0 && batchBytes > 0)
         self.dropReason = dropReason
+        self.noticeDelay = noticeDelay
         self.capacity = capacity
         self.batchCount = batchCount
         self.batchBytes = batchBytes
@@ -64,6 +70,9 @@ public struct ShipperQueue: Sendable {
     public var hasFullBatch: Bool { !sealed.isEmpty }
 
     public var isEmpty: Bool { count == 0 && dropOrder.isEmpty }
+
+    /// Whether notices wait to go out (`take` sends them when it may).
+    public var hasPendingNotices: Bool { !dropOrder.isEmpty }
 
     /// Appends one envelope, written by `write` as a batch entry (tag,
     /// length, bytes: `writeLogEnvelopeEntry` or `writeBatchEntry`). Drops
@@ -104,10 +113,13 @@ public struct ShipperQueue: Sendable {
         openSince = nil
     }
 
-    /// The next frame to send, its sequence left 0: first the drop notices,
-    /// if any, then the oldest sealed batch. Nil when nothing is sealed.
+    /// The next frame to send, its sequence left 0: first the drop notices
+    /// when they may go (see `noticeDelay`), then the oldest sealed batch.
+    /// Nil when nothing is sealed.
     public mutating func take(now: Int64) -> ByteBuffer? {
-        if !dropOrder.isEmpty { return noticeFrame(now: now) }
+        if let first = dropOrder.first, bytes <= capacity / 2 || now - drops[first]!.since >= noticeDelay {
+            return noticeFrame(now: now)
+        }
         guard var batch = sealed.popFirst() else { return nil }
         bytes -= batch.entries.reduce(0) { $0 + $1.length }
         count -= batch.entries.count

@@ -76,7 +76,7 @@ import Testing
     }
 
     @Test func appendSealTakeGivesAValidFrame() throws {
-        var queue = ShipperQueue(capacity: 1 << 20, batchCount: 100)
+        var queue = ShipperQueue(capacity: 1 << 20, batchCount: 100, noticeDelay: 0)
         #expect(queue.isEmpty)
         let apps = ["app-1", "app-2", "app-1"]
         for (index, app) in apps.enumerated() { _ = Self.append(&queue, app: app, index: index) }
@@ -111,7 +111,7 @@ import Testing
     }
 
     @Test func batchesSealAtBatchCount() throws {
-        var queue = ShipperQueue(capacity: 1 << 20, batchCount: 3)
+        var queue = ShipperQueue(capacity: 1 << 20, batchCount: 3, noticeDelay: 0)
         var returns: [Bool] = []
         for index in 0..<7 { returns.append(Self.append(&queue, app: "app", index: index)) }
         // True when an append begins a batch (0, 3, 6) or fills one (2, 5).
@@ -139,7 +139,7 @@ import Testing
 
     @Test func batchesSealAtBatchBytes() throws {
         let length = Self.entryLength(app: "app", index: 0)
-        var queue = ShipperQueue(capacity: 1 << 20, batchCount: 1000, batchBytes: 2 * length)
+        var queue = ShipperQueue(capacity: 1 << 20, batchCount: 1000, batchBytes: 2 * length, noticeDelay: 0)
         var returns: [Bool] = []
         for index in 0..<5 { returns.append(Self.append(&queue, app: "app", index: index)) }
         #expect(returns == [true, true, true, true, true])
@@ -150,7 +150,7 @@ import Testing
 
     @Test func overCapacityTheOldestAreDroppedAndToldFirst() throws {
         let length = Self.entryLength(app: "a", index: 0)
-        var queue = ShipperQueue(capacity: 5 * length, batchCount: 4)
+        var queue = ShipperQueue(capacity: 5 * length, batchCount: 4, noticeDelay: 0)
         let apps = ["a", "a", "b", "a", "b", "c", "a", "c", "b", "c"]
         var returns: [Bool] = []
         for (index, app) in apps.enumerated() {
@@ -208,7 +208,7 @@ import Testing
 
     @Test func dropsFromTheOnlyBatchSealItAndKeepItsTail() throws {
         let length = Self.entryLength(app: "x", index: 0)
-        var queue = ShipperQueue(capacity: 3 * length, batchCount: 100)
+        var queue = ShipperQueue(capacity: 3 * length, batchCount: 100, noticeDelay: 0)
         for index in 0..<5 { _ = Self.append(&queue, app: "x", index: index) }
         // 0 and 1 dropped; 2, 3 in a sealed batch and 4 open.
         #expect(queue.count == 3)
@@ -240,7 +240,7 @@ import Testing
         // Uneven shares: a one in six, b two, c three.
         func app(_ index: Int) -> String { ["a", "b", "b", "c", "c", "c"][index % 6] }
         let length = Self.entryLength(app: "a", index: 100)
-        var queue = ShipperQueue(capacity: 20 * length, batchCount: 7)
+        var queue = ShipperQueue(capacity: 20 * length, batchCount: 7, noticeDelay: 0)
         // Indices 100..<300, so that every payload has the same length.
         for index in 100..<300 {
             _ = Self.append(&queue, app: app(index), index: index)
@@ -286,7 +286,7 @@ import Testing
 
     @Test func anEnvelopeLargerThanTheCapacityIsKeptAlone() throws {
         let length = Self.entryLength(app: "big", index: 0)
-        var queue = ShipperQueue(capacity: 10, batchCount: 100)
+        var queue = ShipperQueue(capacity: 10, batchCount: 100, noticeDelay: 0)
         #expect(length > 10)
         _ = Self.append(&queue, app: "big", index: 0)
         // Never drop the last envelope: it is kept though over the capacity.
@@ -304,5 +304,36 @@ import Testing
         let noticeText = frames[0].first.map(Self.text) ?? ""
         #expect(noticeText.contains(" 1 messages dropped"), "\(noticeText)")
         #expect(frames[1] == [Self.expected(app: "big", index: 1)])
+    }
+
+    @Test func noticesWaitUntilDeliveryResumesOrASecondHasPassed() throws {
+        let length = Self.entryLength(app: "x", index: 0)
+        var queue = ShipperQueue(capacity: 4 * length, batchCount: 2)
+        for index in 0..<8 { _ = Self.append(&queue, app: "x", index: index) }
+        #expect(queue.droppedTotal == 4)
+        #expect(queue.pendingDrops.map(\.since) == [Self.time(4)])
+        // Still full, and within a second of the first drop: batches only.
+        let batchTaken = queue.take(now: Self.time(8))
+        let batch = try Self.unpack(try #require(batchTaken))
+        #expect(batch.map(Self.text) == [Self.payload(4), Self.payload(5)])
+        #expect(queue.hasPendingNotices)
+        // Half empty: delivery has resumed, the notice goes first.
+        let noticeTaken = queue.take(now: Self.time(9))
+        let notice = try Self.unpack(try #require(noticeTaken))
+        #expect(notice.map(Self.text).first?.contains(" 4 messages dropped") == true, "\(notice.map(Self.text))")
+        #expect(!queue.hasPendingNotices)
+
+        // Sustained overload: the queue stays full, and the notice goes a
+        // second after the first drop it tells of.
+        for index in 8..<12 { _ = Self.append(&queue, app: "x", index: index) }
+        #expect(queue.droppedTotal == 6)
+        let early = queue.take(now: Self.time(12))
+        let earlyFrame = try Self.unpack(try #require(early))
+        #expect(earlyFrame.allSatisfy { $0.tags["source_type"] != Notice.sourceType })
+        for index in 12..<16 { _ = Self.append(&queue, app: "x", index: index) }
+        #expect(queue.droppedTotal == 8)
+        let due = queue.take(now: Self.time(10) + queue.noticeDelay)
+        let dueFrame = try Self.unpack(try #require(due))
+        #expect(dueFrame.map(Self.text).first?.contains(" 4 messages dropped") == true, "\(dueFrame.map(Self.text))")
     }
 }
