@@ -62,6 +62,21 @@ public struct SluiceConfig: Codable, Equatable, Sendable {
         return [defaultIngress]
     }
 
+    /// A controller list as `--controller` gives it, `HOST:PORT` or
+    /// `ZONE=HOST:PORT`, comma-separated: the controllers of `zone` (and
+    /// those with no zone) first, the others after, each group in the
+    /// order given.
+    public static func controllers(_ text: String, preferring zone: String) throws -> [Endpoint] {
+        var own: [Endpoint] = []
+        var others: [Endpoint] = []
+        for entry in text.split(separator: ",") {
+            let parts = entry.split(separator: "=", maxSplits: 1)
+            let endpoint = try Endpoint(parsing: String(parts.last!))
+            if parts.count == 2 && parts[0] != zone { others.append(endpoint) } else { own.append(endpoint) }
+        }
+        return own + others
+    }
+
     /// The agent to send to: the flag, else the config file, else the default.
     public static func agent(_ flag: String?) -> String {
         flag ?? load()?.agent ?? defaultAgent

@@ -3,6 +3,7 @@ import Logging
 import Prometheus
 import ServiceLifecycle
 import SluiceAgent
+import SluiceCLI
 import SluiceWire
 import UnixSignals
 
@@ -42,29 +43,25 @@ struct AgentCommand: AsyncParsableCommand {
 
     @OptionGroup var logging: LoggingOptions
 
-    /// The controller list, this zone's first, otherwise in the order given.
-    static func orderedControllers(_ text: String, zone: String) throws -> [Endpoint] {
-        var own: [Endpoint] = []
-        var others: [Endpoint] = []
-        for entry in text.split(separator: ",") {
-            let parts = entry.split(separator: "=", maxSplits: 1)
-            let endpoint = try parseEndpoint(String(parts.last!), option: "--controller")
-            if parts.count == 2 && parts[0] != zone { others.append(endpoint) } else { own.append(endpoint) }
-        }
-        guard !(own + others).isEmpty else { throw ValidationError("--controller names no controller") }
-        return own + others
-    }
-
     func settings() throws -> Agent.Configuration {
         if let defaultApp, defaultApp.isEmpty { throw ValidationError("--default-app must not be empty") }
         return Agent.Configuration(
-            zone: zone, controllers: try Self.orderedControllers(controller, zone: zone),
+            zone: zone, controllers: try controllerList(),
             listen: try parseEndpoint(listen, option: "--listen"),
             syslogTCP: try syslogTcp.map { try parseEndpoint($0, option: "--syslog-tcp") },
             syslogUDP: try syslogUdp.map { try parseEndpoint($0, option: "--syslog-udp") },
             http: try http.map { try parseEndpoint($0, option: "--http") },
             bufferBytes: try parseSize(buffer, option: "--buffer"), defaultApp: defaultApp,
             maxMessageBytes: try parseSize(maxMessage, option: "--max-message"))
+    }
+
+    func controllerList() throws -> [Endpoint] {
+        let list: [Endpoint]
+        do { list = try SluiceConfig.controllers(controller, preferring: zone) } catch {
+            throw ValidationError("--controller: \(error)")
+        }
+        guard !list.isEmpty else { throw ValidationError("--controller names no controller") }
+        return list
     }
 
     func validate() throws {

@@ -161,6 +161,13 @@ struct AgentTests {
         #expect(recent.map(\.log.type) == [.err, .out, .out])
         // logger's own structured data arrives as tags.
         #expect(recent.first?.tags["timeQuality.tzKnown"] != nil, "\(recent.first?.tags ?? [:])")
+        // And `sluice logs --recent` prints them as cf logs does.
+        let printed = try await runSluice(["logs", "logger-app", "--recent", "--controller", "\(harness.cluster.http)"])
+        #expect(printed.status == 0, "\(printed.stderr)")
+        let lines = printed.stdout.split(separator: "\n").map { $0.split(separator: " ", maxSplits: 1).last.map(String.init) ?? "" }
+        #expect(
+            lines == ["[SYSLOG] ERR octet counted over tcp", "[SYSLOG] OUT newline framed over tcp", "[SYSLOG] OUT one datagram over udp"],
+            "\(printed.stdout)")
     }
 
     @Test func rsyslogForwardsEveryLineOfAFileInOrder() async throws {

@@ -12,7 +12,10 @@ struct CLIProcessTests {
         try? FileManager.default.removeItem(at: home)
         let process = Process()
         process.executableURL = sluiceExecutable()
-        process.arguments = ["up", "--servers", "2", "--http-port", "0", "--ingress-port", "0", "--log-level", "warning"]
+        process.arguments = [
+            "up", "--servers", "2", "--http-port", "0", "--ingress-port", "0", "--agent-port", "0", "--syslog-port", "0",
+            "--agent-http-port", "0", "--log-level", "warning",
+        ]
         process.environment = ProcessInfo.processInfo.environment.merging(["SLUICE_HOME": home.path]) { $1 }
         let out = Pipe()
         process.standardOutput = out
@@ -40,6 +43,15 @@ struct CLIProcessTests {
         let logs = try await runSluice(["logs", "up-app", "--recent"], environment: environment)
         #expect(logs.status == 0, "\(logs.stderr)")
         #expect(logs.stdout.hasSuffix(" [APP/PROC/WEB/0] OUT hello from up\n"), "\(logs.stdout)")
+
+        // The local agent's address is in config.json too: sluice run needs no flag.
+        let agent = try #require(config.agent)
+        #expect(banner.contains("agent    \(agent)"))
+        let run = try await runSluice(["run", "--app", "up-app", "--", "echo", "through the agent"], environment: environment)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout == "through the agent\n")
+        let after = try await runSluice(["logs", "up-app", "--recent"], environment: environment)
+        #expect(after.stdout.hasSuffix(" [APP/PROC/WEB/0] OUT through the agent\n"), "\(after.stdout)")
 
         process.terminate()  // SIGTERM
         process.waitUntilExit()

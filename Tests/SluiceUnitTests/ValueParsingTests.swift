@@ -152,4 +152,10 @@ import Testing
         #expect(URIQuery.percentDecode(Substring(escaped)) == app)
         #expect(APIRoute.parse(method: "GET", uri: "/apps/\(escaped)/stream") == .success(.stream(app: app, json: false)))
     }
+
+    @Test func agentControllerListPrefersItsOwnZone() throws {
+        let list = try SluiceConfig.controllers("z2=127.0.2.1:8090,z1=127.0.1.1:8090,127.0.9.9:8090,z1=127.0.1.2:8090", preferring: "z1")
+        #expect(list.map(\.description) == ["127.0.1.1:8090", "127.0.9.9:8090", "127.0.1.2:8090", "127.0.2.1:8090"])
+        #expect(throws: EndpointError.self) { try SluiceConfig.controllers("z1=nonsense", preferring: "z1") }
+    }
 }
