@@ -14,14 +14,7 @@ struct EmitCommand: AsyncParsableCommand {
     )
     var controller: String?
 
-    @Option(help: "The app id (the envelopes' source_id).")
-    var app: String
-
-    @Option(help: "The instance id.")
-    var instance: String = "0"
-
-    @Option(help: "The source type tag.")
-    var sourceType: String = "APP/PROC/WEB"
+    @OptionGroup var source: SourceOptions
 
     @Flag(help: "Send the lines as ERR instead of OUT.")
     var err = false
@@ -30,7 +23,6 @@ struct EmitCommand: AsyncParsableCommand {
     var message: [String] = []
 
     func validate() throws {
-        guard !app.isEmpty else { throw ValidationError("--app must not be empty") }
         _ = try controllers()
     }
 
@@ -43,7 +35,7 @@ struct EmitCommand: AsyncParsableCommand {
     func run() async throws {
         let emit = Emit(
             controllers: try controllers(),
-            fields: LogEnvelopeFields(sourceID: app, instanceID: instance, sourceType: sourceType, isError: err))
+            fields: source.fields(isError: err))
         if message.isEmpty {
             try await emit.sendLines(from: 0)
         } else {

@@ -13,14 +13,7 @@ struct RunCommand: AsyncParsableCommand {
             SIGINT and SIGTERM are passed on; sluice run exits with the command's status.
             """)
 
-    @Option(help: "The app id (the envelopes' source_id).")
-    var app: String
-
-    @Option(help: "The instance id.")
-    var instance: String = "0"
-
-    @Option(help: "The source type tag.")
-    var sourceType: String = "APP/PROC/WEB"
+    @OptionGroup var source: SourceOptions
 
     @Option(help: "The agent's HOST:PORT (default: from $SLUICE_HOME/config.json, else 127.0.0.1:3457).")
     var agent: String?
@@ -34,7 +27,6 @@ struct RunCommand: AsyncParsableCommand {
     var commandLine: [String] { command.first == "--" ? Array(command.dropFirst()) : command }
 
     func validate() throws {
-        guard !app.isEmpty else { throw ValidationError("--app must not be empty") }
         guard !commandLine.isEmpty else { throw ValidationError("name the command to run: sluice run --app APP -- CMD ARGS…") }
         _ = try parseEndpoint(SluiceConfig.agent(agent), option: "--agent")
         _ = try parseSize(buffer, option: "--buffer")
@@ -43,7 +35,7 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         var run = Run(
             agent: try parseEndpoint(SluiceConfig.agent(agent), option: "--agent"),
-            fields: LogEnvelopeFields(sourceID: app, instanceID: instance, sourceType: sourceType))
+            fields: source.fields())
         run.bufferBytes = try parseSize(buffer, option: "--buffer")
         let status: Int32
         do {

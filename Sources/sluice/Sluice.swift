@@ -1,5 +1,6 @@
 import ArgumentParser
 import Logging
+import SluiceTransport
 import SluiceWire
 
 @main
@@ -31,6 +32,26 @@ struct LoggingOptions: ParsableArguments {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }
+    }
+}
+
+/// Who a log line is from: the options `emit` and `run` share.
+struct SourceOptions: ParsableArguments {
+    @Option(help: "The app id (the envelopes' source_id).")
+    var app: String
+
+    @Option(help: "The instance id.")
+    var instance: String = "0"
+
+    @Option(help: "The source type tag.")
+    var sourceType: String = "APP/PROC/WEB"
+
+    func validate() throws {
+        guard !app.isEmpty else { throw ValidationError("--app must not be empty") }
+    }
+
+    func fields(isError: Bool = false) -> LogEnvelopeFields {
+        LogEnvelopeFields(sourceID: app, instanceID: instance, sourceType: sourceType, isError: isError)
     }
 }
 

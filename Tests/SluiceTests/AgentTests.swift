@@ -54,10 +54,7 @@ struct AgentHarness {
     }
 
     func metric(_ line: String) -> Double? {
-        for text in registry.emitToString().split(separator: "\n") where text.hasPrefix(line + " ") {
-            return Double(text.dropFirst(line.count + 1))
-        }
-        return nil
+        registry.value(of: line)
     }
 
     func post(_ body: String, path: String = "/logs", contentType: String = "application/logplex-1",
@@ -89,6 +86,17 @@ func runProgram(
     let stderr = err.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+}
+
+/// Reads `pipe` until what was read satisfies `done`, or the writer closes it.
+func read(_ pipe: Pipe, until done: (String) -> Bool) -> String {
+    var text = ""
+    while !done(text) {
+        let data = pipe.fileHandleForReading.availableData
+        if data.isEmpty { break }
+        text += String(decoding: data, as: UTF8.self)
+    }
+    return text
 }
 
 /// Where `name` is on PATH (or the sbin folders), if anywhere.

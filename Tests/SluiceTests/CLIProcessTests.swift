@@ -23,12 +23,7 @@ struct CLIProcessTests {
         try process.run()
 
         // Wait for the banner, which is printed once everything listens.
-        var banner = ""
-        while !banner.contains("Ctrl-C stops it.") {
-            let data = out.fileHandleForReading.availableData
-            if data.isEmpty { break }
-            banner += String(decoding: data, as: UTF8.self)
-        }
+        let banner = read(out) { $0.contains("Ctrl-C stops it.") }
         #expect(banner.contains("Sluice is up: 1 controller and 2 buffer servers"), "\(banner)")
 
         // config.json lets emit and logs run with no address flags.
@@ -70,13 +65,8 @@ struct CLIProcessTests {
         process.standardError = err
         process.standardOutput = FileHandle.nullDevice
         try process.run()
-        var text = ""
         // 500 ms, then 1 s: two retries are announced within about 1.5 s.
-        while text.components(separatedBy: "retrying in").count < 3 {
-            let data = err.fileHandleForReading.availableData
-            if data.isEmpty { break }
-            text += String(decoding: data, as: UTF8.self)
-        }
+        let text = read(err) { $0.components(separatedBy: "retrying in").count >= 3 }
         process.terminate()
         process.waitUntilExit()
         #expect(text.contains("cannot reach http://127.0.0.1:\(socket)/apps/nobody/stream"), "\(text)")

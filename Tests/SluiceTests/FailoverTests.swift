@@ -16,14 +16,20 @@ struct FailoverTests {
 
     /// Emits `total` numbered lines in batches of 100 through `client`.
     static func emitAll(_ client: IngressClient, app: String) async throws {
+        try await emit(0..<total, through: client, app: app)
+        try await client.close()
+    }
+
+    /// Emits the numbered lines of `range` in batches of 100.
+    static func emit(_ range: Range<Int>, through client: IngressClient, app: String) async throws {
         let fields = LogEnvelopeFields(sourceID: app)
         var builder = BatchFrameBuilder()
-        for index in 0..<total {
+        for index in range {
             var line = "line \(index)"
             line.withUTF8 { builder.appendLog(fields, timestamp: CFLogFormat.nowNanos(), payload: UnsafeRawBufferPointer($0)) }
             if builder.count == 100 { try await client.send(frame: builder.finish(type: .envelopes, sequence: 0)!) }
         }
-        try await client.close()
+        if let rest = builder.finish(type: .envelopes, sequence: 0) { try await client.send(frame: rest) }
     }
 
     static func checkEveryLineOnce(_ received: Received) {
@@ -43,13 +49,17 @@ struct FailoverTests {
         let received = Received()
         let tail = try await cluster.tail(app: app, into: received)
         let client = try await IngressClient.connect(to: cluster.ingress)
-        let emitting = Task { try await Self.emitAll(client, app: app) }
+        let half = Self.total / 2
+        let emitting = Task { try await Self.emit(0..<half, through: client, app: app) }
 
-        // Part way through, the server that owns the app goes away.
+        // Part way through, the server that owns the app goes away; the
+        // second half is emitted after, so the stand-in surely gets lines
+        // however fast the first half went.
         #expect(await received.wait(for: Self.total / 4, timeout: .seconds(60)))
         try await cluster.servers[owner].shutdown()
-
         try await emitting.value
+        try await Self.emit(half..<Self.total, through: client, app: app)
+        try await client.close()
         let complete = await received.wait(timeout: .seconds(60)) { $0.count - $0.notices.count >= Self.total }
         #expect(complete)
         Self.checkEveryLineOnce(received)

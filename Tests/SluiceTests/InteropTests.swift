@@ -59,12 +59,7 @@ struct InteropTests {
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice
         try process.run()
-        var text = ""
-        while !text.contains("connected\n") {
-            let data = out.fileHandleForReading.availableData
-            if data.isEmpty { break }
-            text += String(decoding: data, as: UTF8.self)
-        }
+        var text = read(out) { $0.contains("connected\n") }
         #expect(text.hasPrefix("connected\n"))
         let lines = (1...5).map { "seen by lws \($0)" }
         try await harness.cluster.emit(app: "lws-app", lines: lines)

@@ -90,12 +90,7 @@ struct RunTests {
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice
         try process.run()
-        var text = ""
-        while !text.contains("ready\n") {
-            let data = out.fileHandleForReading.availableData
-            if data.isEmpty { break }
-            text += String(decoding: data, as: UTF8.self)
-        }
+        let text = read(out) { $0.contains("ready\n") }
         #expect(text == "ready\n")
         process.terminate()  // SIGTERM, to sluice run only
         let rest = out.fileHandleForReading.readDataToEndOfFile()

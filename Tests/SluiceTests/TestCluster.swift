@@ -67,7 +67,14 @@ struct TestCluster {
 
     /// The value of a metric line in the registry's text output.
     func metric(_ line: String) -> Double? {
-        for text in registry.emitToString().split(separator: "\n") where text.hasPrefix(line + " ") {
+        registry.value(of: line)
+    }
+}
+
+extension PrometheusCollectorRegistry {
+    /// The value of a metric line (name and labels) in the text output.
+    func value(of line: String) -> Double? {
+        for text in emitToString().split(separator: "\n") where text.hasPrefix(line + " ") {
             return Double(text.dropFirst(line.count + 1))
         }
         return nil
