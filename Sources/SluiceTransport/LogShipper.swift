@@ -55,6 +55,9 @@ public final class LogShipper: Sendable {
     private let logger: Logger
     private let dropped: Counter
     private let shipped: Counter
+    private let metrics: any MetricsFactory
+    /// Per-app drop counters, made on an app's first drop.
+    private let appDrops = NIOLockedValueBox<[String: Counter]>([:])
 
     public init(
         configuration: Configuration, logger: Logger = .quiet,
@@ -75,6 +78,7 @@ public final class LogShipper: Sendable {
             label: "\(configuration.metricsPrefix)_envelopes_dropped_total", dimensions: [("reason", "buffer_full")],
             factory: metrics)
         self.shipped = Counter(label: "\(configuration.metricsPrefix)_batches_sent_total", factory: metrics)
+        self.metrics = metrics
         let pump = Task { [self] in await self.pump() }
         state.withLockedValue { $0.pump = pump }
     }
@@ -99,29 +103,32 @@ public final class LogShipper: Sendable {
     /// function to call once per envelope.
     public func appendMany(_ body: (_ append: (String, (inout ByteBuffer) -> Void) -> Void) -> Void) {
         var wake = false
-        let droppedNow: Int = state.withLockedValue { state in
+        let newDrops: [String: Int]? = state.withLockedValue { state in
             let before = state.queue.droppedTotal
             let now = CFLogFormat.nowNanos()
             body { app, write in
                 if state.queue.append(app: app, now: now, write) { wake = true }
             }
-            return state.queue.droppedTotal - before
+            return state.queue.droppedTotal == before ? nil : state.queue.takeNewDrops()
         }
-        afterAppend(dropped: droppedNow, wake: wake)
+        afterAppend(newDrops: newDrops, wake: wake)
     }
 
     public func append(app: String, _ write: (inout ByteBuffer) -> Void) {
-        let (wake, droppedNow) = state.withLockedValue { state in
+        let (wake, newDrops) = state.withLockedValue { state in
             let before = state.queue.droppedTotal
             let wake = state.queue.append(app: app, now: CFLogFormat.nowNanos(), write)
-            return (wake, state.queue.droppedTotal - before)
+            return (wake, state.queue.droppedTotal == before ? nil : state.queue.takeNewDrops())
         }
-        afterAppend(dropped: droppedNow, wake: wake)
+        afterAppend(newDrops: newDrops, wake: wake)
     }
 
-    private func afterAppend(dropped count: Int, wake: Bool) {
-        if count > 0 {
-            dropped.increment(by: count)
+    private func afterAppend(newDrops: [String: Int]?, wake: Bool) {
+        if let newDrops {
+            for (app, count) in newDrops {
+                dropped.increment(by: count)
+                appDropCounter(app).increment(by: count)
+            }
             let first = state.withLockedValue { state in
                 defer { state.warnedDropping = true }
                 return !state.warnedDropping
@@ -133,6 +140,17 @@ public final class LogShipper: Sendable {
             }
         }
         if wake { self.wake() }
+    }
+
+    private func appDropCounter(_ app: String) -> Counter {
+        appDrops.withLockedValue { counters in
+            if let counter = counters[app] { return counter }
+            let counter = Counter(
+                label: "\(configuration.metricsPrefix)_app_envelopes_dropped_total", dimensions: [("app", app)],
+                factory: metrics)
+            counters[app] = counter
+            return counter
+        }
     }
 
     /// Envelopes waiting (not yet handed to the client).

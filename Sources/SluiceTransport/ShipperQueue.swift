@@ -38,6 +38,8 @@ public struct ShipperQueue: Sendable {
     private var drops: [String: Drop] = [:]
     /// Apps in the order of their first drop, so notices come out in that order.
     private var dropOrder: [String] = []
+    /// Drops per app since `takeNewDrops` was last called (for metrics).
+    private var newDrops: [String: Int] = [:]
     /// Drop notices go out once delivery has resumed (the queue is at most
     /// half full), or this long after the first drop they tell of: under
     /// sustained overload, about once this often, each with the count since
@@ -138,6 +140,12 @@ public struct ShipperQueue: Sendable {
         return frame
     }
 
+    /// Drops per app since the last call.
+    public mutating func takeNewDrops() -> [String: Int] {
+        defer { newDrops = [:] }
+        return newDrops
+    }
+
     /// Drops taken so far and not yet told, oldest first.
     public var pendingDrops: [Drop] { dropOrder.map { drops[$0]! } }
 
@@ -157,6 +165,7 @@ public struct ShipperQueue: Sendable {
             dropOrder.append(entry.app)
         }
         drops[entry.app]!.count += 1
+        newDrops[entry.app, default: 0] += 1
         return sealedOpen
     }
 

@@ -325,6 +325,8 @@ struct AgentTests {
         let dropped = harness.agent.shipper.droppedTotal
         #expect(dropped > count / 2, "\(dropped)")
         #expect(harness.metric(#"sluice_agent_envelopes_dropped_total{reason="buffer_full"}"#) == Double(dropped))
+        let perApp = ["busy-a", "busy-b"].map { harness.metric("sluice_agent_app_envelopes_dropped_total{app=\"\($0)\"}") ?? 0 }
+        #expect(perApp.reduce(0, +) == Double(dropped), "\(perApp)")
 
         // A controller comes up where the agent looks for one.
         reserved.release()
