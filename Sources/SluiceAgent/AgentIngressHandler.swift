@@ -22,6 +22,8 @@ final class AgentIngressHandler: ChannelInboundHandler {
     /// so its String is made once, not per envelope.
     private var lastApp = ""
     private var lastAppBytes: [UInt8] = []
+    /// The envelopes of the frame being taken (kept to reuse its storage).
+    private var envelopes: [(range: Range<Int>, app: String)] = []
 
     init(shipper: LogShipper, metrics: AgentMetrics, logger: Logger) {
         self.shipper = shipper
@@ -48,34 +50,35 @@ final class AgentIngressHandler: ChannelInboundHandler {
     private func take(_ frame: Frame, context: ChannelHandlerContext) {
         var received = 0
         var unroutable = 0
+        let batch: ByteBuffer
+        // The whole batch is checked, and each envelope found, before the
+        // shipper's lock is taken: under it is only copying.
         do {
-            let (batch, _) = try frame.batchAndParts()
+            (batch, _) = try frame.batchAndParts()
             try batch.withUnsafeReadableBytesTyped { bytes throws(WireError) in
-                // forEach checks the whole batch before its first envelope,
-                // so a bad frame queues nothing.
-                var failure: WireError?
-                shipper.appendMany { append in
-                    do throws(WireError) {
-                        try EnvelopeBatchScanner.forEach(in: bytes) { range, fields in
-                            received += 1
-                            guard !fields.sourceID.isEmpty else {
-                                unroutable += 1
-                                return
-                            }
-                            let envelope = UnsafeRawBufferPointer(rebasing: bytes[range])
-                            let app = appName(UnsafeRawBufferPointer(rebasing: envelope[fields.sourceID]))
-                            append(app) { $0.writeBatchEntry(envelope) }
-                        }
-                    } catch {
-                        failure = error
+                try EnvelopeBatchScanner.forEach(in: bytes) { range, fields in
+                    received += 1
+                    guard !fields.sourceID.isEmpty else {
+                        unroutable += 1
+                        return
                     }
+                    let key = UnsafeRawBufferPointer(rebasing: bytes[fields.sourceID.shifted(by: range.lowerBound)])
+                    envelopes.append((range, appName(key)))
                 }
-                if let failure { throw failure }
             }
         } catch {
+            envelopes.removeAll(keepingCapacity: true)
             context.fireErrorCaught(error)
             return
         }
+        batch.withUnsafeReadableBytes { bytes in
+            shipper.appendMany { append in
+                for (range, app) in envelopes {
+                    append(app) { $0.writeBatchEntry(UnsafeRawBufferPointer(rebasing: bytes[range])) }
+                }
+            }
+        }
+        envelopes.removeAll(keepingCapacity: true)
         metrics.received(.framed, count: received)
         if unroutable > 0 {
             metrics.unroutable.increment(by: unroutable)
@@ -105,5 +108,11 @@ final class AgentIngressHandler: ChannelInboundHandler {
             context.writeAndFlush(wrapOutboundOut(ack), promise: nil)
         }
         context.fireChannelReadComplete()
+    }
+}
+
+extension Range where Bound == Int {
+    fileprivate func shifted(by offset: Int) -> Range<Int> {
+        (lowerBound + offset)..<(upperBound + offset)
     }
 }

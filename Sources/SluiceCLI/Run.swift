@@ -53,6 +53,9 @@ public struct Run: Sendable {
         close(errPipe[1])
         runChildPID = pid
         installSignalForwarding()
+        // A reader of our output that goes away (`sluice run … | head`) ends
+        // the copying, not this process: see `copyLines`.
+        signal(SIGPIPE, SIG_IGN)
 
         // Blocking reads and waitpid run on threads of their own: on the
         // shared dispatch or async pools they would starve the shipper's pump.
@@ -80,15 +83,17 @@ public struct Run: Sendable {
         if unsent > 0 || !acknowledged {
             report.append(
                 connected
-                    ? "the agent at \(agent) did not take every line in time"
-                    : "no agent answered at \(agent): the lines still waiting were not delivered")
+                    ? "the agent at \(agent) did not take \(unsent) lines in time"
+                    : "no agent answered at \(agent): \(unsent) lines not delivered")
         }
         if !report.isEmpty { writeAll(2, Array("sluice run: \(report.joined(separator: "; "))\n".utf8)) }
         return status
     }
 
     /// Reads `fd` to its end: each chunk is written to `target` first, then
-    /// its lines go to the shipper, under one lock per chunk.
+    /// its lines go to the shipper, under one lock per chunk. If `target`
+    /// is closed (EPIPE), reading stops and the pipe is closed, so that the
+    /// command meets the closed pipe as it would have without us.
     static func copyLines(from fd: Int32, to target: Int32, fields: LogEnvelopeFields, shipper: LogShipper) {
         var splitter = LineSplitter()
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
@@ -102,9 +107,9 @@ public struct Run: Sendable {
             let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if count < 0 && errno == EINTR { continue }
             if count <= 0 { break }
-            chunk.withUnsafeBytes { bytes in
+            let copied = chunk.withUnsafeBytes { bytes in
                 let data = UnsafeRawBufferPointer(rebasing: bytes[0..<count])
-                writeAll(target, data)
+                let copied = writeAll(target, data)
                 shipper.appendMany { append in
                     splitter.feed(data) { line, part in
                         let time = timestamp()
@@ -113,7 +118,9 @@ public struct Run: Sendable {
                         }
                     }
                 }
+                return copied
             }
+            if !copied { break }
         }
         splitter.finish { line, part in
             shipper.appendLog(fields, timestamp: timestamp(), payload: line, extraTags: part.map { [$0] } ?? [])
@@ -127,10 +134,24 @@ public struct Run: Sendable {
         posix_spawn_file_actions_adddup2(&actions, stdout, 1)
         posix_spawn_file_actions_adddup2(&actions, stderr, 2)
         for fd in closing + [stdout, stderr] { posix_spawn_file_actions_addclose(&actions, fd) }
+        // The command starts with default signal handling and nothing
+        // blocked, whatever this process (or its runtime) set for itself:
+        // SIGPIPE ignored here must not be ignored there.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        var unblocked = sigset_t()
+        sigemptyset(&unblocked)
+        posix_spawnattr_setsigmask(&attributes, &unblocked)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
         let argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
         defer { for arg in argv { free(arg) } }
         var pid: pid_t = 0
-        let result = posix_spawnp(&pid, command[0], &actions, nil, argv, environ)
+        let result = posix_spawnp(&pid, command[0], &actions, &attributes, argv, environ)
         guard result == 0 else { throw SpawnFailed(command: command[0], code: result) }
         return pid
     }
@@ -144,13 +165,19 @@ public struct Run: Sendable {
             action.sa_flags = SA_SIGINFO | SA_RESTART
             #if canImport(Glibc)
             action.__sigaction_handler.sa_sigaction = { signal, info, _ in
-                guard let info, info.pointee.si_code <= 0, runChildPID > 0 else { return }
-                kill(runChildPID, signal)
+                let pid = runChildPID
+                guard let info, info.pointee.si_code <= 0, pid > 0 else { return }
+                let saved = errno
+                kill(pid, signal)
+                errno = saved
             }
             #else
             action.__sigaction_u.__sa_sigaction = { signal, info, _ in
-                guard let info, info.pointee.si_code <= 0, runChildPID > 0 else { return }
-                kill(runChildPID, signal)
+                let pid = runChildPID
+                guard let info, info.pointee.si_code <= 0, pid > 0 else { return }
+                let saved = errno
+                kill(pid, signal)
+                errno = saved
             }
             #endif
             sigaction(signal, &action, nil)
@@ -158,7 +185,12 @@ public struct Run: Sendable {
     }
 
     /// Waits for the command to end; its exit status, or 128 + the signal.
+    /// Signals stop being passed on before the pid is reaped (and so free
+    /// to be given to another process).
     private static func wait(for pid: pid_t) -> Int32 {
+        var info = siginfo_t()
+        while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR {}
+        runChildPID = 0
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         let signal = status & 0x7F
@@ -173,19 +205,23 @@ private func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async ->
     }
 }
 
-/// Writes every byte, retrying short writes and interruptions.
-func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) {
+/// Writes every byte, retrying short writes and interruptions; false if
+/// the descriptor fails (a closed pipe).
+@discardableResult
+func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
     var offset = 0
     while offset < bytes.count {
         let written = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
         if written < 0 {
             if errno == EINTR { continue }
-            return
+            return false
         }
         offset += written
     }
+    return true
 }
 
-func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
+@discardableResult
+func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
     bytes.withUnsafeBytes { writeAll(fd, $0) }
 }

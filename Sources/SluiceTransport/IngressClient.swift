@@ -25,7 +25,7 @@ public final class IngressClient: @unchecked Sendable {
     private var channel: (any Channel)?
     private var connecting = false
     private var closing = false
-    private var window: Deque<(sequence: UInt64, frame: ByteBuffer)> = []
+    private var window: Deque<(sequence: UInt64, frame: ByteBuffer, envelopes: Int)> = []
     private var windowBytes = 0
     private var nextSequence: UInt64 = 1
     private var spaceWaiters: [EventLoopPromise<Void>] = []
@@ -98,9 +98,15 @@ public final class IngressClient: @unchecked Sendable {
     }
 
     /// Sends a frame built with `BatchFrameBuilder` (its sequence is set
-    /// here), once the window has room for it.
-    public func send(frame: ByteBuffer) async throws {
-        try await loop.flatSubmit { self.enqueue(frame) }.get()
+    /// here), once the window has room for it. `envelopes`, if given, is
+    /// counted in `unacknowledgedEnvelopes` until the frame is acknowledged.
+    public func send(frame: ByteBuffer, envelopes: Int = 0) async throws {
+        try await loop.flatSubmit { self.enqueue(frame, envelopes: envelopes) }.get()
+    }
+
+    /// Envelopes (as counted by `send`) sent and not yet acknowledged.
+    public var unacknowledgedEnvelopes: Int {
+        get async { (try? await loop.submit { self.window.reduce(0) { $0 + $1.envelopes } }.get()) ?? 0 }
     }
 
     /// Waits until every frame sent is acknowledged (or `timeout` passes),
@@ -131,23 +137,28 @@ public final class IngressClient: @unchecked Sendable {
 
     // MARK: on the loop
 
-    private func enqueue(_ frame: ByteBuffer) -> EventLoopFuture<Void> {
+    private func enqueue(_ frame: ByteBuffer, envelopes: Int) -> EventLoopFuture<Void> {
+        guard !closing else { return loop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
         if windowBytes >= maxWindow && !window.isEmpty {
             let promise = loop.makePromise(of: Void.self)
             spaceWaiters.append(promise)
-            return promise.futureResult.flatMap { self.enqueue(frame) }
+            return promise.futureResult.flatMap { self.enqueue(frame, envelopes: envelopes) }
         }
         var frame = frame
         let sequence = nextSequence
         nextSequence += 1
         frame.setFrameSequence(sequence)
-        window.append((sequence, frame))
+        window.append((sequence, frame, envelopes))
         windowBytes += frame.readableBytes
         channel?.writeAndFlush(frame, promise: nil)
         return loop.makeSucceededVoidFuture()
     }
 
     fileprivate func acknowledged(upTo sequence: UInt64) {
+        // A connection that gets acknowledgements is healthy: reconnect
+        // quickly again next time. (Not on connect alone: a controller that
+        // accepts and then rejects a frame must not be hammered.)
+        backoff = .milliseconds(100)
         while let first = window.first, first.sequence <= sequence {
             window.removeFirst()
             windowBytes -= first.frame.readableBytes
@@ -207,6 +218,8 @@ public final class IngressClient: @unchecked Sendable {
             }
             .connect(host: endpoint.host, port: endpoint.port)
             .flatMap { channel -> EventLoopFuture<Void> in
+                // Aborted while connecting: this connection is not wanted.
+                guard !self.closing else { return channel.close() }
                 self.connected(channel, to: endpoint)
                 return self.loop.makeSucceededVoidFuture()
             }
@@ -216,12 +229,11 @@ public final class IngressClient: @unchecked Sendable {
     private func connected(_ channel: any Channel, to endpoint: Endpoint) {
         self.channel = channel
         connectedTo = endpoint
-        backoff = .milliseconds(100)
         var hello = channel.allocator.buffer(capacity: FrameHeader.size + 8)
         hello.writeFrameHeader(type: .hello, sequence: 0, length: 8)
         hello.writeInteger(senderID)
         channel.write(hello, promise: nil)
-        for (_, frame) in window { channel.write(frame, promise: nil) }
+        for (_, frame, _) in window { channel.write(frame, promise: nil) }
         channel.flush()
         if !window.isEmpty {
             logger.info(

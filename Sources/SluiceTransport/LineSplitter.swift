@@ -34,9 +34,12 @@ public struct LineSplitter: Sendable {
             } else {
                 pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start..<newline]))
                 if pending.last == UInt8(ascii: "\r") { pending.removeLast() }
-                let line = pending
-                pending.removeAll(keepingCapacity: true)
+                // Swapped out rather than copied, and its storage kept.
+                var line: [UInt8] = []
+                swap(&line, &pending)
                 line.withUnsafeBytes { emitLine($0, emit) }
+                line.removeAll(keepingCapacity: true)
+                pending = line
             }
             start = newline + 1
         }
@@ -50,9 +53,11 @@ public struct LineSplitter: Sendable {
             pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: rest[..<take]))
             rest = UnsafeRawBufferPointer(rebasing: rest[take...])
             pieces += 1
-            let piece = pending
-            pending.removeAll(keepingCapacity: true)
+            var piece: [UInt8] = []
+            swap(&piece, &pending)
             piece.withUnsafeBytes { emit($0, .part(pieces, last: false)) }
+            piece.removeAll(keepingCapacity: true)
+            pending = piece
         }
         pending.append(contentsOf: rest)
         if heldCR { pending.append(UInt8(ascii: "\r")) }

@@ -26,6 +26,8 @@ public final class LogShipper: Sendable {
         public var dropReason: String = "the log agent's buffer was full"
         /// The prefix of metric names, e.g. `sluice_agent`.
         public var metricsPrefix: String = "sluice_agent"
+        /// The largest envelope taken: what a controller's frame can carry.
+        public var maxEnvelopeBytes: Int = FrameHeader.defaultMaxPayload - 64 * 1024
 
         public init(endpoints: [Endpoint], bufferBytes: Int) {
             self.endpoints = endpoints
@@ -44,6 +46,8 @@ public final class LogShipper: Sendable {
         var closing = false
         var aborted = false
         var pump: Task<Void, Never>?
+        /// Envelopes of the frame the pump is handing to the client.
+        var inFlight = 0
         /// Whether the current run of drops was logged.
         var warnedDropping = false
     }
@@ -54,6 +58,8 @@ public final class LogShipper: Sendable {
     private let loop: any EventLoop
     private let logger: Logger
     private let dropped: Counter
+    private let tooLarge: Counter
+    private let lost: Counter
     private let shipped: Counter
     private let metrics: any MetricsFactory
     /// Per-app drop counters, made on an app's first drop.
@@ -73,9 +79,15 @@ public final class LogShipper: Sendable {
             State(
                 queue: ShipperQueue(
                     capacity: configuration.queueBytes, batchCount: configuration.batchCount,
-                    dropReason: configuration.dropReason)))
+                    dropReason: configuration.dropReason, maxEntryBytes: configuration.maxEnvelopeBytes)))
         self.dropped = Counter(
             label: "\(configuration.metricsPrefix)_envelopes_dropped_total", dimensions: [("reason", "buffer_full")],
+            factory: metrics)
+        self.tooLarge = Counter(
+            label: "\(configuration.metricsPrefix)_envelopes_dropped_total", dimensions: [("reason", "too_large")],
+            factory: metrics)
+        self.lost = Counter(
+            label: "\(configuration.metricsPrefix)_envelopes_dropped_total", dimensions: [("reason", "undelivered_at_stop")],
             factory: metrics)
         self.shipped = Counter(label: "\(configuration.metricsPrefix)_batches_sent_total", factory: metrics)
         self.metrics = metrics
@@ -103,27 +115,39 @@ public final class LogShipper: Sendable {
     /// function to call once per envelope.
     public func appendMany(_ body: (_ append: (String, (inout ByteBuffer) -> Void) -> Void) -> Void) {
         var wake = false
-        let newDrops: [String: Int]? = state.withLockedValue { state in
-            let before = state.queue.droppedTotal
+        let (newDrops, refused): ([String: Int]?, Int) = state.withLockedValue { state in
+            let before = (state.queue.droppedTotal, state.queue.refusedTotal)
             let now = CFLogFormat.nowNanos()
             body { app, write in
                 if state.queue.append(app: app, now: now, write) { wake = true }
             }
-            return state.queue.droppedTotal == before ? nil : state.queue.takeNewDrops()
+            return (
+                state.queue.droppedTotal == before.0 ? nil : state.queue.takeNewDrops(),
+                state.queue.refusedTotal - before.1
+            )
         }
-        afterAppend(newDrops: newDrops, wake: wake)
+        afterAppend(newDrops: newDrops, refused: refused, wake: wake)
     }
 
     public func append(app: String, _ write: (inout ByteBuffer) -> Void) {
-        let (wake, newDrops) = state.withLockedValue { state in
-            let before = state.queue.droppedTotal
+        let (wake, newDrops, refused) = state.withLockedValue { state in
+            let before = (state.queue.droppedTotal, state.queue.refusedTotal)
             let wake = state.queue.append(app: app, now: CFLogFormat.nowNanos(), write)
-            return (wake, state.queue.droppedTotal == before ? nil : state.queue.takeNewDrops())
+            return (
+                wake, state.queue.droppedTotal == before.0 ? nil : state.queue.takeNewDrops(),
+                state.queue.refusedTotal - before.1
+            )
         }
-        afterAppend(newDrops: newDrops, wake: wake)
+        afterAppend(newDrops: newDrops, refused: refused, wake: wake)
     }
 
-    private func afterAppend(newDrops: [String: Int]?, wake: Bool) {
+    private func afterAppend(newDrops: [String: Int]?, refused: Int, wake: Bool) {
+        if refused > 0 {
+            tooLarge.increment(by: refused)
+            logger.warning(
+                "refusing an envelope larger than a frame can carry",
+                metadata: [LogKeys.count: "\(refused)", "sluice.limit": "\(configuration.maxEnvelopeBytes)"])
+        }
         if let newDrops {
             for (app, count) in newDrops {
                 dropped.increment(by: count)
@@ -161,7 +185,7 @@ public final class LogShipper: Sendable {
     // MARK: the pump
 
     private enum Next {
-        case frame(ByteBuffer)
+        case frame(ByteBuffer, envelopes: Int)
         case wait(armTimer: TimeAmount?)
         case done
     }
@@ -182,16 +206,18 @@ public final class LogShipper: Sendable {
                         return .wait(armTimer: nil)
                     }
                 }
-                if let frame = state.queue.take(now: now) {
+                if let (frame, envelopes) = state.queue.takeCounted(now: now) {
+                    state.inFlight = envelopes
                     if !state.queue.hasPendingNotices { state.warnedDropping = false }
-                    return .frame(frame)
+                    return .frame(frame, envelopes: envelopes)
                 }
                 return state.closing ? .done : .wait(armTimer: nil)
             }
             switch next {
-            case .frame(let frame):
+            case .frame(let frame, let envelopes):
                 do {
-                    try await client.send(frame: frame)
+                    try await client.send(frame: frame, envelopes: envelopes)
+                    state.withLockedValue { $0.inFlight = 0 }
                     shipped.increment()
                 } catch {
                     state.withLockedValue { $0.aborted = true }
@@ -236,8 +262,10 @@ public final class LogShipper: Sendable {
     // MARK: finishing
 
     /// Sends what is queued and waits (up to `timeout`) until it is all
-    /// acknowledged, then closes. Returns the envelopes still queued that
-    /// could not be sent and whether everything sent was acknowledged.
+    /// acknowledged, then closes. Returns the envelopes that were not
+    /// delivered (still queued, being sent, or sent and not acknowledged:
+    /// counted as dropped, reason `undelivered_at_stop`) and whether
+    /// everything sent was acknowledged.
     @discardableResult
     public func finish(timeout: TimeAmount) async -> (unsent: Int, acknowledged: Bool) {
         let pump = state.withLockedValue { state -> Task<Void, Never>? in
@@ -254,8 +282,11 @@ public final class LogShipper: Sendable {
             acknowledged = (try? await client.close(timeout: max(left, .milliseconds(1)))) != nil
         }
         stop.cancel()
+        let unacknowledged = acknowledged ? 0 : await client.unacknowledgedEnvelopes
         client.abort()
-        return (state.withLockedValue { $0.queue.count }, acknowledged)
+        let unsent = state.withLockedValue { $0.queue.count + $0.inFlight } + unacknowledged
+        if unsent > 0 { lost.increment(by: unsent) }
+        return (unsent, acknowledged)
     }
 
     /// Stops at once: the pump ends, the client closes.

@@ -21,6 +21,9 @@ public struct ShipperQueue: Sendable {
     public let capacity: Int
     public let batchCount: Int
     public let batchBytes: Int
+    /// An envelope larger than this (a batch entry) is refused: no frame
+    /// that holds it would be taken downstream.
+    public let maxEntryBytes: Int
     /// Why envelopes were dropped, as the notices say it.
     public let dropReason: String
 
@@ -28,8 +31,10 @@ public struct ShipperQueue: Sendable {
     public private(set) var bytes = 0
     /// Envelopes held.
     public private(set) var count = 0
-    /// Every envelope dropped since the start.
+    /// Every envelope dropped since the start (the buffer was full).
     public private(set) var droppedTotal = 0
+    /// Envelopes refused for being over `maxEntryBytes`.
+    public private(set) var refusedTotal = 0
     /// When the open batch got its first envelope (for the flush delay).
     public private(set) var openSince: Int64?
 
@@ -58,9 +63,11 @@ public struct ShipperQueue: Sendable {
 
     public init(
         capacity: Int, batchCount: Int = 1000, batchBytes: Int = 1024 * 1024,
-        dropReason: String = "the log agent's buffer was full", noticeDelay: Int64 = 1_000_000_000
+        dropReason: String = "the log agent's buffer was full", noticeDelay: Int64 = 1_000_000_000,
+        maxEntryBytes: Int = FrameHeader.defaultMaxPayload - 64 * 1024
     ) {
-        precondition(capacity > 0 && batchCount > 0 && batchBytes > 0)
+        precondition(capacity > 0 && batchCount > 0 && batchBytes > 0 && maxEntryBytes > 0)
+        self.maxEntryBytes = maxEntryBytes
         self.dropReason = dropReason
         self.noticeDelay = noticeDelay
         self.capacity = capacity
@@ -91,12 +98,29 @@ public struct ShipperQueue: Sendable {
         let before = open.buffer!.writerIndex
         write(&open.buffer!)
         let length = open.buffer!.writerIndex - before
+        guard length <= maxEntryBytes else {
+            open.buffer!.moveWriterIndex(to: before)
+            refusedTotal += 1
+            return false
+        }
+        // A frame stays within `batchBytes`, or holds a single envelope: an
+        // entry that would take it past is the first of the next batch.
+        var filled = false
+        if !open.entries.isEmpty && before - FrameHeader.size + length > batchBytes {
+            filled = true
+            let entry = open.buffer!.getSlice(at: before, length: length)!
+            open.buffer!.moveWriterIndex(to: before)
+            seal()
+            var buffer = allocator.buffer(capacity: FrameHeader.size + length)
+            buffer.moveWriterIndex(forwardBy: FrameHeader.size)
+            buffer.writeImmutableBuffer(entry)
+            open.buffer = buffer
+        }
         open.entries.append((app, length))
         bytes += length
         count += 1
         let began = openSince == nil
         if began { openSince = now }
-        var filled = false
         if open.entries.count >= batchCount || open.buffer!.writerIndex - FrameHeader.size >= batchBytes {
             seal()
             filled = true
@@ -119,6 +143,11 @@ public struct ShipperQueue: Sendable {
     /// when they may go (see `noticeDelay`), then the oldest sealed batch.
     /// Nil when nothing is sealed.
     public mutating func take(now: Int64) -> ByteBuffer? {
+        takeCounted(now: now)?.frame
+    }
+
+    /// `take`, with the number of envelopes in the frame.
+    public mutating func takeCounted(now: Int64) -> (frame: ByteBuffer, envelopes: Int)? {
         if let first = dropOrder.first, bytes <= capacity / 2 || now - drops[first]!.since >= noticeDelay {
             return noticeFrame(now: now)
         }
@@ -137,7 +166,7 @@ public struct ShipperQueue: Sendable {
         frame.setInteger(FrameType.envelopes.rawValue, at: start + 5)
         frame.setInteger(FrameFlags().rawValue, at: start + 6)
         frame.setInteger(UInt64(0), at: start + 8)
-        return frame
+        return (frame, batch.entries.count)
     }
 
     /// Drops per app since the last call.
@@ -170,19 +199,21 @@ public struct ShipperQueue: Sendable {
     }
 
     /// One frame of notices, one per app that lost lines: an ERR envelope
-    /// of source type SLUICE in the L10 form.
-    private mutating func noticeFrame(now: Int64) -> ByteBuffer? {
-        var builder = BatchFrameBuilder(capacity: 512 * dropOrder.count)
+    /// of source type SLUICE in the L10 form. A frame holds at most
+    /// `batchBytes` of them; the rest go in the next.
+    private mutating func noticeFrame(now: Int64) -> (frame: ByteBuffer, envelopes: Int)? {
+        var builder = BatchFrameBuilder(capacity: min(batchBytes, 512 * dropOrder.count))
+        var told = 0
         for app in dropOrder {
-            let drop = drops[app]!
-            let text = Notice.dropText(
-                count: drop.count, sinceNanos: drop.since, reason: dropReason)
+            guard builder.payloadBytes < batchBytes else { break }
+            let drop = drops.removeValue(forKey: app)!
+            let text = Notice.dropText(count: drop.count, sinceNanos: drop.since, reason: dropReason)
             Notice.envelope(app: app, text: text, timestampNanos: now, kind: "agent_drop").withUnsafeBytes {
                 builder.append($0)
             }
+            told += 1
         }
-        drops = [:]
-        dropOrder = []
-        return builder.finish(type: .envelopes, sequence: 0)
+        dropOrder.removeFirst(told)
+        return builder.finish(type: .envelopes, sequence: 0).map { ($0, told) }
     }
 }

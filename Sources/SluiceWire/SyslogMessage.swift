@@ -59,9 +59,12 @@ public struct SyslogMessage: Hashable, Sendable {
             let hostname = cursor.token(maxLength: 255), cursor.space(),
             let appName = cursor.token(maxLength: 48), cursor.space(),
             let procID = cursor.token(maxLength: 128), cursor.space(),
-            let msgID = cursor.token(maxLength: 32), cursor.space(),
-            let structuredData = cursor.structuredData()
+            let msgID = cursor.token(maxLength: 32), cursor.space()
         else { return nil }
+        // Heroku's and log-shuttle's lines may leave STRUCTURED-DATA out
+        // altogether (`… web.3 - State changed`): MSG then starts here.
+        let hasStructuredData = !cursor.atEnd && (cursor.peek == UInt8(ascii: "-") || cursor.peek == UInt8(ascii: "["))
+        guard let structuredData = hasStructuredData ? cursor.structuredData() : [] else { return nil }
         let timestamp: Int64?
         if time.count == 1 && time.first == UInt8(ascii: "-") {
             timestamp = nil
@@ -69,7 +72,7 @@ public struct SyslogMessage: Hashable, Sendable {
             guard let parsed = RFC3339.nanoseconds(time) else { return nil }
             timestamp = parsed
         }
-        if !cursor.atEnd {
+        if hasStructuredData && !cursor.atEnd {
             guard cursor.space() else { return nil }
         }
         return SyslogMessage(
@@ -86,13 +89,17 @@ public struct SyslogMessage: Hashable, Sendable {
         var procID: String?
         if cursor.bsdTimestamp() {
             let beforeHost = cursor.index
-            if let host = cursor.token(maxLength: 255), cursor.space() {
+            // A HOSTNAME, unless what follows the timestamp is already the
+            // TAG (`myapp[12]:` or `myapp:`): many senders leave it out.
+            if let host = cursor.token(maxLength: 255), cursor.space(), host.last != UInt8(ascii: ":"),
+                !host.contains(UInt8(ascii: "["))
+            {
                 hostname = String(decoding: host, as: UTF8.self)
             } else {
                 cursor.index = beforeHost
             }
         }
-        // TAG: up to 32 characters of [A-Za-z0-9._/-], then [PID] and ':'.
+        // TAG: up to 48 characters of [A-Za-z0-9._/-], then [PID] and ':'.
         let beforeTag = cursor.index
         var tagEnd = cursor.index
         while tagEnd < cursor.bytes.count, tagEnd - beforeTag < 48, Self.isTagByte(cursor.bytes[tagEnd]) { tagEnd += 1 }
@@ -153,6 +160,9 @@ private struct Cursor {
     var index = 0
 
     var atEnd: Bool { index >= bytes.count }
+
+    /// The byte at the index (not at the end).
+    var peek: UInt8 { bytes[index] }
 
     /// `<PRI>`: one to three digits, at most 191.
     mutating func priority() -> Int? {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import SluiceCLI
 import SluiceTransport
 import SluiceWire
@@ -41,7 +42,7 @@ struct RunCommand: AsyncParsableCommand {
         do {
             status = try await run.run(commandLine)
         } catch let error as Run.SpawnFailed {
-            print("sluice run: \(error)")
+            FileHandle.standardError.write(Data("sluice run: \(error)\n".utf8))
             throw ExitCode(127)
         }
         throw ExitCode(status)

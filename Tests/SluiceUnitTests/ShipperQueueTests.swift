@@ -336,4 +336,53 @@ import Testing
         let dueFrame = try Self.unpack(try #require(due))
         #expect(dueFrame.map(Self.text).first?.contains(" 4 messages dropped") == true, "\(dueFrame.map(Self.text))")
     }
+
+    /// Appends a Log envelope of `size` payload bytes for `app`.
+    static func append(_ queue: inout ShipperQueue, app: String, size: Int, index: Int) {
+        let payload = [UInt8](repeating: UInt8(ascii: "a"), count: size)
+        let fields = Self.fields(app)
+        payload.withUnsafeBytes { bytes in
+            _ = queue.append(app: app, now: Self.time(index)) {
+                $0.writeLogEnvelopeEntry(fields, timestamp: Self.time(index), payload: bytes)
+            }
+        }
+    }
+
+    @Test func aFrameStaysWithinItsBytesOrHoldsOneEnvelopeAndHugeOnesAreRefused() throws {
+        var probe = ByteBuffer()
+        [UInt8](repeating: 0, count: 20).withUnsafeBytes {
+            probe.writeLogEnvelopeEntry(Self.fields("s"), timestamp: Self.time(0), payload: $0)
+        }
+        // Room for three small envelopes and not a byte more than that.
+        let batchBytes = 3 * probe.readableBytes + 1
+        var queue = ShipperQueue(
+            capacity: 1 << 20, batchCount: 100, batchBytes: batchBytes, noticeDelay: 0, maxEntryBytes: 4096)
+        for index in 0..<3 { Self.append(&queue, app: "s", size: 20, index: index) }
+        Self.append(&queue, app: "s", size: 1000, index: 3)
+        Self.append(&queue, app: "s", size: 20, index: 4)
+        Self.append(&queue, app: "s", size: 5000, index: 5)
+        #expect(queue.refusedTotal == 1)
+        #expect(queue.count == 5)
+        let frames = try Self.drain(&queue, now: Self.time(6))
+        #expect(frames.map(\.count) == [3, 1, 1])
+        #expect(frames.map { $0.map(\.log.payload.count) } == [[20, 20, 20], [1000], [20]])
+    }
+
+    @Test func manyAppsNoticesAreSplitOverFrames() throws {
+        let length = Self.entryLength(app: "app-00", index: 0)
+        var queue = ShipperQueue(capacity: 2 * length, batchCount: 1, batchBytes: 300, noticeDelay: 0)
+        for index in 0..<22 { _ = Self.append(&queue, app: "app-\(index < 10 ? "0" : "")\(index)", index: index) }
+        #expect(queue.droppedTotal == 20)
+        var notices: [Loggregator_V2_Envelope] = []
+        var noticeFrames = 0
+        while queue.hasPendingNotices {
+            let taken = queue.take(now: Self.time(30))
+            let frame = try Self.unpack(try #require(taken))
+            #expect(frame.allSatisfy { $0.tags["source_type"] == Notice.sourceType })
+            notices += frame
+            noticeFrames += 1
+        }
+        #expect(noticeFrames > 1)
+        #expect(notices.map(\.sourceID) == (0..<20).map { "app-\($0 < 10 ? "0" : "")\($0)" })
+    }
 }

@@ -34,6 +34,18 @@ private enum Syslog {
 }
 
 @Suite struct SyslogMessage5424Tests {
+    @Test func herokuLinesWithoutStructuredDataParse() throws {
+        let source = "<40>1 2012-11-30T06:45:29+00:00 host app web.3 - State changed from starting to up"
+        let message = try #require(Syslog.parse(source))
+        #expect(message.format == .rfc5424)
+        #expect(message.appName == "app")
+        #expect(message.procID == "web.3")
+        #expect(message.msgID == nil)
+        #expect(message.structuredData.isEmpty)
+        #expect(message.timestamp == 1_354_257_929_000_000_000)
+        #expect(Syslog.text(message, of: source) == "State changed from starting to up")
+    }
+
     @Test func fullMessageHasEveryField() throws {
         let message = try #require(Syslog.parse(Syslog.full))
         #expect(message.format == .rfc5424)
@@ -202,7 +214,7 @@ private enum Syslog {
         #expect(message.structuredData.isEmpty)
         #expect(Syslog.text(message, of: source) == #"1 2026-11-24T10:00:00Z host app - - [a b="c"#)
 
-        for broken in [#"[a b="c"#, "[a", "[a ", #"[a b"#, #"[a b="#, "[", #"[a b="c" "#, #"[a b="c"x"#, "[]", "x"] {
+        for broken in [#"[a b="c"#, "[a", "[a ", #"[a b"#, #"[a b="#, "[", #"[a b="c" "#, #"[a b="c"x"#, "[]"] {
             let text = "<13>1 2026-11-24T10:00:00Z host app - - " + broken
             let parsed = try #require(Syslog.parse(text), "\(text)")
             #expect(parsed.format == .rfc3164, "\(text)")
@@ -241,6 +253,20 @@ private enum Syslog {
 }
 
 @Suite struct SyslogMessage3164Tests {
+    @Test func withoutHostnameTheTagIsStillTheApp() throws {
+        let source = "<13>Nov 24 10:00:00 myapp[12]: hi there"
+        let message = try #require(Syslog.parse(source))
+        #expect(message.format == .rfc3164)
+        #expect(message.hostname == nil)
+        #expect(message.appName == "myapp")
+        #expect(message.procID == "12")
+        #expect(Syslog.text(message, of: source) == "hi there")
+        let plain = "<13>Nov 24 10:00:00 myapp: no pid"
+        let withoutPID = try #require(Syslog.parse(plain))
+        #expect(withoutPID.appName == "myapp")
+        #expect(Syslog.text(withoutPID, of: plain) == "no pid")
+    }
+
     @Test func classicBSDMessage() throws {
         let source = "<34>Oct 11 22:14:15 mymachine su[123]: 'su root' failed for lonvick on /dev/pts/8"
         let message = try #require(Syslog.parse(source))
