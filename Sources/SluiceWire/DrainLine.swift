@@ -1,0 +1,102 @@
+/// One log line as a drain receives it (REFERENCE §4, as Cloud Foundry's
+/// drains write it): RFC 5424,
+///
+///     <14>1 2026-11-24T10:00:00.123456Z HOSTNAME APP-NAME [APP/PROC/WEB/0] - [tags@47450 k="v"] MSG\n
+///
+/// PRI 14 (user.info) for OUT and 11 (user.err) for ERR; the time in UTC
+/// with microseconds; HOSTNAME the drain's `?hostname=` or the app id;
+/// APP-NAME the app id; PROCID `[source_type/instance]`; MSGID `-`; the
+/// tags as structured data; the message with NULs removed and a newline
+/// appended. Fields are cut to RFC 5424's lengths, and characters a field
+/// may not hold become `_`.
+public struct DrainLine: Sendable {
+    public var app: String
+    public var hostname: String?
+    public var sourceType: String
+    public var instance: String
+    public var isError: Bool
+    public var timestamp: Int64
+    public var tags: [(key: String, value: String)]
+
+    /// The SD-ID tags are written under (Cloud Foundry's).
+    public static let tagsID = "tags@47450"
+
+    public init(
+        app: String, hostname: String? = nil, sourceType: String, instance: String, isError: Bool, timestamp: Int64,
+        tags: [(key: String, value: String)] = []
+    ) {
+        self.app = app
+        self.hostname = hostname
+        self.sourceType = sourceType
+        self.instance = instance
+        self.isError = isError
+        self.timestamp = timestamp
+        self.tags = tags
+    }
+
+    /// The line for `message`, ending in LF.
+    public func bytes(message: some Collection<UInt8>) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(message.count + 128)
+        out += Array((isError ? "<11>1 " : "<14>1 ").utf8)
+        out += Array(CFLogFormat.utcTime(nanoseconds: timestamp).utf8)
+        out.append(0x20)
+        Self.appendToken(hostname ?? app, maxLength: 255, to: &out)
+        out.append(0x20)
+        Self.appendToken(app, maxLength: 48, to: &out)
+        out.append(0x20)
+        let source = sourceType.isEmpty ? instance : instance.isEmpty ? sourceType : "\(sourceType)/\(instance)"
+        Self.appendToken("[\(source)]", maxLength: 128, to: &out)
+        out += Array(" - ".utf8)
+        let written = tags.filter { !$0.key.isEmpty }.sorted { $0.key < $1.key }
+        if written.isEmpty {
+            out.append(UInt8(ascii: "-"))
+        } else {
+            out += Array("[\(Self.tagsID)".utf8)
+            for tag in written {
+                out.append(0x20)
+                Self.appendName(tag.key, to: &out)
+                out += Array("=\"".utf8)
+                for byte in tag.value.utf8 {
+                    if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte == UInt8(ascii: "]") {
+                        out.append(UInt8(ascii: "\\"))
+                    }
+                    out.append(byte)
+                }
+                out.append(UInt8(ascii: "\""))
+            }
+            out.append(UInt8(ascii: "]"))
+        }
+        out.append(0x20)
+        for byte in message where byte != 0 { out.append(byte) }
+        out.append(0x0A)
+        return out
+    }
+
+    /// The line framed for TCP (RFC 6587 octet counting): `LEN SP LINE`.
+    public func octetCounted(message: some Collection<UInt8>) -> [UInt8] {
+        let line = bytes(message: message)
+        return Array("\(line.count) ".utf8) + line
+    }
+
+    /// PRINTUSASCII (33–126), at most `maxLength`; anything else becomes `_`.
+    static func appendToken(_ text: String, maxLength: Int, to out: inout [UInt8]) {
+        var written = 0
+        for byte in text.utf8 where written < maxLength {
+            out.append(byte > 0x20 && byte < 0x7F ? byte : UInt8(ascii: "_"))
+            written += 1
+        }
+        if written == 0 { out.append(UInt8(ascii: "-")) }
+    }
+
+    /// An SD-NAME: PRINTUSASCII but `=`, space, `]` and `"`; at most 32.
+    static func appendName(_ text: String, to out: inout [UInt8]) {
+        var written = 0
+        for byte in text.utf8 where written < 32 {
+            let allowed = byte > 0x20 && byte < 0x7F && byte != UInt8(ascii: "=") && byte != UInt8(ascii: "]")
+                && byte != UInt8(ascii: "\"")
+            out.append(allowed ? byte : UInt8(ascii: "_"))
+            written += 1
+        }
+    }
+}
