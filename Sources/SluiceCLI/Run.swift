@@ -160,25 +160,21 @@ public struct Run: Sendable {
     /// terminal sends (Ctrl-C) reach the command by themselves, as it is in
     /// the same process group, so they are not sent twice.
     private func installSignalForwarding() {
+        let forward: @convention(c) (Int32, UnsafeMutablePointer<siginfo_t>?, UnsafeMutableRawPointer?) -> Void = {
+            signal, info, _ in
+            let pid = runChildPID
+            guard let info, info.pointee.si_code <= 0, pid > 0 else { return }
+            let saved = errno
+            kill(pid, signal)
+            errno = saved
+        }
         for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
             var action = sigaction()
             action.sa_flags = SA_SIGINFO | SA_RESTART
             #if canImport(Glibc)
-            action.__sigaction_handler.sa_sigaction = { signal, info, _ in
-                let pid = runChildPID
-                guard let info, info.pointee.si_code <= 0, pid > 0 else { return }
-                let saved = errno
-                kill(pid, signal)
-                errno = saved
-            }
+            action.__sigaction_handler.sa_sigaction = forward
             #else
-            action.__sigaction_u.__sa_sigaction = { signal, info, _ in
-                let pid = runChildPID
-                guard let info, info.pointee.si_code <= 0, pid > 0 else { return }
-                let saved = errno
-                kill(pid, signal)
-                errno = saved
-            }
+            action.__sigaction_u.__sa_sigaction = forward
             #endif
             sigaction(signal, &action, nil)
         }

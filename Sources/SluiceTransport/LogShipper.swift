@@ -160,7 +160,7 @@ public final class LogShipper: Sendable {
             if first {
                 logger.warning(
                     "buffer full: dropping the oldest envelopes until delivery catches up",
-                    metadata: [LogKeys.count: "\(configuration.bufferBytes)"])
+                    metadata: ["sluice.buffer_bytes": "\(configuration.bufferBytes)"])
             }
         }
         if wake { self.wake() }
@@ -177,8 +177,6 @@ public final class LogShipper: Sendable {
         }
     }
 
-    /// Envelopes waiting (not yet handed to the client).
-    public var waiting: Int { state.withLockedValue { $0.queue.count } }
     /// Envelopes dropped since the start.
     public var droppedTotal: Int { state.withLockedValue { $0.queue.droppedTotal } }
 
