@@ -17,32 +17,25 @@ import SluiceWire
 /// A message that cannot be parsed (or names no app) becomes, whole, a
 /// line of `defaultApp`; with no default app it is counted and dropped.
 public struct SyslogIntake: Sendable {
-    public enum Outcome: Equatable, Sendable {
-        case taken
-        case defaultApp
-        case dropped
-    }
-
     let shipper: LogShipper
     let defaultApp: String?
     let maxLineBytes: Int
     let metrics: AgentMetrics
 
     /// Takes one message. `app` (from an HTTP request) wins over APP-NAME.
-    @discardableResult
-    public func take(_ bytes: UnsafeRawBufferPointer, input: AgentMetrics.Input, app: String? = nil) -> Outcome {
+    public func take(_ bytes: UnsafeRawBufferPointer, input: AgentMetrics.Input, app: String? = nil) {
         metrics.received(input)
         guard let message = SyslogMessage.parse(bytes), let app = app ?? message.appName, !app.isEmpty else {
             guard let defaultApp else {
                 metrics.unparsed(dropped: true)
-                return .dropped
+                return
             }
             metrics.unparsed(dropped: false)
             var end = bytes.count
             while end > 0, bytes[end - 1] == 0x0A || bytes[end - 1] == 0x0D { end -= 1 }
             let fields = LogEnvelopeFields(sourceID: defaultApp, instanceID: "", sourceType: "SYSLOG")
             ship(UnsafeRawBufferPointer(rebasing: bytes[0..<end]), fields: fields, timestamp: CFLogFormat.nowNanos(), tags: [])
-            return .defaultApp
+            return
         }
         var fields = LogEnvelopeFields(sourceID: app, instanceID: message.procID ?? "", sourceType: "SYSLOG")
         if let (sourceType, instance) = message.sourceTypeAndInstance {
@@ -56,7 +49,6 @@ public struct SyslogIntake: Sendable {
         ship(
             UnsafeRawBufferPointer(rebasing: bytes[message.message]), fields: fields,
             timestamp: message.timestamp ?? CFLogFormat.nowNanos(), tags: tags)
-        return .taken
     }
 
     private func ship(_ payload: UnsafeRawBufferPointer, fields: LogEnvelopeFields, timestamp: Int64, tags: [LogTag]) {
@@ -66,7 +58,7 @@ public struct SyslogIntake: Sendable {
     }
 
     public func take(_ buffer: ByteBuffer, input: AgentMetrics.Input, app: String? = nil) {
-        buffer.withUnsafeReadableBytes { _ = take($0, input: input, app: app) }
+        buffer.withUnsafeReadableBytes { take($0, input: input, app: app) }
     }
 }
 

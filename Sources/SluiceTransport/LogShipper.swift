@@ -106,11 +106,6 @@ public final class LogShipper: Sendable {
         }
     }
 
-    /// Appends an envelope's bytes as they are.
-    public func appendEnvelope(_ envelope: UnsafeRawBufferPointer, app: String) {
-        append(app: app) { $0.writeBatchEntry(envelope) }
-    }
-
     /// Appends several envelopes under one lock: `body` gets an append
     /// function to call once per envelope.
     public func appendMany(_ body: (_ append: (String, (inout ByteBuffer) -> Void) -> Void) -> Void) {
