@@ -26,6 +26,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // Generated from Protos/ by bin/generate-protos. Never edited by hand.
@@ -55,10 +58,40 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Drain bindings: which app's logs go where. SQLite (GRDB) or PostgreSQL.
+        .target(
+            name: "SluiceBindings",
+            dependencies: [
+                "SluiceWire",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // Drain runners: one app's envelopes to a syslog or HTTPS endpoint.
+        .target(
+            name: "SluiceDrain",
+            dependencies: [
+                "SluiceWire", "SluiceProto", "SluiceTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "SluiceServer",
             dependencies: [
-                "SluiceWire", "SluiceTransport",
+                "SluiceWire", "SluiceTransport", "SluiceDrain", "SluiceBindings",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "DequeModule", package: "swift-collections"),
@@ -71,7 +104,7 @@ let package = Package(
         .target(
             name: "SluiceController",
             dependencies: [
-                "SluiceWire", "SluiceProto", "SluiceTransport",
+                "SluiceWire", "SluiceProto", "SluiceTransport", "SluiceBindings",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -113,6 +146,7 @@ let package = Package(
             name: "SluiceCLI",
             dependencies: [
                 "SluiceWire", "SluiceProto", "SluiceTransport", "SluiceServer", "SluiceController", "SluiceAgent",
+                "SluiceBindings",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -148,7 +182,7 @@ let package = Package(
             name: "SluiceUnitTests",
             dependencies: [
                 "SluiceWire", "SluiceProto", "SluiceTransport", "SluiceServer", "SluiceController", "SluiceCLI",
-                "SluiceAgent",
+                "SluiceAgent", "SluiceDrain", "SluiceBindings",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
@@ -162,8 +196,9 @@ let package = Package(
             name: "SluiceTests",
             dependencies: [
                 "sluice", "SluiceWire", "SluiceProto", "SluiceTransport", "SluiceServer", "SluiceController", "SluiceCLI",
-                "SluiceAgent", "SluiceEmitter",
+                "SluiceAgent", "SluiceEmitter", "SluiceBindings", "SluiceDrain",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),

@@ -1,6 +1,7 @@
 import CoreMetrics
 import NIOConcurrencyHelpers
 import NIOCore
+import SluiceDrain
 import SluiceTransport
 import SluiceWire
 
@@ -50,6 +51,8 @@ public final class EnvelopeStore: @unchecked Sendable {
     private let lock = NIOLock()
     private var apps: [ByteBuffer: AppLog] = [:]
     private var subscribers: [ByteBuffer: [Subscriber]] = [:]
+    /// Each app's drains; they take a copy of every envelope stored.
+    private var drains: [ByteBuffer: [DrainRunner]] = [:]
     private var totalBytes = 0
     /// Sender frames already taken in, so that a resent one is taken once.
     private var seen = SeenFrames()
@@ -79,7 +82,13 @@ public final class EnvelopeStore: @unchecked Sendable {
     /// subscribers. The batch is checked whole first: a malformed one throws
     /// and stores nothing. With `parts` (an IDENTIFIED frame), a part already
     /// taken in from the same sender frame is skipped: it is a resend.
-    public func ingest(_ batch: ByteBuffer, parts: [BatchPart] = []) throws(WireError) -> [Delivery] {
+    /// The app's drains get a copy of each envelope stored, queued in the
+    /// order stored; `toDrains: false` keeps Sluice's own notices to the
+    /// app's readers.
+    public func ingest(_ batch: ByteBuffer, parts: [BatchPart] = [], toDrains: Bool = true) throws(WireError)
+        -> [Delivery]
+    {
+        var drainWork = DrainWork()
         let expectedCount = parts.isEmpty ? nil : parts.reduce(0) { $0 + Int($1.count) }
         lock.lock()
         defer { lock.unlock() }
@@ -88,6 +97,7 @@ public final class EnvelopeStore: @unchecked Sendable {
         var duplicate = 0
         var currentApp: AppLog? = nil
         var currentSubscribers: [Subscriber] = []
+        var currentDrains: [DrainRunner] = []
         var touched: [Subscriber] = []
         var cursor = PartCursor(parts)
         var keepPart = true
@@ -110,6 +120,7 @@ public final class EnvelopeStore: @unchecked Sendable {
                 let key = UnsafeRawBufferPointer(rebasing: envelope[fields.sourceID])
                 if currentApp == nil || !currentApp!.appID.readableBytesView.elementsEqual(key) {
                     (currentApp, currentSubscribers) = appLog(for: key)
+                    currentDrains = toDrains ? drains[currentApp!.appID] ?? [] : []
                 }
                 let app = currentApp!
                 totalBytes += app.append(envelope)
@@ -117,6 +128,7 @@ public final class EnvelopeStore: @unchecked Sendable {
                     totalBytes -= app.removeOldest()
                 }
                 stored += 1
+                if !currentDrains.isEmpty { drainWork.append(envelope, to: currentDrains) }
                 for subscriber in currentSubscribers {
                     if subscriber.pending.isEmpty { touched.append(subscriber) }
                     if !parts.isEmpty {
@@ -126,12 +138,31 @@ public final class EnvelopeStore: @unchecked Sendable {
                 }
             }
         }
+        // Under the lock, so that each drain queues frames in the order stored.
+        drainWork.enqueue()
         if totalBytes > limits.memoryLimit { evictForMemory() }
         storedEnvelopes.increment(by: stored)
         if skipped > 0 { unroutable.increment(by: skipped) }
         if duplicate > 0 { duplicates.increment(by: duplicate) }
         storedBytesGauge.record(totalBytes)
         return touched.compactMap(finishDelivery)
+    }
+
+    /// Replaces every app's drains (the bindings changed).
+    public func setDrains(_ runners: [String: [DrainRunner]]) {
+        var keyed: [ByteBuffer: [DrainRunner]] = [:]
+        for (app, list) in runners where !list.isEmpty { keyed[ByteBuffer(string: app)] = list }
+        lock.withLock { drains = keyed }
+    }
+
+    /// Writes a notice into an app's stream: kept with its recent lines and
+    /// sent to its live readers, not to its drains.
+    public func ingestNotice(app: String, text: String) {
+        let envelope = Notice.envelope(app: app, text: text, timestampNanos: CFLogFormat.nowNanos(), kind: "dropped")
+        var batch = ByteBuffer()
+        batch.writeBatchEntry(ByteBuffer(bytes: envelope))
+        guard let deliveries = try? ingest(batch, toDrains: false) else { return }
+        for delivery in deliveries { delivery.channel.writeAndFlush(delivery.frame, promise: nil) }
     }
 
     private func appLog(for key: UnsafeRawBufferPointer) -> (AppLog, [Subscriber]) {
@@ -240,5 +271,31 @@ public final class EnvelopeStore: @unchecked Sendable {
     /// Totals for tests and status: (apps, envelopes, bytes).
     public var totals: (apps: Int, envelopes: Int, bytes: Int) {
         lock.withLock { (apps.count, apps.values.reduce(0) { $0 + $1.count }, totalBytes) }
+    }
+}
+
+/// Envelopes of one ingested batch gathered for drains, copied into one
+/// buffer, and queued to each drain in one call.
+struct DrainWork {
+    private var bytes = ByteBuffer()
+    private var entries: [(runners: [DrainRunner], start: Int, length: Int)] = []
+
+    mutating func append(_ envelope: UnsafeRawBufferPointer, to runners: [DrainRunner]) {
+        let start = bytes.writerIndex
+        bytes.writeBytes(envelope)
+        entries.append((runners, start, envelope.count))
+    }
+
+    /// One `enqueue` per drain, with slices of the shared buffer.
+    func enqueue() {
+        guard !entries.isEmpty else { return }
+        var perRunner: [ObjectIdentifier: (runner: DrainRunner, envelopes: [ByteBuffer])] = [:]
+        for entry in entries {
+            let slice = bytes.getSlice(at: entry.start, length: entry.length)!
+            for runner in entry.runners {
+                perRunner[ObjectIdentifier(runner), default: (runner, [])].envelopes.append(slice)
+            }
+        }
+        for (_, work) in perRunner { work.runner.enqueue(work.envelopes) }
     }
 }

@@ -79,6 +79,18 @@ public struct DrainLine: Sendable {
         return Array("\(line.count) ".utf8) + line
     }
 
+    /// What ends a line cut to fit a datagram.
+    public static let cutMarker: [UInt8] = Array(" [cut by sluice]\n".utf8)
+
+    /// `line` as one datagram of at most `maxBytes`: unchanged if it fits,
+    /// else cut at a UTF-8 character boundary and ended with `cutMarker`.
+    public static func datagram(_ line: [UInt8], maxBytes: Int = 2048) -> ArraySlice<UInt8> {
+        guard line.count > maxBytes else { return line[...] }
+        var end = maxBytes - cutMarker.count
+        while end > 0 && line[end] & 0xC0 == 0x80 { end -= 1 }
+        return (Array(line[..<end]) + cutMarker)[...]
+    }
+
     /// PRINTUSASCII (33–126), at most `maxLength`; anything else becomes `_`.
     static func appendToken(_ text: String, maxLength: Int, to out: inout [UInt8]) {
         var written = 0

@@ -1,0 +1,132 @@
+import Foundation
+import GRDB
+
+/// Bindings in an embedded SQLite database (the default: one file under
+/// the data directory, shared by the processes of one machine). Watchers
+/// poll a change counter that every write bumps in the same transaction.
+public final class SQLiteBindingStore: BindingStore {
+    public let path: String
+    private let pool: DatabasePool
+    private let pollInterval: Duration
+
+    public init(path: String, pollInterval: Duration = .milliseconds(500)) throws {
+        self.path = path
+        self.pollInterval = pollInterval
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+        var configuration = Configuration()
+        // Controllers and servers may share the file: wait for each other's
+        // writes rather than failing at once.
+        configuration.busyMode = .timeout(5)
+        pool = try DatabasePool(path: path, configuration: configuration)
+        try Self.migrator.migrate(pool)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("1-drain-bindings") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE drain_bindings (
+                        id TEXT PRIMARY KEY,
+                        app TEXT NOT NULL,
+                        name TEXT NOT NULL,
+                        url TEXT NOT NULL,
+                        created_at DOUBLE NOT NULL,
+                        UNIQUE (app, url),
+                        UNIQUE (app, name));
+                    CREATE TABLE binding_changes (version INTEGER NOT NULL);
+                    INSERT INTO binding_changes (version) VALUES (0);
+                    """)
+        }
+        return migrator
+    }
+
+    public func add(app: String, url: String, name: String?) async throws -> DrainBinding {
+        let binding = DrainBinding(
+            id: DrainBinding.newID(), app: app, name: name ?? "", url: url,
+            createdAt: Date().timeIntervalSince1970)
+        return try await pool.write { db in
+            var binding = binding
+            if binding.name.isEmpty { binding.name = binding.id }
+            if try Bool.fetchOne(
+                db, sql: "SELECT 1 FROM drain_bindings WHERE app = ? AND url = ?", arguments: [app, url]) != nil
+            {
+                throw BindingError.duplicate("\(app) already has a drain to \(binding.redactedURL)")
+            }
+            if try Bool.fetchOne(
+                db, sql: "SELECT 1 FROM drain_bindings WHERE app = ? AND name = ?", arguments: [app, binding.name])
+                != nil
+            {
+                throw BindingError.duplicate("\(app) already has a drain named \(binding.name)")
+            }
+            try db.execute(
+                sql: "INSERT INTO drain_bindings (id, app, name, url, created_at) VALUES (?, ?, ?, ?, ?)",
+                arguments: [binding.id, binding.app, binding.name, binding.url, binding.createdAt])
+            try db.execute(sql: "UPDATE binding_changes SET version = version + 1")
+            return binding
+        }
+    }
+
+    public func list(app: String?) async throws -> [DrainBinding] {
+        try await pool.read { db in try Self.fetch(db, app: app) }
+    }
+
+    public func remove(app: String, idOrName: String) async throws -> DrainBinding {
+        try await pool.write { db in
+            let found = try Self.fetch(db, app: app).first { $0.id == idOrName || $0.name == idOrName }
+            guard let found else { throw BindingError.notFound("\(app) has no drain with id or name \(idOrName)") }
+            try db.execute(sql: "DELETE FROM drain_bindings WHERE id = ?", arguments: [found.id])
+            try db.execute(sql: "UPDATE binding_changes SET version = version + 1")
+            return found
+        }
+    }
+
+    public func watch() -> AsyncThrowingStream<[DrainBinding], any Error> {
+        let pool = self.pool
+        let interval = pollInterval
+        return AsyncThrowingStream { continuation in
+            let task = Task {
+                var seen: Int64? = nil
+                while !Task.isCancelled {
+                    let known = seen
+                    do {
+                        let (version, bindings) = try await pool.read { db -> (Int64, [DrainBinding]?) in
+                            let version = try Int64.fetchOne(db, sql: "SELECT version FROM binding_changes") ?? 0
+                            return (version, version == known ? nil : try Self.fetch(db, app: nil))
+                        }
+                        if let bindings {
+                            seen = version
+                            continuation.yield(bindings)
+                        }
+                    } catch {
+                        continuation.finish(throwing: error)
+                        return
+                    }
+                    try? await Task.sleep(for: interval)
+                }
+                continuation.finish()
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    public func close() async {
+        try? pool.close()
+    }
+
+    static func fetch(_ db: Database, app: String?) throws -> [DrainBinding] {
+        let rows: [Row]
+        let columns = "SELECT id, app, name, url, created_at FROM drain_bindings"
+        if let app {
+            rows = try Row.fetchAll(db, sql: "\(columns) WHERE app = ? ORDER BY created_at, id", arguments: [app])
+        } else {
+            rows = try Row.fetchAll(db, sql: "\(columns) ORDER BY app, created_at, id")
+        }
+        return rows.map { row in
+            DrainBinding(id: row["id"], app: row["app"], name: row["name"], url: row["url"], createdAt: row["created_at"])
+        }
+    }
+}

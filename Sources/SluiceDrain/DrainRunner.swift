@@ -1,0 +1,259 @@
+import CoreMetrics
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import SluiceWire
+
+/// One drain: a bounded queue of an app's envelopes and the task that sends
+/// them, in order, to the drain's endpoint. While the endpoint is down it
+/// tries again after a jittered backoff from 1 s to 60 s and keeps what it
+/// can; when the queue overflows the oldest go, and the app's readers are
+/// told (`report`) at most once per `noticeInterval`.
+///
+/// `enqueue` is all the ingest path ever does: it takes the lock, appends,
+/// and never waits on the endpoint.
+public final class DrainRunner: @unchecked Sendable {
+    public struct Settings: Sendable {
+        public var queueCapacity: Int
+        public var minBackoff: Duration
+        public var maxBackoff: Duration
+        /// Least time between two drop notices of one drain.
+        public var noticeInterval: Duration
+        /// How long after the first drop its notice waits, so that a burst
+        /// of drops is told as one count.
+        public var noticeDelay: Duration
+
+        public init(
+            queueCapacity: Int = 10_000, minBackoff: Duration = .seconds(1), maxBackoff: Duration = .seconds(60),
+            noticeInterval: Duration = .seconds(10), noticeDelay: Duration = .seconds(1)
+        ) {
+            self.queueCapacity = queueCapacity
+            self.minBackoff = minBackoff
+            self.maxBackoff = maxBackoff
+            self.noticeInterval = noticeInterval
+            self.noticeDelay = noticeDelay
+        }
+    }
+
+    /// Tells an app's readers something, in band: (app, text).
+    public typealias Report = @Sendable (_ app: String, _ text: String) -> Void
+
+    public let id: String
+    public let app: String
+    public let name: String
+    public let url: DrainURL
+    private let settings: Settings
+    private let transport: any DrainTransport
+    private let formatter: DrainFormatter
+    private let report: Report
+    private let logger: Logger
+    private let loop: any EventLoop
+
+    private let lock = NIOLock()
+    private var queue: DrainQueue
+    private var waiter: CheckedContinuation<Void, Never>?
+    private var stopped = false
+    private var connected = false
+    private var lastNoticeNanos: Int64 = 0
+
+    private let sent: Counter
+    private let dropped: Counter
+    private let connectedGauge: Gauge
+    private let queuedGauge: Gauge
+
+    public init(
+        id: String, app: String, name: String, url: DrainURL, settings: Settings = Settings(),
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger,
+        metrics: any MetricsFactory = MetricsSystem.factory, report: @escaping Report
+    ) throws {
+        self.id = id
+        self.app = app
+        self.name = name
+        self.url = url
+        self.settings = settings
+        self.report = report
+        self.loop = group.next()
+        self.queue = DrainQueue(capacity: settings.queueCapacity)
+        self.formatter = DrainFormatter(hostname: url.hostname)
+        var logger = logger
+        logger[metadataKey: "drain"] = "\(id)"
+        logger[metadataKey: "app_id"] = "\(app)"
+        self.logger = logger
+        switch url.scheme {
+        case .syslog, .syslogTLS: transport = try SyslogStreamTransport(url: url, group: group)
+        case .syslogUDP: transport = SyslogDatagramTransport(url: url, group: group)
+        case .https: transport = try HTTPSDrainTransport(url: url, group: group)
+        }
+        let dimensions = [("drain", id)]
+        sent = Counter(label: "sluice_server_drain_envelopes_sent_total", dimensions: dimensions, factory: metrics)
+        dropped = Counter(label: "sluice_server_drain_envelopes_dropped_total", dimensions: dimensions, factory: metrics)
+        connectedGauge = Gauge(label: "sluice_server_drain_up", dimensions: dimensions, factory: metrics)
+        queuedGauge = Gauge(label: "sluice_server_drain_queued_envelopes", dimensions: dimensions, factory: metrics)
+        if url.skipVerify {
+            logger.warning(
+                "drain certificate is not verified (skip-verify=true): anyone on the path can read and alter its logs",
+                metadata: ["url": "\(url.redacted)"])
+        }
+    }
+
+    /// Queues envelopes of this drain's app (from the ingest path).
+    public func enqueue(_ envelopes: [ByteBuffer]) {
+        let now = CFLogFormat.nowNanos()
+        let (lost, wake): (Int, CheckedContinuation<Void, Never>?) = lock.withLock {
+            guard !stopped else { return (0, nil) }
+            let lost = queue.append(contentsOf: envelopes, now: now)
+            defer { waiter = nil }
+            return (lost, waiter)
+        }
+        if lost > 0 { dropped.increment(by: lost) }
+        wake?.resume()
+    }
+
+    /// Whether the last attempt reached the endpoint.
+    public var isConnected: Bool { lock.withLock { connected } }
+    public var queuedCount: Int { lock.withLock { queue.count } }
+
+    /// Sends until `stop`.
+    public func run() async {
+        var backoff = settings.minBackoff
+        var batchID = UInt64.random(in: 1...UInt64.max)
+        var failing = false
+        while !lock.withLock({ stopped }) {
+            reportDropsIfDue()
+            let (batch, wait, appended) = takeBatch()
+            guard let batch else {
+                await waitForWork(timeout: wait, appendedBefore: appended)
+                continue
+            }
+            let lines = batch.compactMap(formatter.line)
+            let outcome: DrainQueue.Outcome
+            do {
+                if !lines.isEmpty { try await transport.send(lines, batchID: batchID) }
+                outcome = .delivered
+                if failing {
+                    logger.info("drain reachable again", metadata: ["url": "\(url.redacted)"])
+                    failing = false
+                }
+                backoff = settings.minBackoff
+            } catch let error as DrainSendError where error.permanent {
+                logger.warning("drain refused a batch; it is dropped", metadata: ["reason": "\(error.reason)"])
+                outcome = .rejected
+            } catch {
+                if !failing {
+                    logger.warning(
+                        "drain unreachable; holding its lines and trying again",
+                        metadata: ["reason": "\(error)", "url": "\(url.redacted)"])
+                    failing = true
+                }
+                outcome = .retry
+            }
+            let now = CFLogFormat.nowNanos()
+            let (lost, queued) = lock.withLock {
+                connected = outcome != .retry
+                return (queue.finishSend(outcome, now: now), queue.count)
+            }
+            if lost > 0 { dropped.increment(by: lost) }
+            queuedGauge.record(queued)
+            connectedGauge.record(outcome == .retry ? 0 : 1)
+            switch outcome {
+            case .delivered:
+                sent.increment(by: lines.count)
+                batchID &+= 1
+            case .rejected:
+                batchID &+= 1
+            case .retry:
+                await pause(Self.jittered(backoff))
+                backoff = min(backoff * 2, settings.maxBackoff)
+            }
+        }
+        await transport.close()
+    }
+
+    /// Stops the task; what is still queued is discarded.
+    public func stop() {
+        let wake: CheckedContinuation<Void, Never>? = lock.withLock {
+            stopped = true
+            _ = queue.removeAll()
+            defer { waiter = nil }
+            return waiter
+        }
+        wake?.resume()
+    }
+
+    /// The next batch, or nil and how long to wait: a transport that
+    /// batches over time (https) lets a small batch fill for `batchDelay`.
+    private func takeBatch() -> (batch: [ByteBuffer]?, wait: Duration, appended: Int) {
+        let delay = transport.batchDelay
+        return lock.withLock {
+            guard !queue.isEmpty else { return (nil, .seconds(1), queue.appendedTotal) }
+            if delay > .zero && queue.count < transport.maxBatchCount && queue.queuedBytes < transport.maxBatchBytes {
+                let age = Duration.nanoseconds(CFLogFormat.nowNanos() - queue.waitingSinceNanos)
+                if age < delay { return (nil, delay - age, queue.appendedTotal) }
+            }
+            let batch = queue.beginSend(maxCount: transport.maxBatchCount, maxBytes: transport.maxBatchBytes)
+            return (batch, .zero, queue.appendedTotal)
+        }
+    }
+
+    /// Waits for `enqueue` (unless some came since `appendedBefore`), `stop`,
+    /// or the timeout.
+    private func waitForWork(timeout: Duration, appendedBefore: Int) async {
+        let nanos = Self.nanos(timeout)
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let ready = lock.withLock { () -> Bool in
+                if stopped || queue.appendedTotal != appendedBefore { return true }
+                waiter = continuation
+                return false
+            }
+            if ready {
+                continuation.resume()
+                return
+            }
+            loop.scheduleTask(in: .nanoseconds(max(nanos, 1_000_000))) { [self] in
+                let wake: CheckedContinuation<Void, Never>? = lock.withLock {
+                    defer { waiter = nil }
+                    return waiter
+                }
+                wake?.resume()
+            }
+        }
+    }
+
+    /// Sleeps through a backoff in steps of at most a second, telling of
+    /// drops on the way; `stop` ends it at the next step.
+    private func pause(_ duration: Duration) async {
+        let deadline = ContinuousClock.now + duration
+        while ContinuousClock.now < deadline && !lock.withLock({ stopped }) {
+            try? await Task.sleep(for: min(.seconds(1), deadline - ContinuousClock.now))
+            reportDropsIfDue()
+        }
+    }
+
+    private func reportDropsIfDue() {
+        let now = CFLogFormat.nowNanos()
+        let due: (count: Int, sinceNanos: Int64)? = lock.withLock {
+            guard queue.unreported > 0,
+                now - queue.firstDropNanos >= Self.nanos(settings.noticeDelay),
+                now - lastNoticeNanos >= Self.nanos(settings.noticeInterval)
+            else { return nil }
+            lastNoticeNanos = now
+            return queue.takeUnreported()
+        }
+        guard let due else { return }
+        let text = Notice.dropText(
+            count: due.count, sinceNanos: due.sinceNanos,
+            reason: "drain \(name) to \(url.redacted) did not take them; its queue holds \(settings.queueCapacity)")
+        logger.warning("drain dropped lines", metadata: ["count": "\(due.count)", "url": "\(url.redacted)"])
+        report(app, text)
+    }
+
+    static func nanos(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
+    }
+
+    /// `duration` ± 20 %, so that drains of one endpoint do not retry in step.
+    static func jittered(_ duration: Duration) -> Duration {
+        duration * Double.random(in: 0.8...1.2)
+    }
+}

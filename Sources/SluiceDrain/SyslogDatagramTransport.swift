@@ -1,0 +1,74 @@
+import NIOCore
+import NIOPosix
+import SluiceWire
+
+/// `syslog-udp://`: one RFC 5424 line per datagram, cut to 2048 bytes with
+/// a marker (REFERENCE §4). UDP says nothing of delivery: a batch counts as
+/// sent once the kernel took it.
+final class SyslogDatagramTransport: DrainTransport, @unchecked Sendable {
+    static let maxDatagram = 2048
+
+    let maxBatchCount = 1000
+    let maxBatchBytes = 256 * 1024
+    let batchDelay = Duration.zero
+
+    private let url: DrainURL
+    private let group: any EventLoopGroup
+    private var channel: (any Channel)?
+
+    init(url: DrainURL, group: any EventLoopGroup) {
+        self.url = url
+        self.group = group
+    }
+
+    func send(_ lines: [[UInt8]], batchID: UInt64) async throws {
+        let channel = try await connected()
+        var last: EventLoopFuture<Void>? = nil
+        for line in lines {
+            let datagram = DrainLine.datagram(line, maxBytes: Self.maxDatagram)
+            last = channel.write(channel.allocator.buffer(bytes: datagram))
+        }
+        channel.flush()
+        do {
+            try await last?.get()
+        } catch {
+            self.channel = nil
+            channel.close(promise: nil)
+            throw DrainSendError(reason: "sending to \(url.redacted) failed: \(error)")
+        }
+    }
+
+    private func connected() async throws -> any Channel {
+        if let channel, channel.isActive { return channel }
+        channel = nil
+        do {
+            let channel = try await DatagramBootstrap(group: group)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(
+                            DrainDatagramHandler())
+                    }
+                }
+                .connect(host: url.host, port: url.port).get()
+            self.channel = channel
+            return channel
+        } catch {
+            throw DrainSendError(reason: "resolving \(url.redacted) failed: \(error)")
+        }
+    }
+
+    func close() async {
+        try? await channel?.close()
+        channel = nil
+    }
+}
+
+/// Ignores replies and ICMP errors reported on the socket (a port with no
+/// listener yet): UDP drains send regardless, as syslog over UDP does.
+final class DrainDatagramHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {}
+}

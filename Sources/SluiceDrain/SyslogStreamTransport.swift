@@ -1,0 +1,124 @@
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+import NIOTLS
+import SluiceWire
+
+/// `syslog://` and `syslog-tls://`: RFC 5424 lines, octet-counted (RFC
+/// 6587), on one long-lived TCP connection, over TLS for syslog-tls.
+///
+/// Syslog over TCP has no acknowledgements: a batch counts as sent once the
+/// kernel took it. A connection the endpoint closed is noticed before the
+/// next batch (the endpoint's FIN closes the channel), so lines are not
+/// written into a connection known to be dead.
+final class SyslogStreamTransport: DrainTransport, @unchecked Sendable {
+    let maxBatchCount = 1000
+    let maxBatchBytes = 256 * 1024
+    let batchDelay = Duration.zero
+
+    private let url: DrainURL
+    private let group: any EventLoopGroup
+    private let tls: NIOSSLContext?
+    private let connectTimeout: TimeAmount
+    private var channel: (any Channel)?
+
+    init(url: DrainURL, group: any EventLoopGroup, connectTimeout: TimeAmount = .seconds(10)) throws {
+        self.url = url
+        self.group = group
+        self.connectTimeout = connectTimeout
+        self.tls = url.scheme == .syslogTLS ? try url.tlsContext() : nil
+    }
+
+    func send(_ lines: [[UInt8]], batchID: UInt64) async throws {
+        let channel = try await connected()
+        var buffer = channel.allocator.buffer(capacity: lines.reduce(0) { $0 + $1.count + 8 })
+        for line in lines {
+            buffer.writeString(String(line.count))
+            buffer.writeInteger(UInt8(ascii: " "))
+            buffer.writeBytes(line)
+        }
+        do {
+            try await channel.writeAndFlush(buffer)
+        } catch {
+            self.channel = nil
+            channel.close(promise: nil)
+            throw DrainSendError(reason: "writing to \(url.redacted) failed: \(error)")
+        }
+    }
+
+    private func connected() async throws -> any Channel {
+        if let channel, channel.isActive { return channel }
+        channel?.close(promise: nil)
+        channel = nil
+        let tls = self.tls
+        let serverName = url.serverNameIndication
+        do {
+            let channel = try await ClientBootstrap(group: group)
+                .connectTimeout(connectTimeout)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        if let tls {
+                            try channel.pipeline.syncOperations.addHandler(
+                                NIOSSLClientHandler(context: tls, serverHostname: serverName))
+                        }
+                        try channel.pipeline.syncOperations.addHandler(
+                            DrainConnectionHandler(ready: channel.eventLoop.makePromise(), waitsForTLS: tls != nil))
+                    }
+                }
+                .connect(host: url.host, port: url.port)
+                .get()
+            // A certificate that does not verify fails here, with its reason,
+            // rather than in a later write.
+            try await channel.pipeline.handler(type: DrainConnectionHandler.self).flatMap { $0.ready.futureResult }
+                .get()
+            self.channel = channel
+            return channel
+        } catch {
+            throw DrainSendError(reason: "connecting to \(url.redacted) failed: \(error)")
+        }
+    }
+
+    func close() async {
+        try? await channel?.close()
+        channel = nil
+    }
+}
+
+/// Reads and discards what an endpoint sends that no one asked for (a
+/// syslog server sends nothing, normally); tells when the connection is
+/// ready (the TLS handshake done); closes the connection on any error so
+/// that the next batch reconnects.
+final class DrainConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+
+    let ready: EventLoopPromise<Void>
+    private let waitsForTLS: Bool
+
+    init(ready: EventLoopPromise<Void>, waitsForTLS: Bool) {
+        self.ready = ready
+        self.waitsForTLS = waitsForTLS
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if !waitsForTLS { ready.succeed() }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .handshakeCompleted? = event as? TLSUserEvent { ready.succeed() }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        ready.fail(error)
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        ready.fail(ChannelError.ioOnClosedChannel)
+        context.fireChannelInactive()
+    }
+}

@@ -1,0 +1,138 @@
+import CoreMetrics
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import SluiceBindings
+import SluiceDrain
+import SluiceWire
+
+/// Keeps a buffer server's drains in step with the bindings store: a
+/// runner per binding, started when the binding appears and stopped when it
+/// goes. Every server runs every binding's runner, so that whichever server
+/// holds an app's envelopes (its owner, or a stand-in after a failover)
+/// drains them; a runner whose app sends nothing to this server stays idle
+/// and opens no connection.
+public final class DrainManager: Service, @unchecked Sendable {
+    private let store: EnvelopeStore
+    private let bindings: any BindingStore
+    private let settings: DrainRunner.Settings
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let metrics: any MetricsFactory
+
+    private let state = NIOLockedValueBox<State>(State())
+    private struct State {
+        var runners: [String: (binding: DrainBinding, runner: DrainRunner, task: Task<Void, Never>)] = [:]
+        var watcher: Task<Void, Never>? = nil
+        var applied = 0
+    }
+
+    public init(
+        store: EnvelopeStore, bindings: any BindingStore, settings: DrainRunner.Settings = .init(),
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger,
+        metrics: any MetricsFactory = MetricsSystem.factory
+    ) {
+        self.store = store
+        self.bindings = bindings
+        self.settings = settings
+        self.group = group
+        self.logger = logger
+        self.metrics = metrics
+    }
+
+    /// Starts watching the bindings.
+    public func start() {
+        let task = Task { [self] in
+            while !Task.isCancelled {
+                do {
+                    for try await current in bindings.watch() { apply(current) }
+                } catch {
+                    logger.error("reading drain bindings failed; trying again in 1 s", metadata: ["error": "\(error)"])
+                }
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+        state.withLockedValue { $0.watcher = task }
+    }
+
+    public func run() async throws {
+        start()
+        try? await gracefulShutdown()
+        await shutdown()
+    }
+
+    /// Stops watching and stops every runner; what they still held is lost.
+    public func shutdown() async {
+        let (watcher, runners) = state.withLockedValue { state in
+            defer {
+                state.watcher = nil
+                state.runners = [:]
+            }
+            return (state.watcher, Array(state.runners.values))
+        }
+        watcher?.cancel()
+        await watcher?.value
+        store.setDrains([:])
+        for entry in runners { entry.runner.stop() }
+        for entry in runners { await entry.task.value }
+    }
+
+    /// The runners now, for tests and status.
+    public var runners: [DrainRunner] {
+        state.withLockedValue { $0.runners.values.map(\.runner) }
+    }
+
+    /// How many times a set of bindings was applied.
+    public var appliedCount: Int { state.withLockedValue { $0.applied } }
+
+    func apply(_ current: [DrainBinding]) {
+        let store = self.store
+        var started: [DrainBinding] = []
+        var stopped: [DrainRunner] = []
+        let byApp: [String: [DrainRunner]] = state.withLockedValue { state in
+            let wanted = Dictionary(current.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+            for (id, entry) in state.runners where wanted[id] != entry.binding {
+                stopped.append(entry.runner)
+                state.runners[id] = nil
+            }
+            for binding in current where state.runners[binding.id] == nil {
+                let url: DrainURL
+                do {
+                    url = try DrainURL(parsing: binding.url)
+                } catch {
+                    logger.error(
+                        "drain binding has a bad URL; it is skipped",
+                        metadata: ["drain": "\(binding.id)", "app_id": "\(binding.app)", "reason": "\(error)"])
+                    continue
+                }
+                do {
+                    let runner = try DrainRunner(
+                        id: binding.id, app: binding.app, name: binding.name, url: url, settings: settings,
+                        group: group, logger: logger, metrics: metrics,
+                        report: { app, text in store.ingestNotice(app: app, text: text) })
+                    let task = Task { await runner.run() }
+                    state.runners[binding.id] = (binding, runner, task)
+                    started.append(binding)
+                } catch {
+                    logger.error(
+                        "drain could not be set up; it is skipped",
+                        metadata: ["drain": "\(binding.id)", "app_id": "\(binding.app)", "error": "\(error)"])
+                }
+            }
+            state.applied += 1
+            return Dictionary(grouping: state.runners.values.map(\.runner), by: \.app)
+        }
+        store.setDrains(byApp)
+        for runner in stopped {
+            runner.stop()
+            logger.info("drain removed", metadata: ["drain": "\(runner.id)", "app_id": "\(runner.app)"])
+        }
+        for binding in started {
+            logger.info(
+                "drain added",
+                metadata: ["drain": "\(binding.id)", "app_id": "\(binding.app)", "url": "\(binding.redactedURL)"])
+        }
+    }
+}
