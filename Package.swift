@@ -146,7 +146,7 @@ let package = Package(
             name: "SluiceCLI",
             dependencies: [
                 "SluiceWire", "SluiceProto", "SluiceTransport", "SluiceServer", "SluiceController", "SluiceAgent",
-                "SluiceBindings",
+                "SluiceBindings", "SluiceDrain",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -162,6 +162,7 @@ let package = Package(
             name: "sluice",
             dependencies: [
                 "SluiceCLI", "SluiceWire", "SluiceTransport", "SluiceServer", "SluiceController", "SluiceAgent",
+                "SluiceBindings", "SluiceDrain",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

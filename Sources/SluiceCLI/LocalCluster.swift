@@ -5,6 +5,7 @@ import NIOPosix
 import Prometheus
 import ServiceLifecycle
 import SluiceAgent
+import SluiceBindings
 import SluiceController
 import SluiceServer
 import SluiceTransport
@@ -20,15 +21,19 @@ public final class LocalCluster: Sendable {
     /// The local agent's settings; nil runs none. Its controllers are
     /// filled in when the cluster starts: the first zone's, first.
     private let agent: Agent.Configuration?
-    private let members = NIOLockedValueBox<(servers: [BufferServer], controllers: [Controller], agent: Agent?)>(
-        ([], [], nil))
+    /// Drain bindings, shared by every member; nil runs no drains.
+    private let bindings: (any BindingStore)?
+    private let members = NIOLockedValueBox<
+        (servers: [BufferServer], drains: [DrainManager], controllers: [Controller], agent: Agent?)
+    >(([], [], [], nil))
 
     public init(
-        config: ClusterConfig, agent: Agent.Configuration? = nil,
+        config: ClusterConfig, agent: Agent.Configuration? = nil, bindings: (any BindingStore)? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger
     ) {
         self.config = config
         self.agent = agent
+        self.bindings = bindings
         self.group = group
         self.logger = logger
     }
@@ -53,6 +58,7 @@ public final class LocalCluster: Sendable {
         let factory = PrometheusMetricsFactory(registry: registry)
         var bound: [String: [Endpoint]] = [:]
         var servers: [BufferServer] = []
+        var drains: [DrainManager] = []
         for zone in config.zones {
             for entry in zone.servers {
                 let server = BufferServer(
@@ -64,6 +70,12 @@ public final class LocalCluster: Sendable {
                     group: group, logger: logger.with(metadata: LogKeys.server, entry.name), metrics: factory)
                 bound[zone.name, default: []].append(try await server.bind())
                 servers.append(server)
+                if let bindings {
+                    drains.append(
+                        DrainManager(
+                            store: server.store, bindings: bindings, group: group,
+                            logger: logger.with(metadata: LogKeys.server, entry.name), metrics: factory))
+                }
             }
         }
         var controllers: [Controller] = []
@@ -73,7 +85,7 @@ public final class LocalCluster: Sendable {
                 let controller = Controller(
                     configuration: .init(
                         zone: zone.name, ingress: try Endpoint(parsing: entry.ingress),
-                        http: try Endpoint(parsing: entry.http), zones: bound),
+                        http: try Endpoint(parsing: entry.http), zones: bound, bindings: bindings),
                     group: group, logger: logger.with(metadata: "sluice.controller", entry.name), registry: registry)
                 let (ingress, http) = try await controller.bind()
                 controllers.append(controller)
@@ -94,19 +106,20 @@ public final class LocalCluster: Sendable {
             agentAddresses = try await started.bind()
             agent = started
         }
-        members.withLockedValue { $0 = (servers, controllers, agent) }
+        members.withLockedValue { $0 = (servers, drains, controllers, agent) }
         return Endpoints(controllers: endpoints, servers: bound, agent: agentAddresses)
     }
 
     /// The services to run in a `ServiceGroup` after `start`.
     public var services: [any Service] {
-        let (servers, controllers, agent) = members.withLockedValue { $0 }
-        return servers + controllers + (agent.map { [$0] } ?? [])
+        let (servers, drains, controllers, agent) = members.withLockedValue { $0 }
+        return servers + drains + controllers + (agent.map { [$0] } ?? [])
     }
 
     public func shutdown() async throws {
-        let (servers, controllers, agent) = members.withLockedValue { $0 }
+        let (servers, drains, controllers, agent) = members.withLockedValue { $0 }
         try await agent?.shutdown()
+        for manager in drains { await manager.shutdown() }
         for controller in controllers { try await controller.shutdown() }
         for server in servers { try await server.shutdown() }
     }

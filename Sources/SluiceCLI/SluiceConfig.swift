@@ -41,6 +41,9 @@ public struct SluiceConfig: Codable, Equatable, Sendable {
 
     public static var path: URL { home.appendingPathComponent("config.json") }
 
+    /// Where drain bindings are kept unless `--bindings` says otherwise.
+    public static var defaultBindings: String { home.appendingPathComponent("bindings.sqlite").path }
+
     public static func load() -> SluiceConfig? {
         guard let data = try? Data(contentsOf: path) else { return nil }
         return try? JSONDecoder().decode(SluiceConfig.self, from: data)

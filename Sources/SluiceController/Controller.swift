@@ -7,6 +7,7 @@ import NIOPosix
 import NIOWebSocket
 import Prometheus
 import ServiceLifecycle
+import SluiceBindings
 import SluiceTransport
 import SluiceWire
 
@@ -26,6 +27,8 @@ public final class Controller: Service, @unchecked Sendable {
         public var pingInterval: TimeAmount
         /// How long a zone may take to answer a recent request.
         public var zoneTimeout: TimeAmount
+        /// Where drain bindings are kept; without one the drain API answers 503.
+        public var bindings: (any BindingStore)?
 
         public init(
             zone: String = "z1",
@@ -35,8 +38,10 @@ public final class Controller: Service, @unchecked Sendable {
             maxFramePayload: Int = FrameHeader.defaultMaxPayload,
             tailQueueLimit: Int = 100_000,
             pingInterval: TimeAmount = .seconds(30),
-            zoneTimeout: TimeAmount = .seconds(2)
+            zoneTimeout: TimeAmount = .seconds(2),
+            bindings: (any BindingStore)? = nil
         ) {
+            self.bindings = bindings
             self.zone = zone
             self.ingress = ingress
             self.http = http
@@ -124,6 +129,7 @@ public final class Controller: Service, @unchecked Sendable {
         let egress = self.egress
         let registry = self.registry
         let tailMetrics = self.tailMetrics
+        let bindings = configuration.bindings
         let settings = TailSession.Settings(
             queueLimit: configuration.tailQueueLimit, pingInterval: configuration.pingInterval, json: false)
         let http = try await ServerBootstrap(group: group)
@@ -158,7 +164,8 @@ public final class Controller: Service, @unchecked Sendable {
                         }
                     })
                 return channel.eventLoop.makeCompletedFuture {
-                    let api = HTTPAPIHandler(egress: egress, registry: registry, logger: logger)
+                    let api = HTTPAPIHandler(
+                        egress: egress, bindings: bindings, registry: registry, logger: logger)
                     let boundAPI = NIOLoopBound(api, eventLoop: channel.eventLoop)
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                         withServerUpgrade: (

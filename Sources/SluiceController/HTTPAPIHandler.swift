@@ -1,7 +1,9 @@
+import FoundationEssentials
 import Logging
 import NIOCore
 import NIOHTTP1
 import Prometheus
+import SluiceBindings
 import SluiceProto
 import SluiceTransport
 import SluiceWire
@@ -14,12 +16,16 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     private let egress: Egress
+    private let bindings: (any BindingStore)?
     private let registry: PrometheusCollectorRegistry?
     private let logger: Logger
     private var request: HTTPRequestHead?
+    private var body = ByteBuffer()
+    private var bodyTooLarge = false
 
-    init(egress: Egress, registry: PrometheusCollectorRegistry?, logger: Logger) {
+    init(egress: Egress, bindings: (any BindingStore)?, registry: PrometheusCollectorRegistry?, logger: Logger) {
         self.egress = egress
+        self.bindings = bindings
         self.registry = registry
         self.logger = logger
     }
@@ -28,16 +34,30 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
         switch unwrapInboundIn(data) {
         case .head(let head):
             request = head
-        case .body:
-            break
+            body.clear()
+            bodyTooLarge = false
+        case .body(var part):
+            if body.readableBytes + part.readableBytes > APIRoute.maxBodyBytes {
+                bodyTooLarge = true
+            } else {
+                body.writeBuffer(&part)
+            }
         case .end:
-            guard let head = request else { return }
+            guard var head = request else { return }
             request = nil
-            handle(head, context: context)
+            if bodyTooLarge {
+                head.headers.replaceOrAdd(name: "Connection", value: "close")
+                respondError(
+                    .init(status: 413, error: "body_too_large",
+                          message: "request bodies are limited to \(APIRoute.maxBodyBytes) bytes"),
+                    head: head, context: context)
+                return
+            }
+            handle(head, body: body, context: context)
         }
     }
 
-    private func handle(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+    private func handle(_ head: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext) {
         switch APIRoute.parse(method: head.method.rawValue, uri: head.uri) {
         case .failure(let failure):
             respondError(failure, head: head, context: context)
@@ -53,6 +73,33 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
                 .init(status: 400, error: "websocket_required",
                       message: "/stream is a websocket: send a GET with Upgrade: websocket"),
                 head: head, context: context)
+        case .success(.listDrains(let app)):
+            drainCall(head, context: context) { store in
+                (200, Self.drainsJSON(try await store.list(app: app)))
+            }
+        case .success(.addDrain(let app)):
+            switch Self.parseAddDrain(body) {
+            case .failure(let failure):
+                respondError(failure, head: head, context: context)
+            case .success(let request):
+                let logger = self.logger
+                drainCall(head, context: context) { store in
+                    let binding = try await store.add(app: app, url: request.text, name: request.name)
+                    logger.info(
+                        "drain added",
+                        metadata: [
+                            LogKeys.appID: "\(app)", "drain": "\(binding.id)", "url": "\(request.url.redacted)",
+                        ])
+                    return (201, binding.json)
+                }
+            }
+        case .success(.removeDrain(let app, let drain)):
+            let logger = self.logger
+            drainCall(head, context: context) { store in
+                let removed = try await store.remove(app: app, idOrName: drain)
+                logger.info("drain removed", metadata: [LogKeys.appID: "\(app)", "drain": "\(removed.id)"])
+                return (204, nil)
+            }
         case .success(.recentLogs(let app, let limit)):
             let wantsProtobuf = head.headers["Accept"].contains { $0.lowercased().contains("application/x-protobuf") }
             let loop = context.eventLoop
@@ -78,6 +125,82 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
                 }
             }
         }
+    }
+
+    /// Runs a drain API call on the bindings store and answers with what it
+    /// gives: (status, JSON body or nil for no content) or a failure.
+    private func drainCall(
+        _ head: HTTPRequestHead, context: ChannelHandlerContext,
+        _ call: @escaping @Sendable (any BindingStore) async throws -> (Int, String?)
+    ) {
+        guard let bindings else {
+            respondError(
+                .init(status: 503, error: "no_bindings_store",
+                      message: "this controller was started without a bindings store (--bindings)"),
+                head: head, context: context)
+            return
+        }
+        let loop = context.eventLoop
+        let boundContext = NIOLoopBound(context, eventLoop: loop)
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        let logger = self.logger
+        Task {
+            let outcome: Result<(Int, String?), APIRoute.Failure>
+            do {
+                outcome = .success(try await call(bindings))
+            } catch let error as APIRoute.Failure {
+                outcome = .failure(error)
+            } catch let error as BindingError {
+                switch error {
+                case .duplicate(let message): outcome = .failure(.init(status: 409, error: "duplicate", message: message))
+                case .notFound(let message): outcome = .failure(.init(status: 404, error: "not_found", message: message))
+                case .store(let message):
+                    outcome = .failure(.init(status: 503, error: "store_unavailable", message: message))
+                }
+            } catch {
+                logger.error("bindings store failed", metadata: ["error": "\(error)"])
+                outcome = .failure(
+                    .init(status: 503, error: "store_unavailable", message: "the bindings store failed: \(error)"))
+            }
+            loop.execute {
+                switch outcome {
+                case .success((let status, let json)):
+                    bound.value.respond(
+                        status: HTTPResponseStatus(statusCode: status), contentType: "application/json",
+                        body: json.map { ByteBuffer(string: $0) } ?? ByteBuffer(), head: head,
+                        context: boundContext.value)
+                case .failure(let failure):
+                    bound.value.respondError(failure, head: head, context: boundContext.value)
+                }
+            }
+        }
+    }
+
+    struct AddDrainRequest: Decodable {
+        var url: String
+        var name: String?
+    }
+
+    static func parseAddDrain(_ body: ByteBuffer) -> Result<(url: DrainURL, text: String, name: String?), APIRoute.Failure> {
+        let request: AddDrainRequest
+        do {
+            request = try JSONDecoder().decode(AddDrainRequest.self, from: Data(body.readableBytesView))
+        } catch {
+            return .failure(
+                .init(status: 400, error: "bad_json",
+                      message: #"the body must be JSON: {"url": "syslog://HOST:PORT", "name": "optional"}"#))
+        }
+        let url: DrainURL
+        do {
+            url = try DrainURL(parsing: request.url)
+        } catch {
+            return .failure(.init(status: 422, error: "bad_url", message: error.reason))
+        }
+        return APIRoute.drainName(request.name).map { (url, request.url, $0) }
+    }
+
+    static func drainsJSON(_ list: [DrainBinding]) -> String {
+        #"{"drains":["# + list.map(\.json).joined(separator: ",") + "]}"
     }
 
     /// `{"envelopes":{"batch":[…]}}`, each envelope in protobuf's JSON mapping.

@@ -2,6 +2,7 @@ import ArgumentParser
 import Logging
 import Prometheus
 import ServiceLifecycle
+import SluiceBindings
 import SluiceCLI
 import SluiceController
 import SluiceWire
@@ -35,6 +36,9 @@ struct ControllerCommand: AsyncParsableCommand {
 
     @Option(help: "Envelopes waiting for one websocket reader before its oldest are dropped.")
     var tailQueue: Int = 100_000
+
+    @Option(help: "Drain bindings: a SQLite file (default $SLUICE_HOME/bindings.sqlite) or a postgres:// URL.")
+    var bindings: String?
 
     @OptionGroup var logging: LoggingOptions
 
@@ -86,8 +90,14 @@ struct ControllerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = logging.bootstrap(label: "sluice.controller")
-        let controller = Controller(
-            configuration: try settings(), logger: logger, registry: PrometheusCollectorRegistry())
+        var settings = try settings()
+        let bindingsSpec = bindings ?? SluiceConfig.defaultBindings
+        do {
+            settings.bindings = try await BindingStores.open(bindingsSpec, logger: logger)
+        } catch {
+            throw ValidationError("--bindings \(bindingsSpec): \(error)")
+        }
+        let controller = Controller(configuration: settings, logger: logger, registry: PrometheusCollectorRegistry())
         try await controller.bind()
         let group = ServiceGroup(services: [controller], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()

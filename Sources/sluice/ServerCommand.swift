@@ -1,6 +1,8 @@
 import ArgumentParser
 import ServiceLifecycle
+import SluiceBindings
 import SluiceCLI
+import SluiceDrain
 import SluiceServer
 import SluiceWire
 import UnixSignals
@@ -30,6 +32,12 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "Largest frame payload accepted (e.g. 4MiB).")
     var maxFrame: String = "4MiB"
 
+    @Option(help: "Drain bindings: a SQLite file (default $SLUICE_HOME/bindings.sqlite) or a postgres:// URL.")
+    var bindings: String?
+
+    @Option(help: "Envelopes each drain holds while its endpoint is slow or down; past it the oldest are dropped.")
+    var drainQueue: Int = 10_000
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -55,6 +63,7 @@ struct ServerCommand: AsyncParsableCommand {
             memoryLimit = entry.memoryLimit ?? memoryLimit
         }
         guard recentPerApp > 0 else { throw ValidationError("--recent-per-app must be at least 1") }
+        guard drainQueue > 0 else { throw ValidationError("--drain-queue must be at least 1") }
         return .init(
             zone: zone, listen: try parseEndpoint(listen, option: "--listen"),
             limits: .init(recentPerApp: recentPerApp, memoryLimit: try parseSize(memoryLimit, option: "--memory-limit")),
@@ -64,8 +73,18 @@ struct ServerCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = logging.bootstrap(label: "sluice.server")
         let server = BufferServer(configuration: try settings(), logger: logger)
+        let bindingsSpec = bindings ?? SluiceConfig.defaultBindings
+        let store: any BindingStore
+        do {
+            store = try await BindingStores.open(bindingsSpec, logger: logger)
+        } catch {
+            throw ValidationError("--bindings \(bindingsSpec): \(error)")
+        }
+        let drains = DrainManager(
+            store: server.store, bindings: store, settings: .init(queueCapacity: drainQueue), logger: logger)
         try await server.bind()
-        let group = ServiceGroup(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        let group = ServiceGroup(
+            services: [server, drains], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
     }
 }

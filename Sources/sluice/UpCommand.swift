@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import SluiceAgent
+import SluiceBindings
 import SluiceCLI
 import SluiceWire
 import UnixSignals
@@ -38,6 +39,9 @@ struct UpCommand: AsyncParsableCommand {
 
     @Option(help: "Port of the local agent's HTTP input, POST /logs (0 picks a free port).")
     var agentHttpPort: Int = 8088
+
+    @Option(help: "Drain bindings: a SQLite file (default $SLUICE_HOME/bindings.sqlite) or a postgres:// URL.")
+    var bindings: String?
 
     @Flag(help: "Run no local agent.")
     var noAgent = false
@@ -75,7 +79,14 @@ struct UpCommand: AsyncParsableCommand {
                 syslogTCP: Endpoint(host: "127.0.0.1", port: syslogPort),
                 syslogUDP: Endpoint(host: "127.0.0.1", port: syslogPort),
                 http: Endpoint(host: "127.0.0.1", port: agentHttpPort))
-        let local = LocalCluster(config: cluster, agent: agent, logger: logger)
+        let bindingsPath = self.bindings ?? SluiceConfig.defaultBindings
+        let bindings: any BindingStore
+        do {
+            bindings = try await BindingStores.open(bindingsPath, logger: logger)
+        } catch {
+            throw ValidationError("--bindings \(bindingsPath): \(error)")
+        }
+        let local = LocalCluster(config: cluster, agent: agent, bindings: bindings, logger: logger)
         let endpoints = try await local.start()
         try SluiceConfig(endpoints).save()
         let serverCount = endpoints.servers.values.reduce(0) { $0 + $1.count }
@@ -98,6 +109,7 @@ struct UpCommand: AsyncParsableCommand {
                 "    syslog   tcp \(agent.syslogTCP.map { "\($0)" } ?? "-")  udp \(agent.syslogUDP.map { "\($0)" } ?? "-")")
             lines.append("    http     http://\(agent.http.map { "\($0)" } ?? "-")/logs  (application/logplex-1)")
         }
+        lines.append("  drains   \(bindingsPath.hasPrefix("postgres") ? "PostgreSQL" : bindingsPath)  (sluice drains)")
         lines.append("  config   \(SluiceConfig.path.path)")
         lines.append("Try: sluice run --app my-app -- echo hello   then   sluice logs my-app --recent")
         lines.append("Ctrl-C stops it.")
