@@ -26,12 +26,36 @@ import Testing
         ("/apps/%c3%a9/recentlogs", .recentLogs(app: "é", limit: 1000)),
         ("/apps/6f1a-4b2c.prod_1~/stream", .stream(app: "6f1a-4b2c.prod_1~", json: false)),
         ("/apps/\(app256)/recentlogs", .recentLogs(app: app256, limit: 1000)),
+        ("/drains", .listDrains(app: nil)),
+        ("/apps/x/drains", .listDrains(app: "x")),
+        ("/apps/my%20app/drains", .listDrains(app: "my app")),
     ]
 
     @Test(arguments: routes)
     func parses(uri: String, route: APIRoute) {
         let parsed = APIRoute.parse(method: "GET", uri: uri)
         #expect(parsed == .success(route), "\(uri)")
+    }
+
+    @Test func drainRoutesTakeTheirMethods() {
+        #expect(APIRoute.parse(method: "POST", uri: "/apps/x/drains") == .success(.addDrain(app: "x")))
+        #expect(
+            APIRoute.parse(method: "DELETE", uri: "/apps/x/drains/abc") == .success(.removeDrain(app: "x", drain: "abc")))
+        #expect(
+            APIRoute.parse(method: "DELETE", uri: "/apps/x/drains/my%20drain")
+                == .success(.removeDrain(app: "x", drain: "my drain")))
+    }
+
+    @Test func drainNames() {
+        #expect(APIRoute.drainName(nil) == .success(nil))
+        #expect(APIRoute.drainName("papertrail") == .success("papertrail"))
+        for bad in ["", "a/b", "a\nb", String(repeating: "n", count: 129)] {
+            guard case .failure(let failure) = APIRoute.drainName(bad) else {
+                Issue.record("drain name \(bad.debugDescription) was accepted")
+                continue
+            }
+            #expect(failure.status == 422)
+        }
     }
 
     static let failures: [Expected] = [
@@ -72,6 +96,15 @@ import Testing
         .init("DELETE", "/apps/x/stream", 405, "method_not_allowed"),
         .init("get", "/healthz", 405, "method_not_allowed"),
         .init("POST", "/nowhere", 404, "not_found"),
+        .init("POST", "/drains", 405, "method_not_allowed"),
+        .init("PUT", "/apps/x/drains", 405, "method_not_allowed"),
+        .init("GET", "/apps/x/drains/abc", 405, "method_not_allowed"),
+        .init("POST", "/apps/x/drains/abc", 405, "method_not_allowed"),
+        .init("DELETE", "/apps/x/drains", 405, "method_not_allowed"),
+        .init("DELETE", "/apps/x/drains/", 400, "bad_drain"),
+        .init("DELETE", "/apps/x/drains/%FF", 400, "bad_drain"),
+        .init("POST", "/apps/a%2Fb/drains", 400, "bad_app_id"),
+        .init("GET", "/apps/x/drains/a/b", 404, "not_found"),
     ]
 
     struct Expected: Sendable, CustomTestStringConvertible {

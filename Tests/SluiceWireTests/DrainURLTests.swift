@@ -40,6 +40,8 @@ import Testing
         #expect(!url.redacted.contains("s3cret") && !url.redacted.contains("abc"))
         #expect("\(url)" == url.redacted)
         #expect(try DrainURL(parsing: "https://h").path == "/")
+        #expect(url.requestTarget == "/services/collector?token=abc&index=main")
+        #expect(try DrainURL(parsing: "https://h/p?q=a%20b%26c").requestTarget == "/p?q=a%20b%26c")
     }
 
     @Test(arguments: [
@@ -122,5 +124,21 @@ import Testing
         let frames = try framed.withUnsafeBytes { try OctetCounting.frames(in: $0, maxMessageBytes: 1 << 16) }
         #expect(frames.count == 1)
         #expect(Array(framed[frames[0]]) == line.bytes(message: Array("m".utf8)))
+    }
+
+    @Test func datagramsAreCutAtACharacterBoundaryWithAMarker() {
+        let short = Array("<14>1 short\n".utf8)
+        #expect(Array(DrainLine.datagram(short, maxBytes: 2048)) == short)
+        let exact = [UInt8](repeating: UInt8(ascii: "a"), count: 2048)
+        #expect(DrainLine.datagram(exact, maxBytes: 2048).count == 2048)
+        // "é" is two bytes; a cut must not split one.
+        let long = Array(String(repeating: "é", count: 2000).utf8)
+        let cut = Array(DrainLine.datagram(long, maxBytes: 2048))
+        #expect(cut.count <= 2048)
+        #expect(cut.count >= 2048 - DrainLine.cutMarker.count - 1)
+        #expect(Array(cut.suffix(DrainLine.cutMarker.count)) == DrainLine.cutMarker)
+        let kept = cut.dropLast(DrainLine.cutMarker.count)
+        #expect(String(validating: kept, as: UTF8.self) != nil)
+        #expect(kept.count % 2 == 0)
     }
 }
