@@ -112,6 +112,8 @@ public final class DrainRunner: @unchecked Sendable {
 
     /// Whether the last attempt reached the endpoint.
     public var isConnected: Bool { lock.withLock { connected } }
+    /// Whether a connection to the endpoint is open now.
+    public var connectionIsOpen: Bool { transport.isOpen }
     public var queuedCount: Int { lock.withLock { queue.count } }
 
     /// Sends until `stop`.

@@ -22,6 +22,8 @@ protocol DrainTransport: AnyObject, Sendable {
     /// protocol can tell). Throws `DrainSendError`.
     func send(_ lines: [[UInt8]], batchID: UInt64) async throws
     func close() async
+    /// Whether a connection is open now (for status and tests; any thread).
+    var isOpen: Bool { get }
 }
 
 /// Why a send failed, and whether to try the batch again.

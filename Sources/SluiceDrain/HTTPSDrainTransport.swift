@@ -1,4 +1,5 @@
 import FoundationEssentials
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -20,7 +21,13 @@ final class HTTPSDrainTransport: DrainTransport, @unchecked Sendable {
     private let tls: NIOSSLContext
     private let connectTimeout: TimeAmount
     private let requestTimeout: TimeAmount
-    private var channel: (any Channel)?
+    private var channel: (any Channel)? {
+        get { openChannel.withLockedValue { $0 } }
+        set { openChannel.withLockedValue { $0 = newValue } }
+    }
+    private let openChannel = NIOLockedValueBox<(any Channel)?>(nil)
+
+    var isOpen: Bool { openChannel.withLockedValue { $0?.isActive ?? false } }
 
     init(
         url: DrainURL, group: any EventLoopGroup, connectTimeout: TimeAmount = .seconds(10),

@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import SluiceWire
@@ -14,7 +15,13 @@ final class SyslogDatagramTransport: DrainTransport, @unchecked Sendable {
 
     private let url: DrainURL
     private let group: any EventLoopGroup
-    private var channel: (any Channel)?
+    private var channel: (any Channel)? {
+        get { openChannel.withLockedValue { $0 } }
+        set { openChannel.withLockedValue { $0 = newValue } }
+    }
+    private let openChannel = NIOLockedValueBox<(any Channel)?>(nil)
+
+    var isOpen: Bool { openChannel.withLockedValue { $0?.isActive ?? false } }
 
     init(url: DrainURL, group: any EventLoopGroup) {
         self.url = url

@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -21,7 +22,13 @@ final class SyslogStreamTransport: DrainTransport, @unchecked Sendable {
     private let group: any EventLoopGroup
     private let tls: NIOSSLContext?
     private let connectTimeout: TimeAmount
-    private var channel: (any Channel)?
+    private var channel: (any Channel)? {
+        get { openChannel.withLockedValue { $0 } }
+        set { openChannel.withLockedValue { $0 = newValue } }
+    }
+    private let openChannel = NIOLockedValueBox<(any Channel)?>(nil)
+
+    var isOpen: Bool { openChannel.withLockedValue { $0?.isActive ?? false } }
 
     init(url: DrainURL, group: any EventLoopGroup, connectTimeout: TimeAmount = .seconds(10)) throws {
         self.url = url

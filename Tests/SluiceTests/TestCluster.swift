@@ -4,8 +4,10 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import Prometheus
+import SluiceBindings
 import SluiceCLI
 import SluiceController
+import SluiceDrain
 import SluiceProto
 import SluiceServer
 import SluiceTransport
@@ -20,10 +22,13 @@ struct TestCluster {
     let ingress: Endpoint
     let http: HTTPURL
     let registry: PrometheusCollectorRegistry
+    /// One per server when the cluster runs drains.
+    var drains: [DrainManager] = []
 
     static func start(
         servers count: Int = 2, recentPerApp: Int = 1000, tailQueueLimit: Int = 10_000,
-        maxFramePayload: Int = FrameHeader.defaultMaxPayload, pingInterval: TimeAmount = .seconds(30)
+        maxFramePayload: Int = FrameHeader.defaultMaxPayload, pingInterval: TimeAmount = .seconds(30),
+        bindings: (any BindingStore)? = nil, drainSettings: DrainRunner.Settings = .init()
     ) async throws -> TestCluster {
         let registry = PrometheusCollectorRegistry()
         let factory = PrometheusMetricsFactory(registry: registry)
@@ -38,19 +43,29 @@ struct TestCluster {
             endpoints.append(try await server.bind())
             servers.append(server)
         }
+        var drains: [DrainManager] = []
+        if let bindings {
+            for server in servers {
+                let manager = DrainManager(
+                    store: server.store, bindings: bindings, settings: drainSettings, logger: .quiet, metrics: factory)
+                manager.start()
+                drains.append(manager)
+            }
+        }
         let controller = Controller(
             configuration: .init(
                 ingress: Endpoint(host: "127.0.0.1", port: 0), http: Endpoint(host: "127.0.0.1", port: 0),
                 zones: ["z1": endpoints], maxFramePayload: maxFramePayload, tailQueueLimit: tailQueueLimit,
-                pingInterval: pingInterval),
+                pingInterval: pingInterval, bindings: bindings),
             logger: .quiet, registry: registry)
         let (ingress, http) = try await controller.bind()
         return TestCluster(
             servers: servers, controller: controller, ingress: ingress,
-            http: HTTPURL(host: http.host, port: http.port), registry: registry)
+            http: HTTPURL(host: http.host, port: http.port), registry: registry, drains: drains)
     }
 
     func shutdown() async {
+        for manager in drains { await manager.shutdown() }
         try? await controller.shutdown()
         for server in servers { try? await server.shutdown() }
     }

@@ -1,0 +1,291 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import SluiceBindings
+import SluiceCLI
+import SluiceDrain
+import SluiceProto
+import SluiceServer
+import SluiceWire
+import Testing
+
+/// Drains end to end: bindings made through the controller's API, a real
+/// rsyslogd (TCP, TLS and UDP) or an HTTPS collector as the endpoint, and
+/// what happens while the endpoint is down.
+@Suite struct DrainTests {
+    /// A cluster with a SQLite bindings store, short backoffs, and helpers.
+    struct Bed {
+        let directory: URL
+        let cluster: TestCluster
+        var drains: Drains { Drains(base: cluster.http) }
+
+        static func start(
+            queueCapacity: Int = 10_000, recentPerApp: Int = 10_000, noticeInterval: Duration = .seconds(10)
+        ) async throws -> Bed {
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "sluice-drains-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            let store = try SQLiteBindingStore(
+                path: directory.appendingPathComponent("bindings.sqlite").path, pollInterval: .milliseconds(50))
+            let cluster = try await TestCluster.start(
+                recentPerApp: recentPerApp, bindings: store,
+                drainSettings: .init(
+                    queueCapacity: queueCapacity, minBackoff: .milliseconds(100), maxBackoff: .seconds(1),
+                    noticeInterval: noticeInterval, noticeDelay: .milliseconds(500)))
+            return Bed(directory: directory, cluster: cluster)
+        }
+
+        /// Adds a drain through the API and waits until every server runs it.
+        func add(app: String, url: String, name: String? = nil) async throws -> Drains.Binding {
+            let binding = try await drains.add(app: app, url: url, name: name)
+            let running = await waitUntil(timeout: .seconds(10)) {
+                cluster.drains.allSatisfy { manager in manager.runners.contains { $0.id == binding.id } }
+            }
+            try #require(running, "the servers did not start drain \(binding.id)")
+            return binding
+        }
+
+        func runners(_ id: String) -> [DrainRunner] {
+            cluster.drains.flatMap(\.runners).filter { $0.id == id }
+        }
+
+        func shutdown() async {
+            await cluster.shutdown()
+            try? FileManager.default.removeItem(at: directory)
+        }
+    }
+
+    /// The line a drain must write for a log envelope emitted by `emit`
+    /// (REFERENCE §4), built here by hand.
+    static func expectedLine(_ envelope: Loggregator_V2_Envelope, hostname: String? = nil) -> String {
+        let pri = envelope.log.type == .err ? "<11>" : "<14>"
+        let time = CFLogFormat.utcTime(nanoseconds: envelope.timestamp)
+        let app = envelope.sourceID
+        return "\(pri)1 \(time) \(hostname ?? app) \(app) [APP/PROC/WEB/0] - - "
+            + String(decoding: envelope.log.payload, as: UTF8.self)
+    }
+
+    static func lines(_ count: Int, from start: Int = 0) -> [String] {
+        (start..<start + count).map { "line \($0) \"quoted\" é ] end" }
+    }
+
+    @Test func syslogOverTCPDeliversEveryLineInOrderByteExact() async throws {
+        let bed = try await Bed.start()
+        let receiver = try RsyslogReceiver.start(mode: .tcp, directory: bed.directory)
+        let app = "drain-tcp"
+        let binding = try await bed.add(app: app, url: "syslog://127.0.0.1:\(receiver.port)")
+        try await bed.cluster.emit(app: app, lines: Self.lines(10_000))
+        let received = try await receiver.waitForLines(10_000, timeout: .seconds(60))
+        let sent = try await bed.cluster.recent(app: app, limit: 10_000)
+        try #require(sent.count == 10_000)
+        #expect(received.count == 10_000)
+        let expected = sent.map { Self.expectedLine($0) }
+        let firstDifference = received.indices.first { $0 >= expected.count || received[$0] != expected[$0] }
+        #expect(firstDifference == nil, "first difference at line \(firstDifference ?? -1)")
+        #expect(bed.cluster.metric("sluice_server_drain_envelopes_sent_total{drain=\"\(binding.id)\"}") == 10_000)
+        receiver.stop()
+        await bed.shutdown()
+    }
+
+    @Test func syslogOverTLSVerifiesTheCertificateAgainstTheGivenCA() async throws {
+        let bed = try await Bed.start()
+        let certificates = try TestCertificates.make(in: bed.directory.appendingPathComponent("certs"))
+        let receiver = try RsyslogReceiver.start(mode: .tls(certificates), directory: bed.directory)
+        let app = "drain-tls"
+        _ = try await bed.add(
+            app: app, url: "syslog-tls://localhost:\(receiver.port)?ca=\(certificates.caPath)&hostname=web-1")
+        try await bed.cluster.emit(app: app, lines: Self.lines(10_000))
+        let received = try await receiver.waitForLines(10_000, timeout: .seconds(60))
+        let sent = try await bed.cluster.recent(app: app, limit: 10_000)
+        #expect(received == sent.map { Self.expectedLine($0, hostname: "web-1") })
+        receiver.stop()
+        await bed.shutdown()
+    }
+
+    /// Without the CA the certificate does not verify: nothing is sent, the
+    /// lines stay queued, and the drain says it is down.
+    @Test func syslogOverTLSRefusesAnUnknownCertificate() async throws {
+        let bed = try await Bed.start()
+        let certificates = try TestCertificates.make(in: bed.directory.appendingPathComponent("certs"))
+        let receiver = try RsyslogReceiver.start(mode: .tls(certificates), directory: bed.directory)
+        let app = "drain-tls-unknown-ca"
+        let binding = try await bed.add(app: app, url: "syslog-tls://localhost:\(receiver.port)")
+        try await bed.cluster.emit(app: app, lines: Self.lines(10))
+        let queued = await waitUntil(timeout: .seconds(10)) {
+            bed.runners(binding.id).contains { $0.queuedCount == 10 }
+                && bed.cluster.metric("sluice_server_drain_up{drain=\"\(binding.id)\"}") == 0
+        }
+        #expect(queued)
+        #expect(receiver.lines().isEmpty)
+        receiver.stop()
+        await bed.shutdown()
+    }
+
+    @Test func syslogOverUDPSendsOneDatagramPerLineCutTo2048Bytes() async throws {
+        let bed = try await Bed.start()
+        let receiver = try RsyslogReceiver.start(mode: .udp, directory: bed.directory)
+        let app = "drain-udp"
+        _ = try await bed.add(app: app, url: "syslog-udp://127.0.0.1:\(receiver.port)")
+        let long = String(repeating: "x", count: 5000)
+        try await bed.cluster.emit(app: app, lines: Self.lines(50) + [long])
+        let received = try await receiver.waitForLines(51, timeout: .seconds(30))
+        let sent = try await bed.cluster.recent(app: app)
+        #expect(Array(received.prefix(50)) == sent.prefix(50).map { Self.expectedLine($0) })
+        let cut = try #require(received.last)
+        #expect(cut.utf8.count + 1 == 2048, "the datagram with its LF is 2048 bytes")
+        #expect(cut.hasSuffix(String(decoding: DrainLine.cutMarker.dropLast(), as: UTF8.self)))
+        #expect(cut.hasPrefix(String(Self.expectedLine(sent.last!).prefix(200))))
+        receiver.stop()
+        await bed.shutdown()
+    }
+
+    /// The endpoint goes away; what is emitted meanwhile is held and
+    /// delivered, in order, when it returns.
+    @Test func linesEmittedWhileTheReceiverIsDownArriveWhenItReturns() async throws {
+        let bed = try await Bed.start()
+        let receiver = try RsyslogReceiver.start(mode: .tcp, directory: bed.directory)
+        let app = "drain-restart"
+        let binding = try await bed.add(app: app, url: "syslog://127.0.0.1:\(receiver.port)")
+        try await bed.cluster.emit(app: app, lines: Self.lines(100))
+        _ = try await receiver.waitForLines(100, timeout: .seconds(30))
+        receiver.stop()
+        // The drain has seen its connection close before anything more is sent.
+        #expect(await waitUntil(timeout: .seconds(10)) { !bed.runners(binding.id).contains { $0.connectionIsOpen } })
+        try await bed.cluster.emit(app: app, lines: Self.lines(5000, from: 100))
+        #expect(await waitUntil(timeout: .seconds(10)) { bed.runners(binding.id).contains { $0.queuedCount == 5000 } })
+        try receiver.restart()
+        let received = try await receiver.waitForLines(5100, timeout: .seconds(60))
+        let sent = try await bed.cluster.recent(app: app, limit: 10_000)
+        #expect(received == sent.map { Self.expectedLine($0) })
+        receiver.stop()
+        await bed.shutdown()
+    }
+
+    /// Past the queue's size, the oldest are dropped; the app's readers are
+    /// told how many, naming the drain; the newest are delivered.
+    @Test func overflowWhileDownIsToldInBandWithTheRightCount() async throws {
+        let bed = try await Bed.start(queueCapacity: 1000)
+        let receiver = try RsyslogReceiver.start(mode: .tcp, directory: bed.directory)
+        receiver.stop()
+        let app = "drain-overflow"
+        let binding = try await bed.add(
+            app: app, url: "syslog://user:s3cret@127.0.0.1:\(receiver.port)", name: "my-rsyslog")
+        try await bed.cluster.emit(app: app, lines: Self.lines(1500))
+        let metric = "sluice_server_drain_envelopes_dropped_total{drain=\"\(binding.id)\"}"
+        #expect(await waitUntil(timeout: .seconds(10)) { bed.cluster.metric(metric) == 500 })
+        var notices: [String] = []
+        let told = await waitUntil(timeout: .seconds(20)) {
+            notices = ((try? await bed.cluster.recent(app: app, limit: 10_000)) ?? [])
+                .filter { $0.tags["sluice_notice"] == "dropped" }
+                .map { String(decoding: $0.log.payload, as: UTF8.self) }
+            return Self.droppedCount(notices) == 500
+        }
+        #expect(told, "notices: \(notices)")
+        #expect(notices.allSatisfy { $0.contains("my-rsyslog") && $0.contains("syslog://***@127.0.0.1") })
+        #expect(!notices.contains { $0.contains("s3cret") })
+        try receiver.restart()
+        let received = try await receiver.waitForLines(1000, timeout: .seconds(60))
+        #expect(received.map { $0.components(separatedBy: " - - ").last! } == Self.lines(1000, from: 500))
+        receiver.stop()
+        await bed.shutdown()
+    }
+
+    /// The sum of "N messages dropped" over drop notices.
+    static func droppedCount(_ notices: [String]) -> Int {
+        notices.compactMap { text -> Int? in
+            guard let range = text.range(of: " messages dropped") else { return nil }
+            return Int(text[..<range.lowerBound].split(separator: " ").last ?? "")
+        }.reduce(0, +)
+    }
+
+    @Test func httpsBatchesAreLogplexFramesRetriedOn500AndDroppedOn400() async throws {
+        let bed = try await Bed.start()
+        let certificates = try TestCertificates.make(in: bed.directory.appendingPathComponent("certs"))
+        let collector = try await HTTPSReceiver.start(certificates: certificates)
+        let app = "drain-https"
+        let binding = try await bed.add(
+            app: app, url: "https://user:pw@localhost:\(collector.port)/logs?token=t0k&ca=\(certificates.caPath)")
+        collector.setResponses([500])
+        try await bed.cluster.emit(app: app, lines: Self.lines(10))
+        let first = try await collector.waitForRequests(2, timeout: .seconds(20))
+        #expect(first[0].body == first[1].body, "a 500 is retried with the same batch")
+        #expect(first[0].header("Logplex-Frame-Id") == first[1].header("Logplex-Frame-Id"))
+        for request in first {
+            #expect(request.method == .POST)
+            #expect(request.uri == "/logs?token=t0k")
+            #expect(request.header("Content-Type") == "application/logplex-1")
+            #expect(request.header("Authorization") == "Basic " + Data("user:pw".utf8).base64EncodedString())
+            let frames = try HTTPSReceiver.logplexFrames(request.body)
+            #expect(request.header("Logplex-Msg-Count") == String(frames.count))
+            let sent = try await bed.cluster.recent(app: app)
+            #expect(frames.map { String(decoding: $0, as: UTF8.self) } == sent.map { Self.expectedLine($0) + "\n" })
+        }
+        collector.setResponses([400])
+        try await bed.cluster.emit(app: app, lines: Self.lines(5, from: 10))
+        _ = try await collector.waitForRequests(3, timeout: .seconds(20))
+        try await bed.cluster.emit(app: app, lines: Self.lines(3, from: 15))
+        let all = try await collector.waitForRequests(4, timeout: .seconds(20))
+        let last = try HTTPSReceiver.logplexFrames(all[3].body).map { String(decoding: $0, as: UTF8.self) }
+        #expect(last.map { $0.components(separatedBy: " - - ").last! } == Self.lines(3, from: 15).map { $0 + "\n" })
+        #expect(bed.cluster.metric("sluice_server_drain_envelopes_dropped_total{drain=\"\(binding.id)\"}") == 5)
+        #expect(await waitUntil(timeout: .seconds(10)) {
+            let notices = ((try? await bed.cluster.recent(app: app)) ?? []).filter { $0.tags["sluice_notice"] == "dropped" }
+            return Self.droppedCount(notices.map { String(decoding: $0.log.payload, as: UTF8.self) }) == 5
+        })
+        try await collector.stop()
+        await bed.shutdown()
+    }
+
+    @Test func theAPIAddsListsAndRemovesBindingsAndExplainsRefusals() async throws {
+        let bed = try await Bed.start()
+        let added = try await bed.drains.add(app: "api-app", url: "syslog://user:s3cret@logs.example.com", name: "pt")
+        #expect(added.url == "syslog://***@logs.example.com")
+        #expect(added.name == "pt")
+        let other = try await bed.drains.add(app: "api-app", url: "https://c.example.com/in?api_key=k3y", name: nil)
+        #expect(other.name == other.id)
+        #expect(!other.url.contains("k3y"))
+        #expect(try await bed.drains.list(app: "api-app").map(\.id) == [added.id, other.id])
+        #expect(try await bed.drains.list(app: nil).count == 2)
+
+        await Self.expectRefusal(409, "already has a drain") {
+            _ = try await bed.drains.add(app: "api-app", url: "syslog://user:s3cret@logs.example.com", name: nil)
+        }
+        await Self.expectRefusal(409, "named pt") {
+            _ = try await bed.drains.add(app: "api-app", url: "syslog://elsewhere", name: "pt")
+        }
+        await Self.expectRefusal(422, "scheme") {
+            _ = try await bed.drains.add(app: "api-app", url: "ftp://h", name: nil)
+        }
+        await Self.expectRefusal(422, "port") {
+            _ = try await bed.drains.add(app: "api-app", url: "syslog://h:99999", name: nil)
+        }
+        await Self.expectRefusal(422, "unknown option") {
+            _ = try await bed.drains.add(app: "api-app", url: "syslog://h?nonsense=1", name: nil)
+        }
+        let badJSON = try await HTTPClient.request(
+            .POST, bed.cluster.http.with(path: "/apps/api-app/drains"), body: ByteBuffer(string: "{url:"))
+        #expect(badJSON.status.code == 400)
+
+        try await bed.drains.remove(app: "api-app", drain: "pt")
+        try await bed.drains.remove(app: "api-app", drain: other.id)
+        await Self.expectRefusal(404, "no drain") { try await bed.drains.remove(app: "api-app", drain: "pt") }
+        #expect(try await bed.drains.list(app: "api-app").isEmpty)
+        await bed.shutdown()
+    }
+
+    static func expectRefusal(
+        _ status: Int, _ text: String, sourceLocation: SourceLocation = #_sourceLocation,
+        _ call: () async throws -> Void
+    ) async {
+        do {
+            try await call()
+            Issue.record("expected \(status), but the call succeeded", sourceLocation: sourceLocation)
+        } catch let failure as Drains.Failure {
+            #expect(failure.description.hasPrefix("\(status) "), "\(failure)", sourceLocation: sourceLocation)
+            #expect(failure.description.contains(text), "\(failure)", sourceLocation: sourceLocation)
+            #expect(!failure.description.contains("s3cret"), sourceLocation: sourceLocation)
+        } catch {
+            Issue.record("unexpected error \(error)", sourceLocation: sourceLocation)
+        }
+    }
+}
