@@ -64,7 +64,9 @@ final class HTTPSDrainTransport: DrainTransport, @unchecked Sendable {
             promise.fail(DrainSendError(reason: "no answer within \(self.requestTimeout)"))
             channel.close(promise: nil)
         }
-        channel.writeAndFlush(DrainHTTPRequest(head: head, body: body, response: promise), promise: nil)
+        channel.writeAndFlush(DrainHTTPRequest(head: head, body: body, response: promise)).whenFailure { error in
+            promise.fail(error)
+        }
         let response: HTTPResponseHead
         do {
             response = try await promise.futureResult.get()

@@ -128,4 +128,9 @@ final class DrainConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         ready.fail(ChannelError.ioOnClosedChannel)
         context.fireChannelInactive()
     }
+
+    /// A connection that failed before it was ever active ends here.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        ready.fail(ChannelError.ioOnClosedChannel)
+    }
 }
