@@ -243,7 +243,7 @@ final class RsyslogReceiver: @unchecked Sendable {
 }
 
 /// A port nothing on 127.0.0.1 uses now, learnt by binding port 0 and closing.
-private func freeLoopbackPort(udp: Bool) throws -> Int {
+func freeLoopbackPort(udp: Bool) throws -> Int {
     let fd = socket(AF_INET, Int32(udp ? SOCK_DGRAM.rawValue : SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw DrainPeerError("socket() failed: errno \(errno)") }
     defer { close(fd) }

@@ -6,6 +6,7 @@ import SluiceCLI
 import SluiceDrain
 import SluiceProto
 import SluiceServer
+import SluiceTransport
 import SluiceWire
 import Testing
 
@@ -234,6 +235,43 @@ import Testing
         })
         try await collector.stop()
         await bed.shutdown()
+    }
+
+    /// Controllers write to PostgreSQL, servers LISTEN: a binding added
+    /// through the API is running on every server within 2 s, and so is its
+    /// removal. The two sides use separate connections, as separate
+    /// processes would.
+    @Test func thePostgreSQLStoreCarriesBindingsFromControllerToServers() async throws {
+        let postgres = try await PostgresServer.start()
+        let serverSide = try await BindingStores.open(postgres.url, logger: .quiet)
+        let controllerSide = try await BindingStores.open(postgres.url, logger: .quiet)
+        let cluster = try await TestCluster.start(bindings: serverSide, controllerBindings: controllerSide)
+        let drains = Drains(base: cluster.http)
+        // Both servers have read the (empty) set: their LISTEN is in place.
+        #expect(await waitUntil(timeout: .seconds(10)) { cluster.drains.allSatisfy { $0.appliedCount > 0 } })
+
+        let added = ContinuousClock.now
+        let binding = try await drains.add(app: "pg-app", url: "syslog://127.0.0.1:9", name: "pg-drain")
+        #expect(await waitUntil(timeout: .seconds(10)) {
+            cluster.drains.allSatisfy { $0.runners.contains { $0.id == binding.id && $0.name == "pg-drain" } }
+        })
+        let took = ContinuousClock.now - added
+        #expect(took < .seconds(2), "a server applied the binding after \(took)")
+        #expect(try await drains.list(app: nil).map(\.id) == [binding.id])
+
+        let removed = ContinuousClock.now
+        try await drains.remove(app: "pg-app", drain: "pg-drain")
+        #expect(await waitUntil(timeout: .seconds(10)) { cluster.drains.allSatisfy { $0.runners.isEmpty } })
+        #expect(ContinuousClock.now - removed < .seconds(2))
+
+        // Reopening migrates nothing twice and keeps what is there.
+        let again = try await BindingStores.open(postgres.url, logger: .quiet)
+        #expect(try await again.list(app: nil).isEmpty)
+        await again.close()
+        await cluster.shutdown()
+        await serverSide.close()
+        await controllerSide.close()
+        postgres.stop()
     }
 
     @Test func theAPIAddsListsAndRemovesBindingsAndExplainsRefusals() async throws {

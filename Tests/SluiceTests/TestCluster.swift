@@ -28,7 +28,8 @@ struct TestCluster {
     static func start(
         servers count: Int = 2, recentPerApp: Int = 1000, tailQueueLimit: Int = 10_000,
         maxFramePayload: Int = FrameHeader.defaultMaxPayload, pingInterval: TimeAmount = .seconds(30),
-        bindings: (any BindingStore)? = nil, drainSettings: DrainRunner.Settings = .init()
+        bindings: (any BindingStore)? = nil, controllerBindings: (any BindingStore)? = nil,
+        drainSettings: DrainRunner.Settings = .init()
     ) async throws -> TestCluster {
         let registry = PrometheusCollectorRegistry()
         let factory = PrometheusMetricsFactory(registry: registry)
@@ -56,7 +57,7 @@ struct TestCluster {
             configuration: .init(
                 ingress: Endpoint(host: "127.0.0.1", port: 0), http: Endpoint(host: "127.0.0.1", port: 0),
                 zones: ["z1": endpoints], maxFramePayload: maxFramePayload, tailQueueLimit: tailQueueLimit,
-                pingInterval: pingInterval, bindings: bindings),
+                pingInterval: pingInterval, bindings: controllerBindings ?? bindings),
             logger: .quiet, registry: registry)
         let (ingress, http) = try await controller.bind()
         return TestCluster(
