@@ -181,6 +181,8 @@ public final class DrainRunner: @unchecked Sendable {
             return waiter
         }
         wake?.resume()
+        // A send waiting on an endpoint that stopped reading ends now.
+        transport.abort()
     }
 
     /// The next batch, or nil and how long to wait: a transport that

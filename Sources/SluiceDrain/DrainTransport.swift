@@ -24,6 +24,8 @@ protocol DrainTransport: AnyObject, Sendable {
     func close() async
     /// Whether a connection is open now (for status and tests; any thread).
     var isOpen: Bool { get }
+    /// Closes the connection from any thread, failing a send under way.
+    func abort()
 }
 
 /// Why a send failed, and whether to try the batch again.

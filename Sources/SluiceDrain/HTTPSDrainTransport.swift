@@ -29,6 +29,8 @@ final class HTTPSDrainTransport: DrainTransport, @unchecked Sendable {
 
     var isOpen: Bool { openChannel.withLockedValue { $0?.isActive ?? false } }
 
+    func abort() { openChannel.withLockedValue { $0?.close(promise: nil) } }
+
     init(
         url: DrainURL, group: any EventLoopGroup, connectTimeout: TimeAmount = .seconds(10),
         requestTimeout: TimeAmount = .seconds(30)

@@ -23,6 +23,8 @@ final class SyslogDatagramTransport: DrainTransport, @unchecked Sendable {
 
     var isOpen: Bool { openChannel.withLockedValue { $0?.isActive ?? false } }
 
+    func abort() { openChannel.withLockedValue { $0?.close(promise: nil) } }
+
     init(url: DrainURL, group: any EventLoopGroup) {
         self.url = url
         self.group = group

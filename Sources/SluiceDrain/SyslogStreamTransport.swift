@@ -22,6 +22,7 @@ final class SyslogStreamTransport: DrainTransport, @unchecked Sendable {
     private let group: any EventLoopGroup
     private let tls: NIOSSLContext?
     private let connectTimeout: TimeAmount
+    private let writeTimeout: TimeAmount
     private var channel: (any Channel)? {
         get { openChannel.withLockedValue { $0 } }
         set { openChannel.withLockedValue { $0 = newValue } }
@@ -30,10 +31,16 @@ final class SyslogStreamTransport: DrainTransport, @unchecked Sendable {
 
     var isOpen: Bool { openChannel.withLockedValue { $0?.isActive ?? false } }
 
-    init(url: DrainURL, group: any EventLoopGroup, connectTimeout: TimeAmount = .seconds(10)) throws {
+    func abort() { openChannel.withLockedValue { $0?.close(promise: nil) } }
+
+    init(
+        url: DrainURL, group: any EventLoopGroup, connectTimeout: TimeAmount = .seconds(10),
+        writeTimeout: TimeAmount = .seconds(30)
+    ) throws {
         self.url = url
         self.group = group
         self.connectTimeout = connectTimeout
+        self.writeTimeout = writeTimeout
         self.tls = url.scheme == .syslogTLS ? try url.tlsContext() : nil
     }
 
@@ -45,6 +52,10 @@ final class SyslogStreamTransport: DrainTransport, @unchecked Sendable {
             buffer.writeInteger(UInt8(ascii: " "))
             buffer.writeBytes(line)
         }
+        // An endpoint that stops reading would hold the batch forever: past
+        // the timeout the connection is dropped and the batch tried again.
+        let timeout = channel.eventLoop.scheduleTask(in: writeTimeout) { channel.close(promise: nil) }
+        defer { timeout.cancel() }
         do {
             try await channel.writeAndFlush(buffer)
         } catch {

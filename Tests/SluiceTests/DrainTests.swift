@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import SluiceBindings
 import SluiceCLI
 import SluiceDrain
@@ -234,6 +235,56 @@ import Testing
             return Self.droppedCount(notices.map { String(decoding: $0.log.payload, as: UTF8.self) }) == 5
         })
         try await collector.stop()
+        await bed.shutdown()
+    }
+
+    /// One drain's endpoint takes the connection but never reads. It fills,
+    /// its drain drops and counts; the app's other drain and its tail get
+    /// every line.
+    @Test func aStalledDrainSlowsNothingElse() async throws {
+        let bed = try await Bed.start()
+        let stalled = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelOption(.autoRead, value: false)
+            .childChannelOption(.socketOption(.so_rcvbuf), value: 4096)
+            .bind(host: "127.0.0.1", port: 0).get()
+        let receiver = try RsyslogReceiver.start(mode: .tcp, directory: bed.directory)
+        let app = "drain-stalled"
+        let stuck = try await bed.add(app: app, url: "syslog://127.0.0.1:\(stalled.localAddress!.port!)", name: "stuck")
+        let working = try await bed.add(app: app, url: "syslog://127.0.0.1:\(receiver.port)", name: "working")
+        let received = Received()
+        let tail = try await bed.cluster.tail(app: app, into: received)
+        // More than the stuck drain's queue and the socket buffers hold.
+        let total = 30_000
+        let long = String(repeating: "y", count: 300)
+        try await bed.cluster.emit(app: app, lines: (0..<total).map { "\($0) \(long)" })
+        let lines = try await receiver.waitForLines(total, timeout: .seconds(60))
+        #expect(lines.count == total)
+        #expect(await received.wait(for: total, timeout: .seconds(60)))
+        let dropped = bed.cluster.metric("sluice_server_drain_envelopes_dropped_total{drain=\"\(stuck.id)\"}") ?? 0
+        #expect(dropped > 0, "the stuck drain dropped \(dropped)")
+        #expect(bed.cluster.metric("sluice_server_drain_envelopes_dropped_total{drain=\"\(working.id)\"}") == 0)
+        await tail.close()
+        try await stalled.close()
+        receiver.stop()
+        await bed.shutdown()
+    }
+
+    /// The server that owns the app goes away; the stand-in server that takes
+    /// its lines drains them.
+    @Test func theStandInServerDrainsAfterAFailover() async throws {
+        let bed = try await Bed.start()
+        let receiver = try RsyslogReceiver.start(mode: .tcp, directory: bed.directory)
+        let app = "drain-failover"
+        _ = try await bed.add(app: app, url: "syslog://127.0.0.1:\(receiver.port)")
+        try await bed.cluster.emit(app: app, lines: Self.lines(100))
+        _ = try await receiver.waitForLines(100, timeout: .seconds(30))
+        let owner = try #require(bed.cluster.servers.firstIndex { $0.store.totals.apps > 0 })
+        await bed.cluster.drains[owner].shutdown()
+        try await bed.cluster.servers[owner].shutdown()
+        try await bed.cluster.emit(app: app, lines: Self.lines(100, from: 100))
+        let lines = try await receiver.waitForLines(200, timeout: .seconds(30))
+        #expect(lines.map { $0.components(separatedBy: " - - ").last! } == Self.lines(200))
+        receiver.stop()
         await bed.shutdown()
     }
 
