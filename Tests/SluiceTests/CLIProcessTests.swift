@@ -48,6 +48,33 @@ struct CLIProcessTests {
         let after = try await runSluice(["logs", "up-app", "--recent"], environment: environment)
         #expect(after.stdout.hasSuffix(" [APP/PROC/WEB/0] OUT through the agent\n"), "\(after.stdout)")
 
+        // Drains: bound with the CLI, kept in $SLUICE_HOME/bindings.sqlite,
+        // run by the cluster's servers.
+        let receiver = try RsyslogReceiver.start(mode: .tcp, directory: home.appendingPathComponent("rsyslog"))
+        defer { receiver.stop() }
+        let add = try await runSluice(
+            ["drains", "add", "up-app", "syslog://user:s3cret@127.0.0.1:\(receiver.port)", "--name", "local"],
+            environment: environment)
+        #expect(add.status == 0, "\(add.stderr)")
+        #expect(add.stdout.contains("Added drain local") && !add.stdout.contains("s3cret"), "\(add.stdout)")
+        #expect(FileManager.default.fileExists(atPath: home.appendingPathComponent("bindings.sqlite").path))
+        let list = try await runSluice(["drains", "list", "up-app"], environment: environment)
+        #expect(list.stdout.contains("syslog://***@127.0.0.1:\(receiver.port)") && !list.stdout.contains("s3cret"))
+        let bad = try await runSluice(["drains", "add", "up-app", "syslog://h:0"], environment: environment)
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("422") && bad.stderr.contains("port"), "\(bad.stderr)")
+        // Servers poll SQLite; once the drain runs, a line emitted reaches rsyslog.
+        var drained: [String] = []
+        for attempt in 0..<20 where drained.isEmpty {
+            _ = try await runSluice(["emit", "--app", "up-app", "to the drain \(attempt)"], environment: environment)
+            drained = (try? await receiver.waitForLines(1, timeout: .milliseconds(500))) ?? []
+        }
+        #expect(drained.first?.contains(" up-app up-app [APP/PROC/WEB/0] - - to the drain ") == true, "\(drained)")
+        let remove = try await runSluice(["drains", "remove", "up-app", "local"], environment: environment)
+        #expect(remove.status == 0, "\(remove.stderr)")
+        let empty = try await runSluice(["drains", "list"], environment: environment)
+        #expect(empty.stdout == "No drains.\n", "\(empty.stdout)")
+
         process.terminate()  // SIGTERM
         process.waitUntilExit()
         #expect(process.terminationReason == .exit)
