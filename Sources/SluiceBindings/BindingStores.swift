@@ -11,4 +11,9 @@ public enum BindingStores {
         }
         return try SQLiteBindingStore(path: spec)
     }
+
+    /// A `--bindings` value fit to print: a URL's password hidden.
+    public static func redacted(_ spec: String) -> String {
+        spec.hasPrefix("postgres") ? PostgresBindingStore.redacted(spec) : spec
+    }
 }

@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Logging
+import NIOSSL
 import PostgresNIO
 
 /// Bindings in PostgreSQL, for a real cluster: controllers write, buffer
@@ -39,10 +40,16 @@ public final class PostgresBindingStore: BindingStore {
         let database = url.path.hasPrefix("/") ? String(url.path.dropFirst()) : url.path
         let sslmode = URLComponents(string: text)?.queryItems?.first { $0.name == "sslmode" }?.value ?? "prefer"
         let tls: PostgresClient.Configuration.TLS
+        // As libpq: prefer and require encrypt without checking the
+        // certificate (Debian's stock server has a self-signed one);
+        // verify-full checks it against the system's roots.
+        var unverified = TLSConfiguration.makeClientConfiguration()
+        unverified.certificateVerification = .none
         switch sslmode {
         case "disable": tls = .disable
-        case "require", "verify-full": tls = .require(.makeClientConfiguration())
-        default: tls = .prefer(.makeClientConfiguration())
+        case "require": tls = .require(unverified)
+        case "verify-full", "verify-ca": tls = .require(.makeClientConfiguration())
+        default: tls = .prefer(unverified)
         }
         return PostgresClient.Configuration(
             host: host, port: url.port ?? 5432, username: url.user ?? "postgres", password: url.password,

@@ -21,7 +21,21 @@ public final class SQLiteBindingStore: BindingStore {
         // writes rather than failing at once.
         configuration.busyMode = .timeout(5)
         pool = try DatabasePool(path: path, configuration: configuration)
-        try Self.migrator.migrate(pool)
+        // Processes started together (a controller and its servers) may
+        // migrate a new file at once: the one that loses the race fails
+        // on tables the other just made, and on a second look finds the
+        // migration applied.
+        var attempt = 0
+        while true {
+            do {
+                try Self.migrator.migrate(pool)
+                break
+            } catch {
+                attempt += 1
+                if attempt == 5 { throw error }
+                usleep(UInt32(50_000 * attempt))
+            }
+        }
     }
 
     static var migrator: DatabaseMigrator {

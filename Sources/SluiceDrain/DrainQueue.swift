@@ -19,6 +19,8 @@ public struct DrainQueue {
     }
 
     public let capacity: Int
+    /// Bytes held at most; past it the oldest go, as past `capacity`.
+    public let capacityBytes: Int
     private var entries = Deque<ByteBuffer>()
     private var bytes = 0
     /// Envelopes that ever left the front, sent or dropped.
@@ -27,6 +29,9 @@ public struct DrainQueue {
     private var inFlightEnd: Int? = nil
     /// Envelopes of the batch out that overflow pushed out of the queue.
     private var inFlightEvicted = 0
+    /// After a failed send: how many at the front were that batch, so the
+    /// next send is the same batch again (an HTTPS retry keeps its frame id).
+    private var retryLength: Int? = nil
     /// Dropped and not yet told to the app's readers.
     public private(set) var unreported = 0
     /// When the first of `unreported` was dropped (ns since 1970).
@@ -36,9 +41,10 @@ public struct DrainQueue {
     /// Envelopes ever appended: a waiter can tell whether any came.
     public private(set) var appendedTotal = 0
 
-    public init(capacity: Int) {
-        precondition(capacity > 0)
+    public init(capacity: Int, capacityBytes: Int = .max) {
+        precondition(capacity > 0 && capacityBytes > 0)
         self.capacity = capacity
+        self.capacityBytes = capacityBytes
     }
 
     public var count: Int { entries.count }
@@ -54,12 +60,15 @@ public struct DrainQueue {
         if entries.isEmpty { waitingSinceNanos = now }
         for envelope in envelopes {
             appendedTotal += 1
-            if entries.count == capacity {
+            while !entries.isEmpty
+                && (entries.count == capacity || bytes + envelope.readableBytes > capacityBytes)
+            {
                 bytes -= entries.removeFirst().readableBytes
                 if let end = inFlightEnd, removed < end {
                     inFlightEvicted += 1
                 } else {
                     dropped += 1
+                    if let length = retryLength { retryLength = length > 1 ? length - 1 : nil }
                 }
                 removed += 1
             }
@@ -74,6 +83,8 @@ public struct DrainQueue {
     /// one), to send now; they stay queued until `finishSend`.
     public mutating func beginSend(maxCount: Int, maxBytes: Int) -> [ByteBuffer] {
         precondition(inFlightEnd == nil, "one batch at a time")
+        let maxCount = min(maxCount, retryLength ?? .max)
+        retryLength = nil
         var taken: [ByteBuffer] = []
         var size = 0
         for envelope in entries {
@@ -88,7 +99,8 @@ public struct DrainQueue {
         return taken
     }
 
-    /// Settles the batch out; returns how many envelopes it dropped.
+    /// Settles the batch out; returns how many envelopes it dropped (for a
+    /// retry: how many of it overflow pushed out, so that it changed).
     @discardableResult
     public mutating func finishSend(_ outcome: Outcome, now: Int64) -> Int {
         guard let end = inFlightEnd else { return 0 }
@@ -100,6 +112,7 @@ public struct DrainQueue {
             removeFront(stillQueued)
         case .retry:
             dropped = inFlightEvicted
+            retryLength = stillQueued > 0 ? stillQueued : nil
         case .rejected:
             removeFront(stillQueued)
             dropped = stillQueued + inFlightEvicted
@@ -115,6 +128,7 @@ public struct DrainQueue {
         let count = entries.count
         removeFront(count)
         inFlightEnd = nil
+        retryLength = nil
         return count
     }
 

@@ -16,6 +16,8 @@ import SluiceWire
 public final class DrainRunner: @unchecked Sendable {
     public struct Settings: Sendable {
         public var queueCapacity: Int
+        /// Bytes one drain holds at most (envelopes as stored).
+        public var queueBytes: Int
         public var minBackoff: Duration
         public var maxBackoff: Duration
         /// Least time between two drop notices of one drain.
@@ -25,10 +27,11 @@ public final class DrainRunner: @unchecked Sendable {
         public var noticeDelay: Duration
 
         public init(
-            queueCapacity: Int = 10_000, minBackoff: Duration = .seconds(1), maxBackoff: Duration = .seconds(60),
+            queueCapacity: Int = 10_000, queueBytes: Int = 64 * 1024 * 1024, minBackoff: Duration = .seconds(1), maxBackoff: Duration = .seconds(60),
             noticeInterval: Duration = .seconds(10), noticeDelay: Duration = .seconds(1)
         ) {
             self.queueCapacity = queueCapacity
+            self.queueBytes = queueBytes
             self.minBackoff = minBackoff
             self.maxBackoff = maxBackoff
             self.noticeInterval = noticeInterval
@@ -53,6 +56,7 @@ public final class DrainRunner: @unchecked Sendable {
     private let lock = NIOLock()
     private var queue: DrainQueue
     private var waiter: CheckedContinuation<Void, Never>?
+    private var timer: Scheduled<Void>?
     private var stopped = false
     private var connected = false
     private var lastNoticeNanos: Int64 = 0
@@ -74,7 +78,7 @@ public final class DrainRunner: @unchecked Sendable {
         self.settings = settings
         self.report = report
         self.loop = group.next()
-        self.queue = DrainQueue(capacity: settings.queueCapacity)
+        self.queue = DrainQueue(capacity: settings.queueCapacity, capacityBytes: settings.queueBytes)
         self.formatter = DrainFormatter(hostname: url.hostname)
         var logger = logger
         logger[metadataKey: "drain"] = "\(id)"
@@ -165,20 +169,30 @@ public final class DrainRunner: @unchecked Sendable {
             case .rejected:
                 batchID &+= 1
             case .retry:
-                await pause(Self.jittered(backoff))
+                // The same batch goes again under the same id, unless
+                // overflow took some of it meanwhile.
+                if lost > 0 { batchID &+= 1 }
+                await pause(min(Self.jittered(backoff), settings.maxBackoff))
                 backoff = min(backoff * 2, settings.maxBackoff)
             }
         }
         await transport.close()
     }
 
-    /// Stops the task; what is still queued is discarded.
+    /// Stops the task; what is still queued is discarded, counted as
+    /// dropped and logged (the app's stream may be going away with it).
     public func stop() {
-        let wake: CheckedContinuation<Void, Never>? = lock.withLock {
+        let (wake, discarded, unreported): (CheckedContinuation<Void, Never>?, Int, Int) = lock.withLock {
             stopped = true
-            _ = queue.removeAll()
+            let discarded = queue.removeAll()
             defer { waiter = nil }
-            return waiter
+            return (waiter, discarded, queue.takeUnreported().count)
+        }
+        if discarded > 0 { dropped.increment(by: discarded) }
+        if discarded + unreported > 0 {
+            logger.warning(
+                "drain stopped with lines it could not deliver",
+                metadata: ["discarded": "\(discarded)", "dropped_unreported": "\(unreported)", "url": "\(url.redacted)"])
         }
         wake?.resume()
         // A send waiting on an endpoint that stopped reading ends now.
@@ -190,7 +204,10 @@ public final class DrainRunner: @unchecked Sendable {
     private func takeBatch() -> (batch: [ByteBuffer]?, wait: Duration, appended: Int) {
         let delay = transport.batchDelay
         return lock.withLock {
-            guard !queue.isEmpty else { return (nil, .seconds(1), queue.appendedTotal) }
+            // Idle: only a drop notice falls due without an enqueue.
+            guard !queue.isEmpty else {
+                return (nil, queue.unreported > 0 ? .seconds(1) : .seconds(60), queue.appendedTotal)
+            }
             if delay > .zero && queue.count < transport.maxBatchCount && queue.queuedBytes < transport.maxBatchBytes {
                 let age = Duration.nanoseconds(CFLogFormat.nowNanos() - queue.waitingSinceNanos)
                 if age < delay { return (nil, delay - age, queue.appendedTotal) }
@@ -214,13 +231,18 @@ public final class DrainRunner: @unchecked Sendable {
                 continuation.resume()
                 return
             }
-            loop.scheduleTask(in: .nanoseconds(max(nanos, 1_000_000))) { [self] in
+            let timer = loop.scheduleTask(in: .nanoseconds(max(nanos, 1_000_000))) { [self] in
                 let wake: CheckedContinuation<Void, Never>? = lock.withLock {
                     defer { waiter = nil }
                     return waiter
                 }
                 wake?.resume()
             }
+            lock.withLock { self.timer = timer }
+        }
+        lock.withLock {
+            timer?.cancel()
+            timer = nil
         }
     }
 

@@ -26,10 +26,28 @@ final class HTTPSDrainTransport: DrainTransport, @unchecked Sendable {
         set { openChannel.withLockedValue { $0 = newValue } }
     }
     private let openChannel = NIOLockedValueBox<(any Channel)?>(nil)
+    /// Set by `abort`: no connection is made or kept after it.
+    private let aborted = NIOLockedValueBox(false)
 
     var isOpen: Bool { openChannel.withLockedValue { $0?.isActive ?? false } }
 
-    func abort() { openChannel.withLockedValue { $0?.close(promise: nil) } }
+    func abort() {
+        aborted.withLockedValue { $0 = true }
+        openChannel.withLockedValue { $0?.close(promise: nil) }
+    }
+
+    /// Keeps a new connection unless `abort` came while it was being made.
+    private func adopt(_ channel: any Channel) throws {
+        let kept = openChannel.withLockedValue { open -> Bool in
+            guard !aborted.withLockedValue({ $0 }) else { return false }
+            open = channel
+            return true
+        }
+        if !kept {
+            channel.close(promise: nil)
+            throw DrainSendError(reason: "the drain was stopped")
+        }
+    }
 
     init(
         url: DrainURL, group: any EventLoopGroup, connectTimeout: TimeAmount = .seconds(10),
@@ -51,14 +69,15 @@ final class HTTPSDrainTransport: DrainTransport, @unchecked Sendable {
             body.writeBytes(line)
         }
         var headers = HTTPHeaders()
-        headers.add(name: "Host", value: url.port == 443 ? url.host : "\(url.host):\(url.port)")
+        let host = url.host.contains(":") ? "[\(url.host)]" : url.host
+        headers.add(name: "Host", value: url.port == 443 ? host : "\(host):\(url.port)")
         headers.add(name: "User-Agent", value: "sluice")
         headers.add(name: "Content-Type", value: "application/logplex-1")
         headers.add(name: "Content-Length", value: String(body.readableBytes))
         headers.add(name: "Logplex-Msg-Count", value: String(lines.count))
         headers.add(name: "Logplex-Frame-Id", value: String(batchID, radix: 16))
-        if let userInfo = url.userInfo {
-            headers.add(name: "Authorization", value: "Basic " + Data(userInfo.utf8).base64EncodedString())
+        if let credentials = basicCredentials {
+            headers.add(name: "Authorization", value: "Basic " + Data(credentials.utf8).base64EncodedString())
         }
         let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: url.requestTarget, headers: headers)
         let promise = channel.eventLoop.makePromise(of: HTTPResponseHead.self)
@@ -86,13 +105,24 @@ final class HTTPSDrainTransport: DrainTransport, @unchecked Sendable {
         switch response.status.code {
         case 200..<300:
             return
-        case 429, 500..<600:
-            throw DrainSendError(reason: "\(url.redacted) answered \(response.status.code) \(response.status.reasonPhrase)")
-        default:
+        case 400..<429, 430..<500:
             throw DrainSendError(
                 reason: "\(url.redacted) refused the batch: \(response.status.code) \(response.status.reasonPhrase)",
                 permanent: true)
+        default:
+            // 5xx, 429, and anything else a collector should not answer.
+            throw DrainSendError(reason: "\(url.redacted) answered \(response.status.code) \(response.status.reasonPhrase)")
         }
+    }
+
+    /// `user:password` for Basic auth, each part percent-decoded as URLs
+    /// carry them.
+    private var basicCredentials: String? {
+        guard let userInfo = url.userInfo else { return nil }
+        let parts = userInfo.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+        let user = URIQuery.percentDecode(parts[0]) ?? String(parts[0])
+        let password = parts.count > 1 ? (URIQuery.percentDecode(parts[1]) ?? String(parts[1])) : ""
+        return "\(user):\(password)"
     }
 
     private func connected() async throws -> any Channel {
@@ -115,7 +145,7 @@ final class HTTPSDrainTransport: DrainTransport, @unchecked Sendable {
                 }
                 .connect(host: url.host, port: url.port)
                 .get()
-            self.channel = channel
+            try adopt(channel)
             return channel
         } catch {
             throw DrainSendError(reason: "connecting to \(url.redacted) failed: \(error)")

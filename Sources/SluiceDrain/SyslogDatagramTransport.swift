@@ -20,10 +20,28 @@ final class SyslogDatagramTransport: DrainTransport, @unchecked Sendable {
         set { openChannel.withLockedValue { $0 = newValue } }
     }
     private let openChannel = NIOLockedValueBox<(any Channel)?>(nil)
+    /// Set by `abort`: no connection is made or kept after it.
+    private let aborted = NIOLockedValueBox(false)
 
     var isOpen: Bool { openChannel.withLockedValue { $0?.isActive ?? false } }
 
-    func abort() { openChannel.withLockedValue { $0?.close(promise: nil) } }
+    func abort() {
+        aborted.withLockedValue { $0 = true }
+        openChannel.withLockedValue { $0?.close(promise: nil) }
+    }
+
+    /// Keeps a new connection unless `abort` came while it was being made.
+    private func adopt(_ channel: any Channel) throws {
+        let kept = openChannel.withLockedValue { open -> Bool in
+            guard !aborted.withLockedValue({ $0 }) else { return false }
+            open = channel
+            return true
+        }
+        if !kept {
+            channel.close(promise: nil)
+            throw DrainSendError(reason: "the drain was stopped")
+        }
+    }
 
     init(url: DrainURL, group: any EventLoopGroup) {
         self.url = url
@@ -59,7 +77,7 @@ final class SyslogDatagramTransport: DrainTransport, @unchecked Sendable {
                     }
                 }
                 .connect(host: url.host, port: url.port).get()
-            self.channel = channel
+            try adopt(channel)
             return channel
         } catch {
             throw DrainSendError(reason: "resolving \(url.redacted) failed: \(error)")

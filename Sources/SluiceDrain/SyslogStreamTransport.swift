@@ -28,10 +28,28 @@ final class SyslogStreamTransport: DrainTransport, @unchecked Sendable {
         set { openChannel.withLockedValue { $0 = newValue } }
     }
     private let openChannel = NIOLockedValueBox<(any Channel)?>(nil)
+    /// Set by `abort`: no connection is made or kept after it.
+    private let aborted = NIOLockedValueBox(false)
 
     var isOpen: Bool { openChannel.withLockedValue { $0?.isActive ?? false } }
 
-    func abort() { openChannel.withLockedValue { $0?.close(promise: nil) } }
+    func abort() {
+        aborted.withLockedValue { $0 = true }
+        openChannel.withLockedValue { $0?.close(promise: nil) }
+    }
+
+    /// Keeps a new connection unless `abort` came while it was being made.
+    private func adopt(_ channel: any Channel) throws {
+        let kept = openChannel.withLockedValue { open -> Bool in
+            guard !aborted.withLockedValue({ $0 }) else { return false }
+            open = channel
+            return true
+        }
+        if !kept {
+            channel.close(promise: nil)
+            throw DrainSendError(reason: "the drain was stopped")
+        }
+    }
 
     init(
         url: DrainURL, group: any EventLoopGroup, connectTimeout: TimeAmount = .seconds(10),
@@ -87,11 +105,20 @@ final class SyslogStreamTransport: DrainTransport, @unchecked Sendable {
                 }
                 .connect(host: url.host, port: url.port)
                 .get()
+            try adopt(channel)
             // A certificate that does not verify fails here, with its reason,
-            // rather than in a later write.
-            try await channel.pipeline.handler(type: DrainConnectionHandler.self).flatMap { $0.ready.futureResult }
-                .get()
-            self.channel = channel
+            // rather than in a later write; a handshake that never ends is
+            // cut off like a connect that never ends.
+            let deadline = channel.eventLoop.scheduleTask(in: connectTimeout) { channel.close(promise: nil) }
+            defer { deadline.cancel() }
+            do {
+                try await channel.pipeline.handler(type: DrainConnectionHandler.self).flatMap { $0.ready.futureResult }
+                    .get()
+            } catch {
+                self.channel = nil
+                channel.close(promise: nil)
+                throw error
+            }
             return channel
         } catch {
             throw DrainSendError(reason: "connecting to \(url.redacted) failed: \(error)")

@@ -128,7 +128,7 @@ public final class EnvelopeStore: @unchecked Sendable {
                     totalBytes -= app.removeOldest()
                 }
                 stored += 1
-                if !currentDrains.isEmpty { drainWork.append(envelope, to: currentDrains) }
+                if !currentDrains.isEmpty && fields.isLog { drainWork.append(envelope, to: currentDrains) }
                 for subscriber in currentSubscribers {
                     if subscriber.pending.isEmpty { touched.append(subscriber) }
                     if !parts.isEmpty {
@@ -274,28 +274,39 @@ public final class EnvelopeStore: @unchecked Sendable {
     }
 }
 
-/// Envelopes of one ingested batch gathered for drains, copied into one
-/// buffer, and queued to each drain in one call.
+/// Envelopes of one ingested batch gathered for drains: each drain gets
+/// its own copy, in one buffer per drain per batch, so that what a slow
+/// drain holds keeps only its own app's envelopes alive.
 struct DrainWork {
-    private var bytes = ByteBuffer()
-    private var entries: [(runners: [DrainRunner], start: Int, length: Int)] = []
+    private var work: [(runner: DrainRunner, bytes: ByteBuffer, lengths: [Int])] = []
+    /// The entries of `work` for the app being scanned.
+    private var current: [Int] = []
+    private var currentRunners: [DrainRunner] = []
 
     mutating func append(_ envelope: UnsafeRawBufferPointer, to runners: [DrainRunner]) {
-        let start = bytes.writerIndex
-        bytes.writeBytes(envelope)
-        entries.append((runners, start, envelope.count))
-    }
-
-    /// One `enqueue` per drain, with slices of the shared buffer.
-    func enqueue() {
-        guard !entries.isEmpty else { return }
-        var perRunner: [ObjectIdentifier: (runner: DrainRunner, envelopes: [ByteBuffer])] = [:]
-        for entry in entries {
-            let slice = bytes.getSlice(at: entry.start, length: entry.length)!
-            for runner in entry.runners {
-                perRunner[ObjectIdentifier(runner), default: (runner, [])].envelopes.append(slice)
+        if currentRunners.count != runners.count || !zip(currentRunners, runners).allSatisfy({ $0 === $1 }) {
+            currentRunners = runners
+            current = runners.map { runner in
+                if let index = work.firstIndex(where: { $0.runner === runner }) { return index }
+                work.append((runner, ByteBuffer(), []))
+                return work.count - 1
             }
         }
-        for (_, work) in perRunner { work.runner.enqueue(work.envelopes) }
+        for index in current {
+            work[index].bytes.writeBytes(envelope)
+            work[index].lengths.append(envelope.count)
+        }
+    }
+
+    /// One `enqueue` per drain, with slices of its buffer.
+    func enqueue() {
+        for entry in work {
+            var offset = 0
+            let slices = entry.lengths.map { length in
+                defer { offset += length }
+                return entry.bytes.getSlice(at: offset, length: length)!
+            }
+            entry.runner.enqueue(slices)
+        }
     }
 }

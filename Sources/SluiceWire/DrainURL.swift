@@ -64,6 +64,9 @@ public struct DrainURL: Hashable, Sendable, CustomStringConvertible {
             throw Invalid(reason: "unknown scheme '\(schemeText)': use \(Self.schemeList)")
         }
         var rest = parts[1]
+        // A password with a raw '/', '?' or '#' ends the authority early:
+        // what follows must not be quoted back in a reason, which is shown.
+        let mayHoldSecret = rest.contains("@")
         var queryText: Substring = ""
         if let mark = rest.firstIndex(of: "?") {
             queryText = rest[rest.index(after: mark)...]
@@ -99,12 +102,18 @@ public struct DrainURL: Hashable, Sendable, CustomStringConvertible {
         }
         guard !host.isEmpty else { throw Invalid(reason: "the URL has no host") }
         guard host.allSatisfy({ $0.isASCII && !$0.isWhitespace && $0 != "%" }) else {
-            throw Invalid(reason: "the host '\(host)' is not a host name or address")
+            throw Invalid(
+                reason: mayHoldSecret
+                    ? "the host is not a host name or address (a '/', '?' or '#' in a password must be percent-encoded)"
+                    : "the host '\(host)' is not a host name or address")
         }
         var port = scheme.defaultPort
         if let portText {
             guard let value = Int(portText), (1...65535).contains(value) else {
-                throw Invalid(reason: "the port must be a number from 1 to 65535, not '\(portText)'")
+                throw Invalid(
+                    reason: mayHoldSecret
+                        ? "the port must be a number from 1 to 65535 (a '/', '?' or '#' in a password must be percent-encoded)"
+                        : "the port must be a number from 1 to 65535, not '\(portText)'")
             }
             port = value
         }

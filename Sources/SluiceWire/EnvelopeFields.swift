@@ -1,14 +1,18 @@
-/// The two envelope fields Sluice reads without decoding: `source_id` (the
-/// routing key, field 2) and `timestamp` (field 1, for time-ordered merges).
+/// The envelope fields Sluice reads without decoding: `source_id` (the
+/// routing key, field 2), `timestamp` (field 1, for time-ordered merges),
+/// and whether it is a Log (field 4: only logs go to drains).
 public struct EnvelopeFields: Hashable, Sendable {
     /// Byte range of `source_id` within the envelope's bytes; empty if absent.
     public var sourceID: Range<Int>
     /// Nanoseconds since the epoch; 0 if absent.
     public var timestamp: Int64
+    /// Whether the envelope's message is a Log.
+    public var isLog: Bool
 
-    public init(sourceID: Range<Int>, timestamp: Int64) {
+    public init(sourceID: Range<Int>, timestamp: Int64, isLog: Bool = false) {
         self.sourceID = sourceID
         self.timestamp = timestamp
+        self.isLog = isLog
     }
 
     /// Walks the top level of one envelope, checking its structure, and
@@ -17,6 +21,7 @@ public struct EnvelopeFields: Hashable, Sendable {
         var reader = ProtoReader(envelope)
         var sourceID = 0..<0
         var timestamp: Int64 = 0
+        var isLog = false
         while let (field, wireType) = try reader.readTag() {
             switch (field, wireType) {
             case (1, .varint):
@@ -26,10 +31,13 @@ public struct EnvelopeFields: Hashable, Sendable {
             case (1, _), (2, _):
                 throw WireError(.malformedBatch, "envelope field \(field) has wire type \(wireType.rawValue)")
             default:
+                // The message oneof: log 4, counter 5, gauge 6, timer 7,
+                // event 10; a later one replaces an earlier one.
+                if (4...7).contains(field) || field == 10 { isLog = field == 4 }
                 try reader.skip(wireType)
             }
         }
-        return EnvelopeFields(sourceID: sourceID, timestamp: timestamp)
+        return EnvelopeFields(sourceID: sourceID, timestamp: timestamp, isLog: isLog)
     }
 }
 

@@ -95,7 +95,7 @@ struct ControllerCommand: AsyncParsableCommand {
         do {
             settings.bindings = try await BindingStores.open(bindingsSpec, logger: logger)
         } catch {
-            throw ValidationError("--bindings \(bindingsSpec): \(error)")
+            throw ValidationError("--bindings \(BindingStores.redacted(bindingsSpec)): \(error)")
         }
         let controller = Controller(configuration: settings, logger: logger, registry: PrometheusCollectorRegistry())
         try await controller.bind()

@@ -78,7 +78,7 @@ struct ServerCommand: AsyncParsableCommand {
         do {
             store = try await BindingStores.open(bindingsSpec, logger: logger)
         } catch {
-            throw ValidationError("--bindings \(bindingsSpec): \(error)")
+            throw ValidationError("--bindings \(BindingStores.redacted(bindingsSpec)): \(error)")
         }
         let drains = DrainManager(
             store: server.store, bindings: store, settings: .init(queueCapacity: drainQueue), logger: logger)

@@ -84,7 +84,7 @@ struct UpCommand: AsyncParsableCommand {
         do {
             bindings = try await BindingStores.open(bindingsPath, logger: logger)
         } catch {
-            throw ValidationError("--bindings \(bindingsPath): \(error)")
+            throw ValidationError("--bindings \(BindingStores.redacted(bindingsPath)): \(error)")
         }
         let local = LocalCluster(config: cluster, agent: agent, bindings: bindings, logger: logger)
         let endpoints = try await local.start()

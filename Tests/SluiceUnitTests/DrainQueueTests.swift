@@ -76,4 +76,27 @@ import Testing
         queue.finishSend(.delivered, now: 0)
         #expect(Self.strings(queue.beginSend(maxCount: 10, maxBytes: 4)) == ["e0", "e1"])
     }
+
+    /// A failed batch is sent again as the same batch, even if more came
+    /// meanwhile; a subset if overflow took its oldest.
+    @Test func aRetryIsTheSameBatch() {
+        var queue = DrainQueue(capacity: 5)
+        queue.append(contentsOf: Self.envelopes(0..<3), now: 0)
+        _ = queue.beginSend(maxCount: 10, maxBytes: 1000)
+        #expect(queue.finishSend(.retry, now: 0) == 0)
+        queue.append(contentsOf: Self.envelopes(3..<5), now: 0)
+        #expect(Self.strings(queue.beginSend(maxCount: 10, maxBytes: 1000)) == ["e0", "e1", "e2"])
+        queue.finishSend(.retry, now: 0)
+        queue.append(contentsOf: Self.envelopes(5..<6), now: 0)
+        #expect(Self.strings(queue.beginSend(maxCount: 10, maxBytes: 1000)) == ["e1", "e2"])
+        queue.finishSend(.delivered, now: 0)
+        #expect(Self.strings(queue.beginSend(maxCount: 10, maxBytes: 1000)) == ["e3", "e4", "e5"])
+    }
+
+    @Test func theByteCapacityDropsTheOldestToo() {
+        var queue = DrainQueue(capacity: 100, capacityBytes: 6)
+        #expect(queue.append(contentsOf: Self.envelopes(0..<5), now: 0) == 2)
+        #expect(queue.queuedBytes == 6)
+        #expect(Self.strings(queue.beginSend(maxCount: 10, maxBytes: 1000)) == ["e2", "e3", "e4"])
+    }
 }

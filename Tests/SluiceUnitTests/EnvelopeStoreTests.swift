@@ -1,5 +1,7 @@
 import Foundation
+import Logging
 import NIOCore
+import SluiceDrain
 import NIOEmbedded
 import SluiceProto
 import SluiceTransport
@@ -332,5 +334,29 @@ import Testing
         let envelopes = try Self.streamEnvelopes(deliveries[0], id: 3)
         #expect(envelopes.count == 2)
         #expect(envelopes.first?.tags["sluice_notice"] == "dropped")
+    }
+}
+
+/// What the store hands to an app's drains: its Log envelopes, in order;
+/// not other apps', not metrics, not Sluice's own notices.
+@Suite struct EnvelopeStoreDrainTests {
+    @Test func drainsGetTheirAppsLogsOnly() throws {
+        let store = EnvelopeStore()
+        // Never run: the runner only queues, which is what is checked.
+        let runner = try DrainRunner(
+            id: "d1", app: "a", name: "d1", url: DrainURL(parsing: "syslog://127.0.0.1:9"), logger: Logger(label: "test"),
+            report: { _, _ in })
+        store.setDrains(["a": [runner]])
+        _ = try store.ingest(
+            Make.batch([
+                Make.log(app: "a", "one"), Make.counter(app: "a"), Make.log(app: "b", "other app"),
+                Make.log(app: "a", "two"),
+            ]))
+        store.ingestNotice(app: "a", text: "a notice for readers")
+        #expect(runner.queuedCount == 2)
+        store.setDrains([:])
+        _ = try store.ingest(Make.batch([Make.log(app: "a", "after removal")]))
+        #expect(runner.queuedCount == 2)
+        #expect(store.totals.envelopes == 6)
     }
 }

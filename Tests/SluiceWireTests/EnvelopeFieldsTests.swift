@@ -64,6 +64,7 @@ func batchRecord(_ envelope: [UInt8]) -> [UInt8] {
         let fields = try scan(bytes)
         #expect(sourceBytes(bytes, fields) == Array("6d6b4f3c-app".utf8))
         #expect(fields.timestamp == 1_541_999_631_950_000_000)
+        #expect(fields.isLog)
     }
 
     @Test func envelopeWithoutTags() throws {
@@ -80,6 +81,7 @@ func batchRecord(_ envelope: [UInt8]) -> [UInt8] {
         let fields = try scan(bytes)
         #expect(sourceBytes(bytes, fields) == Array(envelope.sourceID.utf8))
         #expect(fields.timestamp == envelope.timestamp)
+        #expect(fields.isLog == (envelope.message.map { if case .log = $0 { true } else { false } } ?? false))
     }
 
     @Test func payloadThatLooksLikeFieldsIsSkipped() throws {
