@@ -48,7 +48,9 @@ public final class DrainRunner: @unchecked Sendable {
     public let url: DrainURL
     private let settings: Settings
     private let transport: any DrainTransport
-    private let formatter: DrainFormatter
+    /// Used by the run task only.
+    private var writer: DrainLineWriter
+    private var scratch: [UInt8] = []
     private let report: Report
     private let logger: Logger
     private let loop: any EventLoop
@@ -79,7 +81,7 @@ public final class DrainRunner: @unchecked Sendable {
         self.report = report
         self.loop = group.next()
         self.queue = DrainQueue(capacity: settings.queueCapacity, capacityBytes: settings.queueBytes)
-        self.formatter = DrainFormatter(hostname: url.hostname)
+        self.writer = DrainLineWriter(hostname: url.hostname)
         var logger = logger
         logger[metadataKey: "drain"] = "\(id)"
         logger[metadataKey: "app_id"] = "\(app)"
@@ -132,10 +134,10 @@ public final class DrainRunner: @unchecked Sendable {
                 await waitForWork(timeout: wait, appendedBefore: appended)
                 continue
             }
-            let lines = batch.compactMap(formatter.line)
+            let lines = DrainBatch.format(batch, writer: &writer, scratch: &scratch)
             let outcome: DrainQueue.Outcome
             do {
-                if !lines.isEmpty { try await transport.send(lines, batchID: batchID) }
+                if lines.count > 0 { try await transport.send(lines, batchID: batchID) }
                 outcome = .delivered
                 if failing {
                     logger.info("drain reachable again", metadata: ["url": "\(url.redacted)"])

@@ -20,7 +20,7 @@ protocol DrainTransport: AnyObject, Sendable {
     var batchDelay: Duration { get }
     /// Sends one batch; returns when the endpoint has it (as far as the
     /// protocol can tell). Throws `DrainSendError`.
-    func send(_ lines: [[UInt8]], batchID: UInt64) async throws
+    func send(_ batch: DrainBatch, batchID: UInt64) async throws
     func close() async
     /// Whether a connection is open now (for status and tests; any thread).
     var isOpen: Bool { get }

@@ -60,21 +60,16 @@ final class HTTPSDrainTransport: DrainTransport, @unchecked Sendable {
         self.tls = try url.tlsContext()
     }
 
-    func send(_ lines: [[UInt8]], batchID: UInt64) async throws {
+    func send(_ batch: DrainBatch, batchID: UInt64) async throws {
         let channel = try await connected()
-        var body = channel.allocator.buffer(capacity: lines.reduce(0) { $0 + $1.count + 8 })
-        for line in lines {
-            body.writeString(String(line.count))
-            body.writeInteger(UInt8(ascii: " "))
-            body.writeBytes(line)
-        }
+        let body = batch.framed
         var headers = HTTPHeaders()
         let host = url.host.contains(":") ? "[\(url.host)]" : url.host
         headers.add(name: "Host", value: url.port == 443 ? host : "\(host):\(url.port)")
         headers.add(name: "User-Agent", value: "sluice")
         headers.add(name: "Content-Type", value: "application/logplex-1")
         headers.add(name: "Content-Length", value: String(body.readableBytes))
-        headers.add(name: "Logplex-Msg-Count", value: String(lines.count))
+        headers.add(name: "Logplex-Msg-Count", value: String(batch.count))
         headers.add(name: "Logplex-Frame-Id", value: String(batchID, radix: 16))
         if let credentials = basicCredentials {
             headers.add(name: "Authorization", value: "Basic " + Data(credentials.utf8).base64EncodedString())

@@ -48,12 +48,17 @@ final class SyslogDatagramTransport: DrainTransport, @unchecked Sendable {
         self.group = group
     }
 
-    func send(_ lines: [[UInt8]], batchID: UInt64) async throws {
+    func send(_ batch: DrainBatch, batchID: UInt64) async throws {
         let channel = try await connected()
         var last: EventLoopFuture<Void>? = nil
-        for line in lines {
-            let datagram = DrainLine.datagram(line, maxBytes: Self.maxDatagram)
-            last = channel.write(channel.allocator.buffer(bytes: datagram))
+        for line in batch.lines {
+            let bytes = batch.framed.getSlice(at: line.lowerBound, length: line.count)!
+            if bytes.readableBytes <= Self.maxDatagram {
+                last = channel.write(bytes)
+            } else {
+                let cut = DrainLine.datagram(Array(bytes.readableBytesView), maxBytes: Self.maxDatagram)
+                last = channel.write(channel.allocator.buffer(bytes: cut))
+            }
         }
         channel.flush()
         do {

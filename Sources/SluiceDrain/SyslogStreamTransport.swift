@@ -62,14 +62,9 @@ final class SyslogStreamTransport: DrainTransport, @unchecked Sendable {
         self.tls = url.scheme == .syslogTLS ? try url.tlsContext() : nil
     }
 
-    func send(_ lines: [[UInt8]], batchID: UInt64) async throws {
+    func send(_ batch: DrainBatch, batchID: UInt64) async throws {
         let channel = try await connected()
-        var buffer = channel.allocator.buffer(capacity: lines.reduce(0) { $0 + $1.count + 8 })
-        for line in lines {
-            buffer.writeString(String(line.count))
-            buffer.writeInteger(UInt8(ascii: " "))
-            buffer.writeBytes(line)
-        }
+        let buffer = batch.framed
         // An endpoint that stops reading would hold the batch forever: past
         // the timeout the connection is dropped and the batch tried again.
         let timeout = channel.eventLoop.scheduleTask(in: writeTimeout) { channel.close(promise: nil) }

@@ -48,7 +48,7 @@ public struct DrainLine: Sendable {
         let source = sourceType.isEmpty ? instance : instance.isEmpty ? sourceType : "\(sourceType)/\(instance)"
         Self.appendToken("[\(source)]", maxLength: 128, to: &out)
         out += Array(" - ".utf8)
-        let written = tags.filter { !$0.key.isEmpty }.sorted { $0.key < $1.key }
+        let written = tags.filter { !$0.key.isEmpty }.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
         if written.isEmpty {
             out.append(UInt8(ascii: "-"))
         } else {

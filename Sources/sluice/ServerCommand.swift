@@ -38,6 +38,9 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "Envelopes each drain holds while its endpoint is slow or down; past it the oldest are dropped.")
     var drainQueue: Int = 10_000
 
+    @Option(help: "Bytes each drain holds at most (e.g. 64MiB); past it the oldest are dropped.")
+    var drainQueueBytes: String = "64MiB"
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -81,7 +84,9 @@ struct ServerCommand: AsyncParsableCommand {
             throw ValidationError("--bindings \(BindingStores.redacted(bindingsSpec)): \(error)")
         }
         let drains = DrainManager(
-            store: server.store, bindings: store, settings: .init(queueCapacity: drainQueue), logger: logger)
+            store: server.store, bindings: store, settings: .init(
+                queueCapacity: drainQueue, queueBytes: try parseSize(drainQueueBytes, option: "--drain-queue-bytes")),
+            logger: logger)
         try await server.bind()
         let group = ServiceGroup(
             services: [server, drains], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)

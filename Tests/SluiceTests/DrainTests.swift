@@ -14,7 +14,7 @@ import Testing
 /// Drains end to end: bindings made through the controller's API, a real
 /// rsyslogd (TCP, TLS and UDP) or an HTTPS collector as the endpoint, and
 /// what happens while the endpoint is down.
-@Suite struct DrainTests {
+@Suite(.serialized) struct DrainTests {
     /// A cluster with a SQLite bindings store, short backoffs, and helpers.
     struct Bed {
         let directory: URL
