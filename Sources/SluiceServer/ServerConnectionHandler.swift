@@ -16,6 +16,12 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     /// The newest ENVELOPES frame taken in, and the one last acknowledged.
     private var taken: UInt64 = 0
     private var acknowledged: UInt64 = 0
+    /// Writes of this read burst to other controllers' subscriptions: the
+    /// acknowledgement waits for them, so that a server killed right after
+    /// acknowledging has already handed its readers what it acknowledged.
+    private var deliveryWrites: [EventLoopFuture<Void>] = []
+    /// The last acknowledgement sent or waiting; the next goes after it.
+    private var lastAck: EventLoopFuture<Void>?
 
     init(store: EnvelopeStore, logger: Logger) {
         self.store = store
@@ -34,7 +40,9 @@ final class ServerConnectionHandler: ChannelInboundHandler {
                     if delivery.channel === context.channel {
                         context.write(wrapOutboundOut(delivery.frame), promise: nil)
                     } else {
-                        delivery.channel.writeAndFlush(delivery.frame, promise: nil)
+                        let written = delivery.channel.eventLoop.makePromise(of: Void.self)
+                        delivery.channel.writeAndFlush(delivery.frame, promise: written)
+                        deliveryWrites.append(written.futureResult)
                     }
                 }
             case .subscribe:
@@ -68,7 +76,29 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             acknowledged = taken
             var ack = context.channel.allocator.buffer(capacity: FrameHeader.size)
             ack.writeFrameHeader(type: .ack, sequence: taken, length: 0)
-            context.write(wrapOutboundOut(ack), promise: nil)
+            if deliveryWrites.isEmpty && lastAck == nil {
+                context.write(wrapOutboundOut(ack), promise: nil)
+            } else {
+                // A failed delivery (a reader's connection closed) does not
+                // hold the acknowledgement back: that reader is gone.
+                let loop = context.eventLoop
+                let waits = EventLoopFuture.andAllComplete(deliveryWrites, on: loop)
+                let previous = lastAck ?? loop.makeSucceededVoidFuture()
+                let channel = context.channel
+                let frame = ack
+                let sent = previous.and(waits).flatMap { _ in
+                    let written = loop.makePromise(of: Void.self)
+                    channel.writeAndFlush(frame, promise: written)
+                    return written.futureResult
+                }.flatMapErrorThrowing { _ in }
+                lastAck = sent
+                let bound = NIOLoopBound(self, eventLoop: loop)
+                sent.whenComplete { _ in
+                    // The chain ends here if nothing came after it.
+                    if bound.value.lastAck === sent { bound.value.lastAck = nil }
+                }
+            }
+            deliveryWrites.removeAll(keepingCapacity: true)
         }
         context.flush()
         context.fireChannelReadComplete()
