@@ -41,8 +41,16 @@ public struct SluiceConfig: Codable, Equatable, Sendable {
 
     public static var path: URL { home.appendingPathComponent("config.json") }
 
-    /// Where drain bindings are kept unless `--bindings` says otherwise.
-    public static var defaultBindings: String { home.appendingPathComponent("bindings.sqlite").path }
+    /// Where drain bindings are kept: the flag, else `$SLUICE_BINDINGS` (so
+    /// that a PostgreSQL password need not be on the command line), else
+    /// `$SLUICE_HOME/bindings.sqlite`.
+    public static func bindings(_ flag: String?) -> String {
+        if let flag { return flag }
+        if let fromEnvironment = ProcessInfo.processInfo.environment["SLUICE_BINDINGS"], !fromEnvironment.isEmpty {
+            return fromEnvironment
+        }
+        return home.appendingPathComponent("bindings.sqlite").path
+    }
 
     public static func load() -> SluiceConfig? {
         guard let data = try? Data(contentsOf: path) else { return nil }

@@ -37,7 +37,7 @@ struct ControllerCommand: AsyncParsableCommand {
     @Option(help: "Envelopes waiting for one websocket reader before its oldest are dropped.")
     var tailQueue: Int = 100_000
 
-    @Option(help: "Drain bindings: a SQLite file (default $SLUICE_HOME/bindings.sqlite) or a postgres:// URL.")
+    @Option(help: "Drain bindings: a SQLite file or a postgres:// URL (default $SLUICE_BINDINGS, else $SLUICE_HOME/bindings.sqlite).")
     var bindings: String?
 
     @OptionGroup var logging: LoggingOptions
@@ -91,7 +91,7 @@ struct ControllerCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = logging.bootstrap(label: "sluice.controller")
         var settings = try settings()
-        let bindingsSpec = bindings ?? SluiceConfig.defaultBindings
+        let bindingsSpec = SluiceConfig.bindings(bindings)
         do {
             settings.bindings = try await BindingStores.open(bindingsSpec, logger: logger)
         } catch {

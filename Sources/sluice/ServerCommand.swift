@@ -32,7 +32,7 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "Largest frame payload accepted (e.g. 4MiB).")
     var maxFrame: String = "4MiB"
 
-    @Option(help: "Drain bindings: a SQLite file (default $SLUICE_HOME/bindings.sqlite) or a postgres:// URL.")
+    @Option(help: "Drain bindings: a SQLite file or a postgres:// URL (default $SLUICE_BINDINGS, else $SLUICE_HOME/bindings.sqlite).")
     var bindings: String?
 
     @Option(help: "Envelopes each drain holds while its endpoint is slow or down; past it the oldest are dropped.")
@@ -76,7 +76,7 @@ struct ServerCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = logging.bootstrap(label: "sluice.server")
         let server = BufferServer(configuration: try settings(), logger: logger)
-        let bindingsSpec = bindings ?? SluiceConfig.defaultBindings
+        let bindingsSpec = SluiceConfig.bindings(bindings)
         let store: any BindingStore
         do {
             store = try await BindingStores.open(bindingsSpec, logger: logger)

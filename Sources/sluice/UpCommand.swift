@@ -40,7 +40,7 @@ struct UpCommand: AsyncParsableCommand {
     @Option(help: "Port of the local agent's HTTP input, POST /logs (0 picks a free port).")
     var agentHttpPort: Int = 8088
 
-    @Option(help: "Drain bindings: a SQLite file (default $SLUICE_HOME/bindings.sqlite) or a postgres:// URL.")
+    @Option(help: "Drain bindings: a SQLite file or a postgres:// URL (default $SLUICE_BINDINGS, else $SLUICE_HOME/bindings.sqlite).")
     var bindings: String?
 
     @Flag(help: "Run no local agent.")
@@ -79,7 +79,7 @@ struct UpCommand: AsyncParsableCommand {
                 syslogTCP: Endpoint(host: "127.0.0.1", port: syslogPort),
                 syslogUDP: Endpoint(host: "127.0.0.1", port: syslogPort),
                 http: Endpoint(host: "127.0.0.1", port: agentHttpPort))
-        let bindingsPath = self.bindings ?? SluiceConfig.defaultBindings
+        let bindingsPath = SluiceConfig.bindings(self.bindings)
         let bindings: any BindingStore
         do {
             bindings = try await BindingStores.open(bindingsPath, logger: logger)
@@ -109,7 +109,7 @@ struct UpCommand: AsyncParsableCommand {
                 "    syslog   tcp \(agent.syslogTCP.map { "\($0)" } ?? "-")  udp \(agent.syslogUDP.map { "\($0)" } ?? "-")")
             lines.append("    http     http://\(agent.http.map { "\($0)" } ?? "-")/logs  (application/logplex-1)")
         }
-        lines.append("  drains   \(bindingsPath.hasPrefix("postgres") ? "PostgreSQL" : bindingsPath)  (sluice drains)")
+        lines.append("  drains   \(BindingStores.redacted(bindingsPath))  (sluice drains)")
         lines.append("  config   \(SluiceConfig.path.path)")
         lines.append("Try: sluice run --app my-app -- echo hello   then   sluice logs my-app --recent")
         lines.append("Ctrl-C stops it.")

@@ -67,6 +67,9 @@ final class ProcessCluster: @unchecked Sendable {
             process.arguments = ["controller", "--config", configPath, "--name", name, "--log-level", "warning"]
             address = controller.ingress
         }
+        // Its own data directory (drain bindings), not the user's ~/.sluice.
+        process.environment = ProcessInfo.processInfo.environment.merging(
+            ["SLUICE_HOME": directory.path, "SLUICE_BINDINGS": ""]) { $1 }
         try process.run()
         processes.withLockedValue { $0[name] = process }
         let endpoint = try Endpoint(parsing: address)
