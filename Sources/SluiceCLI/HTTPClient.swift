@@ -22,16 +22,23 @@ public enum HTTPClient {
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> Response {
         let promise = group.next().makePromise(of: Response.self)
-        let channel = try await ClientBootstrap(group: group)
-            .connectTimeout(.seconds(5))
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(ResponseCollector(promise: promise))
+        let channel: any Channel
+        do {
+            channel = try await ClientBootstrap(group: group)
+                .connectTimeout(.seconds(5))
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                        try channel.pipeline.syncOperations.addHandler(ResponseCollector(promise: promise))
+                    }
                 }
-            }
-            .connect(host: url.host, port: url.port)
-            .get()
+                .connect(host: url.host, port: url.port)
+                .get()
+        } catch {
+            // No connection: the answer will never come.
+            promise.fail(error)
+            throw error
+        }
         var headers = HTTPHeaders([("Host", url.hostHeader), ("Connection", "close")])
         for (name, value) in extra { headers.add(name: name, value: value) }
         if let body { headers.add(name: "Content-Length", value: "\(body.readableBytes)") }

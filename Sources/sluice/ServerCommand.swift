@@ -1,9 +1,11 @@
 import ArgumentParser
+import Prometheus
 import ServiceLifecycle
 import SluiceBindings
 import SluiceCLI
 import SluiceDrain
 import SluiceServer
+import SluiceTransport
 import SluiceWire
 import UnixSignals
 
@@ -41,6 +43,9 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "Bytes each drain holds at most (e.g. 64MiB); past it the oldest are dropped.")
     var drainQueueBytes: String = "64MiB"
 
+    @Option(help: "HOST:PORT for GET /metrics (Prometheus text) and /healthz; none if not given.")
+    var metrics: String?
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -67,6 +72,7 @@ struct ServerCommand: AsyncParsableCommand {
         }
         guard recentPerApp > 0 else { throw ValidationError("--recent-per-app must be at least 1") }
         guard drainQueue > 0 else { throw ValidationError("--drain-queue must be at least 1") }
+        if let metrics { _ = try parseEndpoint(metrics, option: "--metrics") }
         return .init(
             zone: zone, listen: try parseEndpoint(listen, option: "--listen"),
             limits: .init(recentPerApp: recentPerApp, memoryLimit: try parseSize(memoryLimit, option: "--memory-limit")),
@@ -75,7 +81,9 @@ struct ServerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = logging.bootstrap(label: "sluice.server")
-        let server = BufferServer(configuration: try settings(), logger: logger)
+        let registry = PrometheusCollectorRegistry()
+        let factory = PrometheusMetricsFactory(registry: registry)
+        let server = BufferServer(configuration: try settings(), logger: logger, metrics: factory)
         let bindingsSpec = SluiceConfig.bindings(bindings)
         let store: any BindingStore
         do {
@@ -84,12 +92,20 @@ struct ServerCommand: AsyncParsableCommand {
             throw ValidationError("--bindings \(BindingStores.redacted(bindingsSpec)): \(error)")
         }
         let drains = DrainManager(
-            store: server.store, bindings: store, settings: .init(
+            store: server.store, bindings: store,
+            settings: .init(
                 queueCapacity: drainQueue, queueBytes: try parseSize(drainQueueBytes, option: "--drain-queue-bytes")),
-            logger: logger)
+            logger: logger, metrics: factory)
         try await server.bind()
-        let group = ServiceGroup(
-            services: [server, drains], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        var services: [any Service] = [server, drains]
+        if let metrics {
+            let endpoint = MetricsHTTPServer(
+                listen: try parseEndpoint(metrics, option: "--metrics"), logger: logger,
+                render: { registry.emitToBuffer() })
+            try await endpoint.bind()
+            services.append(endpoint)
+        }
+        let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
     }
 }

@@ -1,4 +1,7 @@
 import Foundation
+import NIOCore
+import NIOHTTP1
+import SluiceBindings
 import SluiceCLI
 import SluiceWire
 import Testing
@@ -80,6 +83,42 @@ struct CLIProcessTests {
         #expect(process.terminationReason == .exit)
         #expect(process.terminationStatus == 0)
         try? FileManager.default.removeItem(at: home)
+    }
+
+    /// A buffer server run alone serves its metrics, drains' among them.
+    @Test func aServerServesItsMetricsWithItsDrains() async throws {
+        let home = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-metrics-\(getpid())")
+        try? FileManager.default.removeItem(at: home)
+        try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
+        let bindingsPath = home.appendingPathComponent("bindings.sqlite").path
+        let bindings = try SQLiteBindingStore(path: bindingsPath)
+        let metricsPort = try freeLoopbackPort(udp: false)
+        let process = Process()
+        process.executableURL = sluiceExecutable()
+        process.arguments = [
+            "server", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:\(metricsPort)", "--bindings", bindingsPath,
+            "--log-level", "warning",
+        ]
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer {
+            process.terminate()
+            process.waitUntilExit()
+            try? FileManager.default.removeItem(at: home)
+        }
+        let metrics = HTTPURL(host: "127.0.0.1", port: metricsPort, path: "/metrics")
+        let binding = try await bindings.add(app: "metrics-app", url: "syslog://127.0.0.1:9", name: nil)
+        var text = ""
+        let shown = await waitUntil(timeout: .seconds(20)) {
+            guard let response = try? await HTTPClient.get(metrics), response.status == .ok else { return false }
+            text = String(buffer: response.body)
+            return text.contains("sluice_server_drain_envelopes_sent_total{drain=\"\(binding.id)\"}")
+        }
+        #expect(shown, "\(text)")
+        #expect(text.contains("sluice_server_envelopes_stored_total"))
+        let missing = try await HTTPClient.get(metrics.with(path: "/nope"))
+        #expect(missing.status == .notFound)
+        await bindings.close()
     }
 
     @Test func logsSaysOnStderrThatItRetriesWithBackoff() async throws {
