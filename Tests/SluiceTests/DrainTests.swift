@@ -119,6 +119,12 @@ import Testing
         }
         #expect(queued)
         #expect(receiver.lines().isEmpty)
+        // With ?skip-verify=true the same endpoint takes them.
+        let unchecked = "drain-tls-skip-verify"
+        _ = try await bed.add(app: unchecked, url: "syslog-tls://localhost:\(receiver.port)?skip-verify=true")
+        try await bed.cluster.emit(app: unchecked, lines: Self.lines(10))
+        let received = try await receiver.waitForLines(10, timeout: .seconds(20))
+        #expect(received.allSatisfy { $0.contains(" \(unchecked) \(unchecked) ") })
         receiver.stop()
         await bed.shutdown()
     }
@@ -230,6 +236,13 @@ import Testing
         let last = try HTTPSReceiver.logplexFrames(all[3].body).map { String(decoding: $0, as: UTF8.self) }
         #expect(last.map { $0.components(separatedBy: " - - ").last! } == Self.lines(3, from: 15).map { $0 + "\n" })
         #expect(bed.cluster.metric("sluice_server_drain_envelopes_dropped_total{drain=\"\(binding.id)\"}") == 5)
+        // 429 (too many requests) is tried again, as a 5xx is.
+        collector.setResponses([429])
+        try await bed.cluster.emit(app: app, lines: Self.lines(2, from: 18))
+        let throttled = try await collector.waitForRequests(6, timeout: .seconds(20))
+        #expect(throttled[4].body == throttled[5].body)
+        #expect(throttled[4].header("Logplex-Frame-Id") == throttled[5].header("Logplex-Frame-Id"))
+        #expect(throttled[4].header("Logplex-Frame-Id") != throttled[3].header("Logplex-Frame-Id"))
         #expect(await waitUntil(timeout: .seconds(10)) {
             let notices = ((try? await bed.cluster.recent(app: app)) ?? []).filter { $0.tags["sluice_notice"] == "dropped" }
             return Self.droppedCount(notices.map { String(decoding: $0.log.payload, as: UTF8.self) }) == 5
