@@ -49,17 +49,5 @@ extension String {
 
 /// Percent-encodes an app id for a URL path segment.
 public func pathEscape(_ segment: String) -> String {
-    var out = ""
-    for byte in segment.utf8 {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."),
-            UInt8(ascii: "~"):
-            out.unicodeScalars.append(Unicode.Scalar(byte))
-        default:
-            let hex = String(byte, radix: 16, uppercase: true)
-            out += "%" + (hex.count == 1 ? "0" + hex : hex)
-        }
-    }
-    return out
+    URIQuery.percentEncode(segment)
 }

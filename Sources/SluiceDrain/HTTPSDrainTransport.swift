@@ -1,5 +1,4 @@
 import FoundationEssentials
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -11,7 +10,7 @@ import SluiceWire
 /// `Logplex-Frame-Id`), on one kept-alive connection. A 2xx is delivered;
 /// 5xx, 429, timeouts and connection failures are tried again; any other
 /// status drops the batch.
-final class HTTPSDrainTransport: DrainTransport, @unchecked Sendable {
+final class HTTPSDrainTransport: DrainTransport {
     let maxBatchCount = 1000
     let maxBatchBytes = 512 * 1024
     let batchDelay = Duration.seconds(1)
@@ -21,33 +20,11 @@ final class HTTPSDrainTransport: DrainTransport, @unchecked Sendable {
     private let tls: NIOSSLContext
     private let connectTimeout: TimeAmount
     private let requestTimeout: TimeAmount
-    private var channel: (any Channel)? {
-        get { openChannel.withLockedValue { $0 } }
-        set { openChannel.withLockedValue { $0 = newValue } }
-    }
-    private let openChannel = NIOLockedValueBox<(any Channel)?>(nil)
-    /// Set by `abort`: no connection is made or kept after it.
-    private let aborted = NIOLockedValueBox(false)
+    private let connection = DrainConnection()
 
-    var isOpen: Bool { openChannel.withLockedValue { $0?.isActive ?? false } }
+    var isOpen: Bool { connection.isOpen }
 
-    func abort() {
-        aborted.withLockedValue { $0 = true }
-        openChannel.withLockedValue { $0?.close(promise: nil) }
-    }
-
-    /// Keeps a new connection unless `abort` came while it was being made.
-    private func adopt(_ channel: any Channel) throws {
-        let kept = openChannel.withLockedValue { open -> Bool in
-            guard !aborted.withLockedValue({ $0 }) else { return false }
-            open = channel
-            return true
-        }
-        if !kept {
-            channel.close(promise: nil)
-            throw DrainSendError(reason: "the drain was stopped")
-        }
-    }
+    func abort() { connection.abort() }
 
     init(
         url: DrainURL, group: any EventLoopGroup, connectTimeout: TimeAmount = .seconds(10),
@@ -89,13 +66,11 @@ final class HTTPSDrainTransport: DrainTransport, @unchecked Sendable {
             timeout.cancel()
         } catch {
             timeout.cancel()
-            self.channel = nil
-            channel.close(promise: nil)
+            connection.drop(channel)
             throw DrainSendError(reason: "POST to \(url.redacted) failed: \(error)")
         }
         if !response.isKeepAlive {
-            self.channel = nil
-            channel.close(promise: nil)
+            connection.drop(channel)
         }
         switch response.status.code {
         case 200..<300:
@@ -121,9 +96,7 @@ final class HTTPSDrainTransport: DrainTransport, @unchecked Sendable {
     }
 
     private func connected() async throws -> any Channel {
-        if let channel, channel.isActive { return channel }
-        channel?.close(promise: nil)
-        channel = nil
+        if let channel = connection.active { return channel }
         let tls = self.tls
         let serverName = url.serverNameIndication
         do {
@@ -140,7 +113,7 @@ final class HTTPSDrainTransport: DrainTransport, @unchecked Sendable {
                 }
                 .connect(host: url.host, port: url.port)
                 .get()
-            try adopt(channel)
+            try connection.adopt(channel)
             return channel
         } catch {
             throw DrainSendError(reason: "connecting to \(url.redacted) failed: \(error)")
@@ -148,8 +121,7 @@ final class HTTPSDrainTransport: DrainTransport, @unchecked Sendable {
     }
 
     func close() async {
-        try? await channel?.close()
-        channel = nil
+        await connection.close()
     }
 }
 

@@ -1,4 +1,3 @@
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import SluiceWire
@@ -6,7 +5,7 @@ import SluiceWire
 /// `syslog-udp://`: one RFC 5424 line per datagram, cut to 2048 bytes with
 /// a marker (REFERENCE §4). UDP says nothing of delivery: a batch counts as
 /// sent once the kernel took it.
-final class SyslogDatagramTransport: DrainTransport, @unchecked Sendable {
+final class SyslogDatagramTransport: DrainTransport {
     static let maxDatagram = 2048
 
     let maxBatchCount = 1000
@@ -15,33 +14,11 @@ final class SyslogDatagramTransport: DrainTransport, @unchecked Sendable {
 
     private let url: DrainURL
     private let group: any EventLoopGroup
-    private var channel: (any Channel)? {
-        get { openChannel.withLockedValue { $0 } }
-        set { openChannel.withLockedValue { $0 = newValue } }
-    }
-    private let openChannel = NIOLockedValueBox<(any Channel)?>(nil)
-    /// Set by `abort`: no connection is made or kept after it.
-    private let aborted = NIOLockedValueBox(false)
+    private let connection = DrainConnection()
 
-    var isOpen: Bool { openChannel.withLockedValue { $0?.isActive ?? false } }
+    var isOpen: Bool { connection.isOpen }
 
-    func abort() {
-        aborted.withLockedValue { $0 = true }
-        openChannel.withLockedValue { $0?.close(promise: nil) }
-    }
-
-    /// Keeps a new connection unless `abort` came while it was being made.
-    private func adopt(_ channel: any Channel) throws {
-        let kept = openChannel.withLockedValue { open -> Bool in
-            guard !aborted.withLockedValue({ $0 }) else { return false }
-            open = channel
-            return true
-        }
-        if !kept {
-            channel.close(promise: nil)
-            throw DrainSendError(reason: "the drain was stopped")
-        }
-    }
+    func abort() { connection.abort() }
 
     init(url: DrainURL, group: any EventLoopGroup) {
         self.url = url
@@ -64,15 +41,13 @@ final class SyslogDatagramTransport: DrainTransport, @unchecked Sendable {
         do {
             try await last?.get()
         } catch {
-            self.channel = nil
-            channel.close(promise: nil)
+            connection.drop(channel)
             throw DrainSendError(reason: "sending to \(url.redacted) failed: \(error)")
         }
     }
 
     private func connected() async throws -> any Channel {
-        if let channel, channel.isActive { return channel }
-        channel = nil
+        if let channel = connection.active { return channel }
         do {
             let channel = try await DatagramBootstrap(group: group)
                 .channelInitializer { channel in
@@ -82,7 +57,7 @@ final class SyslogDatagramTransport: DrainTransport, @unchecked Sendable {
                     }
                 }
                 .connect(host: url.host, port: url.port).get()
-            try adopt(channel)
+            try connection.adopt(channel)
             return channel
         } catch {
             throw DrainSendError(reason: "resolving \(url.redacted) failed: \(error)")
@@ -90,8 +65,7 @@ final class SyslogDatagramTransport: DrainTransport, @unchecked Sendable {
     }
 
     func close() async {
-        try? await channel?.close()
-        channel = nil
+        await connection.close()
     }
 }
 

@@ -1,5 +1,4 @@
 import Logging
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -13,7 +12,7 @@ import SluiceWire
 /// kernel took it. A connection the endpoint closed is noticed before the
 /// next batch (the endpoint's FIN closes the channel), so lines are not
 /// written into a connection known to be dead.
-final class SyslogStreamTransport: DrainTransport, @unchecked Sendable {
+final class SyslogStreamTransport: DrainTransport {
     let maxBatchCount = 1000
     let maxBatchBytes = 256 * 1024
     let batchDelay = Duration.zero
@@ -23,33 +22,11 @@ final class SyslogStreamTransport: DrainTransport, @unchecked Sendable {
     private let tls: NIOSSLContext?
     private let connectTimeout: TimeAmount
     private let writeTimeout: TimeAmount
-    private var channel: (any Channel)? {
-        get { openChannel.withLockedValue { $0 } }
-        set { openChannel.withLockedValue { $0 = newValue } }
-    }
-    private let openChannel = NIOLockedValueBox<(any Channel)?>(nil)
-    /// Set by `abort`: no connection is made or kept after it.
-    private let aborted = NIOLockedValueBox(false)
+    private let connection = DrainConnection()
 
-    var isOpen: Bool { openChannel.withLockedValue { $0?.isActive ?? false } }
+    var isOpen: Bool { connection.isOpen }
 
-    func abort() {
-        aborted.withLockedValue { $0 = true }
-        openChannel.withLockedValue { $0?.close(promise: nil) }
-    }
-
-    /// Keeps a new connection unless `abort` came while it was being made.
-    private func adopt(_ channel: any Channel) throws {
-        let kept = openChannel.withLockedValue { open -> Bool in
-            guard !aborted.withLockedValue({ $0 }) else { return false }
-            open = channel
-            return true
-        }
-        if !kept {
-            channel.close(promise: nil)
-            throw DrainSendError(reason: "the drain was stopped")
-        }
-    }
+    func abort() { connection.abort() }
 
     init(
         url: DrainURL, group: any EventLoopGroup, connectTimeout: TimeAmount = .seconds(10),
@@ -72,16 +49,13 @@ final class SyslogStreamTransport: DrainTransport, @unchecked Sendable {
         do {
             try await channel.writeAndFlush(buffer)
         } catch {
-            self.channel = nil
-            channel.close(promise: nil)
+            connection.drop(channel)
             throw DrainSendError(reason: "writing to \(url.redacted) failed: \(error)")
         }
     }
 
     private func connected() async throws -> any Channel {
-        if let channel, channel.isActive { return channel }
-        channel?.close(promise: nil)
-        channel = nil
+        if let channel = connection.active { return channel }
         let tls = self.tls
         let serverName = url.serverNameIndication
         do {
@@ -100,7 +74,7 @@ final class SyslogStreamTransport: DrainTransport, @unchecked Sendable {
                 }
                 .connect(host: url.host, port: url.port)
                 .get()
-            try adopt(channel)
+            try connection.adopt(channel)
             // A certificate that does not verify fails here, with its reason,
             // rather than in a later write; a handshake that never ends is
             // cut off like a connect that never ends.
@@ -110,8 +84,7 @@ final class SyslogStreamTransport: DrainTransport, @unchecked Sendable {
                 try await channel.pipeline.handler(type: DrainConnectionHandler.self).flatMap { $0.ready.futureResult }
                     .get()
             } catch {
-                self.channel = nil
-                channel.close(promise: nil)
+                connection.drop(channel)
                 throw error
             }
             return channel
@@ -121,8 +94,7 @@ final class SyslogStreamTransport: DrainTransport, @unchecked Sendable {
     }
 
     func close() async {
-        try? await channel?.close()
-        channel = nil
+        await connection.close()
     }
 }
 

@@ -54,16 +54,7 @@ public struct DrainLine: Sendable {
         } else {
             out += Array("[\(Self.tagsID)".utf8)
             for tag in written {
-                out.append(0x20)
-                Self.appendName(tag.key, to: &out)
-                out += Array("=\"".utf8)
-                for byte in tag.value.utf8 {
-                    if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte == UInt8(ascii: "]") {
-                        out.append(UInt8(ascii: "\\"))
-                    }
-                    out.append(byte)
-                }
-                out.append(UInt8(ascii: "\""))
+                Self.appendParam(name: tag.key.utf8, value: tag.value.utf8, to: &out)
             }
             out.append(UInt8(ascii: "]"))
         }
@@ -101,14 +92,26 @@ public struct DrainLine: Sendable {
         if written == 0 { out.append(UInt8(ascii: "-")) }
     }
 
-    /// An SD-NAME: PRINTUSASCII but `=`, space, `]` and `"`; at most 32.
-    static func appendName(_ text: String, to out: inout [UInt8]) {
+    /// ` NAME="VALUE"`: an SD-PARAM. The name is PRINTUSASCII but `=`, space,
+    /// `]` and `"`, at most 32 bytes, others becoming `_`; in the value `"`,
+    /// `\` and `]` are escaped with a backslash.
+    static func appendParam(name: some Sequence<UInt8>, value: some Sequence<UInt8>, to out: inout [UInt8]) {
+        out.append(0x20)
         var written = 0
-        for byte in text.utf8 where written < 32 {
+        for byte in name where written < 32 {
             let allowed = byte > 0x20 && byte < 0x7F && byte != UInt8(ascii: "=") && byte != UInt8(ascii: "]")
                 && byte != UInt8(ascii: "\"")
             out.append(allowed ? byte : UInt8(ascii: "_"))
             written += 1
         }
+        out.append(UInt8(ascii: "="))
+        out.append(UInt8(ascii: "\""))
+        for byte in value {
+            if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte == UInt8(ascii: "]") {
+                out.append(UInt8(ascii: "\\"))
+            }
+            out.append(byte)
+        }
+        out.append(UInt8(ascii: "\""))
     }
 }

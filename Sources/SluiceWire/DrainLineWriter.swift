@@ -79,23 +79,7 @@ public struct DrainLineWriter {
             tags.sort { Self.less(envelope, $0.key, $1.key) }
             out.append(contentsOf: Self.tagsOpen)
             for tag in tags {
-                out.append(0x20)
-                var written = 0
-                for byte in envelope[tag.key] where written < 32 {
-                    let allowed = byte > 0x20 && byte < 0x7F && byte != UInt8(ascii: "=") && byte != UInt8(ascii: "]")
-                        && byte != UInt8(ascii: "\"")
-                    out.append(allowed ? byte : UInt8(ascii: "_"))
-                    written += 1
-                }
-                out.append(UInt8(ascii: "="))
-                out.append(UInt8(ascii: "\""))
-                for byte in envelope[tag.value] {
-                    if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte == UInt8(ascii: "]") {
-                        out.append(UInt8(ascii: "\\"))
-                    }
-                    out.append(byte)
-                }
-                out.append(UInt8(ascii: "\""))
+                DrainLine.appendParam(name: envelope[tag.key], value: envelope[tag.value], to: &out)
             }
             out.append(UInt8(ascii: "]"))
         }

@@ -192,24 +192,8 @@ public struct DrainURL: Hashable, Sendable, CustomStringConvertible {
     /// the request line carries them.
     public var requestTarget: String {
         guard !queryItems.isEmpty else { return path }
-        return path + "?" + queryItems.map { "\(Self.percentEncode($0.name))=\(Self.percentEncode($0.value))" }
+        return path + "?" + queryItems.map { "\(URIQuery.percentEncode($0.name))=\(URIQuery.percentEncode($0.value))" }
             .joined(separator: "&")
-    }
-
-    static func percentEncode(_ text: String) -> String {
-        var out = ""
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
-                UInt8(ascii: "~"):
-                out.unicodeScalars.append(Unicode.Scalar(byte))
-            default:
-                let hex = String(byte, radix: 16, uppercase: true)
-                out += "%" + (hex.count == 1 ? "0" + hex : hex)
-            }
-        }
-        return out
     }
 
     /// Whether a query parameter's name says its value is a credential.
