@@ -50,7 +50,6 @@ public struct DrainQueue {
     public var count: Int { entries.count }
     public var isEmpty: Bool { entries.isEmpty }
     public var queuedBytes: Int { bytes }
-    public var isSending: Bool { inFlightEnd != nil }
 
     /// Appends envelopes, dropping the oldest past `capacity`; returns how
     /// many were dropped (not counting those of the batch out).

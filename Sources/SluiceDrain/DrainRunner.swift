@@ -60,7 +60,6 @@ public final class DrainRunner: @unchecked Sendable {
     private var waiter: CheckedContinuation<Void, Never>?
     private var timer: Scheduled<Void>?
     private var stopped = false
-    private var connected = false
     private var lastNoticeNanos: Int64 = 0
 
     private let sent: Counter
@@ -116,8 +115,6 @@ public final class DrainRunner: @unchecked Sendable {
         wake?.resume()
     }
 
-    /// Whether the last attempt reached the endpoint.
-    public var isConnected: Bool { lock.withLock { connected } }
     /// Whether a connection to the endpoint is open now.
     public var connectionIsOpen: Bool { transport.isOpen }
     public var queuedCount: Int { lock.withLock { queue.count } }
@@ -158,7 +155,6 @@ public final class DrainRunner: @unchecked Sendable {
             }
             let now = CFLogFormat.nowNanos()
             let (lost, queued) = lock.withLock {
-                connected = outcome != .retry
                 return (queue.finishSend(outcome, now: now), queue.count)
             }
             if lost > 0 { dropped.increment(by: lost) }

@@ -64,12 +64,6 @@ public struct DrainLine: Sendable {
         return out
     }
 
-    /// The line framed for TCP (RFC 6587 octet counting): `LEN SP LINE`.
-    public func octetCounted(message: some Collection<UInt8>) -> [UInt8] {
-        let line = bytes(message: message)
-        return Array("\(line.count) ".utf8) + line
-    }
-
     /// What ends a line cut to fit a datagram.
     public static let cutMarker: [UInt8] = Array(" [cut by sluice]\n".utf8)
 

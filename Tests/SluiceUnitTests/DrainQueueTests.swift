@@ -1,4 +1,5 @@
 import NIOCore
+import SluiceWire
 import Testing
 
 @testable import SluiceDrain
@@ -98,5 +99,26 @@ import Testing
         #expect(queue.append(contentsOf: Self.envelopes(0..<5), now: 0) == 2)
         #expect(queue.queuedBytes == 6)
         #expect(Self.strings(queue.beginSend(maxCount: 10, maxBytes: 1000)) == ["e2", "e3", "e4"])
+    }
+
+    /// A batch is the lines octet-counted back to back (RFC 6587), as a TCP
+    /// write and a logplex-1 body carry them; envelopes that are not logs
+    /// give no line.
+    @Test func batchesAreOctetCounted() throws {
+        let envelopes = try [Make.log(app: "a", "one"), Make.counter(app: "a"), Make.log(app: "a", "two")].map {
+            ByteBuffer(bytes: try Make.bytes($0))
+        }
+        var writer = DrainLineWriter()
+        var scratch: [UInt8] = []
+        let batch = DrainBatch.format(envelopes, writer: &writer, scratch: &scratch)
+        #expect(batch.count == 2)
+        let bytes = Array(batch.framed.readableBytesView)
+        let frames = try bytes.withUnsafeBytes { try OctetCounting.frames(in: $0, maxMessageBytes: 1 << 16) }
+        #expect(frames.count == 2)
+        for (frame, line) in zip(frames, batch.lines) {
+            #expect(Array(bytes[frame]) == Array(batch.framed.getSlice(at: line.lowerBound, length: line.count)!.readableBytesView))
+        }
+        #expect(String(decoding: bytes[frames[0]], as: UTF8.self).hasSuffix(" - - one\n"))
+        #expect(String(decoding: bytes[frames[1]], as: UTF8.self).hasSuffix(" - - two\n"))
     }
 }

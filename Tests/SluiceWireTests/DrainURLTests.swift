@@ -118,14 +118,6 @@ import Testing
         #expect(String(decoding: bytes[parsed.message], as: UTF8.self) == "it works")
     }
 
-    @Test func octetCountedFraming() throws {
-        let line = DrainLine(app: "a", sourceType: "S", instance: "0", isError: false, timestamp: Self.time)
-        let framed = line.octetCounted(message: Array("m".utf8))
-        let frames = try framed.withUnsafeBytes { try OctetCounting.frames(in: $0, maxMessageBytes: 1 << 16) }
-        #expect(frames.count == 1)
-        #expect(Array(framed[frames[0]]) == line.bytes(message: Array("m".utf8)))
-    }
-
     @Test func datagramsAreCutAtACharacterBoundaryWithAMarker() {
         let short = Array("<14>1 short\n".utf8)
         #expect(Array(DrainLine.datagram(short, maxBytes: 2048)) == short)
