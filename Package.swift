@@ -36,13 +36,22 @@ let package = Package(
             name: "SluiceProto",
             dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
         ),
-        // Wire format, routing key, hashing and cf formatting: plain Swift, no NIO.
+        // Wire format, routing key, hashing, notices, the clock, log keys and
+        // metric names: plain Swift, no NIO.
         .target(
             name: "SluiceWire",
             dependencies: ["SluiceProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             swiftSettings: strict
         ),
-        // Framing, links and websocket plumbing shared by every role.
+        // Syslog as the agent reads it and drains write it: RFC 5424/3164
+        // messages, RFC 6587 octet counting, the TCP stream's framing.
+        .target(
+            name: "SluiceSyslog",
+            dependencies: ["SluiceWire", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strict
+        ),
+        // Framing, the acknowledged window, listeners, HTTP answers and the
+        // tap protocol: plumbing every role shares.
         .target(
             name: "SluiceTransport",
             dependencies: [
@@ -55,6 +64,21 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        // The emitter client stack: acknowledged ingress client, the bounded
+        // shipper and its queue, line splitting, Log envelopes from fields.
+        // Used by the agent, SluiceEmitter and the CLI.
+        .target(
+            name: "SluiceShipping",
+            dependencies: [
+                "SluiceWire", "SluiceTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             swiftSettings: strict
         ),
@@ -72,11 +96,14 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        // Drain runners: one app's envelopes to a syslog or HTTPS endpoint.
+        // Drains: one app's envelopes to a syslog or HTTPS endpoint, their
+        // line formats, and the manager that keeps runners in step with the
+        // bindings and attaches them to a buffer server's taps.
         .target(
             name: "SluiceDrain",
             dependencies: [
-                "SluiceWire", "SluiceProto", "SluiceTransport",
+                "SluiceWire", "SluiceProto", "SluiceTransport", "SluiceSyslog", "SluiceBindings",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -92,7 +119,7 @@ let package = Package(
         .target(
             name: "SluiceServer",
             dependencies: [
-                "SluiceWire", "SluiceTransport", "SluiceDrain", "SluiceBindings",
+                "SluiceWire", "SluiceTransport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "DequeModule", package: "swift-collections"),
@@ -123,7 +150,7 @@ let package = Package(
         .target(
             name: "SluiceAgent",
             dependencies: [
-                "SluiceWire", "SluiceTransport",
+                "SluiceWire", "SluiceTransport", "SluiceSyslog", "SluiceShipping",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -137,7 +164,7 @@ let package = Package(
         .target(
             name: "SluiceEmitter",
             dependencies: [
-                "SluiceWire", "SluiceTransport",
+                "SluiceWire", "SluiceTransport", "SluiceShipping",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strict
@@ -147,7 +174,7 @@ let package = Package(
             name: "SluiceCLI",
             dependencies: [
                 "SluiceWire", "SluiceProto", "SluiceTransport", "SluiceServer", "SluiceController", "SluiceAgent",
-                "SluiceBindings", "SluiceDrain",
+                "SluiceBindings", "SluiceDrain", "SluiceShipping",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -163,7 +190,7 @@ let package = Package(
             name: "sluice",
             dependencies: [
                 "SluiceCLI", "SluiceWire", "SluiceTransport", "SluiceServer", "SluiceController", "SluiceAgent",
-                "SluiceBindings", "SluiceDrain",
+                "SluiceBindings", "SluiceDrain", "SluiceShipping",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -175,7 +202,8 @@ let package = Package(
         .testTarget(
             name: "SluiceWireTests",
             dependencies: [
-                "SluiceWire", "SluiceProto",
+                // The formats built on the wire: syslog, drain URLs and lines, cf's lines.
+                "SluiceWire", "SluiceProto", "SluiceSyslog", "SluiceBindings", "SluiceDrain", "SluiceCLI",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: strict
@@ -184,8 +212,10 @@ let package = Package(
             name: "SluiceUnitTests",
             dependencies: [
                 "SluiceWire", "SluiceProto", "SluiceTransport", "SluiceServer", "SluiceController", "SluiceCLI",
-                "SluiceAgent", "SluiceDrain", "SluiceBindings",
+                "SluiceAgent", "SluiceDrain", "SluiceBindings", "SluiceSyslog", "SluiceShipping",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -198,7 +228,7 @@ let package = Package(
             name: "SluiceTests",
             dependencies: [
                 "sluice", "SluiceWire", "SluiceProto", "SluiceTransport", "SluiceServer", "SluiceController", "SluiceCLI",
-                "SluiceAgent", "SluiceEmitter", "SluiceBindings", "SluiceDrain",
+                "SluiceAgent", "SluiceEmitter", "SluiceBindings", "SluiceDrain", "SluiceSyslog", "SluiceShipping",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -7,6 +7,8 @@ import NIOPosix
 import Prometheus
 import ServiceLifecycle
 import SluiceTransport
+import SluiceShipping
+import SluiceSyslog
 import SluiceWire
 
 /// `sluice agent`: the source agent on every host. It takes envelopes from
@@ -105,34 +107,24 @@ public final class Agent: Service, @unchecked Sendable {
         let connections = self.connections
         let maxMessage = configuration.maxMessageBytes
 
-        let listen = try await serverBootstrap()
-            .childChannelInitializer { channel in
-                connections.insert(channel)
-                return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandlers([
-                        ByteToMessageHandler(FrameDecoder(maxPayload: maxMessage)),
-                        AgentIngressHandler(shipper: shipper, metrics: metrics, logger: logger),
-                        ConnectionErrorHandler(role: "agent-ingress", logger: logger),
-                    ])
-                }
-            }
-            .bind(host: configuration.listen.host, port: configuration.listen.port).get()
+        let listen = try await Listener.bind(configuration.listen, group: group, connections: connections) { channel in
+            try channel.pipeline.syncOperations.addHandlers([
+                ByteToMessageHandler(FrameDecoder(maxPayload: maxMessage)),
+                AgentIngressHandler(shipper: shipper, metrics: metrics, logger: logger),
+                ConnectionErrorHandler(role: "agent-ingress", logger: logger),
+            ])
+        }
         listeners.insert(listen)
         var addresses = Addresses(listen: Endpoint(listen.localAddress!))
 
         if let endpoint = configuration.syslogTCP {
-            let channel = try await serverBootstrap()
-                .childChannelInitializer { channel in
-                    connections.insert(channel)
-                    return channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandlers([
-                            ByteToMessageHandler(SyslogFrameDecoder(maxMessageBytes: maxMessage)),
-                            SyslogStreamHandler(intake: intake),
-                            ConnectionErrorHandler(role: "agent-syslog", logger: logger),
-                        ])
-                    }
-                }
-                .bind(host: endpoint.host, port: endpoint.port).get()
+            let channel = try await Listener.bind(endpoint, group: group, connections: connections) { channel in
+                try channel.pipeline.syncOperations.addHandlers([
+                    ByteToMessageHandler(SyslogFrameDecoder(maxMessageBytes: maxMessage)),
+                    SyslogStreamHandler(intake: intake),
+                    ConnectionErrorHandler(role: "agent-syslog", logger: logger),
+                ])
+            }
             listeners.insert(channel)
             addresses.syslogTCP = Endpoint(channel.localAddress!)
         }
@@ -154,16 +146,11 @@ public final class Agent: Service, @unchecked Sendable {
 
         if let endpoint = configuration.http {
             let registry = self.registry
-            let channel = try await serverBootstrap()
-                .childChannelInitializer { channel in
-                    connections.insert(channel)
-                    return channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                        try channel.pipeline.syncOperations.addHandler(
-                            AgentHTTPHandler(intake: intake, registry: registry, maxBodyBytes: maxMessage))
-                    }
-                }
-                .bind(host: endpoint.host, port: endpoint.port).get()
+            let channel = try await Listener.bind(endpoint, group: group, connections: connections) { channel in
+                try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                try channel.pipeline.syncOperations.addHandler(
+                    AgentHTTPHandler(intake: intake, registry: registry, maxBodyBytes: maxMessage))
+            }
             listeners.insert(channel)
             addresses.http = Endpoint(channel.localAddress!)
         }
@@ -179,13 +166,6 @@ public final class Agent: Service, @unchecked Sendable {
             ])
         bound.withLockedValue { $0 = addresses }
         return addresses
-    }
-
-    private func serverBootstrap() -> ServerBootstrap {
-        ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 256)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
     }
 
     public func run() async throws {

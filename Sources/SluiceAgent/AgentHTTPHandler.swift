@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import Prometheus
 import SluiceTransport
+import SluiceSyslog
 import SluiceWire
 
 /// The agent's HTTP side: `POST /logs` takes a logplex-1 body (octet-counted
@@ -113,26 +114,15 @@ final class AgentHTTPHandler: ChannelInboundHandler {
     }
 
     private func error(_ code: String, _ message: String) -> String {
-        #"{"error":"\#(code)","message":"\#(jsonEscape(message))"}"#
+        HTTPResponder.errorJSON(code, message)
     }
 
     private func write(status: HTTPResponseStatus, body: String, head: HTTPRequestHead, context: ChannelHandlerContext) {
-        var headers = HTTPHeaders()
-        if status != .noContent {
-            headers.add(name: "Content-Type", value: status == .ok && head.uri.hasPrefix("/metrics")
-                ? "text/plain; version=0.0.4" : "application/json")
-            headers.add(name: "Content-Length", value: "\(body.utf8.count)")
-        }
-        let keepAlive = head.isKeepAlive && !tooLarge
-        if !keepAlive { headers.add(name: "Connection", value: "close") }
-        context.write(
-            wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
-        if status != .noContent { context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil) }
-        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        if !keepAlive {
-            let channel = context.channel
-            done.whenComplete { _ in channel.close(promise: nil) }
-        }
+        let metrics = status == .ok && head.uri.hasPrefix("/metrics")
+        HTTPResponder.respond(
+            context: context, request: head, status: status,
+            contentType: metrics ? "text/plain; version=0.0.4" : "application/json", body: ByteBuffer(string: body),
+            close: tooLarge)
     }
 }
 

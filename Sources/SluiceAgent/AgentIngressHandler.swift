@@ -2,6 +2,7 @@ import CoreMetrics
 import Logging
 import NIOCore
 import SluiceTransport
+import SluiceShipping
 import SluiceWire
 
 /// One emitter's connection to the agent (`sluice emit`, `sluice run`,
@@ -103,9 +104,7 @@ final class AgentIngressHandler: ChannelInboundHandler {
     func channelReadComplete(context: ChannelHandlerContext) {
         if let sequence = toAcknowledge {
             toAcknowledge = nil
-            var ack = context.channel.allocator.buffer(capacity: FrameHeader.size)
-            ack.writeFrameHeader(type: .ack, sequence: sequence, length: 0)
-            context.writeAndFlush(wrapOutboundOut(ack), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.ackFrame(upTo: sequence, allocator: context.channel.allocator)), promise: nil)
         }
         context.fireChannelReadComplete()
     }

@@ -1,6 +1,8 @@
 import CoreMetrics
 import NIOCore
 import SluiceTransport
+import SluiceShipping
+import SluiceSyslog
 import SluiceWire
 
 /// Turns syslog messages into Log envelopes for the shipper:
@@ -9,6 +11,8 @@ import SluiceWire
 /// - PROCID `[TYPE/INDEX]` gives `tags.source_type` and `instance_id`; any
 ///   other PROCID is the instance, with source type `SYSLOG`;
 /// - severity 0–3 is ERR, the rest OUT;
+/// - HOSTNAME is the tag `hostname`, the facility's keyword the tag
+///   `facility` (`user`, `local0`, …), MSGID (unless `-`) the tag `msgid`;
 /// - each structured-data parameter is a tag: `name` for elements whose
 ///   id begins `tags@` (as Cloud Foundry's drains write them), `id.name`
 ///   for the others;
@@ -17,6 +21,10 @@ import SluiceWire
 /// A message that cannot be parsed (or names no app) becomes, whole, a
 /// line of `defaultApp`; with no default app it is counted and dropped.
 public struct SyslogIntake: Sendable {
+    public static let hostnameTag = "hostname"
+    public static let facilityTag = "facility"
+    public static let msgIDTag = "msgid"
+
     let shipper: LogShipper
     let defaultApp: String?
     let maxLineBytes: Int
@@ -34,7 +42,7 @@ public struct SyslogIntake: Sendable {
             var end = bytes.count
             while end > 0, bytes[end - 1] == 0x0A || bytes[end - 1] == 0x0D { end -= 1 }
             let fields = LogEnvelopeFields(sourceID: defaultApp, instanceID: "", sourceType: "SYSLOG")
-            ship(UnsafeRawBufferPointer(rebasing: bytes[0..<end]), fields: fields, timestamp: CFLogFormat.nowNanos(), tags: [])
+            ship(UnsafeRawBufferPointer(rebasing: bytes[0..<end]), fields: fields, timestamp: WallClock.nowNanos(), tags: [])
             return
         }
         var fields = LogEnvelopeFields(sourceID: app, instanceID: message.procID ?? "", sourceType: "SYSLOG")
@@ -43,12 +51,21 @@ public struct SyslogIntake: Sendable {
             fields.instanceID = instance
         }
         fields.isError = message.isError
-        let tags = message.structuredData.map { parameter in
-            LogTag(parameter.id.hasPrefix("tags@") ? parameter.name : "\(parameter.id).\(parameter.name)", parameter.value)
+        // Who sent the line, so that a relay forwarding many hosts' lines
+        // into one app keeps them apart; structured data after, so that a
+        // tag of the same name there wins.
+        var tags: [LogTag] = []
+        tags.reserveCapacity(3 + message.structuredData.count)
+        if let hostname = message.hostname { tags.append(LogTag(Self.hostnameTag, hostname)) }
+        tags.append(LogTag(Self.facilityTag, message.facilityName))
+        if let msgID = message.msgID { tags.append(LogTag(Self.msgIDTag, msgID)) }
+        for parameter in message.structuredData {
+            tags.append(
+                LogTag(parameter.id.hasPrefix("tags@") ? parameter.name : "\(parameter.id).\(parameter.name)", parameter.value))
         }
         ship(
             UnsafeRawBufferPointer(rebasing: bytes[message.message]), fields: fields,
-            timestamp: message.timestamp ?? CFLogFormat.nowNanos(), tags: tags)
+            timestamp: message.timestamp ?? WallClock.nowNanos(), tags: tags)
     }
 
     private func ship(_ payload: UnsafeRawBufferPointer, fields: LogEnvelopeFields, timestamp: Int64, tags: [LogTag]) {
@@ -80,15 +97,15 @@ public struct AgentMetrics: Sendable {
         var counters: [Input: Counter] = [:]
         for input in Input.allCases {
             counters[input] = Counter(
-                label: "sluice_agent_envelopes_received_total", dimensions: [("input", input.rawValue)], factory: factory)
+                label: MetricNames.agentReceived, dimensions: [("input", input.rawValue)], factory: factory)
         }
         receivedCounters = counters
         unparsedKept = Counter(
-            label: "sluice_agent_syslog_unparsed_total", dimensions: [("outcome", "default_app")], factory: factory)
+            label: MetricNames.agentSyslogUnparsed, dimensions: [("outcome", "default_app")], factory: factory)
         unparsedDropped = Counter(
-            label: "sluice_agent_syslog_unparsed_total", dimensions: [("outcome", "dropped")], factory: factory)
+            label: MetricNames.agentSyslogUnparsed, dimensions: [("outcome", "dropped")], factory: factory)
         unroutable = Counter(
-            label: "sluice_agent_envelopes_dropped_total", dimensions: [("reason", "no_source_id")], factory: factory)
+            label: MetricNames.agentDropped, dimensions: [("reason", "no_source_id")], factory: factory)
     }
 
     func received(_ input: Input, count: Int = 1) {

@@ -28,7 +28,7 @@ public struct DrainBinding: Hashable, Sendable {
 
     /// The binding as the API returns it: the URL redacted.
     public var json: String {
-        #"{"id":"\#(jsonEscape(id))","app":"\#(jsonEscape(app))","name":"\#(jsonEscape(name))","url":"\#(jsonEscape(redactedURL))","created_at":"\#(CFLogFormat.utcTime(nanoseconds: Int64(createdAt * 1e9)))"}"#
+        #"{"id":"\#(jsonEscape(id))","app":"\#(jsonEscape(app))","name":"\#(jsonEscape(name))","url":"\#(jsonEscape(redactedURL))","created_at":"\#(WallClock.utcTime(nanoseconds: Int64(createdAt * 1e9)))"}"#
     }
 
     public static func newID() -> String {

@@ -20,20 +20,27 @@ public final class SQLiteBindingStore: BindingStore {
         // Controllers and servers may share the file: wait for each other's
         // writes rather than failing at once.
         configuration.busyMode = .timeout(5)
-        pool = try DatabasePool(path: path, configuration: configuration)
         // Processes started together (a controller and its servers) may
-        // migrate a new file at once: the one that loses the race fails
-        // on tables the other just made, and on a second look finds the
-        // migration applied.
+        // open and migrate a new file at once. Opening switches the file to
+        // WAL, which SQLite refuses ("database is locked") while another
+        // connection is doing the same, whatever the busy timeout; and the
+        // process that loses the migration race fails on tables the other
+        // just made. Either way a second look succeeds: both are retried.
+        pool = try Self.retrying { try DatabasePool(path: path, configuration: configuration) }
+        try Self.retrying { try Self.migrator.migrate(pool) }
+    }
+
+    /// Runs `body` until it succeeds, up to 10 times over about 2.5 s, with
+    /// growing, jittered waits between.
+    static func retrying<T>(_ body: () throws -> T) throws -> T {
         var attempt = 0
         while true {
             do {
-                try Self.migrator.migrate(pool)
-                break
+                return try body()
             } catch {
                 attempt += 1
-                if attempt == 5 { throw error }
-                usleep(UInt32(50_000 * attempt))
+                if attempt == 10 { throw error }
+                usleep(UInt32(50_000 * attempt + Int.random(in: 0..<20_000)))
             }
         }
     }

@@ -7,6 +7,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import SluiceTransport
+import SluiceShipping
 import SluiceWire
 
 /// The two ends of `bin/bench`: a load generator that sends Log envelopes at
@@ -34,7 +35,7 @@ public enum Bench {
             for i in 0..<n {
                 writeSequence(sent + i, into: &payload)
                 payload.withUnsafeBytes {
-                    builder.appendLog(fields, timestamp: CFLogFormat.nowNanos(), payload: $0)
+                    builder.appendLog(fields, timestamp: WallClock.nowNanos(), payload: $0)
                 }
             }
             try await client.send(frame: builder.finish(type: .envelopes, sequence: 0)!)

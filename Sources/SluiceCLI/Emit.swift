@@ -5,6 +5,7 @@ import Darwin
 #endif
 import NIOCore
 import SluiceTransport
+import SluiceShipping
 import SluiceWire
 
 /// `sluice emit`: sends its arguments as one line, or every line of standard
@@ -80,7 +81,7 @@ public struct Emit: Sendable {
 
     /// Appends one line (or piece); finished batches move to `ready`.
     func append(_ line: UnsafeRawBufferPointer, tag: LogTag?, to builder: inout BatchFrameBuilder, ready: inout [ByteBuffer]) {
-        builder.appendLog(fields, timestamp: CFLogFormat.nowNanos(), payload: line, extraTags: tag.map { [$0] } ?? [])
+        builder.appendLog(fields, timestamp: WallClock.nowNanos(), payload: line, extraTags: tag.map { [$0] } ?? [])
         if builder.count >= batchSize || builder.payloadBytes >= Self.maxBatchBytes {
             ready.append(builder.finish(type: .envelopes, sequence: 0)!)
         }

@@ -2,6 +2,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import SluiceTransport
+import SluiceShipping
 import SluiceWire
 
 /// A plain framed connection: frames out, nothing read back, no resends.

@@ -37,7 +37,7 @@ public enum HTTPClient {
         } catch {
             // No connection: the answer will never come.
             promise.fail(error)
-            throw error
+            throw CommandFailure(ErrorText.cannotReach("\(url.host):\(url.port)", error))
         }
         var headers = HTTPHeaders([("Host", url.hostHeader), ("Connection", "close")])
         for (name, value) in extra { headers.add(name: name, value: value) }
@@ -45,9 +45,13 @@ public enum HTTPClient {
         let head = HTTPRequestHead(version: .http1_1, method: method, uri: url.path, headers: headers)
         channel.write(HTTPClientRequestPart.head(head), promise: nil)
         if let body { channel.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil) }
-        try await channel.writeAndFlush(HTTPClientRequestPart.end(nil))
         defer { channel.close(promise: nil) }
-        return try await promise.futureResult.get()
+        do {
+            try await channel.writeAndFlush(HTTPClientRequestPart.end(nil))
+            return try await promise.futureResult.get()
+        } catch {
+            throw CommandFailure("\(url.host):\(url.port) did not answer \(method) \(url.path): \(ErrorText.describe(error))")
+        }
     }
 }
 

@@ -23,15 +23,18 @@ public final class LocalCluster: Sendable {
     private let agent: Agent.Configuration?
     /// Drain bindings, shared by every member; nil runs no drains.
     private let bindings: (any BindingStore)?
-    private let members = NIOLockedValueBox<
-        (servers: [BufferServer], drains: [DrainManager], controllers: [Controller], agent: Agent?)
-    >(([], [], [], nil))
+    /// What every server and controller is run with, as the role commands take it.
+    private let settings: MemberSettings
+    private let members = NIOLockedValueBox<(servers: [ServerNode], controllers: [Controller], agent: Agent?)>(
+        ([], [], nil))
 
     public init(
-        config: ClusterConfig, agent: Agent.Configuration? = nil, bindings: (any BindingStore)? = nil,
-        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger
+        config: ClusterConfig, settings: MemberSettings = MemberSettings(), agent: Agent.Configuration? = nil,
+        bindings: (any BindingStore)? = nil, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger
     ) {
         self.config = config
+        self.settings = settings
         self.agent = agent
         self.bindings = bindings
         self.group = group
@@ -55,38 +58,24 @@ public final class LocalCluster: Sendable {
 
     /// Binds every member, servers first; returns where they listen.
     public func start() async throws -> Endpoints {
-        let factory = PrometheusMetricsFactory(registry: registry)
         var bound: [String: [Endpoint]] = [:]
-        var servers: [BufferServer] = []
-        var drains: [DrainManager] = []
+        var servers: [ServerNode] = []
         for zone in config.zones {
             for entry in zone.servers {
-                let server = BufferServer(
-                    configuration: .init(
-                        zone: zone.name, listen: try Endpoint(parsing: entry.listen),
-                        limits: .init(
-                            recentPerApp: entry.recentPerApp ?? 1000,
-                            memoryLimit: entry.memoryLimit.flatMap(ByteSize.parse) ?? 256 * 1024 * 1024)),
-                    group: group, logger: logger.with(metadata: LogKeys.server, entry.name), metrics: factory)
-                bound[zone.name, default: []].append(try await server.bind())
-                servers.append(server)
-                if let bindings {
-                    drains.append(
-                        DrainManager(
-                            store: server.store, bindings: bindings, group: group,
-                            logger: logger.with(metadata: LogKeys.server, entry.name), metrics: factory))
-                }
+                let node = Assembly.server(
+                    try settings.server(zone: zone.name, entry: entry), bindings: bindings, registry: registry,
+                    group: group, logger: logger.with(metadata: LogKeys.server, entry.name))
+                bound[zone.name, default: []].append(try await node.bind())
+                servers.append(node)
             }
         }
         var controllers: [Controller] = []
         var endpoints: [ControllerEndpoints] = []
         for zone in config.zones {
             for entry in zone.controllers {
-                let controller = Controller(
-                    configuration: .init(
-                        zone: zone.name, ingress: try Endpoint(parsing: entry.ingress),
-                        http: try Endpoint(parsing: entry.http), zones: bound, bindings: bindings),
-                    group: group, logger: logger.with(metadata: "sluice.controller", entry.name), registry: registry)
+                let controller = Assembly.controller(
+                    try settings.controller(zone: zone.name, entry: entry, servers: bound, bindings: bindings),
+                    registry: registry, group: group, logger: logger.with(metadata: LogKeys.controller, entry.name))
                 let (ingress, http) = try await controller.bind()
                 controllers.append(controller)
                 endpoints.append(ControllerEndpoints(zone: zone.name, name: entry.name, ingress: ingress, http: http))
@@ -100,26 +89,24 @@ public final class LocalCluster: Sendable {
             settings.controllers =
                 endpoints.filter { $0.zone == firstZone }.map(\.ingress)
                 + endpoints.filter { $0.zone != firstZone }.map(\.ingress)
-            let started = Agent(
-                configuration: settings, group: group, logger: logger.with(metadata: "sluice.agent", "agent"),
-                registry: registry)
+            let started = Assembly.agent(
+                settings, registry: registry, group: group, logger: logger.with(metadata: LogKeys.agent, "agent"))
             agentAddresses = try await started.bind()
             agent = started
         }
-        members.withLockedValue { $0 = (servers, drains, controllers, agent) }
+        members.withLockedValue { $0 = (servers, controllers, agent) }
         return Endpoints(controllers: endpoints, servers: bound, agent: agentAddresses)
     }
 
     /// The services to run in a `ServiceGroup` after `start`.
     public var services: [any Service] {
-        let (servers, drains, controllers, agent) = members.withLockedValue { $0 }
-        return servers + drains + controllers + (agent.map { [$0] } ?? [])
+        let (servers, controllers, agent) = members.withLockedValue { $0 }
+        return servers.flatMap(\.services) + controllers + (agent.map { [$0] } ?? [])
     }
 
     public func shutdown() async throws {
-        let (servers, drains, controllers, agent) = members.withLockedValue { $0 }
+        let (servers, controllers, agent) = members.withLockedValue { $0 }
         try await agent?.shutdown()
-        for manager in drains { await manager.shutdown() }
         for controller in controllers { try await controller.shutdown() }
         for server in servers { try await server.shutdown() }
     }

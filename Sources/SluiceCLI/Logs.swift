@@ -79,7 +79,8 @@ public struct Logs: Sendable {
                 output.printError("sluice: the connection to \(url) closed; reconnecting in \(Self.describe(backoff))")
             } catch {
                 if Task.isCancelled { return }
-                output.printError("sluice: cannot reach \(url) (\(error)); retrying in \(Self.describe(backoff))")
+                let reason = error is CommandFailure || error is WebSocketRefused ? "\(error)" : ErrorText.cannotReach("\(url.host):\(url.port)", error)
+                output.printError("sluice: \(reason); retrying in \(Self.describe(backoff))")
             }
             try await Task.sleep(for: backoff)
             backoff = min(backoff * 2, .seconds(60))

@@ -7,6 +7,7 @@ import Dispatch
 import Foundation
 import NIOCore
 import SluiceTransport
+import SluiceShipping
 import SluiceWire
 
 /// The pid of the command `sluice run` started, for the signal handler.
@@ -100,7 +101,7 @@ public struct Run: Sendable {
         var last: Int64 = 0
         // Strictly increasing timestamps, so that a time-ordered merge keeps the order.
         func timestamp() -> Int64 {
-            last = max(CFLogFormat.nowNanos(), last + 1)
+            last = max(WallClock.nowNanos(), last + 1)
             return last
         }
         while true {

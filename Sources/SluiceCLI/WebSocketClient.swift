@@ -64,7 +64,7 @@ public final class WebSocketClient: Sendable {
             channel = try await connecting.get()
         } catch {
             upgraded.fail(error)
-            throw error
+            throw CommandFailure(ErrorText.cannotReach("\(url.host):\(url.port)", error))
         }
         channel.closeFuture.whenComplete { _ in upgraded.fail(ChannelError.inputClosed) }
         do {

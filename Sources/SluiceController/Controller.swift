@@ -78,18 +78,15 @@ public final class Controller: Service, @unchecked Sendable {
         self.logger = logger
         self.registry = registry
         let metrics: any MetricsFactory = registry.map { PrometheusMetricsFactory(registry: $0) } ?? MetricsSystem.factory
-        let drops = Counter(
-            label: "sluice_controller_envelopes_dropped_total", dimensions: [("reason", "server_unreachable")],
-            factory: metrics)
         // One link per server of every zone, own zone first.
         let zoneNames = [configuration.zone] + configuration.zones.keys.filter { $0 != configuration.zone }.sorted()
         let zones = zoneNames.map { name in
             ZoneLinks(
                 name: name,
-                links: configuration.zones[name, default: []].map { server in
+                links: configuration.zones[name, default: []].enumerated().map { index, server in
                     ServerLink(
-                        endpoint: server, zone: name, eventLoop: group.next(), logger: logger,
-                        maxPayload: configuration.maxFramePayload, onDrop: { drops.increment(by: $0) })
+                        endpoint: server, zone: name, index: index, eventLoop: group.next(), logger: logger,
+                        maxPayload: configuration.maxFramePayload)
                 })
         }
         self.router = IngressRouter(links: zones[0].links, metrics: metrics)
@@ -108,77 +105,58 @@ public final class Controller: Service, @unchecked Sendable {
         let logger = self.logger
         let connections = self.connections
         let maxPayload = configuration.maxFramePayload
-        let ingress = try await ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 256)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { channel in
-                connections.insert(channel)
-                return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandlers([
-                        ByteToMessageHandler(FrameDecoder(maxPayload: maxPayload)),
-                        IngressHandler(router: router, logger: logger),
-                        ConnectionErrorHandler(role: "controller-ingress", logger: logger),
-                    ])
-                }
-            }
-            .bind(host: configuration.ingress.host, port: configuration.ingress.port)
-            .get()
+        let ingress = try await Listener.bind(configuration.ingress, group: group, connections: connections) { channel in
+            try channel.pipeline.syncOperations.addHandlers([
+                ByteToMessageHandler(FrameDecoder(maxPayload: maxPayload)),
+                IngressHandler(router: router, logger: logger),
+                ConnectionErrorHandler(role: "controller-ingress", logger: logger),
+            ])
+        }
         ingressChannel.channel = ingress
 
         let egress = self.egress
         let registry = self.registry
         let tailMetrics = self.tailMetrics
         let bindings = configuration.bindings
-        let settings = TailSession.Settings(
+        let settings = WebSocketTailHandler.Settings(
             queueLimit: configuration.tailQueueLimit, pingInterval: configuration.pingInterval, json: false)
-        let http = try await ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 256)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.writeBufferWaterMark, value: .init(low: 256 * 1024, high: 1024 * 1024))
-            .childChannelInitializer { channel in
-                connections.insert(channel)
-                // The session is made when the upgrade is accepted and put in
-                // the pipeline once the 101 response is out.
-                let pending = NIOLockedValueBox<TailSession?>(nil)
-                let upgrader = NIOWebSocketServerUpgrader(
-                    maxFrameSize: 1 << 16,
-                    automaticErrorHandling: false,
-                    shouldUpgrade: { channel, head in
-                        guard case .success(.stream(let app, let json)) =
-                            APIRoute.parse(method: head.method.rawValue, uri: head.uri)
-                        else { return channel.eventLoop.makeSucceededFuture(nil) }
-                        var settings = settings
-                        settings.json = json
-                        let session = TailSession(
-                            app: app, links: egress.links(for: app), settings: settings, metrics: tailMetrics,
-                            logger: logger, eventLoop: channel.eventLoop)
-                        pending.withLockedValue { $0 = session }
-                        return session.start(closeFuture: channel.closeFuture).map { HTTPHeaders() }
-                    },
-                    upgradePipelineHandler: { channel, _ in
-                        channel.eventLoop.makeCompletedFuture {
-                            guard let session = pending.withLockedValue({ $0 }) else { return }
-                            try channel.pipeline.syncOperations.addHandler(session)
-                        }
-                    })
-                return channel.eventLoop.makeCompletedFuture {
-                    let api = HTTPAPIHandler(
-                        egress: egress, bindings: bindings, registry: registry, logger: logger)
-                    let boundAPI = NIOLoopBound(api, eventLoop: channel.eventLoop)
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withServerUpgrade: (
-                            upgraders: [upgrader],
-                            completionHandler: { context in
-                                context.pipeline.syncOperations.removeHandler(boundAPI.value, promise: nil)
-                            }
-                        ))
-                    try channel.pipeline.syncOperations.addHandler(api)
-                }
-            }
-            .bind(host: configuration.http.host, port: configuration.http.port)
-            .get()
+        let http = try await Listener.bind(
+            configuration.http, group: group, connections: connections,
+            writeBufferWaterMark: .init(low: 256 * 1024, high: 1024 * 1024)
+        ) { channel in
+            // The reader's handler is made when the upgrade is accepted and
+            // put in the pipeline once the 101 response is out.
+            let pending = NIOLockedValueBox<WebSocketTailHandler?>(nil)
+            let upgrader = NIOWebSocketServerUpgrader(
+                maxFrameSize: 1 << 16,
+                automaticErrorHandling: false,
+                shouldUpgrade: { channel, head in
+                    guard case .success(.stream(let app, let json)) = APIRoute.parse(method: head.method.rawValue, uri: head.uri)
+                    else { return channel.eventLoop.makeSucceededFuture(nil) }
+                    var settings = settings
+                    settings.json = json
+                    let feed = TailFeed(app: app, links: egress.links(for: app), eventLoop: channel.eventLoop)
+                    let handler = WebSocketTailHandler(feed: feed, settings: settings, metrics: tailMetrics, logger: logger)
+                    pending.withLockedValue { $0 = handler }
+                    return handler.start(closeFuture: channel.closeFuture).map { HTTPHeaders() }
+                },
+                upgradePipelineHandler: { channel, _ in
+                    channel.eventLoop.makeCompletedFuture {
+                        guard let handler = pending.withLockedValue({ $0 }) else { return }
+                        try channel.pipeline.syncOperations.addHandler(handler)
+                    }
+                })
+            let api = HTTPAPIHandler(egress: egress, bindings: bindings, registry: registry, logger: logger)
+            let boundAPI = NIOLoopBound(api, eventLoop: channel.eventLoop)
+            try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                withServerUpgrade: (
+                    upgraders: [upgrader],
+                    completionHandler: { context in
+                        context.pipeline.syncOperations.removeHandler(boundAPI.value, promise: nil)
+                    }
+                ))
+            try channel.pipeline.syncOperations.addHandler(api)
+        }
         httpChannel.channel = http
         let bound = (Endpoint(ingress.localAddress!), Endpoint(http.localAddress!))
         logger.info(

@@ -51,10 +51,11 @@ final class Egress: Sendable {
     }
 
     /// The newest `limit` envelopes of `app` over all zones, merged by
-    /// timestamp. A zone that does not answer within `zoneTimeout` is left
-    /// out and named in `partial`; it never fails the request.
+    /// timestamp (`RecentMerge`). A zone that does not answer within
+    /// `zoneTimeout` is left out and named in `partial`; it never fails the
+    /// request.
     func recent(app: String, limit: Int, on loop: any EventLoop) -> EventLoopFuture<Recent> {
-        var asked: [(zone: String, owner: Bool, answer: EventLoopFuture<[ByteBuffer]>)] = []
+        var asked: [(zone: String, owner: Bool, answer: EventLoopFuture<[Frame]>)] = []
         for zone in zones {
             for (rank, link) in zone.candidates(for: app).enumerated() {
                 let answer = withTimeout(link.recent(app: app, limit: limit), server: "\(link.endpoint)", on: loop)
@@ -63,72 +64,30 @@ final class Egress: Sendable {
         }
         let questions = asked
         return EventLoopFuture.whenAllComplete(questions.map(\.answer), on: loop).map { results in
-            var lists: [[TimedEnvelope]] = []
+            var lists: [[RecentEnvelope]] = []
             var partial: [String] = []
             for (entry, result) in zip(questions, results) {
                 switch result {
-                case .success(let parts):
-                    lists.append(Self.timed(parts))
+                case .success(let frames):
+                    lists.append(RecentMerge.envelopes(of: frames))
                 case .failure:
                     if entry.owner && !partial.contains(entry.zone) { partial.append(entry.zone) }
                 }
             }
-            let merged = Self.merge(lists)
+            let merged = RecentMerge.merge(lists)
             return Recent(envelopes: merged.suffix(limit).map(\.bytes), partial: partial)
         }
     }
 
     private func withTimeout(
-        _ future: EventLoopFuture<[ByteBuffer]>, server: String, on loop: any EventLoop
-    ) -> EventLoopFuture<[ByteBuffer]> {
-        let promise = loop.makePromise(of: [ByteBuffer].self)
+        _ future: EventLoopFuture<[Frame]>, server: String, on loop: any EventLoop
+    ) -> EventLoopFuture<[Frame]> {
+        let promise = loop.makePromise(of: [Frame].self)
         let timer = loop.scheduleTask(in: zoneTimeout) { promise.fail(ZoneTimeout(server: server)) }
         future.hop(to: loop).whenComplete { result in
             timer.cancel()
             promise.completeWith(result)
         }
         return promise.futureResult
-    }
-
-    struct TimedEnvelope {
-        var timestamp: Int64
-        var bytes: ByteBuffer
-    }
-
-    /// The envelopes of a server's answer (batch payloads), oldest first.
-    static func timed(_ parts: [ByteBuffer]) -> [TimedEnvelope] {
-        var out: [TimedEnvelope] = []
-        for part in parts {
-            try? part.forEachEnvelope { bytes, fields in out.append(TimedEnvelope(timestamp: fields.timestamp, bytes: bytes)) }
-        }
-        return out
-    }
-
-    /// A k-way merge by timestamp of lists that are each oldest first. Ties
-    /// keep list order; an envelope identical to one already taken at the
-    /// same timestamp (held by both an owner and its stand-in) is taken once.
-    static func merge(_ lists: [[TimedEnvelope]]) -> [TimedEnvelope] {
-        var heads = Array(repeating: 0, count: lists.count)
-        var out: [TimedEnvelope] = []
-        out.reserveCapacity(lists.reduce(0) { $0 + $1.count })
-        var sameTimestampStart = 0
-        while true {
-            var pick: Int? = nil
-            for index in lists.indices where heads[index] < lists[index].count {
-                if pick == nil || lists[index][heads[index]].timestamp < lists[pick!][heads[pick!]].timestamp {
-                    pick = index
-                }
-            }
-            guard let pick else { break }
-            let next = lists[pick][heads[pick]]
-            heads[pick] += 1
-            if let last = out.last, last.timestamp == next.timestamp {
-                if out[sameTimestampStart...].contains(where: { $0.bytes == next.bytes }) { continue }
-            } else {
-                sameTimestampStart = out.count
-            }
-            out.append(next)
-        }
-        return out
     }
 }

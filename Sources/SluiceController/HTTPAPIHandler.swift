@@ -43,10 +43,9 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
                 body.writeBuffer(&part)
             }
         case .end:
-            guard var head = request else { return }
+            guard let head = request else { return }
             request = nil
             if bodyTooLarge {
-                head.headers.replaceOrAdd(name: "Connection", value: "close")
                 respondError(
                     .init(status: 413, error: "body_too_large",
                           message: "request bodies are limited to \(APIRoute.maxBodyBytes) bytes"),
@@ -88,7 +87,7 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
                     logger.info(
                         "drain added",
                         metadata: [
-                            LogKeys.appID: "\(app)", "drain": "\(binding.id)", "url": "\(request.url.redacted)",
+                            LogKeys.appID: "\(app)", LogKeys.drain: "\(binding.id)", LogKeys.url: "\(request.url.redacted)",
                         ])
                     return (201, binding.json)
                 }
@@ -97,7 +96,7 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
             let logger = self.logger
             drainCall(head, context: context) { store in
                 let removed = try await store.remove(app: app, idOrName: drain)
-                logger.info("drain removed", metadata: [LogKeys.appID: "\(app)", "drain": "\(removed.id)"])
+                logger.info("drain removed", metadata: [LogKeys.appID: "\(app)", LogKeys.drain: "\(removed.id)"])
                 return (204, nil)
             }
         case .success(.recentLogs(let app, let limit)):
@@ -158,7 +157,7 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
                     outcome = .failure(.init(status: 503, error: "store_unavailable", message: message))
                 }
             } catch {
-                logger.error("bindings store failed", metadata: ["error": "\(error)"])
+                logger.error("bindings store failed", metadata: [LogKeys.error: "\(error)"])
                 outcome = .failure(
                     .init(status: 503, error: "store_unavailable", message: "the bindings store failed: \(error)"))
             }
@@ -224,27 +223,16 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func respondError(_ failure: APIRoute.Failure, head: HTTPRequestHead, context: ChannelHandlerContext) {
-        let body = #"{"error":"\#(jsonEscape(failure.error))","message":"\#(jsonEscape(failure.message))"}"#
-        respond(
-            status: HTTPResponseStatus(statusCode: failure.status), contentType: "application/json",
-            body: ByteBuffer(string: body), head: head, context: context)
+        HTTPResponder.error(
+            context: context, request: head, status: HTTPResponseStatus(statusCode: failure.status), code: failure.error,
+            message: failure.message, close: failure.status == 413)
     }
 
     private func respond(
         status: HTTPResponseStatus, contentType: String, body: ByteBuffer, head: HTTPRequestHead,
         context: ChannelHandlerContext, extraHeaders: [(String, String)] = []
     ) {
-        var headers = HTTPHeaders(extraHeaders)
-        headers.add(name: "Content-Type", value: contentType)
-        headers.add(name: "Content-Length", value: "\(body.readableBytes)")
-        let keepAlive = head.isKeepAlive
-        if !keepAlive { headers.add(name: "Connection", value: "close") }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        if !keepAlive {
-            let channel = context.channel
-            done.whenComplete { _ in channel.close(promise: nil) }
-        }
+        HTTPResponder.respond(
+            context: context, request: head, status: status, contentType: contentType, body: body, headers: extraHeaders)
     }
 }

@@ -1,4 +1,3 @@
-import DequeModule
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -8,103 +7,78 @@ import SluiceTransport
 import SluiceWire
 import SwiftProtobuf
 
-/// What a live subscription at a buffer server feeds: a websocket tail.
-public protocol LinkSubscriber: AnyObject, Sendable {
-    /// A STREAM frame's batch arrived, with the sender frames its envelopes
-    /// came from (empty if the server did not say). Called on the link's
-    /// event loop.
-    func deliver(batch: ByteBuffer, parts: [BatchPart])
-    /// The link to a server went down or came back.
-    func linkChanged(_ link: ServerLink)
-}
-
-public struct LinkUnavailable: Error, CustomStringConvertible {
-    public var server: String
-    public var description: String { "buffer server \(server) is not reachable" }
-}
-
-/// A controller's one connection to one buffer server. It carries ingest
-/// frames out and recent dumps and subscriptions in, reconnects with backoff,
-/// and re-subscribes after a reconnect. All its state lives on `eventLoop`.
+/// A controller's one connection to one buffer server: it carries ingest
+/// batches out, keeping each in an `AckWindow` until the server
+/// acknowledges it, and live subscriptions and recent dumps in. It
+/// reconnects with backoff, subscribes again after a reconnect, and takes
+/// a server that holds batches and says nothing for a second for dead.
+/// What becomes of batches it cannot deliver its owner decides. All its
+/// state lives on `eventLoop`.
 public final class ServerLink: @unchecked Sendable {
     public let endpoint: Endpoint
     /// The zone of the server at the other end.
     public let zone: String
+    /// The server's position among its zone's servers.
+    let index: Int
     public let eventLoop: any EventLoop
     private let logger: Logger
     private let maxPayload: Int
-    /// Ingest frames kept while disconnected, in bytes; past it ingress is
-    /// paused (backpressure) and, if still more arrives, frames are dropped.
+    /// Bytes of batches kept (sent and not acknowledged, or waiting for a
+    /// connection) past which ingress is paused; past twice that, batches
+    /// no server can take are dropped.
     private let maxBacklog: Int
+    private let ownerBox = NIOLockedValueBox<WeakOwner>(WeakOwner())
+    private let up = NIOLockedValueBox(false)
+    private let writable = NIOLockedValueBox(true)
 
+    // All below on `eventLoop`.
     private var channel: (any Channel)?
     private var connecting = false
     private var stopped = false
-    /// Whether the link has ever been up (before that, frames just wait).
+    /// Whether the link has ever been up (before that, batches just wait).
     private var wasUp = false
     /// Whether the server has answered on the current connection.
     private var confirmed = false
-    /// When the server last sent anything; a server that holds frames and
-    /// says nothing for `silenceLimit` is taken for dead.
     private var lastHeard = NIODeadline.now()
-    /// When the window last went from empty to holding a frame.
+    /// When the window last went from empty to holding a batch.
     private var waitingSince = NIODeadline.now()
     private var watchdog: RepeatedTask?
+    private var lastCheck = NIODeadline.now()
     static let silenceLimit = TimeAmount.seconds(1)
+    static let checkInterval = TimeAmount.milliseconds(250)
     private var backoff = TimeAmount.milliseconds(100)
-    /// Frames waiting for a connection.
-    private var backlog: Deque<OutFrame> = []
-    private var backlogBytes = 0
-    /// Frames sent and not yet acknowledged, oldest first, by sequence.
-    private var window: Deque<(sequence: UInt64, frame: OutFrame)> = []
-    private var windowBytes = 0
-    private var nextSequence: UInt64 = 1
-    /// One upstream subscription per app, shared by every local reader of it.
-    private var subscriptions: [UInt64: Subscription] = [:]
-    private var subscriptionByApp: [String: UInt64] = [:]
-    private var readerSubscription: [UInt64: UInt64] = [:]
-    private var requests: [UInt64: (parts: [ByteBuffer], promise: EventLoopPromise<[ByteBuffer]>)] = [:]
+    private var window: AckWindow<LinkBatch>
+    private var subscriptions = LinkSubscriptions()
+    private var requests = RecentRequests()
     private var writableWaiters: [@Sendable () -> Void] = []
-    private let writable = NIOLockedValueBox(true)
-    private let onDrop: @Sendable (Int) -> Void
-    private let up = NIOLockedValueBox(false)
-    /// Called on the link's event loop when the connection is lost, with the
-    /// ingest frames the server had not acknowledged and those waiting to go
-    /// out, oldest first: the router sends them to the servers that stand in.
-    private let onDown = NIOLockedValueBox<(@Sendable ([OutFrame]) -> Void)?>(nil)
-    /// Called (on the link's loop) when the link goes up or down.
-    private let onStateChange = NIOLockedValueBox<(@Sendable (Bool) -> Void)?>(nil)
 
-    public init(
-        endpoint: Endpoint,
-        zone: String = "z1",
-        eventLoop: any EventLoop,
-        logger: Logger,
-        maxPayload: Int = FrameHeader.defaultMaxPayload,
-        maxBacklog: Int = 64 * 1024 * 1024,
-        onDrop: @escaping @Sendable (Int) -> Void = { _ in }
+    init(
+        endpoint: Endpoint, zone: String = "z1", index: Int = 0, eventLoop: any EventLoop, logger: Logger,
+        maxPayload: Int = FrameHeader.defaultMaxPayload, maxBacklog: Int = 64 * 1024 * 1024
     ) {
         self.endpoint = endpoint
         self.zone = zone
+        self.index = index
         self.eventLoop = eventLoop
         self.logger = logger
         self.maxPayload = maxPayload
         self.maxBacklog = maxBacklog
-        self.onDrop = onDrop
+        self.window = AckWindow(maxBytes: maxBacklog)
+    }
+
+    private struct WeakOwner {
+        weak var owner: (any ServerLinkOwner)?
+    }
+
+    private var owner: (any ServerLinkOwner)? { ownerBox.withLockedValue { $0.owner } }
+
+    /// Sets the owner; before `start`.
+    func setOwner(_ owner: any ServerLinkOwner) {
+        ownerBox.withLockedValue { $0.owner = owner }
     }
 
     /// Whether the connection to the server is up; read from any thread.
     public var isUp: Bool { up.withLockedValue { $0 } }
-
-    /// Sets what happens to waiting ingest frames when the link goes down.
-    func whenDown(_ handler: @escaping @Sendable ([OutFrame]) -> Void) {
-        onDown.withLockedValue { $0 = handler }
-    }
-
-    /// Sets a callback for the link going up (true) or down (false).
-    func whenStateChanges(_ handler: @escaping @Sendable (Bool) -> Void) {
-        onStateChange.withLockedValue { $0 = handler }
-    }
 
     /// Whether ingress may keep sending; read from any thread.
     public var isWritable: Bool { writable.withLockedValue { $0 } }
@@ -118,84 +92,66 @@ public final class ServerLink: @unchecked Sendable {
             self.stopped = true
             self.watchdog?.cancel()
             self.channel?.close(promise: nil)
-            self.failRequests()
+            for promise in self.requests.removeAll() { promise.fail(LinkUnavailable(server: "\(self.endpoint)")) }
         }
     }
 
     // MARK: ingest
 
-    /// Sends a finished ENVELOPES frame; its sequence number is set here.
-    /// It is kept until the server acknowledges it.
-    func send(_ frame: OutFrame) {
-        if eventLoop.inEventLoop {
-            sendOnLoop(frame)
-        } else {
-            eventLoop.execute { self.sendOnLoop(frame) }
+    /// Sends a batch to the server. One routed here just after the link
+    /// went down goes back to the owner, which hands it to a stand-in.
+    func send(_ batch: LinkBatch) {
+        onLoop {
+            if $0.channel == nil, $0.wasUp, !$0.stopped, let owner = $0.owner {
+                owner.link($0, returned: [batch])
+            } else {
+                $0.keep([batch])
+            }
         }
     }
 
-    private func sendOnLoop(_ frame: OutFrame) {
-        // Routed here just before the link went down: the router sends it
-        // to a stand-in, or gives it back with `keep` if there is none.
-        if channel == nil, wasUp, !stopped, let reroute = onDown.withLockedValue({ $0 }) {
-            reroute([frame])
-            return
+    /// Sends batches now if connected; otherwise holds them until the
+    /// server is back (no other server can stand in), dropping what would
+    /// take the backlog past twice its bound.
+    func keep(_ batches: [LinkBatch]) {
+        onLoop { link in
+            var dropped: [LinkBatch] = []
+            for batch in batches {
+                if link.channel == nil && link.window.bytes + batch.frameBytes > 2 * link.maxBacklog {
+                    dropped.append(batch)
+                } else {
+                    link.transmit(batch)
+                }
+            }
+            link.channel?.flush()
+            link.updateWritable()
+            if !dropped.isEmpty {
+                link.logger.warning(
+                    "dropping envelopes: buffer server unreachable and backlog full",
+                    metadata: [LogKeys.server: "\(link.endpoint)", LogKeys.count: "\(dropped.reduce(0) { $0 + $1.envelopes })"])
+                link.owner?.link(link, dropped: dropped)
+            }
         }
-        keep(frame)
     }
 
-    /// Sends a frame now if connected; otherwise holds it until the server
-    /// is back (no other server can stand in).
-    func keep(_ frame: OutFrame) {
-        guard eventLoop.inEventLoop else {
-            eventLoop.execute { self.keep(frame) }
-            return
-        }
-        var frame = frame
-        if let channel, backlog.isEmpty {
-            transmit(&frame, on: channel)
-            channel.flush()
-            updateWritable()
-            return
-        }
-        if backlogBytes + frame.bytes.readableBytes > 2 * maxBacklog {
-            let count = frame.bytes.envelopeCountUnchecked
-            onDrop(count)
-            frame.acknowledged()  // nothing more will come of it
-            logger.warning(
-                "dropping envelopes: buffer server unreachable and backlog full",
-                metadata: [LogKeys.server: "\(endpoint)", LogKeys.count: "\(count)"])
-            return
-        }
-        backlog.append(frame)
-        backlogBytes += frame.bytes.readableBytes
-        updateWritable()
-    }
-
-    /// Numbers a frame, writes it, and keeps it until acknowledged.
-    private func transmit(_ frame: inout OutFrame, on channel: any Channel) {
-        let sequence = nextSequence
-        nextSequence &+= 1
-        frame.bytes.setFrameSequence(sequence)
-        channel.write(frame.bytes, promise: nil)
+    /// Puts a batch in the window and writes it if connected: header,
+    /// batch and parts as three buffers, so the batch is never copied.
+    private func transmit(_ batch: LinkBatch) {
         if window.isEmpty { waitingSince = .now() }
-        window.append((sequence, frame))
-        windowBytes += frame.bytes.readableBytes
+        guard let sequence = window.send(batch, bytes: batch.frameBytes), let channel else { return }
+        write(batch, sequence: sequence, on: channel)
     }
 
-    private func acknowledge(upTo sequence: UInt64) {
-        while let first = window.first, first.sequence <= sequence {
-            window.removeFirst()
-            windowBytes -= first.frame.bytes.readableBytes
-            first.frame.acknowledged()
-        }
-        updateWritable()
+    private func write(_ batch: LinkBatch, sequence: UInt64, on channel: any Channel) {
+        channel.write(batch.header(sequence: sequence, allocator: channel.allocator), promise: nil)
+        if batch.batch.readableBytes > 0 { channel.write(batch.batch, promise: nil) }
+        if let trailer = batch.trailer(allocator: channel.allocator) { channel.write(trailer, promise: nil) }
     }
 
     /// Runs `action` once this link may take more ingest.
     public func whenWritable(_ action: @escaping @Sendable () -> Void) {
         eventLoop.execute {
-            if self.computeWritable() {
+            if self.window.bytes < self.maxBacklog {
                 action()
             } else {
                 self.writableWaiters.append(action)
@@ -203,13 +159,8 @@ public final class ServerLink: @unchecked Sendable {
         }
     }
 
-    private func computeWritable() -> Bool {
-        if channel != nil { return windowBytes < maxBacklog && backlog.isEmpty }
-        return backlogBytes < maxBacklog
-    }
-
     fileprivate func updateWritable() {
-        let now = computeWritable()
+        let now = window.bytes < maxBacklog
         writable.withLockedValue { $0 = now }
         if now && !writableWaiters.isEmpty {
             let waiters = writableWaiters
@@ -220,62 +171,40 @@ public final class ServerLink: @unchecked Sendable {
 
     // MARK: egress
 
-    /// Adds a live reader of `app`; returns the reader's id. Readers of the
-    /// same app share one subscription at the server, so the server sends
-    /// each envelope to this controller once however many read it.
+    /// Adds a live reader of `app`; returns the reader's id.
     public func subscribe(app: String, subscriber: any LinkSubscriber) -> EventLoopFuture<UInt64> {
         eventLoop.submit {
-            let readerID = self.nextSequence
-            self.nextSequence &+= 1
-            let upstream: UInt64
-            if let existing = self.subscriptionByApp[app] {
-                upstream = existing
-            } else {
-                upstream = self.nextSequence
-                self.nextSequence &+= 1
-                self.subscriptions[upstream] = Subscription(app: app)
-                self.subscriptionByApp[app] = upstream
-                if let channel = self.channel {
-                    channel.writeAndFlush(
-                        Self.requestFrame(.subscribe, app: app, limit: 0, sequence: upstream), promise: nil)
-                }
+            let (reader, created) = self.subscriptions.add(app: app, reader: subscriber)
+            if let created, let channel = self.channel {
+                channel.writeAndFlush(Self.requestFrame(.subscribe, app: app, sequence: created), promise: nil)
             }
-            self.subscriptions[upstream]!.readers[readerID] = subscriber
-            self.readerSubscription[readerID] = upstream
-            return readerID
+            return reader
         }
     }
 
-    /// Removes a reader; the server subscription ends with its last reader.
-    public func unsubscribe(id readerID: UInt64) {
-        eventLoop.execute {
-            guard let upstream = self.readerSubscription.removeValue(forKey: readerID) else { return }
-            self.subscriptions[upstream]?.readers[readerID] = nil
-            guard let subscription = self.subscriptions[upstream], subscription.readers.isEmpty else { return }
-            self.subscriptions[upstream] = nil
-            self.subscriptionByApp[subscription.app] = nil
-            self.channel?.writeAndFlush(
-                Self.requestFrame(.unsubscribe, app: subscription.app, limit: 0, sequence: upstream), promise: nil)
+    /// Removes a reader; the server subscription ends with its app's last reader.
+    public func unsubscribe(id reader: UInt64) {
+        onLoop { link in
+            guard let ended = link.subscriptions.remove(reader: reader) else { return }
+            link.channel?.writeAndFlush(Self.requestFrame(.unsubscribe, app: ended.app, sequence: ended.id), promise: nil)
         }
     }
 
-    /// The newest `limit` envelopes of `app` held by this server, as batch
-    /// payloads, oldest first.
-    public func recent(app: String, limit: Int) -> EventLoopFuture<[ByteBuffer]> {
+    /// The frames of the server's answer with the newest `limit` envelopes
+    /// of `app`, oldest first.
+    func recent(app: String, limit: Int) -> EventLoopFuture<[Frame]> {
         eventLoop.flatSubmit {
             guard let channel = self.channel else {
                 return self.eventLoop.makeFailedFuture(LinkUnavailable(server: "\(self.endpoint)"))
             }
-            let id = self.nextSequence
-            self.nextSequence &+= 1
-            let promise = self.eventLoop.makePromise(of: [ByteBuffer].self)
-            self.requests[id] = ([], promise)
+            let promise = self.eventLoop.makePromise(of: [Frame].self)
+            let id = self.requests.begin(promise)
             channel.writeAndFlush(Self.requestFrame(.recentRequest, app: app, limit: limit, sequence: id), promise: nil)
             return promise.futureResult
         }
     }
 
-    static func requestFrame(_ type: FrameType, app: String, limit: Int, sequence: UInt64) -> ByteBuffer {
+    static func requestFrame(_ type: FrameType, app: String, limit: Int = 0, sequence: UInt64) -> ByteBuffer {
         var request = Sluice_V1_StreamRequest()
         request.sourceID = app
         request.limit = UInt32(clamping: limit)
@@ -287,6 +216,14 @@ public final class ServerLink: @unchecked Sendable {
     }
 
     // MARK: connection
+
+    private func onLoop(_ body: @escaping @Sendable (ServerLink) -> Void) {
+        if eventLoop.inEventLoop {
+            body(self)
+        } else {
+            eventLoop.execute { body(self) }
+        }
+    }
 
     private func connect() {
         guard !stopped, channel == nil, !connecting else { return }
@@ -325,28 +262,25 @@ public final class ServerLink: @unchecked Sendable {
     }
 
     /// A new connection counts as up only once the server has answered on
-    /// it: a hung process's kernel still accepts connections.
+    /// it: a hung process's kernel still accepts connections. What waited
+    /// goes out first, then an empty batch whose acknowledgement confirms
+    /// the connection (the watchdog covers it if none comes).
     private func connected(_ channel: any Channel) {
         self.channel = channel
         confirmed = false
         lastHeard = .now()
+        waitingSince = .now()
         watchdog?.cancel()
-        watchdog = eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(250), delay: .milliseconds(250)) {
+        lastCheck = .now()
+        watchdog = eventLoop.scheduleRepeatedTask(initialDelay: Self.checkInterval, delay: Self.checkInterval) {
             [weak self] _ in self?.checkSilence()
         }
         backoff = .milliseconds(100)
-        for (id, subscription) in subscriptions {
-            channel.write(Self.requestFrame(.subscribe, app: subscription.app, limit: 0, sequence: id), promise: nil)
+        for (id, app) in subscriptions.all {
+            channel.write(Self.requestFrame(.subscribe, app: app, sequence: id), promise: nil)
         }
-        // An empty batch, which the server acknowledges: its answer confirms
-        // the connection, and the watchdog covers it if none comes.
-        var empty = BatchFrameBuilder(capacity: FrameHeader.size)
-        var probe = OutFrame(bytes: empty.finish(type: .envelopes, sequence: 0, allowEmpty: true)!, origins: [])
-        transmit(&probe, on: channel)
-        while var frame = backlog.popFirst() {
-            transmit(&frame, on: channel)
-        }
-        backlogBytes = 0
+        for entry in window.connected() { write(entry.item, sequence: entry.sequence, on: channel) }
+        transmit(.probe)
         channel.flush()
         updateWritable()
     }
@@ -356,18 +290,22 @@ public final class ServerLink: @unchecked Sendable {
         confirmed = true
         wasUp = true
         up.withLockedValue { $0 = true }
-        onStateChange.withLockedValue { $0 }?(true)
+        owner?.linkCameUp(self)
         logger.info("connected to buffer server", metadata: [LogKeys.server: "\(endpoint)"])
-        for reader in subscriptions.values.flatMap(\.readers.values) {
-            reader.linkChanged(self)
-        }
+        for reader in subscriptions.allReaders { reader.linkChanged(self) }
     }
 
     /// A server that stops answering without closing its socket (hung, or
-    /// cut off) is noticed within about a second while frames wait for it.
+    /// cut off) is noticed within about a second while batches wait for it.
+    /// Only while this link's own event loop keeps up: a check that runs
+    /// late means the loop was busy and may not have read what the server
+    /// sent, so silence is not counted against the server then.
     private func checkSilence() {
-        guard let channel, let oldest = window.first,
-            NIODeadline.now() - max(lastHeard, waitingSince) > Self.silenceLimit
+        let now = NIODeadline.now()
+        let late = now - lastCheck > Self.checkInterval * 2
+        lastCheck = now
+        guard !late, let channel, let oldest = window.oldest,
+            now - max(lastHeard, waitingSince) > Self.silenceLimit
         else { return }
         logger.warning(
             "buffer server stopped acknowledging; taking it for dead",
@@ -381,29 +319,20 @@ public final class ServerLink: @unchecked Sendable {
         watchdog?.cancel()
         watchdog = nil
         up.withLockedValue { $0 = false }
-        onStateChange.withLockedValue { $0 }?(false)
-        failRequests()
-        // What the server did not acknowledge, and what was waiting, goes
-        // to the servers standing in for it, oldest first.
-        let unacknowledged = window.map(\.frame) + Array(backlog)
-        window.removeAll()
-        windowBytes = 0
-        backlog.removeAll()
-        backlogBytes = 0
-        if !unacknowledged.isEmpty {
-            if let reroute = onDown.withLockedValue({ $0 }), !stopped {
-                reroute(unacknowledged)
-            } else {
-                backlog.append(contentsOf: unacknowledged)
-                backlogBytes = unacknowledged.reduce(0) { $0 + $1.bytes.readableBytes }
-            }
+        window.connectionLost()
+        for promise in requests.removeAll() { promise.fail(LinkUnavailable(server: "\(endpoint)")) }
+        guard !stopped else { return }
+        // What the server did not acknowledge goes to the owner, which
+        // hands it to the servers standing in (or back here if none is up).
+        let unacknowledged = window.removeAll().filter { $0.envelopes > 0 }
+        if let owner {
+            owner.link(self, wentDownWith: unacknowledged)
+        } else {
+            keep(unacknowledged)
         }
         updateWritable()
-        guard !stopped else { return }
         logger.warning("lost buffer server; reconnecting", metadata: [LogKeys.server: "\(endpoint)"])
-        for reader in subscriptions.values.flatMap(\.readers.values) {
-            reader.linkChanged(self)
-        }
+        for reader in subscriptions.allReaders { reader.linkChanged(self) }
         scheduleReconnect()
     }
 
@@ -414,41 +343,26 @@ public final class ServerLink: @unchecked Sendable {
         eventLoop.scheduleTask(in: delay) { self.connect() }
     }
 
-    private func failRequests() {
-        let pending = requests
-        requests = [:]
-        for entry in pending.values { entry.promise.fail(LinkUnavailable(server: "\(endpoint)")) }
-    }
-
     fileprivate func received(_ frame: Frame) throws {
         lastHeard = .now()
         if !confirmed { confirm() }
         switch frame.header.type {
         case .stream:
-            guard let readers = subscriptions[frame.header.sequence]?.readers.values else { return }
+            guard let readers = subscriptions.readers(of: frame.header.sequence) else { return }
             let (batch, parts) = try frame.batchAndParts()
             for reader in readers { reader.deliver(batch: batch, parts: parts) }
         case .ack:
-            acknowledge(upTo: frame.header.sequence)
+            let released = window.acknowledge(upTo: frame.header.sequence)
+            if window.isEmpty { waitingSince = .now() }
+            let carried = released.filter { $0.envelopes > 0 }
+            if !carried.isEmpty { owner?.link(self, acknowledged: carried) }
+            updateWritable()
         case .recentResponse:
-            guard var entry = requests[frame.header.sequence] else { return }
-            entry.parts.append(frame.payload)
-            if frame.header.flags.contains(.final) {
-                requests[frame.header.sequence] = nil
-                entry.promise.succeed(entry.parts)
-            } else {
-                requests[frame.header.sequence] = entry
-            }
+            if let (frames, promise) = requests.received(frame) { promise.succeed(frames) }
         default:
             throw WireError(.unexpectedFrame, "a controller does not take \(frame.header.type) frames from a server")
         }
     }
-}
-
-/// A server subscription and the local readers it feeds.
-private struct Subscription {
-    var app: String
-    var readers: [UInt64: any LinkSubscriber] = [:]
 }
 
 /// The pipeline end of a `ServerLink`'s connection.
@@ -476,14 +390,5 @@ private final class LinkHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         link.disconnected(context.channel)
         context.fireChannelInactive()
-    }
-}
-
-extension ByteBuffer {
-    /// Envelopes in a whole frame this process built (header included).
-    var envelopeCountUnchecked: Int {
-        var payload = self
-        payload.moveReaderIndex(forwardBy: FrameHeader.size)
-        return payload.withUnsafeReadableBytes { (try? EnvelopeBatchScanner.validate($0)) ?? 0 }
     }
 }

@@ -3,6 +3,8 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import SluiceBindings
+import SluiceTransport
 import SluiceWire
 
 /// One drain: a bounded queue of an app's envelopes and the task that sends
@@ -13,7 +15,7 @@ import SluiceWire
 ///
 /// `enqueue` is all the ingest path ever does: it takes the lock, appends,
 /// and never waits on the endpoint.
-public final class DrainRunner: @unchecked Sendable {
+public final class DrainRunner: EnvelopeTap, @unchecked Sendable {
     public struct Settings: Sendable {
         public var queueCapacity: Int
         /// Bytes one drain holds at most (envelopes as stored).
@@ -82,8 +84,8 @@ public final class DrainRunner: @unchecked Sendable {
         self.queue = DrainQueue(capacity: settings.queueCapacity, capacityBytes: settings.queueBytes)
         self.writer = DrainLineWriter(hostname: url.hostname)
         var logger = logger
-        logger[metadataKey: "drain"] = "\(id)"
-        logger[metadataKey: "app_id"] = "\(app)"
+        logger[metadataKey: LogKeys.drain] = "\(id)"
+        logger[metadataKey: LogKeys.appID] = "\(app)"
         self.logger = logger
         switch url.scheme {
         case .syslog, .syslogTLS: transport = try SyslogStreamTransport(url: url, group: group)
@@ -91,20 +93,20 @@ public final class DrainRunner: @unchecked Sendable {
         case .https: transport = try HTTPSDrainTransport(url: url, group: group)
         }
         let dimensions = [("drain", id)]
-        sent = Counter(label: "sluice_server_drain_envelopes_sent_total", dimensions: dimensions, factory: metrics)
-        dropped = Counter(label: "sluice_server_drain_envelopes_dropped_total", dimensions: dimensions, factory: metrics)
-        connectedGauge = Gauge(label: "sluice_server_drain_up", dimensions: dimensions, factory: metrics)
-        queuedGauge = Gauge(label: "sluice_server_drain_queued_envelopes", dimensions: dimensions, factory: metrics)
+        sent = Counter(label: MetricNames.drainSent, dimensions: dimensions, factory: metrics)
+        dropped = Counter(label: MetricNames.drainDropped, dimensions: dimensions, factory: metrics)
+        connectedGauge = Gauge(label: MetricNames.drainUp, dimensions: dimensions, factory: metrics)
+        queuedGauge = Gauge(label: MetricNames.drainQueued, dimensions: dimensions, factory: metrics)
         if url.skipVerify {
             logger.warning(
                 "drain certificate is not verified (skip-verify=true): anyone on the path can read and alter its logs",
-                metadata: ["url": "\(url.redacted)"])
+                metadata: [LogKeys.url: "\(url.redacted)"])
         }
     }
 
     /// Queues envelopes of this drain's app (from the ingest path).
     public func enqueue(_ envelopes: [ByteBuffer]) {
-        let now = CFLogFormat.nowNanos()
+        let now = WallClock.nowNanos()
         let (lost, wake): (Int, CheckedContinuation<Void, Never>?) = lock.withLock {
             guard !stopped else { return (0, nil) }
             let lost = queue.append(contentsOf: envelopes, now: now)
@@ -137,23 +139,23 @@ public final class DrainRunner: @unchecked Sendable {
                 if lines.count > 0 { try await transport.send(lines, batchID: batchID) }
                 outcome = .delivered
                 if failing {
-                    logger.info("drain reachable again", metadata: ["url": "\(url.redacted)"])
+                    logger.info("drain reachable again", metadata: [LogKeys.url: "\(url.redacted)"])
                     failing = false
                 }
                 backoff = settings.minBackoff
             } catch let error as DrainSendError where error.permanent {
-                logger.warning("drain refused a batch; it is dropped", metadata: ["reason": "\(error.reason)"])
+                logger.warning("drain refused a batch; it is dropped", metadata: [LogKeys.reason: "\(error.reason)"])
                 outcome = .rejected
             } catch {
                 if !failing {
                     logger.warning(
                         "drain unreachable; holding its lines and trying again",
-                        metadata: ["reason": "\(error)", "url": "\(url.redacted)"])
+                        metadata: [LogKeys.reason: "\(error)", LogKeys.url: "\(url.redacted)"])
                     failing = true
                 }
                 outcome = .retry
             }
-            let now = CFLogFormat.nowNanos()
+            let now = WallClock.nowNanos()
             let (lost, queued) = lock.withLock {
                 return (queue.finishSend(outcome, now: now), queue.count)
             }
@@ -190,7 +192,7 @@ public final class DrainRunner: @unchecked Sendable {
         if discarded + unreported > 0 {
             logger.warning(
                 "drain stopped with lines it could not deliver",
-                metadata: ["discarded": "\(discarded)", "dropped_unreported": "\(unreported)", "url": "\(url.redacted)"])
+                metadata: ["discarded": "\(discarded)", "dropped_unreported": "\(unreported)", LogKeys.url: "\(url.redacted)"])
         }
         wake?.resume()
         // A send waiting on an endpoint that stopped reading ends now.
@@ -207,7 +209,7 @@ public final class DrainRunner: @unchecked Sendable {
                 return (nil, queue.unreported > 0 ? .seconds(1) : .seconds(60), queue.appendedTotal)
             }
             if delay > .zero && queue.count < transport.maxBatchCount && queue.queuedBytes < transport.maxBatchBytes {
-                let age = Duration.nanoseconds(CFLogFormat.nowNanos() - queue.waitingSinceNanos)
+                let age = Duration.nanoseconds(WallClock.nowNanos() - queue.waitingSinceNanos)
                 if age < delay { return (nil, delay - age, queue.appendedTotal) }
             }
             let batch = queue.beginSend(maxCount: transport.maxBatchCount, maxBytes: transport.maxBatchBytes)
@@ -255,7 +257,7 @@ public final class DrainRunner: @unchecked Sendable {
     }
 
     private func reportDropsIfDue() {
-        let now = CFLogFormat.nowNanos()
+        let now = WallClock.nowNanos()
         let due: (count: Int, sinceNanos: Int64)? = lock.withLock {
             guard queue.unreported > 0,
                 now - queue.firstDropNanos >= Self.nanos(settings.noticeDelay),
@@ -268,7 +270,7 @@ public final class DrainRunner: @unchecked Sendable {
         let text = Notice.dropText(
             count: due.count, sinceNanos: due.sinceNanos,
             reason: "drain \(name) to \(url.redacted) did not take them; its queue holds \(settings.queueCapacity)")
-        logger.warning("drain dropped lines", metadata: ["count": "\(due.count)", "url": "\(url.redacted)"])
+        logger.warning("drain dropped lines", metadata: [LogKeys.count: "\(due.count)", LogKeys.url: "\(url.redacted)"])
         report(app, text)
     }
 

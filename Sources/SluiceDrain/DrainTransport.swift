@@ -7,6 +7,7 @@ import Darwin
 #endif
 import NIOCore
 import NIOSSL
+import SluiceBindings
 import SluiceWire
 
 /// How a drain's lines reach its endpoint. One runner task uses a transport

@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import SluiceBindings
 import SluiceWire
 
 /// `https://`: batched POSTs of octet-counted RFC 5424 lines, as Logplex

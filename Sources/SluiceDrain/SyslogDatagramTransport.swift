@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import SluiceBindings
 import SluiceWire
 
 /// `syslog-udp://`: one RFC 5424 line per datagram, cut to 2048 bytes with

@@ -3,6 +3,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import NIOTLS
+import SluiceBindings
 import SluiceWire
 
 /// `syslog://` and `syslog-tls://`: RFC 5424 lines, octet-counted (RFC

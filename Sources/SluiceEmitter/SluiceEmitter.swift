@@ -5,6 +5,7 @@ import Darwin
 #endif
 import NIOCore
 import SluiceTransport
+import SluiceShipping
 import SluiceWire
 
 /// Logs from a Swift program straight to the local Sluice agent:
@@ -60,7 +61,7 @@ public final class SluiceEmitter: Sendable {
     public func log(_ message: String, type: LogType = .out) {
         let fields = type == .err ? err : out
         var message = message
-        let timestamp = CFLogFormat.nowNanos()
+        let timestamp = WallClock.nowNanos()
         message.withUTF8 { bytes in
             LineSplitter.split(UnsafeRawBufferPointer(bytes)) { piece, part in
                 shipper.appendLog(fields, timestamp: timestamp, payload: piece, extraTags: part.map { [$0] } ?? [])

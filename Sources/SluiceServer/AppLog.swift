@@ -1,11 +1,25 @@
 import DequeModule
 import NIOCore
+import SluiceWire
 
 /// The recent envelopes of one app, oldest first, kept as the bytes they
 /// arrived as. Bytes are copied into a few growing chunks rather than held as
 /// slices of the frames they came in, so the memory an app holds is what its
 /// own envelopes take, and appending allocates nothing per envelope.
+///
+/// Each envelope's identity (the sender frame it came in and its ordinal
+/// among this app's envelopes of that frame) is kept as runs, one per
+/// sender frame, so that a controller merging the answers of an owner and
+/// its stand-in can tell the same envelope from an identical line.
 final class AppLog {
+    /// Consecutive envelopes from one sender frame.
+    struct Run {
+        var sender: UInt64
+        var sequence: UInt64
+        var first: UInt32
+        var count: UInt32
+    }
+
     struct Entry {
         var chunk: Int
         var offset: UInt32
@@ -20,6 +34,7 @@ final class AppLog {
     /// The absolute number of `chunks.first`.
     private var firstChunk = 0
     private var entries: Deque<Entry> = []
+    private var runs: Deque<Run> = []
     private var nextChunkSize = AppLog.firstChunkSize
 
     /// Bytes allocated for this app's chunks.
@@ -31,8 +46,10 @@ final class AppLog {
 
     var count: Int { entries.count }
 
-    /// Appends one envelope's bytes. Returns the change in `storedBytes`.
-    func append(_ envelope: UnsafeRawBufferPointer) -> Int {
+    /// Appends one envelope's bytes, which came in frame `sequence` of
+    /// `sender` (0: a sender without identity). Returns the change in
+    /// `storedBytes`.
+    func append(_ envelope: UnsafeRawBufferPointer, sender: UInt64 = 0, sequence: UInt64 = 0) -> Int {
         let length = envelope.count
         var grown = 0
         if chunks.isEmpty || chunks[chunks.count - 1].writableBytes < length {
@@ -46,6 +63,11 @@ final class AppLog {
         let offset = chunks[last].writerIndex
         chunks[last].writeBytes(envelope)
         entries.append(Entry(chunk: firstChunk + last, offset: UInt32(offset), length: UInt32(length)))
+        if let run = runs.last, run.sender == sender, run.sequence == sequence {
+            runs[runs.count - 1].count += 1
+        } else {
+            runs.append(Run(sender: sender, sequence: sequence, first: 0, count: 1))
+        }
         return grown
     }
 
@@ -54,6 +76,9 @@ final class AppLog {
     func removeOldest() -> Int {
         guard !entries.isEmpty else { return 0 }
         entries.removeFirst()
+        runs[0].first += 1
+        runs[0].count -= 1
+        if runs[0].count == 0 { runs.removeFirst() }
         let keepFrom = entries.first?.chunk ?? (firstChunk + chunks.count)
         var freed = 0
         while firstChunk < keepFrom, !chunks.isEmpty {
@@ -65,13 +90,29 @@ final class AppLog {
         return freed
     }
 
-    /// Calls `body` with the newest `limit` envelopes' bytes, oldest first.
-    func forEachRecent(limit: Int, _ body: (UnsafeRawBufferPointer) -> Void) {
+    /// Calls `body` with the newest `limit` envelopes' bytes and identities,
+    /// oldest first.
+    func forEachRecent(limit: Int, _ body: (UnsafeRawBufferPointer, EnvelopeIdentity) -> Void) {
         let start = max(0, entries.count - limit)
+        // The run holding entry `start`, and its offset in it.
+        var run = 0
+        var skip = start
+        while run < runs.count, skip >= Int(runs[run].count) {
+            skip -= Int(runs[run].count)
+            run += 1
+        }
+        var offset = UInt32(skip)
         for index in start..<entries.count {
             let entry = entries[index]
+            let current = runs[run]
+            let identity = EnvelopeIdentity(sender: current.sender, sequence: current.sequence, ordinal: current.first + offset)
             chunks[entry.chunk - firstChunk].withUnsafeReadableBytes { bytes in
-                body(UnsafeRawBufferPointer(rebasing: bytes[Int(entry.offset)..<Int(entry.offset + entry.length)]))
+                body(UnsafeRawBufferPointer(rebasing: bytes[Int(entry.offset)..<Int(entry.offset + entry.length)]), identity)
+            }
+            offset += 1
+            if offset == current.count {
+                run += 1
+                offset = 0
             }
         }
     }

@@ -55,23 +55,16 @@ public final class BufferServer: Service, @unchecked Sendable {
         let logger = self.logger
         let maxPayload = configuration.maxFramePayload
         let connections = self.connections
-        let channel = try await ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 256)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.writeBufferWaterMark, value: .init(low: 8 * 1024 * 1024, high: 32 * 1024 * 1024))
-            .childChannelInitializer { channel in
-                connections.insert(channel)
-                return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandlers([
-                        ByteToMessageHandler(FrameDecoder(maxPayload: maxPayload)),
-                        ServerConnectionHandler(store: store, logger: logger),
-                        ConnectionErrorHandler(role: "server", logger: logger),
-                    ])
-                }
-            }
-            .bind(host: configuration.listen.host, port: configuration.listen.port)
-            .get()
+        let channel = try await Listener.bind(
+            configuration.listen, group: group, connections: connections,
+            writeBufferWaterMark: .init(low: 8 * 1024 * 1024, high: 32 * 1024 * 1024)
+        ) { channel in
+            try channel.pipeline.syncOperations.addHandlers([
+                ByteToMessageHandler(FrameDecoder(maxPayload: maxPayload)),
+                ServerConnectionHandler(store: store, logger: logger),
+                ConnectionErrorHandler(role: "server", logger: logger),
+            ])
+        }
         channelBox.channel = channel
         let endpoint = Endpoint(channel.localAddress!)
         logger.info(

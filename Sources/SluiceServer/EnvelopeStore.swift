@@ -1,14 +1,13 @@
 import CoreMetrics
 import NIOConcurrencyHelpers
 import NIOCore
-import SluiceDrain
 import SluiceTransport
 import SluiceWire
 
 /// The buffer server's state: each app's recent envelopes and the live
 /// subscriptions to them. Every method takes the lock once per call (once
 /// per ingested frame, not per envelope).
-public final class EnvelopeStore: @unchecked Sendable {
+public final class EnvelopeStore: TapPoint, @unchecked Sendable {
     public struct Limits: Sendable {
         /// Envelopes kept per app.
         public var recentPerApp: Int
@@ -51,8 +50,8 @@ public final class EnvelopeStore: @unchecked Sendable {
     private let lock = NIOLock()
     private var apps: [ByteBuffer: AppLog] = [:]
     private var subscribers: [ByteBuffer: [Subscriber]] = [:]
-    /// Each app's drains; they take a copy of every envelope stored.
-    private var drains: [ByteBuffer: [DrainRunner]] = [:]
+    /// Each app's taps (its drains); they take a copy of every Log envelope stored.
+    private var taps: [ByteBuffer: [any EnvelopeTap]] = [:]
     private var totalBytes = 0
     /// Sender frames already taken in, so that a resent one is taken once.
     private var seen = SeenFrames()
@@ -66,29 +65,30 @@ public final class EnvelopeStore: @unchecked Sendable {
 
     public init(limits: Limits = Limits(), metrics: any MetricsFactory = MetricsSystem.factory) {
         self.limits = limits
-        storedEnvelopes = Counter(label: "sluice_server_envelopes_stored_total", factory: metrics)
+        storedEnvelopes = Counter(label: MetricNames.serverStored, factory: metrics)
         evictedForMemory = Counter(
-            label: "sluice_server_envelopes_evicted_total", dimensions: [("reason", "memory_limit")], factory: metrics)
+            label: MetricNames.serverEvicted, dimensions: [("reason", "memory_limit")], factory: metrics)
         subscriberDrops = Counter(
-            label: "sluice_server_envelopes_dropped_total", dimensions: [("reason", "slow_subscriber")],
+            label: MetricNames.serverDropped, dimensions: [("reason", "slow_subscriber")],
             factory: metrics)
         unroutable = Counter(
-            label: "sluice_server_envelopes_dropped_total", dimensions: [("reason", "no_source_id")], factory: metrics)
-        duplicates = Counter(label: "sluice_server_duplicate_envelopes_skipped_total", factory: metrics)
-        storedBytesGauge = Gauge(label: "sluice_server_stored_bytes", factory: metrics)
+            label: MetricNames.serverDropped, dimensions: [("reason", "no_source_id")], factory: metrics)
+        duplicates = Counter(label: MetricNames.serverDuplicates, factory: metrics)
+        storedBytesGauge = Gauge(label: MetricNames.serverStoredBytes, factory: metrics)
     }
 
     /// Stores every envelope of a batch and collects the frames for live
     /// subscribers. The batch is checked whole first: a malformed one throws
     /// and stores nothing. With `parts` (an IDENTIFIED frame), a part already
-    /// taken in from the same sender frame is skipped: it is a resend.
-    /// The app's drains get a copy of each envelope stored, queued in the
-    /// order stored; `toDrains: false` keeps Sluice's own notices to the
+    /// taken in from the same sender frame is a resend: it is not stored
+    /// again, only streamed again (readers skip a part they got).
+    /// The app's taps get a copy of each Log envelope stored, queued in the
+    /// order stored; `toTaps: false` keeps Sluice's own notices to the
     /// app's readers.
-    public func ingest(_ batch: ByteBuffer, parts: [BatchPart] = [], toDrains: Bool = true) throws(WireError)
+    public func ingest(_ batch: ByteBuffer, parts: [BatchPart] = [], toTaps: Bool = true) throws(WireError)
         -> [Delivery]
     {
-        var drainWork = DrainWork()
+        var tapWork = TapWork()
         let expectedCount = parts.isEmpty ? nil : parts.reduce(0) { $0 + Int($1.count) }
         lock.lock()
         defer { lock.unlock() }
@@ -97,20 +97,14 @@ public final class EnvelopeStore: @unchecked Sendable {
         var duplicate = 0
         var currentApp: AppLog? = nil
         var currentSubscribers: [Subscriber] = []
-        var currentDrains: [DrainRunner] = []
+        var currentTaps: [any EnvelopeTap] = []
         var touched: [Subscriber] = []
         var cursor = PartCursor(parts)
         var keepPart = true
         try batch.withUnsafeReadableBytesTyped { bytes throws(WireError) in
             try EnvelopeBatchScanner.forEach(in: bytes, expectedCount: expectedCount) { range, fields in
-                if !parts.isEmpty {
-                    if cursor.advance() {
-                        keepPart = seen.insert(sender: cursor.current.sender, sequence: cursor.current.sequence)
-                    }
-                    guard keepPart else {
-                        duplicate += 1
-                        return
-                    }
+                if !parts.isEmpty && cursor.advance() {
+                    keepPart = seen.insert(sender: cursor.current.sender, sequence: cursor.current.sequence)
                 }
                 guard !fields.sourceID.isEmpty else {
                     skipped += 1
@@ -120,15 +114,25 @@ public final class EnvelopeStore: @unchecked Sendable {
                 let key = UnsafeRawBufferPointer(rebasing: envelope[fields.sourceID])
                 if currentApp == nil || !currentApp!.appID.readableBytesView.elementsEqual(key) {
                     (currentApp, currentSubscribers) = appLog(for: key)
-                    currentDrains = toDrains ? drains[currentApp!.appID] ?? [] : []
+                    currentTaps = toTaps ? taps[currentApp!.appID] ?? [] : []
                 }
-                let app = currentApp!
-                totalBytes += app.append(envelope)
-                if app.count > limits.recentPerApp {
-                    totalBytes -= app.removeOldest()
+                if keepPart {
+                    let app = currentApp!
+                    totalBytes +=
+                        parts.isEmpty
+                        ? app.append(envelope)
+                        : app.append(envelope, sender: cursor.current.sender, sequence: cursor.current.sequence)
+                    if app.count > limits.recentPerApp {
+                        totalBytes -= app.removeOldest()
+                    }
+                    stored += 1
+                    if !currentTaps.isEmpty && fields.isLog { tapWork.append(envelope, to: currentTaps) }
+                } else {
+                    // Taken in already: not stored again, but streamed again.
+                    // The first time may have gone out on a connection the
+                    // controller then dropped; readers skip a part they got.
+                    duplicate += 1
                 }
-                stored += 1
-                if !currentDrains.isEmpty && fields.isLog { drainWork.append(envelope, to: currentDrains) }
                 for subscriber in currentSubscribers {
                     if subscriber.pending.isEmpty { touched.append(subscriber) }
                     if !parts.isEmpty {
@@ -138,8 +142,8 @@ public final class EnvelopeStore: @unchecked Sendable {
                 }
             }
         }
-        // Under the lock, so that each drain queues frames in the order stored.
-        drainWork.enqueue()
+        // Under the lock, so that each tap queues envelopes in the order stored.
+        tapWork.enqueue()
         if totalBytes > limits.memoryLimit { evictForMemory() }
         storedEnvelopes.increment(by: stored)
         if skipped > 0 { unroutable.increment(by: skipped) }
@@ -148,20 +152,20 @@ public final class EnvelopeStore: @unchecked Sendable {
         return touched.compactMap(finishDelivery)
     }
 
-    /// Replaces every app's drains (the bindings changed).
-    public func setDrains(_ runners: [String: [DrainRunner]]) {
-        var keyed: [ByteBuffer: [DrainRunner]] = [:]
-        for (app, list) in runners where !list.isEmpty { keyed[ByteBuffer(string: app)] = list }
-        lock.withLock { drains = keyed }
+    /// Replaces every app's taps (the drain bindings changed).
+    public func setTaps(_ taps: [String: [any EnvelopeTap]]) {
+        var keyed: [ByteBuffer: [any EnvelopeTap]] = [:]
+        for (app, list) in taps where !list.isEmpty { keyed[ByteBuffer(string: app)] = list }
+        lock.withLock { self.taps = keyed }
     }
 
     /// Writes a notice into an app's stream: kept with its recent lines and
-    /// sent to its live readers, not to its drains.
+    /// sent to its live readers, not to its taps.
     public func ingestNotice(app: String, text: String) {
-        let envelope = Notice.envelope(app: app, text: text, timestampNanos: CFLogFormat.nowNanos(), kind: "dropped")
+        let envelope = Notice.envelope(app: app, text: text, timestampNanos: WallClock.nowNanos(), kind: "dropped")
         var batch = ByteBuffer()
         batch.writeBatchEntry(ByteBuffer(bytes: envelope))
-        guard let deliveries = try? ingest(batch, toDrains: false) else { return }
+        guard let deliveries = try? ingest(batch, toTaps: false) else { return }
         for delivery in deliveries { delivery.channel.writeAndFlush(delivery.frame, promise: nil) }
     }
 
@@ -181,7 +185,7 @@ public final class EnvelopeStore: @unchecked Sendable {
     private func finishDelivery(_ subscriber: Subscriber) -> Delivery? {
         guard subscriber.channel.isWritable else {
             let count = subscriber.pending.count
-            if subscriber.dropped == 0 { subscriber.droppedSince = CFLogFormat.nowNanos() }
+            if subscriber.dropped == 0 { subscriber.droppedSince = WallClock.nowNanos() }
             subscriber.dropped += count
             subscriberDrops.increment(by: count)
             _ = subscriber.pending.finish(type: .stream, sequence: subscriber.id)
@@ -194,7 +198,7 @@ public final class EnvelopeStore: @unchecked Sendable {
         let text = Notice.dropText(
             count: subscriber.dropped, sinceNanos: subscriber.droppedSince,
             reason: "the controller's link to this buffer server fell behind")
-        let notice = Notice.envelope(app: subscriber.app, text: text, timestampNanos: CFLogFormat.nowNanos(), kind: "dropped")
+        let notice = Notice.envelope(app: subscriber.app, text: text, timestampNanos: WallClock.nowNanos(), kind: "dropped")
         var noticeFrame = BatchFrameBuilder(capacity: notice.count + 32)
         notice.withUnsafeBytes { noticeFrame.append($0) }
         var both = noticeFrame.finish(type: .stream, sequence: subscriber.id)!
@@ -223,21 +227,28 @@ public final class EnvelopeStore: @unchecked Sendable {
 
     /// The newest `limit` envelopes of `app`, oldest first, as one or more
     /// RECENT_RESPONSE frames answering request `sequence`; the last one is
-    /// flagged final.
+    /// flagged final. Each envelope's identity goes with it (parts with
+    /// ordinals), so that the controller merging this answer with a stand-in's
+    /// takes each envelope once and identical lines each time.
     public func recentFrames(app: String, limit: Int, sequence: UInt64) -> [ByteBuffer] {
         var key = ByteBuffer()
         key.writeString(app)
         var frames: [ByteBuffer] = []
         var builder = BatchFrameBuilder(capacity: 64 * 1024)
         lock.withLock {
-            apps[key]?.forEachRecent(limit: limit) { envelope in
-                if !builder.isEmpty && builder.payloadBytes + envelope.count + 16 > limits.maxFramePayload {
-                    frames.append(builder.finish(type: .recentResponse, sequence: sequence)!)
+            apps[key]?.forEachRecent(limit: limit) { envelope, identity in
+                // Room for the envelope, its entry header and a part with its ordinal.
+                if !builder.isEmpty && builder.payloadBytes + builder.partCount * 4 + envelope.count + 40
+                    > limits.maxFramePayload
+                {
+                    frames.append(builder.finish(type: .recentResponse, sequence: sequence, ordinals: true)!)
                 }
+                builder.beginPart(sender: identity.sender, sequence: identity.sequence, first: identity.ordinal)
                 builder.append(envelope)
             }
         }
-        frames.append(builder.finish(type: .recentResponse, flags: .final, sequence: sequence, allowEmpty: true)!)
+        frames.append(
+            builder.finish(type: .recentResponse, flags: .final, sequence: sequence, allowEmpty: true, ordinals: true)!)
         return frames
     }
 
@@ -271,42 +282,5 @@ public final class EnvelopeStore: @unchecked Sendable {
     /// Totals for tests and status: (apps, envelopes, bytes).
     public var totals: (apps: Int, envelopes: Int, bytes: Int) {
         lock.withLock { (apps.count, apps.values.reduce(0) { $0 + $1.count }, totalBytes) }
-    }
-}
-
-/// Envelopes of one ingested batch gathered for drains: each drain gets
-/// its own copy, in one buffer per drain per batch, so that what a slow
-/// drain holds keeps only its own app's envelopes alive.
-struct DrainWork {
-    private var work: [(runner: DrainRunner, bytes: ByteBuffer, lengths: [Int])] = []
-    /// The entries of `work` for the app being scanned.
-    private var current: [Int] = []
-    private var currentRunners: [DrainRunner] = []
-
-    mutating func append(_ envelope: UnsafeRawBufferPointer, to runners: [DrainRunner]) {
-        if currentRunners.count != runners.count || !zip(currentRunners, runners).allSatisfy({ $0 === $1 }) {
-            currentRunners = runners
-            current = runners.map { runner in
-                if let index = work.firstIndex(where: { $0.runner === runner }) { return index }
-                work.append((runner, ByteBuffer(), []))
-                return work.count - 1
-            }
-        }
-        for index in current {
-            work[index].bytes.writeBytes(envelope)
-            work[index].lengths.append(envelope.count)
-        }
-    }
-
-    /// One `enqueue` per drain, with slices of its buffer.
-    func enqueue() {
-        for entry in work {
-            var offset = 0
-            let slices = entry.lengths.map { length in
-                defer { offset += length }
-                return entry.bytes.getSlice(at: offset, length: length)!
-            }
-            entry.runner.enqueue(slices)
-        }
     }
 }

@@ -13,15 +13,12 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 
     private let store: EnvelopeStore
     private let logger: Logger
-    /// The newest ENVELOPES frame taken in, and the one last acknowledged.
+    /// The newest ENVELOPES frame taken in.
     private var taken: UInt64 = 0
-    private var acknowledged: UInt64 = 0
-    /// Writes of this read burst to other controllers' subscriptions: the
-    /// acknowledgement waits for them, so that a server killed right after
-    /// acknowledging has already handed its readers what it acknowledged.
-    private var deliveryWrites: [EventLoopFuture<Void>] = []
-    /// The last acknowledgement sent or waiting; the next goes after it.
-    private var lastAck: EventLoopFuture<Void>?
+    /// Writes of this read burst to other controllers' subscriptions, which
+    /// its acknowledgement waits for (see `AckGate`).
+    private var burstWrites: [EventLoopPromise<Void>] = []
+    private var gate = AckGate()
 
     init(store: EnvelopeStore, logger: Logger) {
         self.store = store
@@ -42,7 +39,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
                     } else {
                         let written = delivery.channel.eventLoop.makePromise(of: Void.self)
                         delivery.channel.writeAndFlush(delivery.frame, promise: written)
-                        deliveryWrites.append(written.futureResult)
+                        burstWrites.append(written)
                     }
                 }
             case .subscribe:
@@ -70,35 +67,20 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        // One acknowledgement per read burst, after what the burst stored
-        // went out to subscribers.
-        if taken != acknowledged {
-            acknowledged = taken
-            var ack = context.channel.allocator.buffer(capacity: FrameHeader.size)
-            ack.writeFrameHeader(type: .ack, sequence: taken, length: 0)
-            if deliveryWrites.isEmpty && lastAck == nil {
-                context.write(wrapOutboundOut(ack), promise: nil)
-            } else {
-                // A failed delivery (a reader's connection closed) does not
-                // hold the acknowledgement back: that reader is gone.
-                let loop = context.eventLoop
-                let waits = EventLoopFuture.andAllComplete(deliveryWrites, on: loop)
-                let previous = lastAck ?? loop.makeSucceededVoidFuture()
-                let channel = context.channel
-                let frame = ack
-                let sent = previous.and(waits).flatMap { _ in
-                    let written = loop.makePromise(of: Void.self)
-                    channel.writeAndFlush(frame, promise: written)
-                    return written.futureResult
-                }.flatMapErrorThrowing { _ in }
-                lastAck = sent
-                let bound = NIOLoopBound(self, eventLoop: loop)
-                sent.whenComplete { _ in
-                    // The chain ends here if nothing came after it.
-                    if bound.value.lastAck === sent { bound.value.lastAck = nil }
+        let (burst, ack) = gate.burstEnded(taken: taken, writes: burstWrites.count)
+        if let ack { context.write(wrapOutboundOut(.ackFrame(upTo: ack, allocator: context.channel.allocator)), promise: nil) }
+        if !burstWrites.isEmpty {
+            let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+            let loop = context.eventLoop
+            for write in burstWrites {
+                write.futureResult.hop(to: loop).whenComplete { _ in
+                    let (handler, context) = bound.value
+                    guard let ack = handler.gate.writeFinished(burst: burst) else { return }
+                    context.writeAndFlush(
+                        handler.wrapOutboundOut(.ackFrame(upTo: ack, allocator: context.channel.allocator)), promise: nil)
                 }
             }
-            deliveryWrites.removeAll(keepingCapacity: true)
+            burstWrites.removeAll(keepingCapacity: true)
         }
         context.flush()
         context.fireChannelReadComplete()

@@ -20,13 +20,13 @@ public final class ConnectionErrorHandler: ChannelInboundHandler, Sendable {
         if let wire = error as? WireError {
             logger.warning(
                 "closing connection: bad frame",
-                metadata: [LogKeys.remote: "\(remote)", LogKeys.reason: "\(wire)", "sluice.role": "\(role)"])
+                metadata: [LogKeys.remote: "\(remote)", LogKeys.reason: "\(wire)", LogKeys.role: "\(role)"])
         } else if error as? ChannelError == .ioOnClosedChannel {
             // Expected during shutdown: nothing to report.
         } else {
             logger.info(
                 "closing connection after error",
-                metadata: [LogKeys.remote: "\(remote)", LogKeys.reason: "\(error)", "sluice.role": "\(role)"])
+                metadata: [LogKeys.remote: "\(remote)", LogKeys.reason: "\(error)", LogKeys.role: "\(role)"])
         }
         context.close(promise: nil)
     }

@@ -48,6 +48,17 @@ extension ByteBuffer {
         writeBytes(envelope)
     }
 
+    /// A protobuf varint.
+    @inlinable
+    public mutating func writeVarint(_ value: UInt64) {
+        var v = value
+        while v >= 0x80 {
+            writeInteger(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        writeInteger(UInt8(v))
+    }
+
     @inlinable
     public mutating func writeBatchEntryHeader(length: Int) {
         writeInteger(ProtoVarint.batchEnvelopeTag)
@@ -95,16 +106,26 @@ public struct BatchFrameBuilder: Sendable {
     }
 
     public var isEmpty: Bool { count == 0 }
-    /// Bytes of the payload so far, the parts' trailer included.
+    /// Parts so far.
+    public var partCount: Int { parts.count }
+    /// Bytes of the payload so far, the parts' trailer included (parts of
+    /// `BatchPart.size`; a frame finished with ordinals takes 4 more a part).
     public var payloadBytes: Int {
         (buffer?.readableBytes ?? FrameHeader.size) - FrameHeader.size + (parts.isEmpty ? 0 : parts.count * BatchPart.size + 4)
     }
 
-    /// Envelopes appended from now on belong to this sender's frame.
-    public mutating func beginPart(sender: UInt64, sequence: UInt64) {
-        if let last = parts.last, last.sender == sender, last.sequence == sequence { return }
+    /// Envelopes appended from now on belong to this sender's frame (the
+    /// same part goes on if it is the last one's). With `first`, the first
+    /// of them has that ordinal (see `BatchPart.first`), and the last part
+    /// goes on only if they follow its envelopes.
+    public mutating func beginPart(sender: UInt64, sequence: UInt64, first: UInt32? = nil) {
+        if let last = parts.last, last.sender == sender, last.sequence == sequence,
+            first == nil || first == last.first + last.count
+        {
+            return
+        }
         if let last = parts.last, last.count == 0 { parts.removeLast() }
-        parts.append(BatchPart(sender: sender, sequence: sequence, count: 0))
+        parts.append(BatchPart(sender: sender, sequence: sequence, count: 0, first: first ?? 0))
     }
 
     private mutating func counted() {
@@ -132,19 +153,18 @@ public struct BatchFrameBuilder: Sendable {
         counted()
     }
 
-    /// Appends a Log envelope written straight from its fields.
-    public mutating func appendLog(
-        _ fields: LogEnvelopeFields, timestamp: Int64, payload: UnsafeRawBufferPointer, extraTags: [LogTag] = []
-    ) {
-        prepare(for: payload.count + 128)
-        buffer!.writeLogEnvelopeEntry(fields, timestamp: timestamp, payload: payload, extraTags: extraTags)
+    /// Appends one batch entry (tag, length, envelope) that `write` writes
+    /// itself, with room for about `reserving` bytes made first.
+    public mutating func appendEntry(reserving: Int, _ write: (inout ByteBuffer) -> Void) {
+        prepare(for: reserving)
+        write(&buffer!)
         counted()
     }
 
     /// The finished frame (nil if nothing was appended and `allowEmpty` is
     /// false); the builder starts over empty.
     public mutating func finish(
-        type: FrameType, flags: FrameFlags = [], sequence: UInt64, allowEmpty: Bool = false
+        type: FrameType, flags: FrameFlags = [], sequence: UInt64, allowEmpty: Bool = false, ordinals: Bool = false
     ) -> ByteBuffer? {
         if buffer == nil {
             guard allowEmpty else { return nil }
@@ -160,10 +180,12 @@ public struct BatchFrameBuilder: Sendable {
             for part in parts {
                 frame.writeInteger(part.sender)
                 frame.writeInteger(part.sequence)
+                if ordinals { frame.writeInteger(part.first) }
                 frame.writeInteger(part.count)
             }
             frame.writeInteger(UInt32(parts.count))
             flags.insert(.identified)
+            if ordinals { flags.insert(.ordinals) }
         }
         let length = frame.readableBytes - FrameHeader.size
         let start = frame.readerIndex
@@ -198,26 +220,40 @@ extension Frame {
     /// The batch and, for an IDENTIFIED frame, its parts (empty otherwise).
     public func batchAndParts() throws(WireError) -> (batch: ByteBuffer, parts: [BatchPart]) {
         guard header.flags.contains(.identified) else { return (payload, []) }
-        return try Self.split(identified: payload)
+        return try Self.split(identified: payload, ordinals: header.flags.contains(.ordinals))
     }
 
     /// Splits an IDENTIFIED payload into its batch and its parts.
-    public static func split(identified payload: ByteBuffer) throws(WireError) -> (batch: ByteBuffer, parts: [BatchPart]) {
+    public static func split(
+        identified payload: ByteBuffer, ordinals: Bool = false
+    ) throws(WireError) -> (batch: ByteBuffer, parts: [BatchPart]) {
+        let size = ordinals ? BatchPart.sizeWithOrdinal : BatchPart.size
         guard payload.readableBytes >= 4,
             let count = payload.getInteger(at: payload.writerIndex - 4, as: UInt32.self),
-            Int(count) <= (payload.readableBytes - 4) / BatchPart.size
+            Int(count) <= (payload.readableBytes - 4) / size
         else { throw WireError(.malformedBatch, "an identified frame's parts trailer is cut short") }
-        let trailer = Int(count) * BatchPart.size + 4
+        let trailer = Int(count) * size + 4
         var parts: [BatchPart] = []
         parts.reserveCapacity(Int(count))
         var offset = payload.writerIndex - trailer
         for _ in 0..<count {
+            let first: UInt32 = ordinals ? payload.getInteger(at: offset + 16)! : 0
             parts.append(
                 BatchPart(
                     sender: payload.getInteger(at: offset)!, sequence: payload.getInteger(at: offset + 8)!,
-                    count: payload.getInteger(at: offset + 16)!))
-            offset += BatchPart.size
+                    count: payload.getInteger(at: offset + size - 4)!, first: first))
+            offset += size
         }
         return (payload.getSlice(at: payload.readerIndex, length: payload.readableBytes - trailer)!, parts)
+    }
+}
+
+extension ByteBuffer {
+    /// An ACK frame: every ENVELOPES frame up to `sequence` was taken in.
+    /// The one way every receiver writes its acknowledgements.
+    public static func ackFrame(upTo sequence: UInt64, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var ack = allocator.buffer(capacity: FrameHeader.size)
+        ack.writeFrameHeader(type: .ack, sequence: sequence, length: 0)
+        return ack
     }
 }

@@ -29,16 +29,10 @@ public final class MetricsHTTPServer: Service, Sendable {
     public func bind() async throws -> Endpoint {
         if let bound = channelBox.channel?.localAddress { return Endpoint(bound) }
         let render = self.render
-        let channel = try await ServerBootstrap(group: group)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(render: render))
-                }
-            }
-            .bind(host: listen.host, port: listen.port)
-            .get()
+        let channel = try await Listener.bind(listen, group: group) { channel in
+            try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+            try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(render: render))
+        }
         channelBox.channel = channel
         let endpoint = Endpoint(channel.localAddress!)
         logger.info("metrics listening", metadata: [LogKeys.address: "\(endpoint)"])
@@ -78,30 +72,18 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
             guard let head else { return }
             self.head = nil
             let (path, _) = URIQuery.split(head.uri)
-            let status: HTTPResponseStatus
-            let contentType: String
-            let body: ByteBuffer
             switch (head.method, path) {
             case (.GET, "/metrics"):
-                (status, contentType, body) = (.ok, "text/plain; version=0.0.4", ByteBuffer(bytes: render()))
+                HTTPResponder.respond(
+                    context: context, request: head, status: .ok, contentType: "text/plain; version=0.0.4",
+                    body: ByteBuffer(bytes: render()))
             case (.GET, "/healthz"):
-                (status, contentType, body) = (.ok, "application/json", ByteBuffer(string: #"{"status":"ok"}"#))
+                HTTPResponder.respond(
+                    context: context, request: head, status: .ok, body: ByteBuffer(string: #"{"status":"ok"}"#))
             default:
-                (status, contentType, body) = (
-                    .notFound, "application/json",
-                    ByteBuffer(string: #"{"error":"not_found","message":"this port serves GET /metrics and /healthz"}"#)
-                )
-            }
-            var headers = HTTPHeaders([("Content-Type", contentType), ("Content-Length", "\(body.readableBytes)")])
-            if !head.isKeepAlive { headers.add(name: "Connection", value: "close") }
-            context.write(
-                wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))),
-                promise: nil)
-            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-            let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-            if !head.isKeepAlive {
-                let channel = context.channel
-                done.whenComplete { _ in channel.close(promise: nil) }
+                HTTPResponder.error(
+                    context: context, request: head, status: .notFound, code: "not_found",
+                    message: "this port serves GET /metrics and /healthz")
             }
         }
     }

@@ -5,9 +5,12 @@
 /// An IDENTIFIED frame's payload is the `EnvelopeBatch`, then each part as
 /// 20 bytes (sender u64, sequence u64, envelopes u32), then the number of
 /// parts as a u32; all big-endian. The parts' envelope counts add up to the
-/// batch's envelopes, in order.
+/// batch's envelopes, in order. With `FrameFlags.ordinals` (a recent
+/// answer) each part is 24 bytes: sender, sequence, `first` (u32), count.
 public struct BatchPart: Hashable, Sendable {
     public static let size = 20
+    /// The size of a part with its first ordinal.
+    public static let sizeWithOrdinal = 24
 
     /// The sender's id from its HELLO; 0 for a sender that gave none (its
     /// frames are never taken for duplicates).
@@ -15,12 +18,42 @@ public struct BatchPart: Hashable, Sendable {
     /// The sequence number of the sender's frame.
     public var sequence: UInt64
     public var count: UInt32
+    /// The ordinal of the part's first envelope among the envelopes of its
+    /// app that came in that sender frame (0, 1, 2…); in a recent answer
+    /// a part may start past 0 where older envelopes were let go.
+    public var first: UInt32
 
-    public init(sender: UInt64, sequence: UInt64, count: UInt32) {
+    public init(sender: UInt64, sequence: UInt64, count: UInt32, first: UInt32 = 0) {
         self.sender = sender
         self.sequence = sequence
         self.count = count
+        self.first = first
     }
+
+    /// The identity of the part's envelope at `offset` (0-based).
+    public func identity(at offset: UInt32) -> EnvelopeIdentity {
+        EnvelopeIdentity(sender: sender, sequence: sequence, ordinal: first + offset)
+    }
+}
+
+/// Which envelope of which sender frame a stored envelope is: the same at
+/// an owner and at the stand-in that also took it in, so that a merged
+/// answer holds it once; and different for identical lines, which are
+/// real lines. Sender 0 (a sender without HELLO) has no identity.
+public struct EnvelopeIdentity: Hashable, Sendable {
+    public var sender: UInt64
+    public var sequence: UInt64
+    /// Its place among its app's envelopes in that sender frame.
+    public var ordinal: UInt32
+
+    public init(sender: UInt64, sequence: UInt64, ordinal: UInt32) {
+        self.sender = sender
+        self.sequence = sequence
+        self.ordinal = ordinal
+    }
+
+    /// Whether this identifies anything: sender 0 never does.
+    public var isKnown: Bool { sender != 0 }
 }
 
 /// Which (sender, sequence) pairs a receiver has taken in: the newest
@@ -101,6 +134,8 @@ public struct PartCursor: Sendable {
     /// The part of the envelope just advanced to.
     public private(set) var index = -1
     private var left = 0
+    /// The envelope's offset within its part.
+    public private(set) var offset: UInt32 = 0
 
     public init(_ parts: [BatchPart]) {
         self.parts = parts
@@ -113,10 +148,15 @@ public struct PartCursor: Sendable {
             index += 1
             left = Int(parts[index].count)
             began = true
+            offset = 0
         }
+        if !began { offset += 1 }
         left -= 1
         return began
     }
 
     public var current: BatchPart { parts[index] }
+
+    /// The identity of the envelope just advanced to.
+    public var identity: EnvelopeIdentity { parts[index].identity(at: offset) }
 }

@@ -106,6 +106,9 @@ public struct FrameFlags: OptionSet, Hashable, Sendable {
     /// The payload ends with the batch's parts: which sender's frame each
     /// run of envelopes came from (see `BatchPart`).
     public static let identified = FrameFlags(rawValue: 2)
+    /// With `identified`: each part also carries its first envelope's
+    /// ordinal (24 bytes a part; a recent answer's parts).
+    public static let ordinals = FrameFlags(rawValue: 4)
 }
 
 extension FixedWidthInteger {

@@ -24,7 +24,7 @@ public enum Notice {
 
     /// The text of a drop notice: how many, since when, and why.
     public static func dropText(count: Int, sinceNanos: Int64, reason: String) -> String {
-        let since = CFLogFormat.utcTime(nanoseconds: sinceNanos)
+        let since = WallClock.utcTime(nanoseconds: sinceNanos)
         return "Error L10 (output buffer overflow): \(count) messages dropped since \(since) (\(reason))"
     }
 }

@@ -2,7 +2,6 @@ import ArgumentParser
 import Logging
 import Prometheus
 import ServiceLifecycle
-import SluiceBindings
 import SluiceCLI
 import SluiceController
 import SluiceWire
@@ -31,14 +30,9 @@ struct ControllerCommand: AsyncParsableCommand {
     @Option(help: "A zone's buffer servers: ZONE=HOST:PORT,HOST:PORT. Repeat for each zone.")
     var servers: [String] = []
 
-    @Option(help: "Largest frame payload accepted (e.g. 4MiB).")
-    var maxFrame: String = "4MiB"
-
-    @Option(help: "Envelopes waiting for one websocket reader before its oldest are dropped.")
-    var tailQueue: Int = 100_000
-
-    @Option(help: "Drain bindings: a SQLite file or a postgres:// URL (default $SLUICE_BINDINGS, else $SLUICE_HOME/bindings.sqlite).")
-    var bindings: String?
+    @OptionGroup var controller: ControllerOptions
+    @OptionGroup var link: LinkOptions
+    @OptionGroup var bindings: BindingsOptions
 
     @OptionGroup var logging: LoggingOptions
 
@@ -58,46 +52,45 @@ struct ControllerCommand: AsyncParsableCommand {
 
     func validate() throws {
         _ = try settings()
-        guard tailQueue > 0 else { throw ValidationError("--tail-queue must be at least 1") }
     }
 
     /// The settings, from the cluster file when one is named.
     func settings() throws -> Controller.Configuration {
+        var member = MemberSettings()
+        controller.apply(to: &member)
+        try link.apply(to: &member)
         var zone = self.zone
-        var ingress = self.ingress
-        var http = self.http
+        var entry = ClusterConfig.Controller(name: name ?? "controller", ingress: ingress, http: http)
         var zones = try Self.parseZones(servers)
         if let config {
             guard let name else { throw ValidationError("--config needs --name: which controller of the file to run") }
             let cluster: ClusterConfig
             do { cluster = try ClusterConfig.load(path: config) } catch { throw ValidationError("\(error)") }
-            guard case .controller(let memberZone, let entry)? = cluster.member(named: name) else {
+            guard case .controller(let memberZone, let fileEntry)? = cluster.member(named: name) else {
                 throw ValidationError("\(config) has no controller named \(name)")
             }
             zone = memberZone
-            ingress = entry.ingress
-            http = entry.http
+            entry = fileEntry
             zones = cluster.serverEndpoints
+        } else {
+            _ = try parseEndpoint(ingress, option: "--ingress")
+            _ = try parseEndpoint(http, option: "--http")
         }
         guard zones[zone] != nil else {
             throw ValidationError("--servers must name at least one server of this controller's zone '\(zone)'")
         }
-        return .init(
-            zone: zone, ingress: try parseEndpoint(ingress, option: "--ingress"),
-            http: try parseEndpoint(http, option: "--http"), zones: zones,
-            maxFramePayload: try parseSize(maxFrame, option: "--max-frame"), tailQueueLimit: tailQueue)
+        do {
+            return try member.controller(zone: zone, entry: entry, servers: zones, bindings: nil)
+        } catch {
+            throw ValidationError("\(error)")
+        }
     }
 
     func run() async throws {
         let logger = logging.bootstrap(label: "sluice.controller")
         var settings = try settings()
-        let bindingsSpec = SluiceConfig.bindings(bindings)
-        do {
-            settings.bindings = try await BindingStores.open(bindingsSpec, logger: logger)
-        } catch {
-            throw ValidationError("--bindings \(BindingStores.redacted(bindingsSpec)): \(error)")
-        }
-        let controller = Controller(configuration: settings, logger: logger, registry: PrometheusCollectorRegistry())
+        settings.bindings = try await bindings.open(logger: logger)
+        let controller = Assembly.controller(settings, registry: PrometheusCollectorRegistry(), logger: logger)
         try await controller.bind()
         let group = ServiceGroup(services: [controller], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()

@@ -40,7 +40,9 @@ struct DrainsCommand: AsyncParsableCommand {
                 let binding = try await options.drains().add(app: app, url: url, name: name)
                 print("Added drain \(binding.name) (\(binding.id)) to \(binding.app): \(binding.url)")
             } catch let failure as Drains.Failure {
-                throw ValidationError(failure.description)
+                throw CommandFailure(failure.description)
+            } catch {
+                throw CommandFailure(ErrorText.describe(error))
             }
         }
     }
@@ -62,7 +64,9 @@ struct DrainsCommand: AsyncParsableCommand {
                     for line in Drains.table(bindings) { print(line) }
                 }
             } catch let failure as Drains.Failure {
-                throw ValidationError(failure.description)
+                throw CommandFailure(failure.description)
+            } catch {
+                throw CommandFailure(ErrorText.describe(error))
             }
         }
     }
@@ -83,7 +87,9 @@ struct DrainsCommand: AsyncParsableCommand {
                 try await options.drains().remove(app: app, drain: drain)
                 print("Removed drain \(drain) from \(app).")
             } catch let failure as Drains.Failure {
-                throw ValidationError(failure.description)
+                throw CommandFailure(failure.description)
+            } catch {
+                throw CommandFailure(ErrorText.describe(error))
             }
         }
     }

@@ -36,10 +36,12 @@ struct EmitCommand: AsyncParsableCommand {
         let emit = Emit(
             controllers: try controllers(),
             fields: source.fields(isError: err))
-        if message.isEmpty {
-            try await emit.sendLines(from: 0)
-        } else {
-            try await emit.send(message: message.joined(separator: " "))
+        try await plainly {
+            if message.isEmpty {
+                try await emit.sendLines(from: 0)
+            } else {
+                try await emit.send(message: message.joined(separator: " "))
+            }
         }
     }
 }

@@ -30,14 +30,12 @@ struct LogsCommand: AsyncParsableCommand {
         let logs = Logs(
             base: try HTTPURL(parsing: SluiceConfig.http(controller)), app: app, json: json,
             color: Output.stdoutIsTerminal)
-        do {
+        try await plainly {
             if recent {
                 try await logs.recent()
             } else {
                 try await logs.tail()
             }
-        } catch let failure as Logs.Failure {
-            throw ValidationError(failure.description)
         }
     }
 }

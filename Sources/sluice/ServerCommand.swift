@@ -1,11 +1,7 @@
 import ArgumentParser
 import Prometheus
 import ServiceLifecycle
-import SluiceBindings
 import SluiceCLI
-import SluiceDrain
-import SluiceServer
-import SluiceTransport
 import SluiceWire
 import UnixSignals
 
@@ -25,23 +21,9 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "HOST:PORT to listen on for controllers.")
     var listen: String = "127.0.0.1:9001"
 
-    @Option(help: "Envelopes kept per app.")
-    var recentPerApp: Int = 1000
-
-    @Option(help: "Bytes kept over all apps (e.g. 256MiB); past it the largest apps lose their oldest lines first.")
-    var memoryLimit: String = "256MiB"
-
-    @Option(help: "Largest frame payload accepted (e.g. 4MiB).")
-    var maxFrame: String = "4MiB"
-
-    @Option(help: "Drain bindings: a SQLite file or a postgres:// URL (default $SLUICE_BINDINGS, else $SLUICE_HOME/bindings.sqlite).")
-    var bindings: String?
-
-    @Option(help: "Envelopes each drain holds while its endpoint is slow or down; past it the oldest are dropped.")
-    var drainQueue: Int = 10_000
-
-    @Option(help: "Bytes each drain holds at most (e.g. 64MiB); past it the oldest are dropped.")
-    var drainQueueBytes: String = "64MiB"
+    @OptionGroup var server: ServerOptions
+    @OptionGroup var link: LinkOptions
+    @OptionGroup var bindings: BindingsOptions
 
     @Option(help: "HOST:PORT for GET /metrics (Prometheus text) and /healthz; none if not given.")
     var metrics: String?
@@ -52,60 +34,40 @@ struct ServerCommand: AsyncParsableCommand {
         _ = try settings()
     }
 
-    /// The settings, from the cluster file when one is named.
-    func settings() throws -> BufferServer.Configuration {
+    /// The settings, from the cluster file when one is named (its entry's
+    /// own limits win over the flags).
+    func settings() throws -> ServerSettings {
+        var member = MemberSettings()
+        try server.apply(to: &member)
+        try link.apply(to: &member)
+        let metrics = try self.metrics.map { try parseEndpoint($0, option: "--metrics") }
         var zone = self.zone
-        var listen = self.listen
-        var recentPerApp = self.recentPerApp
-        var memoryLimit = self.memoryLimit
+        var entry = ClusterConfig.Server(name: name ?? "server", listen: listen)
         if let config {
             guard let name else { throw ValidationError("--config needs --name: which server of the file to run") }
             let cluster: ClusterConfig
             do { cluster = try ClusterConfig.load(path: config) } catch { throw ValidationError("\(error)") }
-            guard case .server(let memberZone, let entry)? = cluster.member(named: name) else {
+            guard case .server(let memberZone, let fileEntry)? = cluster.member(named: name) else {
                 throw ValidationError("\(config) has no buffer server named \(name)")
             }
             zone = memberZone
-            listen = entry.listen
-            recentPerApp = entry.recentPerApp ?? recentPerApp
-            memoryLimit = entry.memoryLimit ?? memoryLimit
+            entry = fileEntry
+        } else {
+            _ = try parseEndpoint(listen, option: "--listen")
         }
-        guard recentPerApp > 0 else { throw ValidationError("--recent-per-app must be at least 1") }
-        guard drainQueue > 0 else { throw ValidationError("--drain-queue must be at least 1") }
-        if let metrics { _ = try parseEndpoint(metrics, option: "--metrics") }
-        return .init(
-            zone: zone, listen: try parseEndpoint(listen, option: "--listen"),
-            limits: .init(recentPerApp: recentPerApp, memoryLimit: try parseSize(memoryLimit, option: "--memory-limit")),
-            maxFramePayload: try parseSize(maxFrame, option: "--max-frame"))
+        do {
+            return try member.server(zone: zone, entry: entry, metrics: metrics)
+        } catch {
+            throw ValidationError("\(error)")
+        }
     }
 
     func run() async throws {
         let logger = logging.bootstrap(label: "sluice.server")
-        let registry = PrometheusCollectorRegistry()
-        let factory = PrometheusMetricsFactory(registry: registry)
-        let server = BufferServer(configuration: try settings(), logger: logger, metrics: factory)
-        let bindingsSpec = SluiceConfig.bindings(bindings)
-        let store: any BindingStore
-        do {
-            store = try await BindingStores.open(bindingsSpec, logger: logger)
-        } catch {
-            throw ValidationError("--bindings \(BindingStores.redacted(bindingsSpec)): \(error)")
-        }
-        let drains = DrainManager(
-            store: server.store, bindings: store,
-            settings: .init(
-                queueCapacity: drainQueue, queueBytes: try parseSize(drainQueueBytes, option: "--drain-queue-bytes")),
-            logger: logger, metrics: factory)
-        try await server.bind()
-        var services: [any Service] = [server, drains]
-        if let metrics {
-            let endpoint = MetricsHTTPServer(
-                listen: try parseEndpoint(metrics, option: "--metrics"), logger: logger,
-                render: { registry.emitToBuffer() })
-            try await endpoint.bind()
-            services.append(endpoint)
-        }
-        let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        let store = try await bindings.open(logger: logger)
+        let node = Assembly.server(try settings(), bindings: store, registry: PrometheusCollectorRegistry(), logger: logger)
+        try await node.bind()
+        let group = ServiceGroup(services: node.services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
     }
 }

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Logging
+import SluiceCLI
 import SluiceTransport
+import SluiceShipping
 import SluiceWire
 
 @main
@@ -68,4 +70,21 @@ func parseSize(_ text: String, option: String) throws -> Int {
         throw ValidationError("\(option): '\(text)' is not a size; write e.g. 4194304, 64KiB, 256MiB or 1GiB")
     }
     return size
+}
+
+/// Runs a command's work. A failure found while running (a controller that
+/// does not answer, a refused request) is said in plain words, without the
+/// usage text that a mistyped flag gets.
+func plainly<T>(_ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch let error as CommandFailure {
+        throw error
+    } catch let error as ExitCode {
+        throw error
+    } catch let error as ValidationError {
+        throw CommandFailure(error.message)
+    } catch {
+        throw CommandFailure(ErrorText.describe(error))
+    }
 }

@@ -40,8 +40,10 @@ struct UpCommand: AsyncParsableCommand {
     @Option(help: "Port of the local agent's HTTP input, POST /logs (0 picks a free port).")
     var agentHttpPort: Int = 8088
 
-    @Option(help: "Drain bindings: a SQLite file or a postgres:// URL (default $SLUICE_BINDINGS, else $SLUICE_HOME/bindings.sqlite).")
-    var bindings: String?
+    @OptionGroup(title: "Buffer servers") var server: ServerOptions
+    @OptionGroup(title: "Controllers") var controller: ControllerOptions
+    @OptionGroup var link: LinkOptions
+    @OptionGroup var bindings: BindingsOptions
 
     @Flag(help: "Run no local agent.")
     var noAgent = false
@@ -79,15 +81,18 @@ struct UpCommand: AsyncParsableCommand {
                 syslogTCP: Endpoint(host: "127.0.0.1", port: syslogPort),
                 syslogUDP: Endpoint(host: "127.0.0.1", port: syslogPort),
                 http: Endpoint(host: "127.0.0.1", port: agentHttpPort))
-        let bindingsPath = SluiceConfig.bindings(self.bindings)
-        let bindings: any BindingStore
+        var member = MemberSettings()
+        try server.apply(to: &member)
+        controller.apply(to: &member)
+        try link.apply(to: &member)
+        let store = try await bindings.open(logger: logger)
+        let local = LocalCluster(config: cluster, settings: member, agent: agent, bindings: store, logger: logger)
+        let endpoints: LocalCluster.Endpoints
         do {
-            bindings = try await BindingStores.open(bindingsPath, logger: logger)
+            endpoints = try await local.start()
         } catch {
-            throw ValidationError("--bindings \(BindingStores.redacted(bindingsPath)): \(error)")
+            throw CommandFailure("cannot start the cluster: \(ErrorText.describe(error))")
         }
-        let local = LocalCluster(config: cluster, agent: agent, bindings: bindings, logger: logger)
-        let endpoints = try await local.start()
         try SluiceConfig(endpoints).save()
         let serverCount = endpoints.servers.values.reduce(0) { $0 + $1.count }
         var lines = [
@@ -109,7 +114,7 @@ struct UpCommand: AsyncParsableCommand {
                 "    syslog   tcp \(agent.syslogTCP.map { "\($0)" } ?? "-")  udp \(agent.syslogUDP.map { "\($0)" } ?? "-")")
             lines.append("    http     http://\(agent.http.map { "\($0)" } ?? "-")/logs  (application/logplex-1)")
         }
-        lines.append("  drains   \(BindingStores.redacted(bindingsPath))  (sluice drains)")
+        lines.append("  drains   \(bindings.redacted)  (sluice drains)")
         lines.append("  config   \(SluiceConfig.path.path)")
         lines.append("Try: sluice run --app my-app -- echo hello   then   sluice logs my-app --recent")
         lines.append("Ctrl-C stops it.")

@@ -10,6 +10,7 @@ import SluiceController
 import SluiceProto
 import SluiceServer
 import SluiceTransport
+import SluiceShipping
 import SluiceWire
 import Testing
 
@@ -69,9 +70,10 @@ struct AgentHarness {
 /// An octet-counted frame: `LEN SP MSG`.
 func octetCounted(_ message: String) -> String { "\(message.utf8.count) \(message)" }
 
-/// Runs a program to its end; returns its status and output.
+/// Runs a program to its end; returns its status and output. Throws if it
+/// has not finished within `timeout` (it is stopped then, as on any way out).
 func runProgram(
-    _ path: String, _ arguments: [String], environment: [String: String]? = nil
+    _ path: String, _ arguments: [String], environment: [String: String]? = nil, timeout: Duration = .seconds(300)
 ) throws -> (status: Int32, stdout: String, stderr: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: path)
@@ -82,21 +84,18 @@ func runProgram(
     process.standardOutput = out
     process.standardError = err
     try process.run()
-    let stdout = out.fileHandleForReading.readDataToEndOfFile()
-    let stderr = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
-}
-
-/// Reads `pipe` until what was read satisfies `done`, or the writer closes it.
-func read(_ pipe: Pipe, until done: (String) -> Bool) -> String {
-    var text = ""
-    while !done(text) {
-        let data = pipe.fileHandleForReading.availableData
-        if data.isEmpty { break }
-        text += String(decoding: data, as: UTF8.self)
+    defer { stopProcess(process) }
+    let command = ([path] + arguments).joined(separator: " ")
+    guard
+        let output = readToEnd(
+            [out.fileHandleForReading, err.fileHandleForReading], before: ContinuousClock.now + timeout)
+    else {
+        throw ChildProcessError("\(command) did not finish within \(timeout)")
     }
-    return text
+    try waitForExit(process, timeout: .seconds(30), command)
+    return (
+        process.terminationStatus, String(decoding: output[0], as: UTF8.self), String(decoding: output[1], as: UTF8.self)
+    )
 }
 
 /// Where `name` is on PATH (or the sbin folders), if anywhere.
@@ -213,7 +212,7 @@ struct AgentTests {
         try process.run()
         defer {
             // rsyslogd may inherit a mask that blocks SIGTERM: SIGKILL it.
-            kill(process.processIdentifier, SIGKILL)
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
             process.waitUntilExit()
         }
 
@@ -254,7 +253,8 @@ struct AgentTests {
         #expect(await received.wait(for: 3))
         let recent = try await harness.cluster.recent(app: "shuttle-app")
         #expect(recent.map(\.text) == ["first", "second, an error", "via the query"])
-        #expect(recent[0].tags == ["source_type": "APP/PROC/WEB", "color": "blue"])
+        // Who sent it is kept: HOSTNAME and the facility as tags (MSGID was `-`).
+        #expect(recent[0].tags == ["source_type": "APP/PROC/WEB", "color": "blue", "hostname": "host", "facility": "user"])
         #expect(recent[0].instanceID == "1")
         #expect(recent[0].timestamp == 1_795_514_400_000_001_000)
         #expect(recent.map(\.log.type) == [.out, .err, .out])
@@ -280,6 +280,24 @@ struct AgentTests {
         #expect(await strictReceived.wait(for: 1))
         #expect(strict.metric(#"sluice_agent_syslog_unparsed_total{outcome="dropped"}"#) == 1)
         other.close()
+    }
+
+    /// Three identical lines with a whole-second timestamp and no
+    /// structured data, as Heroku-style senders write them: three lines in
+    /// the tail and three in `--recent`, and who sent them is kept.
+    @Test func identicalSyslogLinesAreAllKept() async throws {
+        let harness = try await AgentHarness.start()
+        defer { Task { await harness.shutdown() } }
+        let received = try await harness.tail("dup-app")
+        let connection = try await RawConnection.connect(to: try #require(harness.addresses.syslogTCP))
+        let line = "<13>1 2026-11-29T10:55:00Z vm dup-app - - - heartbeat"
+        try await connection.write(String(repeating: line + "\n", count: 3))
+        #expect(await received.wait(for: 3))
+        #expect(received.envelopes.map(\.text) == ["heartbeat", "heartbeat", "heartbeat"])
+        let recent = try await harness.cluster.recent(app: "dup-app")
+        #expect(recent.map(\.text) == ["heartbeat", "heartbeat", "heartbeat"])
+        #expect(recent.allSatisfy { $0.tags["hostname"] == "vm" && $0.tags["facility"] == "user" && $0.tags["msgid"] == nil })
+        connection.close()
     }
 
     @Test func aBadSyslogFrameClosesOnlyItsConnection() async throws {

@@ -24,9 +24,11 @@ struct CLIProcessTests {
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice
         try process.run()
+        // Stopped however the test ends; a no-op once it has exited below.
+        defer { stopProcess(process, grace: .seconds(10)) }
 
         // Wait for the banner, which is printed once everything listens.
-        let banner = read(out) { $0.contains("Ctrl-C stops it.") }
+        let banner = try read(out, timeout: .seconds(60)) { $0.contains("Ctrl-C stops it.") }
         #expect(banner.contains("Sluice is up: 1 controller and 2 buffer servers"), "\(banner)")
 
         // config.json lets emit and logs run with no address flags.
@@ -79,10 +81,94 @@ struct CLIProcessTests {
         #expect(empty.stdout == "No drains.\n", "\(empty.stdout)")
 
         process.terminate()  // SIGTERM
-        process.waitUntilExit()
+        try waitForExit(process, timeout: .seconds(60), "after SIGTERM, sluice up")
         #expect(process.terminationReason == .exit)
         #expect(process.terminationStatus == 0)
         try? FileManager.default.removeItem(at: home)
+    }
+
+    /// `sluice up` takes the options the role commands take, from the same
+    /// place: here, how many lines each server keeps per app.
+    @Test func upTakesTheServersOptions() async throws {
+        let home = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-up-options-\(getpid())")
+        try? FileManager.default.removeItem(at: home)
+        let process = Process()
+        process.executableURL = sluiceExecutable()
+        process.arguments = [
+            "up", "--servers", "1", "--http-port", "0", "--ingress-port", "0", "--no-agent", "--recent-per-app", "3",
+            "--tail-queue", "50", "--drain-queue", "7", "--log-level", "warning",
+        ]
+        process.environment = ProcessInfo.processInfo.environment.merging(["SLUICE_HOME": home.path]) { $1 }
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer {
+            stopProcess(process, grace: .seconds(10))
+            try? FileManager.default.removeItem(at: home)
+        }
+        _ = try read(out, timeout: .seconds(60)) { $0.contains("Ctrl-C stops it.") }
+        let environment = ["SLUICE_HOME": home.path]
+        let emit = try await runSluice(["emit", "--app", "kept"], stdin: "1\n2\n3\n4\n5\n", environment: environment)
+        #expect(emit.status == 0, "\(emit.stderr)")
+        let logs = try await runSluice(["logs", "kept", "--recent"], environment: environment)
+        let kept: [String] = logs.stdout.split(separator: "\n").map { line in String(line.split(separator: " ").last ?? "") }
+        #expect(kept == ["3", "4", "5"], "\(logs.stdout)")
+    }
+
+    /// A command that fails while running says why in plain words, and not
+    /// with the usage text a mistyped flag gets.
+    @Test func runtimeFailuresAreSaidPlainlyWithoutUsage() async throws {
+        let port = try ProcessCluster.freePort()
+        let logs = try await runSluice(["logs", "nobody", "--recent", "--controller", "http://127.0.0.1:\(port)"])
+        #expect(logs.status != 0)
+        #expect(logs.stderr.contains("cannot reach 127.0.0.1:\(port): connection refused"), "\(logs.stderr)")
+        #expect(!logs.stderr.contains("Usage:"), "\(logs.stderr)")
+        let emit = try await runSluice(["emit", "--app", "a", "--controller", "127.0.0.1:\(port)", "hello"])
+        #expect(emit.status != 0)
+        #expect(emit.stderr.contains("no controller answered at 127.0.0.1:\(port): connection refused"), "\(emit.stderr)")
+        #expect(!emit.stderr.contains("Usage:"), "\(emit.stderr)")
+        let drains = try await runSluice(["drains", "list", "--controller", "http://127.0.0.1:\(port)"])
+        #expect(drains.stderr.contains("cannot reach 127.0.0.1:\(port): connection refused"), "\(drains.stderr)")
+        #expect(!drains.stderr.contains("Usage:"), "\(drains.stderr)")
+        // A mistyped flag still gets the usage.
+        let typo = try await runSluice(["logs", "nobody", "--controler", "x"])
+        #expect(typo.status != 0 && typo.stderr.contains("Usage:"), "\(typo.stderr)")
+    }
+
+    /// Processes started at the same moment on one new SQLite bindings file
+    /// (as `bin/bench` and `bin/cluster` start a controller and its
+    /// servers) all open it: none exits with "database is locked".
+    @Test func serversStartedTogetherAllOpenOneNewBindingsFile() async throws {
+        for round in 0..<3 {
+            let home = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-together-\(getpid())-\(round)")
+            try? FileManager.default.removeItem(at: home)
+            try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: home) }
+            let bindings = home.appendingPathComponent("bindings.sqlite").path
+            var started: [(process: Process, metrics: Int)] = []
+            defer { for member in started { stopProcess(member.process) } }
+            for _ in 0..<6 {
+                let metrics = try freeLoopbackPort(udp: false)
+                let process = Process()
+                process.executableURL = sluiceExecutable()
+                process.arguments = [
+                    "server", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:\(metrics)", "--bindings", bindings,
+                    "--log-level", "error",
+                ]
+                process.standardError = FileHandle.nullDevice
+                started.append((process, metrics))
+            }
+            for member in started { try member.process.run() }
+            for member in started {
+                let healthy = await waitUntil(timeout: .seconds(30)) {
+                    guard member.process.isRunning else { return true }
+                    let health = HTTPURL(host: "127.0.0.1", port: member.metrics, path: "/healthz")
+                    return (try? await HTTPClient.get(health))?.status == .ok
+                }
+                #expect(healthy && member.process.isRunning, "round \(round): a server exited at start")
+            }
+        }
     }
 
     /// A buffer server run alone serves its metrics, drains' among them.
@@ -102,8 +188,7 @@ struct CLIProcessTests {
         process.standardError = FileHandle.nullDevice
         try process.run()
         defer {
-            process.terminate()
-            process.waitUntilExit()
+            stopProcess(process, grace: .seconds(10))
             try? FileManager.default.removeItem(at: home)
         }
         let metrics = HTTPURL(host: "127.0.0.1", port: metricsPort, path: "/metrics")
@@ -131,11 +216,14 @@ struct CLIProcessTests {
         process.standardError = err
         process.standardOutput = FileHandle.nullDevice
         try process.run()
+        defer { stopProcess(process) }
         // 500 ms, then 1 s: two retries are announced within about 1.5 s.
-        let text = read(err) { $0.components(separatedBy: "retrying in").count >= 3 }
+        let text = try read(err) { $0.components(separatedBy: "retrying in").count >= 3 }
         process.terminate()
-        process.waitUntilExit()
-        #expect(text.contains("cannot reach http://127.0.0.1:\(socket)/apps/nobody/stream"), "\(text)")
+        try waitForExit(process, timeout: .seconds(30), "after SIGTERM, sluice logs")
+        // Said in plain words: what could not be reached and why.
+        #expect(text.contains("sluice: cannot reach 127.0.0.1:\(socket): connection refused; retrying in 500 ms"), "\(text)")
+        #expect(!text.contains("NIOConnectionError") && !text.contains("errno"), "\(text)")
         #expect(text.contains("retrying in 500 ms"), "\(text)")
         #expect(text.contains("retrying in 1 s"), "\(text)")
     }

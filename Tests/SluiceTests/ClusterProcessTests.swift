@@ -5,6 +5,7 @@ import NIOHTTP1
 import SluiceCLI
 import SluiceProto
 import SluiceTransport
+import SluiceShipping
 import SluiceWire
 import SwiftProtobuf
 import Testing

@@ -8,6 +8,7 @@ import SluiceDrain
 import SluiceProto
 import SluiceServer
 import SluiceTransport
+import SluiceShipping
 import SluiceWire
 import Testing
 
@@ -61,7 +62,7 @@ import Testing
     /// (REFERENCE §4), built here by hand.
     static func expectedLine(_ envelope: Loggregator_V2_Envelope, hostname: String? = nil) -> String {
         let pri = envelope.log.type == .err ? "<11>" : "<14>"
-        let time = CFLogFormat.utcTime(nanoseconds: envelope.timestamp)
+        let time = WallClock.utcTime(nanoseconds: envelope.timestamp)
         let app = envelope.sourceID
         return "\(pri)1 \(time) \(hostname ?? app) \(app) [APP/PROC/WEB/0] - - "
             + String(decoding: envelope.log.payload, as: UTF8.self)

@@ -146,8 +146,11 @@ struct EndToEndTests {
 }
 
 /// Runs the built `sluice` executable with arguments and optional input.
+/// Throws if it has not finished within `timeout` (it is stopped then, as on
+/// any way out).
 func runSluice(
-    _ arguments: [String], stdin: String? = nil, environment extra: [String: String] = [:]
+    _ arguments: [String], stdin: String? = nil, environment extra: [String: String] = [:],
+    timeout: Duration = .seconds(120)
 ) async throws -> (status: Int32, stdout: String, stderr: String) {
     let process = Process()
     process.executableURL = sluiceExecutable()
@@ -163,13 +166,19 @@ func runSluice(
     process.standardError = err
     process.standardInput = input
     try process.run()
+    defer { stopProcess(process) }
+    let command = "sluice " + arguments.joined(separator: " ")
     if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
     try input.fileHandleForWriting.close()
-    async let stdoutData = Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
-    async let stderrData = Task.detached { err.fileHandleForReading.readDataToEndOfFile() }.value
-    let (o, e) = await (stdoutData, stderrData)
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    let deadline = ContinuousClock.now + timeout
+    let output = await Task.detached {
+        readToEnd([out.fileHandleForReading, err.fileHandleForReading], before: deadline)
+    }.value
+    guard let output else { throw ChildProcessError("\(command) did not finish within \(timeout)") }
+    try waitForExit(process, timeout: .seconds(30), command)
+    return (
+        process.terminationStatus, String(decoding: output[0], as: UTF8.self), String(decoding: output[1], as: UTF8.self)
+    )
 }
 
 /// The `sluice` binary beside the test bundle (or $SLUICE_BIN).

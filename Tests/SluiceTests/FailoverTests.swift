@@ -5,6 +5,7 @@ import SluiceController
 import SluiceProto
 import SluiceServer
 import SluiceTransport
+import SluiceShipping
 import SluiceWire
 import Testing
 
@@ -26,7 +27,7 @@ struct FailoverTests {
         var builder = BatchFrameBuilder()
         for index in range {
             var line = "line \(index)"
-            line.withUTF8 { builder.appendLog(fields, timestamp: CFLogFormat.nowNanos(), payload: UnsafeRawBufferPointer($0)) }
+            line.withUTF8 { builder.appendLog(fields, timestamp: WallClock.nowNanos(), payload: UnsafeRawBufferPointer($0)) }
             if builder.count == 100 { try await client.send(frame: builder.finish(type: .envelopes, sequence: 0)!) }
         }
         if let rest = builder.finish(type: .envelopes, sequence: 0) { try await client.send(frame: rest) }
@@ -65,6 +66,38 @@ struct FailoverTests {
         Self.checkEveryLineOnce(received)
         // The stand-in holds what arrived after the failover.
         #expect(cluster.servers[1 - owner].store.totals.envelopes > 0)
+        await tail.close()
+    }
+
+    /// A zone's only server restarts: with no stand-in, what ingress sent
+    /// meanwhile waits at the controller, and the tail is told the zone went
+    /// and came back, then gets every line once.
+    @Test func theOnlyServerRestartsAndTheTailResumes() async throws {
+        let cluster = try await TestCluster.start(servers: 1)
+        defer { Task { await cluster.shutdown() } }
+        let endpoint = try await cluster.servers[0].bind()
+        let app = "restarted"
+        let received = Received()
+        let tail = try await cluster.tail(app: app, into: received)
+        let client = try await IngressClient.connect(to: [cluster.ingress])
+        try await Self.emit(0..<100, through: client, app: app)
+        #expect(await received.wait(for: 100, timeout: .seconds(60)))
+
+        try await cluster.servers[0].shutdown()
+        let gone = await received.wait(timeout: .seconds(30)) { !$0.notices.isEmpty }
+        #expect(gone)
+        try await Self.emit(100..<200, through: client, app: app)
+        let again = BufferServer(configuration: .init(listen: endpoint), logger: .quiet)
+        try await again.bind()
+        defer { Task { try? await again.shutdown() } }
+        try await client.close()
+        let complete = await received.wait(timeout: .seconds(60)) { $0.count - $0.notices.count >= 200 }
+        #expect(complete, "\(received.envelopes.count) received")
+        let notices = received.envelopes.filter(\.isNotice).map(\.text)
+        #expect(notices.first?.hasPrefix("Sluice: zone z1 is not answering") == true, "\(notices)")
+        #expect(notices.contains("Sluice: zone z1 is back; its live lines resume"), "\(notices)")
+        let lines = received.envelopes.filter { !$0.isNotice }.map(\.text)
+        #expect(Set(lines).count == 200 && lines.count == 200)
         await tail.close()
     }
 

@@ -59,12 +59,17 @@ struct InteropTests {
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice
         try process.run()
-        var text = read(out) { $0.contains("connected\n") }
+        defer { stopProcess(process) }
+        var text = try read(out) { $0.contains("connected\n") }
         #expect(text.hasPrefix("connected\n"))
         let lines = (1...5).map { "seen by lws \($0)" }
         try await harness.cluster.emit(app: "lws-app", lines: lines)
-        text += String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        // The client gives up by itself after 20 s; this only keeps a stuck one from hanging the test.
+        guard let rest = readToEnd([out.fileHandleForReading], before: ContinuousClock.now + .seconds(60)) else {
+            throw ChildProcessError("sluice-c-tail did not finish within 60 s; it wrote: \(text.debugDescription)")
+        }
+        text += String(decoding: rest[0], as: UTF8.self)
+        try waitForExit(process, timeout: .seconds(30), "sluice-c-tail")
         #expect(process.terminationStatus == 0)
         let messages = text.split(separator: "\n").dropFirst().map { hex in
             try? Loggregator_V2_Envelope(serializedBytes: Self.bytes(fromHex: hex))

@@ -4,6 +4,7 @@ import SluiceCLI
 import SluiceProto
 import SluiceServer
 import SluiceTransport
+import SluiceShipping
 import SluiceWire
 import Testing
 

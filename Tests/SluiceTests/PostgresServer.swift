@@ -85,7 +85,12 @@ final class PostgresServer: @unchecked Sendable {
         if process.isRunning {
             let deadline = ContinuousClock.now + .seconds(10)
             while process.isRunning && ContinuousClock.now < deadline { usleep(20_000) }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            if process.isRunning {
+                // Its process group too (Foundation gives each child its own):
+                // the postmaster under runuser, should it not have written its pid.
+                kill(-process.processIdentifier, SIGKILL)
+                kill(process.processIdentifier, SIGKILL)
+            }
             process.waitUntilExit()
         }
         try? FileManager.default.removeItem(at: directory)

@@ -71,7 +71,10 @@ final class ProcessCluster: @unchecked Sendable {
         process.environment = ProcessInfo.processInfo.environment.merging(
             ["SLUICE_HOME": directory.path, "SLUICE_BINDINGS": ""]) { $1 }
         try process.run()
-        processes.withLockedValue { $0[name] = process }
+        // stopAll() stops it, however the test ends (a member started twice: the old one now).
+        if let previous = processes.withLockedValue({ $0.updateValue(process, forKey: name) }) {
+            stopProcess(previous)
+        }
         let endpoint = try Endpoint(parsing: address)
         let deadline = ContinuousClock.now + .seconds(20)
         while ContinuousClock.now < deadline {
@@ -97,8 +100,11 @@ final class ProcessCluster: @unchecked Sendable {
 
     /// Runs `sluice bench load`: `count` numbered lines at `rate` a second
     /// to the controllers given (preferred first); returns once every line
-    /// is acknowledged.
-    func load(app: String, controllers: [Endpoint], rate: Int, count: Int) async throws {
+    /// is acknowledged. Throws if that takes longer than `timeout` (the load
+    /// generator is stopped then, as on any way out, cancellation included).
+    func load(
+        app: String, controllers: [Endpoint], rate: Int, count: Int, timeout: Duration = .seconds(300)
+    ) async throws {
         let process = Process()
         process.executableURL = Self.binary
         process.arguments = [
@@ -111,12 +117,17 @@ final class ProcessCluster: @unchecked Sendable {
         process.standardOutput = handle
         process.standardError = handle
         try process.run()
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            DispatchQueue.global().async {
-                process.waitUntilExit()
-                continuation.resume()
+        defer { stopProcess(process) }
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning {
+            guard ContinuousClock.now < deadline else {
+                let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+                throw ProcessClusterError(
+                    description: "the load generator did not finish within \(timeout): \(output.suffix(2000))")
             }
+            try await Task.sleep(for: .milliseconds(50))
         }
+        process.waitUntilExit()
         guard process.terminationStatus == 0 else {
             let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
             throw ProcessClusterError(description: "the load generator failed: \(output)")
@@ -146,9 +157,9 @@ final class ProcessCluster: @unchecked Sendable {
             return all
         }
         for process in all {
-            Foundation.kill(process.processIdentifier, SIGCONT)
-            process.terminate()
-            process.waitUntilExit()
+            // A paused member (SIGSTOP) must go on to see its SIGTERM.
+            if process.isRunning { Foundation.kill(process.processIdentifier, SIGCONT) }
+            stopProcess(process, grace: .seconds(5))
         }
         try? FileManager.default.removeItem(at: directory)
     }

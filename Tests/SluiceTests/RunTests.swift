@@ -5,6 +5,7 @@ import SluiceAgent
 import SluiceCLI
 import SluiceProto
 import SluiceTransport
+import SluiceShipping
 import SluiceWire
 import Testing
 
@@ -90,11 +91,15 @@ struct RunTests {
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice
         try process.run()
-        let text = read(out) { $0.contains("ready\n") }
+        defer { stopProcess(process) }
+        let text = try read(out) { $0.contains("ready\n") }
         #expect(text == "ready\n")
         process.terminate()  // SIGTERM, to sluice run only
-        let rest = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
+        guard let output = readToEnd([out.fileHandleForReading], before: ContinuousClock.now + .seconds(30)) else {
+            throw ChildProcessError("after SIGTERM, sluice run did not close its output within 30 s")
+        }
+        let rest = output[0]
+        try waitForExit(process, timeout: .seconds(30), "after SIGTERM, sluice run")
         #expect(String(decoding: rest, as: UTF8.self) == "got-term\n")
         #expect(process.terminationReason == .exit)
         #expect(process.terminationStatus == 7)
@@ -110,10 +115,11 @@ struct RunTests {
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice
         try process.run()
+        defer { stopProcess(process) }
         // The reader goes away, as `head` does.
-        _ = out.fileHandleForReading.availableData
+        _ = try read(out) { !$0.isEmpty }
         try out.fileHandleForReading.close()
-        process.waitUntilExit()
+        try waitForExit(process, timeout: .seconds(60), "with its output closed, sluice run")
         // seq met the closed pipe and died of SIGPIPE; sluice run did not.
         #expect(process.terminationReason == .exit)
         #expect(process.terminationStatus == 128 + SIGPIPE)

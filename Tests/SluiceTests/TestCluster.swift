@@ -11,6 +11,7 @@ import SluiceDrain
 import SluiceProto
 import SluiceServer
 import SluiceTransport
+import SluiceShipping
 import SluiceWire
 import SwiftProtobuf
 import Testing
@@ -170,7 +171,7 @@ struct ControllerClient {
         var builder = BatchFrameBuilder()
         for (index, line) in lines.enumerated() {
             var line = line
-            line.withUTF8 { builder.appendLog(fields, timestamp: CFLogFormat.nowNanos(), payload: UnsafeRawBufferPointer($0)) }
+            line.withUTF8 { builder.appendLog(fields, timestamp: WallClock.nowNanos(), payload: UnsafeRawBufferPointer($0)) }
             if builder.count == batch || index == lines.count - 1 {
                 try await client.send(frame: builder.finish(type: .envelopes, sequence: 0)!)
             }

@@ -6,6 +6,7 @@ import SluiceController
 import SluiceProto
 import SluiceServer
 import SluiceTransport
+import SluiceShipping
 import SluiceWire
 import SwiftProtobuf
 import Testing
@@ -56,9 +57,11 @@ struct ZonesTests {
             servers[zone, default: []].reduce(0) { total, server in
                 total + server.store.recentFrames(app: app, limit: 100_000, sequence: 0).reduce(0) { sum, frame in
                     var payload = frame
-                    payload.moveReaderIndex(forwardBy: FrameHeader.size)
+                    guard let header = payload.readFrameHeaderUnchecked(),
+                        let (batch, _) = try? Frame(header: header, payload: payload).batchAndParts()
+                    else { return sum }
                     var count = 0
-                    try? payload.forEachEnvelope { _, _ in count += 1 }
+                    try? batch.forEachEnvelope { _, _ in count += 1 }
                     return sum + count
                 }
             }

@@ -18,7 +18,7 @@ import Testing
 
     static func recent(_ log: AppLog, limit: Int) -> [[UInt8]] {
         var out: [[UInt8]] = []
-        log.forEachRecent(limit: limit) { out.append(Array($0)) }
+        log.forEachRecent(limit: limit) { bytes, _ in out.append(Array(bytes)) }
         return out
     }
 

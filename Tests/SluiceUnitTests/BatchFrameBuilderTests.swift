@@ -6,6 +6,7 @@ import SwiftProtobuf
 import Testing
 
 @testable import SluiceTransport
+import SluiceShipping
 
 /// `BatchFrameBuilder` and the batch helpers on `ByteBuffer`.
 @Suite struct BatchFrameBuilderTests {

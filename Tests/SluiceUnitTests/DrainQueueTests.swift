@@ -1,5 +1,6 @@
 import NIOCore
 import SluiceWire
+import SluiceSyslog
 import Testing
 
 @testable import SluiceDrain

@@ -1,10 +1,12 @@
 import Foundation
 import Logging
 import NIOCore
+import SluiceBindings
 import SluiceDrain
 import NIOEmbedded
 import SluiceProto
 import SluiceTransport
+import SluiceShipping
 import SluiceWire
 import SwiftProtobuf
 import Testing
@@ -337,8 +339,8 @@ import Testing
     }
 }
 
-/// What the store hands to an app's drains: its Log envelopes, in order;
-/// not other apps', not metrics, not Sluice's own notices.
+/// What the store hands to an app's taps (its drains): its Log envelopes,
+/// in order; not other apps', not metrics, not Sluice's own notices.
 @Suite struct EnvelopeStoreDrainTests {
     @Test func drainsGetTheirAppsLogsOnly() throws {
         let store = EnvelopeStore()
@@ -346,7 +348,7 @@ import Testing
         let runner = try DrainRunner(
             id: "d1", app: "a", name: "d1", url: DrainURL(parsing: "syslog://127.0.0.1:9"), logger: Logger(label: "test"),
             report: { _, _ in })
-        store.setDrains(["a": [runner]])
+        store.setTaps(["a": [runner]])
         _ = try store.ingest(
             Make.batch([
                 Make.log(app: "a", "one"), Make.counter(app: "a"), Make.log(app: "b", "other app"),
@@ -354,7 +356,7 @@ import Testing
             ]))
         store.ingestNotice(app: "a", text: "a notice for readers")
         #expect(runner.queuedCount == 2)
-        store.setDrains([:])
+        store.setTaps([:])
         _ = try store.ingest(Make.batch([Make.log(app: "a", "after removal")]))
         #expect(runner.queuedCount == 2)
         #expect(store.totals.envelopes == 6)

@@ -9,6 +9,7 @@ import SwiftProtobuf
 import Testing
 
 @testable import SluiceTransport
+import SluiceShipping
 
 /// `FrameDecoder`: cutting a byte stream into frames, and refusing bad headers.
 @Suite struct FrameDecoderTests {

@@ -1,4 +1,5 @@
 import SluiceTransport
+import SluiceShipping
 import Testing
 
 /// `LineSplitter`: a byte stream cut into lines, long lines into tagged pieces.

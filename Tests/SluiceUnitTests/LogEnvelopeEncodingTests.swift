@@ -1,11 +1,12 @@
 import Foundation
 import NIOCore
 import SluiceProto
+import SluiceTransport
 import SluiceWire
 import SwiftProtobuf
 import Testing
 
-@testable import SluiceTransport
+@testable import SluiceShipping
 
 /// `writeLogEnvelopeEntry`: Log envelopes written field by field must be what
 /// any protobuf decoder reads as the same envelope.

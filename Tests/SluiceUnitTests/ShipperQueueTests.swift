@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import SluiceProto
 import SluiceTransport
+import SluiceShipping
 import SluiceWire
 import SwiftProtobuf
 import Testing

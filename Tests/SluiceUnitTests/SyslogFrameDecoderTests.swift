@@ -4,7 +4,7 @@ import NIOTestUtils
 import SluiceWire
 import Testing
 
-@testable import SluiceAgent
+@testable import SluiceSyslog
 
 /// `SyslogFrameDecoder`: a syslog TCP stream cut into messages, octet-counted
 /// or ended by LF, frame by frame.

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import SluiceTransport
+import SluiceShipping
 import SluiceProto
 import SluiceWire
 import SwiftProtobuf
@@ -122,9 +123,10 @@ struct ParsedFrame {
         return (header, bytes.readSlice(length: Int(header.length))!)
     }
 
-    /// The payload decoded as an `EnvelopeBatch` by SwiftProtobuf.
+    /// The payload's batch (its parts trailer left out, if it has one)
+    /// decoded as an `EnvelopeBatch` by SwiftProtobuf.
     func envelopes() throws -> [Loggregator_V2_Envelope] {
-        try decodeBatch(payload)
+        try decodeBatch(Frame(header: header, payload: payload).batchAndParts().batch)
     }
 }
 

@@ -6,9 +6,10 @@ import Musl
 import Darwin
 #endif
 import SluiceProto
+import SluiceWire
 import Testing
 
-@testable import SluiceWire
+@testable import SluiceCLI
 
 /// Runs `body` with the process's local time zone set to `zone`, then puts
 /// the previous setting back. TZ is process-global: callers are serialized.
@@ -147,11 +148,11 @@ let novemberTwelfth: Int64 = 1_541_999_631_950_000_000
 
     @Test func utcTimeIgnoresTheLocalZone() {
         inTimeZone("Asia/Tokyo") {
-            #expect(CFLogFormat.utcTime(nanoseconds: novemberTwelfth + 123_456) == "2018-11-12T05:13:51.950123Z")
-            #expect(CFLogFormat.utcTime(nanoseconds: novemberTwelfth + 999) == "2018-11-12T05:13:51.950000Z")
-            #expect(CFLogFormat.utcTime(nanoseconds: 0) == "1970-01-01T00:00:00.000000Z")
-            #expect(CFLogFormat.utcTime(nanoseconds: -1) == "1969-12-31T23:59:59.999999Z")
-            #expect(CFLogFormat.utcTime(nanoseconds: -1_000_000_001) == "1969-12-31T23:59:58.999999Z")
+            #expect(WallClock.utcTime(nanoseconds: novemberTwelfth + 123_456) == "2018-11-12T05:13:51.950123Z")
+            #expect(WallClock.utcTime(nanoseconds: novemberTwelfth + 999) == "2018-11-12T05:13:51.950000Z")
+            #expect(WallClock.utcTime(nanoseconds: 0) == "1970-01-01T00:00:00.000000Z")
+            #expect(WallClock.utcTime(nanoseconds: -1) == "1969-12-31T23:59:59.999999Z")
+            #expect(WallClock.utcTime(nanoseconds: -1_000_000_001) == "1969-12-31T23:59:58.999999Z")
         }
     }
 
@@ -187,8 +188,8 @@ let novemberTwelfth: Int64 = 1_541_999_631_950_000_000
         await #expect(processExitsWith: .success) {
             setenv("TZ", "UTC", 1)
             tzset()
-            guard CFLogFormat.utcTime(nanoseconds: Int64.min) == "1677-09-21T00:12:43.145224Z",
-                CFLogFormat.utcTime(nanoseconds: Int64.max) == "2262-04-11T23:47:16.854775Z",
+            guard WallClock.utcTime(nanoseconds: Int64.min) == "1677-09-21T00:12:43.145224Z",
+                WallClock.utcTime(nanoseconds: Int64.max) == "2262-04-11T23:47:16.854775Z",
                 CFLogFormat.localTime(nanoseconds: Int64.min) == "1677-09-21T00:12:43.14+0000",
                 CFLogFormat.localTime(nanoseconds: Int64.max) == "2262-04-11T23:47:16.85+0000"
             else { exit(1) }

@@ -1,5 +1,6 @@
 import Foundation
 import SluiceProto
+import SluiceDrain
 import SluiceWire
 import SwiftProtobuf
 import Testing

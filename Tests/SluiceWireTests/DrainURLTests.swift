@@ -1,3 +1,6 @@
+import SluiceBindings
+import SluiceDrain
+import SluiceSyslog
 import SluiceWire
 import Testing
 

@@ -1,3 +1,4 @@
+import SluiceSyslog
 import SluiceWire
 import Testing
 

@@ -7,6 +7,7 @@ import Darwin
 #endif
 import FoundationEssentials
 import SluiceProto
+import SluiceWire
 
 /// Prints envelopes as `cf logs` does:
 ///
@@ -65,7 +66,7 @@ public struct CFLogFormat: Sendable {
 
     /// `2006-01-02T15:04:05.00-0700` in the machine's local time zone.
     public static func localTime(nanoseconds: Int64) -> String {
-        let (seconds, fraction) = splitSeconds(nanoseconds)
+        let (seconds, fraction) = WallClock.splitSeconds(nanoseconds)
         let hundredths = Int(fraction / 10_000_000)
         var time = time_t(seconds)
         var parts = tm()
@@ -73,44 +74,8 @@ public struct CFLogFormat: Sendable {
         let offsetMinutes = Int(parts.tm_gmtoff) / 60
         let sign = offsetMinutes < 0 ? "-" : "+"
         let offset = abs(offsetMinutes)
-        return "\(pad(Int(parts.tm_year) + 1900, 4))-\(pad(Int(parts.tm_mon) + 1))-\(pad(Int(parts.tm_mday)))"
-            + "T\(pad(Int(parts.tm_hour))):\(pad(Int(parts.tm_min))):\(pad(Int(parts.tm_sec))).\(pad(hundredths))"
-            + "\(sign)\(pad(offset / 60))\(pad(offset % 60))"
-    }
-
-    /// Whole seconds (rounded down) and the nanoseconds past them, without
-    /// overflow at the ends of Int64.
-    static func splitSeconds(_ nanoseconds: Int64) -> (seconds: Int64, fraction: Int64) {
-        var (seconds, fraction) = nanoseconds.quotientAndRemainder(dividingBy: 1_000_000_000)
-        if fraction < 0 {
-            seconds -= 1
-            fraction += 1_000_000_000
-        }
-        return (seconds, fraction)
-    }
-
-    static func pad(_ value: Int, _ width: Int = 2) -> String {
-        let digits = String(value)
-        return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
-    }
-}
-
-extension CFLogFormat {
-    /// `2006-01-02T15:04:05.000000Z`: UTC with microseconds, as in syslog.
-    public static func utcTime(nanoseconds: Int64) -> String {
-        let (seconds, fraction) = splitSeconds(nanoseconds)
-        let micros = Int(fraction / 1000)
-        var time = time_t(seconds)
-        var parts = tm()
-        gmtime_r(&time, &parts)
-        return "\(pad(Int(parts.tm_year) + 1900, 4))-\(pad(Int(parts.tm_mon) + 1))-\(pad(Int(parts.tm_mday)))"
-            + "T\(pad(Int(parts.tm_hour))):\(pad(Int(parts.tm_min))):\(pad(Int(parts.tm_sec))).\(pad(micros, 6))Z"
-    }
-
-    /// Nanoseconds since the epoch, now.
-    public static func nowNanos() -> Int64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)
+        return "\(WallClock.pad(Int(parts.tm_year) + 1900, 4))-\(WallClock.pad(Int(parts.tm_mon) + 1))-\(WallClock.pad(Int(parts.tm_mday)))"
+            + "T\(WallClock.pad(Int(parts.tm_hour))):\(WallClock.pad(Int(parts.tm_min))):\(WallClock.pad(Int(parts.tm_sec))).\(WallClock.pad(hundredths))"
+            + "\(sign)\(WallClock.pad(offset / 60))\(WallClock.pad(offset % 60))"
     }
 }

@@ -1,5 +1,6 @@
 import DequeModule
 import NIOCore
+import SluiceTransport
 import SluiceWire
 
 /// The bounded queue in front of an emitter's link (the agent's, `sluice

@@ -1,3 +1,6 @@
+import SluiceSyslog
+import SluiceWire
+
 /// One log line as a drain receives it (REFERENCE §4, as Cloud Foundry's
 /// drains write it): RFC 5424,
 ///
@@ -39,14 +42,14 @@ public struct DrainLine: Sendable {
         var out: [UInt8] = []
         out.reserveCapacity(message.count + 128)
         out += Array((isError ? "<11>1 " : "<14>1 ").utf8)
-        out += Array(CFLogFormat.utcTime(nanoseconds: timestamp).utf8)
+        out += Array(WallClock.utcTime(nanoseconds: timestamp).utf8)
         out.append(0x20)
-        Self.appendToken(hostname ?? app, maxLength: 255, to: &out)
+        SyslogFormat.appendToken(hostname ?? app, maxLength: 255, to: &out)
         out.append(0x20)
-        Self.appendToken(app, maxLength: 48, to: &out)
+        SyslogFormat.appendToken(app, maxLength: 48, to: &out)
         out.append(0x20)
         let source = sourceType.isEmpty ? instance : instance.isEmpty ? sourceType : "\(sourceType)/\(instance)"
-        Self.appendToken("[\(source)]", maxLength: 128, to: &out)
+        SyslogFormat.appendToken("[\(source)]", maxLength: 128, to: &out)
         out += Array(" - ".utf8)
         let written = tags.filter { !$0.key.isEmpty }.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
         if written.isEmpty {
@@ -54,7 +57,7 @@ public struct DrainLine: Sendable {
         } else {
             out += Array("[\(Self.tagsID)".utf8)
             for tag in written {
-                Self.appendParam(name: tag.key.utf8, value: tag.value.utf8, to: &out)
+                SyslogFormat.appendParam(name: tag.key.utf8, value: tag.value.utf8, to: &out)
             }
             out.append(UInt8(ascii: "]"))
         }
@@ -74,38 +77,5 @@ public struct DrainLine: Sendable {
         var end = maxBytes - cutMarker.count
         while end > 0 && line[end] & 0xC0 == 0x80 { end -= 1 }
         return (Array(line[..<end]) + cutMarker)[...]
-    }
-
-    /// PRINTUSASCII (33–126), at most `maxLength`; anything else becomes `_`.
-    static func appendToken(_ text: String, maxLength: Int, to out: inout [UInt8]) {
-        var written = 0
-        for byte in text.utf8 where written < maxLength {
-            out.append(byte > 0x20 && byte < 0x7F ? byte : UInt8(ascii: "_"))
-            written += 1
-        }
-        if written == 0 { out.append(UInt8(ascii: "-")) }
-    }
-
-    /// ` NAME="VALUE"`: an SD-PARAM. The name is PRINTUSASCII but `=`, space,
-    /// `]` and `"`, at most 32 bytes, others becoming `_`; in the value `"`,
-    /// `\` and `]` are escaped with a backslash.
-    static func appendParam(name: some Sequence<UInt8>, value: some Sequence<UInt8>, to out: inout [UInt8]) {
-        out.append(0x20)
-        var written = 0
-        for byte in name where written < 32 {
-            let allowed = byte > 0x20 && byte < 0x7F && byte != UInt8(ascii: "=") && byte != UInt8(ascii: "]")
-                && byte != UInt8(ascii: "\"")
-            out.append(allowed ? byte : UInt8(ascii: "_"))
-            written += 1
-        }
-        out.append(UInt8(ascii: "="))
-        out.append(UInt8(ascii: "\""))
-        for byte in value {
-            if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte == UInt8(ascii: "]") {
-                out.append(UInt8(ascii: "\\"))
-            }
-            out.append(byte)
-        }
-        out.append(UInt8(ascii: "\""))
     }
 }

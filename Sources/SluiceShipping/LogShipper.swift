@@ -3,6 +3,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import SluiceTransport
 import SluiceWire
 
 /// Ships envelopes to controllers (or to an agent) without ever making the
@@ -81,15 +82,15 @@ public final class LogShipper: Sendable {
                     capacity: configuration.queueBytes, batchCount: configuration.batchCount,
                     dropReason: configuration.dropReason, maxEntryBytes: configuration.maxEnvelopeBytes)))
         self.dropped = Counter(
-            label: "\(configuration.metricsPrefix)_envelopes_dropped_total", dimensions: [("reason", "buffer_full")],
+            label: MetricNames.emitterDropped(configuration.metricsPrefix), dimensions: [("reason", "buffer_full")],
             factory: metrics)
         self.tooLarge = Counter(
-            label: "\(configuration.metricsPrefix)_envelopes_dropped_total", dimensions: [("reason", "too_large")],
+            label: MetricNames.emitterDropped(configuration.metricsPrefix), dimensions: [("reason", "too_large")],
             factory: metrics)
         self.lost = Counter(
-            label: "\(configuration.metricsPrefix)_envelopes_dropped_total", dimensions: [("reason", "undelivered_at_stop")],
+            label: MetricNames.emitterDropped(configuration.metricsPrefix), dimensions: [("reason", "undelivered_at_stop")],
             factory: metrics)
-        self.shipped = Counter(label: "\(configuration.metricsPrefix)_batches_sent_total", factory: metrics)
+        self.shipped = Counter(label: MetricNames.emitterBatchesSent(configuration.metricsPrefix), factory: metrics)
         self.metrics = metrics
         let pump = Task { [self] in await self.pump() }
         state.withLockedValue { $0.pump = pump }
@@ -112,7 +113,7 @@ public final class LogShipper: Sendable {
         var wake = false
         let (newDrops, refused): ([String: Int]?, Int) = state.withLockedValue { state in
             let before = (state.queue.droppedTotal, state.queue.refusedTotal)
-            let now = CFLogFormat.nowNanos()
+            let now = WallClock.nowNanos()
             body { app, write in
                 if state.queue.append(app: app, now: now, write) { wake = true }
             }
@@ -127,7 +128,7 @@ public final class LogShipper: Sendable {
     public func append(app: String, _ write: (inout ByteBuffer) -> Void) {
         let (wake, newDrops, refused) = state.withLockedValue { state in
             let before = (state.queue.droppedTotal, state.queue.refusedTotal)
-            let wake = state.queue.append(app: app, now: CFLogFormat.nowNanos(), write)
+            let wake = state.queue.append(app: app, now: WallClock.nowNanos(), write)
             return (
                 wake, state.queue.droppedTotal == before.0 ? nil : state.queue.takeNewDrops(),
                 state.queue.refusedTotal - before.1
@@ -141,7 +142,7 @@ public final class LogShipper: Sendable {
             tooLarge.increment(by: refused)
             logger.warning(
                 "refusing an envelope larger than a frame can carry",
-                metadata: [LogKeys.count: "\(refused)", "sluice.limit": "\(configuration.maxEnvelopeBytes)"])
+                metadata: [LogKeys.count: "\(refused)", LogKeys.limit: "\(configuration.maxEnvelopeBytes)"])
         }
         if let newDrops {
             for (app, count) in newDrops {
@@ -165,7 +166,7 @@ public final class LogShipper: Sendable {
         appDrops.withLockedValue { counters in
             if let counter = counters[app] { return counter }
             let counter = Counter(
-                label: "\(configuration.metricsPrefix)_app_envelopes_dropped_total", dimensions: [("app", app)],
+                label: MetricNames.emitterAppDropped(configuration.metricsPrefix), dimensions: [("app", app)],
                 factory: metrics)
             counters[app] = counter
             return counter
@@ -187,7 +188,7 @@ public final class LogShipper: Sendable {
         while true {
             let next: Next = state.withLockedValue { state in
                 if state.aborted { return .done }
-                let now = CFLogFormat.nowNanos()
+                let now = WallClock.nowNanos()
                 if !state.queue.hasFullBatch, let since = state.queue.openSince {
                     let due = since + configuration.flushDelay.nanoseconds
                     if now >= due || state.closing {

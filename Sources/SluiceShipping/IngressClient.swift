@@ -3,6 +3,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import SluiceTransport
 import SluiceWire
 
 /// An emitter's connection to controllers, with acknowledged delivery.
@@ -25,9 +26,8 @@ public final class IngressClient: @unchecked Sendable {
     private var channel: (any Channel)?
     private var connecting = false
     private var closing = false
-    private var window: Deque<(sequence: UInt64, frame: ByteBuffer, envelopes: Int)> = []
-    private var windowBytes = 0
-    private var nextSequence: UInt64 = 1
+    /// Frames sent and not acknowledged, with their envelope counts.
+    private var window: AckWindow<(frame: ByteBuffer, envelopes: Int)>
     private var spaceWaiters: [EventLoopPromise<Void>] = []
     private var drainWaiters: [EventLoopPromise<Void>] = []
     private var backoff = TimeAmount.milliseconds(100)
@@ -35,6 +35,8 @@ public final class IngressClient: @unchecked Sendable {
 
     public struct Unreachable: Error, CustomStringConvertible {
         public var endpoints: [Endpoint]
+        /// Why the last one did not.
+        public var lastError: (any Error)?
         public var description: String {
             "no controller answered at \(endpoints.map(\.description).joined(separator: ", "))"
         }
@@ -53,6 +55,7 @@ public final class IngressClient: @unchecked Sendable {
         self.loop = loop
         self.maxWindow = maxWindow
         self.logger = logger
+        self.window = AckWindow(maxBytes: maxWindow)
     }
 
     /// Connects to the first controller that answers; throws if none does.
@@ -106,7 +109,7 @@ public final class IngressClient: @unchecked Sendable {
 
     /// Envelopes (as counted by `send`) sent and not yet acknowledged.
     public var unacknowledgedEnvelopes: Int {
-        get async { (try? await loop.submit { self.window.reduce(0) { $0 + $1.envelopes } }.get()) ?? 0 }
+        get async { (try? await loop.submit { self.window.entries.reduce(0) { $0 + $1.item.envelopes } }.get()) ?? 0 }
     }
 
     /// Waits until every frame sent is acknowledged (or `timeout` passes),
@@ -139,18 +142,16 @@ public final class IngressClient: @unchecked Sendable {
 
     private func enqueue(_ frame: ByteBuffer, envelopes: Int) -> EventLoopFuture<Void> {
         guard !closing else { return loop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
-        if windowBytes >= maxWindow && !window.isEmpty {
+        guard window.hasRoom else {
             let promise = loop.makePromise(of: Void.self)
             spaceWaiters.append(promise)
             return promise.futureResult.flatMap { self.enqueue(frame, envelopes: envelopes) }
         }
         var frame = frame
-        let sequence = nextSequence
-        nextSequence += 1
-        frame.setFrameSequence(sequence)
-        window.append((sequence, frame, envelopes))
-        windowBytes += frame.readableBytes
-        channel?.writeAndFlush(frame, promise: nil)
+        frame.setFrameSequence(window.nextSequence)
+        if window.send((frame, envelopes), bytes: frame.readableBytes) != nil {
+            channel?.writeAndFlush(frame, promise: nil)
+        }
         return loop.makeSucceededVoidFuture()
     }
 
@@ -159,11 +160,8 @@ public final class IngressClient: @unchecked Sendable {
         // quickly again next time. (Not on connect alone: a controller that
         // accepts and then rejects a frame must not be hammered.)
         backoff = .milliseconds(100)
-        while let first = window.first, first.sequence <= sequence {
-            window.removeFirst()
-            windowBytes -= first.frame.readableBytes
-        }
-        if windowBytes < maxWindow || window.isEmpty {
+        _ = window.acknowledge(upTo: sequence)
+        if window.hasRoom {
             let waiters = spaceWaiters
             spaceWaiters = []
             for waiter in waiters { waiter.succeed() }
@@ -179,6 +177,7 @@ public final class IngressClient: @unchecked Sendable {
         guard channel === lostChannel else { return }
         channel = nil
         connectedTo = nil
+        window.connectionLost()
         guard !closing else { return }
         logger.warning("lost the controller; connecting again", metadata: [LogKeys.count: "\(window.count)"])
         scheduleReconnect()
@@ -202,8 +201,10 @@ public final class IngressClient: @unchecked Sendable {
         return tryEndpoint(0).always { _ in self.connecting = false }
     }
 
-    private func tryEndpoint(_ index: Int) -> EventLoopFuture<Void> {
-        guard index < endpoints.count else { return loop.makeFailedFuture(Unreachable(endpoints: endpoints)) }
+    private func tryEndpoint(_ index: Int, lastError: (any Error)? = nil) -> EventLoopFuture<Void> {
+        guard index < endpoints.count else {
+            return loop.makeFailedFuture(Unreachable(endpoints: endpoints, lastError: lastError))
+        }
         let endpoint = endpoints[index]
         return ClientBootstrap(group: loop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -223,7 +224,7 @@ public final class IngressClient: @unchecked Sendable {
                 self.connected(channel, to: endpoint)
                 return self.loop.makeSucceededVoidFuture()
             }
-            .flatMapError { _ in self.tryEndpoint(index + 1) }
+            .flatMapError { self.tryEndpoint(index + 1, lastError: $0) }
     }
 
     private func connected(_ channel: any Channel, to endpoint: Endpoint) {
@@ -233,11 +234,12 @@ public final class IngressClient: @unchecked Sendable {
         hello.writeFrameHeader(type: .hello, sequence: 0, length: 8)
         hello.writeInteger(senderID)
         channel.write(hello, promise: nil)
-        for (_, frame, _) in window { channel.write(frame, promise: nil) }
+        let resend = window.connected()
+        for entry in resend { channel.write(entry.item.frame, promise: nil) }
         channel.flush()
-        if !window.isEmpty {
+        if !resend.isEmpty {
             logger.info(
-                "sending unacknowledged batches again", metadata: [LogKeys.count: "\(window.count)", LogKeys.address: "\(endpoint)"])
+                "sending unacknowledged batches again", metadata: [LogKeys.count: "\(resend.count)", LogKeys.address: "\(endpoint)"])
         }
     }
 

@@ -5,7 +5,7 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import SluiceBindings
-import SluiceDrain
+import SluiceTransport
 import SluiceWire
 
 /// Keeps a buffer server's drains in step with the bindings store: a
@@ -15,7 +15,7 @@ import SluiceWire
 /// drains them; a runner whose app sends nothing to this server stays idle
 /// and opens no connection.
 public final class DrainManager: Service, @unchecked Sendable {
-    private let store: EnvelopeStore
+    private let store: any TapPoint
     private let bindings: any BindingStore
     private let settings: DrainRunner.Settings
     private let group: any EventLoopGroup
@@ -30,7 +30,7 @@ public final class DrainManager: Service, @unchecked Sendable {
     }
 
     public init(
-        store: EnvelopeStore, bindings: any BindingStore, settings: DrainRunner.Settings = .init(),
+        store: any TapPoint, bindings: any BindingStore, settings: DrainRunner.Settings = .init(),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger,
         metrics: any MetricsFactory = MetricsSystem.factory
     ) {
@@ -49,7 +49,7 @@ public final class DrainManager: Service, @unchecked Sendable {
                 do {
                     for try await current in bindings.watch() { apply(current) }
                 } catch {
-                    logger.error("reading drain bindings failed; trying again in 1 s", metadata: ["error": "\(error)"])
+                    logger.error("reading drain bindings failed; trying again in 1 s", metadata: [LogKeys.error: "\(error)"])
                 }
                 try? await Task.sleep(for: .seconds(1))
             }
@@ -74,7 +74,7 @@ public final class DrainManager: Service, @unchecked Sendable {
         }
         watcher?.cancel()
         await watcher?.value
-        store.setDrains([:])
+        store.setTaps([:])
         for entry in runners { entry.runner.stop() }
         for entry in runners { await entry.task.value }
     }
@@ -91,7 +91,7 @@ public final class DrainManager: Service, @unchecked Sendable {
         let store = self.store
         var started: [DrainBinding] = []
         var stopped: [DrainRunner] = []
-        let byApp: [String: [DrainRunner]] = state.withLockedValue { state in
+        let byApp: [String: [any EnvelopeTap]] = state.withLockedValue { state in
             let wanted = Dictionary(current.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
             for (id, entry) in state.runners where wanted[id] != entry.binding {
                 stopped.append(entry.runner)
@@ -104,7 +104,7 @@ public final class DrainManager: Service, @unchecked Sendable {
                 } catch {
                     logger.error(
                         "drain binding has a bad URL; it is skipped",
-                        metadata: ["drain": "\(binding.id)", "app_id": "\(binding.app)", "reason": "\(error)"])
+                        metadata: [LogKeys.drain: "\(binding.id)", LogKeys.appID: "\(binding.app)", LogKeys.reason: "\(error)"])
                     continue
                 }
                 do {
@@ -118,21 +118,21 @@ public final class DrainManager: Service, @unchecked Sendable {
                 } catch {
                     logger.error(
                         "drain could not be set up; it is skipped",
-                        metadata: ["drain": "\(binding.id)", "app_id": "\(binding.app)", "error": "\(error)"])
+                        metadata: [LogKeys.drain: "\(binding.id)", LogKeys.appID: "\(binding.app)", LogKeys.error: "\(error)"])
                 }
             }
             state.applied += 1
-            return Dictionary(grouping: state.runners.values.map(\.runner), by: \.app)
+            return Dictionary(grouping: state.runners.values.map(\.runner), by: \.app).mapValues { $0.map { $0 as any EnvelopeTap } }
         }
-        store.setDrains(byApp)
+        store.setTaps(byApp)
         for runner in stopped {
             runner.stop()
-            logger.info("drain removed", metadata: ["drain": "\(runner.id)", "app_id": "\(runner.app)"])
+            logger.info("drain removed", metadata: [LogKeys.drain: "\(runner.id)", LogKeys.appID: "\(runner.app)"])
         }
         for binding in started {
             logger.info(
                 "drain added",
-                metadata: ["drain": "\(binding.id)", "app_id": "\(binding.app)", "url": "\(binding.redactedURL)"])
+                metadata: [LogKeys.drain: "\(binding.id)", LogKeys.appID: "\(binding.app)", LogKeys.url: "\(binding.redactedURL)"])
         }
     }
 }

@@ -1,3 +1,6 @@
+import SluiceSyslog
+import SluiceWire
+
 /// Writes the drain line of a stored envelope straight from its bytes:
 /// the same line `DrainLine` builds from decoded fields (REFERENCE §4),
 /// without decoding into objects or allocating per line. A runner keeps one
@@ -60,7 +63,7 @@ public struct DrainLineWriter {
         appendTime(timestamp, to: &out)
         out.append(0x20)
         if let hostname {
-            DrainLine.appendToken(hostname, maxLength: 255, to: &out)
+            SyslogFormat.appendToken(hostname, maxLength: 255, to: &out)
         } else {
             Self.appendToken(envelope, app, nil, maxLength: 255, to: &out)
         }
@@ -79,7 +82,7 @@ public struct DrainLineWriter {
             tags.sort { Self.less(envelope, $0.key, $1.key) }
             out.append(contentsOf: Self.tagsOpen)
             for tag in tags {
-                DrainLine.appendParam(name: envelope[tag.key], value: envelope[tag.value], to: &out)
+                SyslogFormat.appendParam(name: envelope[tag.key], value: envelope[tag.value], to: &out)
             }
             out.append(UInt8(ascii: "]"))
         }
@@ -100,10 +103,10 @@ public struct DrainLineWriter {
     /// `YYYY-MM-DDTHH:MM:SS.uuuuuuZ`; the part up to the seconds is kept
     /// from the previous line when the second is the same.
     private mutating func appendTime(_ nanoseconds: Int64, to out: inout [UInt8]) {
-        let (seconds, fraction) = CFLogFormat.splitSeconds(nanoseconds)
+        let (seconds, fraction) = WallClock.splitSeconds(nanoseconds)
         if seconds != cachedSecond {
             cachedSecond = seconds
-            cachedTime = Array(CFLogFormat.utcTime(nanoseconds: seconds * 1_000_000_000).utf8.dropLast(8))
+            cachedTime = Array(WallClock.utcTime(nanoseconds: seconds * 1_000_000_000).utf8.dropLast(8))
         }
         out.append(contentsOf: cachedTime)
         out.append(UInt8(ascii: "."))

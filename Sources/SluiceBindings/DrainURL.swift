@@ -1,3 +1,5 @@
+import SluiceWire
+
 /// A drain's destination as users write it:
 ///
 ///     syslog://host:514            TCP, RFC 5424 with RFC 6587 octet counting

@@ -6,16 +6,16 @@ import SluiceWire
 /// anything else a message that ends at LF. A count that is not a number,
 /// or a message over `maxMessageBytes`, is a protocol error: that
 /// connection is closed with the reason logged.
-struct SyslogFrameDecoder: ByteToMessageDecoder {
-    typealias InboundOut = ByteBuffer
+public struct SyslogFrameDecoder: ByteToMessageDecoder {
+    public typealias InboundOut = ByteBuffer
 
-    let maxMessageBytes: Int
+    public let maxMessageBytes: Int
 
-    init(maxMessageBytes: Int) {
+    public init(maxMessageBytes: Int) {
         self.maxMessageBytes = maxMessageBytes
     }
 
-    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+    public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         let view = buffer.readableBytesView
         guard let first = view.first else { return .needMoreData }
         if first >= UInt8(ascii: "0") && first <= UInt8(ascii: "9") {
@@ -67,7 +67,7 @@ struct SyslogFrameDecoder: ByteToMessageDecoder {
         return .continue
     }
 
-    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+    public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
         // A last newline-framed message without its LF still counts.
         if let first = buffer.readableBytesView.first, !(first >= UInt8(ascii: "0") && first <= UInt8(ascii: "9")),
             buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) == nil, buffer.readableBytes <= maxMessageBytes

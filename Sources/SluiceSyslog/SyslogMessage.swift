@@ -41,6 +41,17 @@ public struct SyslogMessage: Hashable, Sendable {
     /// Severity 0 (emergency) to 3 (error).
     public var isError: Bool { severity <= 3 }
 
+    /// The facility's keyword (RFC 5424 §6.2.1, as syslog.conf names them):
+    /// `kern`, `user`, `mail`, `daemon`, `auth`, … `local0`–`local7`.
+    public var facilityName: String {
+        Self.facilityNames.indices.contains(Int(facility)) ? Self.facilityNames[Int(facility)] : "\(facility)"
+    }
+
+    static let facilityNames = [
+        "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv", "ftp", "ntp",
+        "audit", "alert", "clock", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+    ]
+
     public static func parse(_ bytes: UnsafeRawBufferPointer) -> SyslogMessage? {
         var cursor = Cursor(bytes: bytes)
         guard let pri = cursor.priority() else { return nil }

@@ -1,4 +1,5 @@
 import NIOCore
+import SluiceTransport
 import SluiceWire
 
 /// A Log envelope written straight into bytes, for emitters that send many
@@ -84,16 +85,6 @@ extension ByteBuffer {
         lengthDelimitedSize(key.utf8.count) + lengthDelimitedSize(value.utf8.count)
     }
 
-    @inlinable
-    public mutating func writeVarint(_ value: UInt64) {
-        var v = value
-        while v >= 0x80 {
-            writeInteger(UInt8(truncatingIfNeeded: v) | 0x80)
-            v >>= 7
-        }
-        writeInteger(UInt8(v))
-    }
-
     static func lengthDelimitedSize(_ length: Int) -> Int {
         1 + ProtoVarint.size(UInt64(length)) + length
     }
@@ -144,5 +135,16 @@ private struct RawWriter {
         varint(UInt64(ByteBuffer.tagEntryLength(key, value)))
         field(0x0A, key)
         field(0x12, value)
+    }
+}
+
+extension BatchFrameBuilder {
+    /// Appends a Log envelope written straight from its fields.
+    public mutating func appendLog(
+        _ fields: LogEnvelopeFields, timestamp: Int64, payload: UnsafeRawBufferPointer, extraTags: [LogTag] = []
+    ) {
+        appendEntry(reserving: payload.count + 128) {
+            $0.writeLogEnvelopeEntry(fields, timestamp: timestamp, payload: payload, extraTags: extraTags)
+        }
     }
 }

@@ -1,0 +1,53 @@
+import NIOCore
+import SluiceAgent
+import SluiceBindings
+import SluiceController
+import SluiceDrain
+import SluiceServer
+import SluiceWire
+
+/// The settings every member of a kind shares unless its cluster-file entry
+/// says otherwise: what `sluice server` and `sluice controller` take as
+/// flags, and `sluice up` takes for all its members.
+public struct MemberSettings: Sendable {
+    /// Envelopes kept per app by each server.
+    public var recentPerApp: Int = 1000
+    /// Bytes kept over all apps by each server.
+    public var memoryLimit: Int = 256 * 1024 * 1024
+    /// The largest frame payload a server or a controller accepts.
+    public var maxFramePayload: Int = FrameHeader.defaultMaxPayload
+    /// Each drain's queue.
+    public var drains = DrainRunner.Settings()
+    /// Envelopes waiting for one websocket reader before the oldest drop.
+    public var tailQueueLimit: Int = 100_000
+
+    public init() {}
+
+    /// A buffer server's settings; `entry`'s own limits win.
+    public func server(zone: String, entry: ClusterConfig.Server, metrics: Endpoint? = nil) throws -> ServerSettings {
+        let memory: Int
+        if let text = entry.memoryLimit {
+            guard let parsed = ByteSize.parse(text), parsed > 0 else {
+                throw ClusterConfig.Invalid(description: "server \(entry.name): memoryLimit '\(text)' is not a size")
+            }
+            memory = parsed
+        } else {
+            memory = memoryLimit
+        }
+        return ServerSettings(
+            server: .init(
+                zone: zone, listen: try Endpoint(parsing: entry.listen),
+                limits: .init(recentPerApp: entry.recentPerApp ?? recentPerApp, memoryLimit: memory),
+                maxFramePayload: maxFramePayload),
+            drains: drains, metrics: metrics)
+    }
+
+    /// A controller's settings; it reads every zone's `servers`.
+    public func controller(
+        zone: String, entry: ClusterConfig.Controller, servers: [String: [Endpoint]], bindings: (any BindingStore)?
+    ) throws -> Controller.Configuration {
+        .init(
+            zone: zone, ingress: try Endpoint(parsing: entry.ingress), http: try Endpoint(parsing: entry.http),
+            zones: servers, maxFramePayload: maxFramePayload, tailQueueLimit: tailQueueLimit, bindings: bindings)
+    }
+}

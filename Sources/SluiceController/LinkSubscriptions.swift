@@ -1,0 +1,76 @@
+import NIOCore
+import SluiceWire
+
+/// What a live subscription at a buffer server feeds: a reader of an app.
+public protocol LinkSubscriber: AnyObject, Sendable {
+    /// A STREAM frame's batch arrived, with the sender frames its envelopes
+    /// came from (empty if the server did not say). Called on the link's
+    /// event loop.
+    func deliver(batch: ByteBuffer, parts: [BatchPart])
+    /// The link to a server went down or came back.
+    func linkChanged(_ link: ServerLink)
+}
+
+/// A link's live subscriptions at its server: one per app, shared by every
+/// local reader of that app, so the server sends each envelope to this
+/// controller once however many read it. Subscription ids and reader ids
+/// are numbered apart from each other and from the link's frames.
+struct LinkSubscriptions {
+    private struct Subscription {
+        var app: String
+        var readers: [UInt64: any LinkSubscriber] = [:]
+    }
+
+    private var subscriptions: [UInt64: Subscription] = [:]
+    private var byApp: [String: UInt64] = [:]
+    private var readerSubscription: [UInt64: UInt64] = [:]
+    private var nextSubscription: UInt64 = 1
+    private var nextReader: UInt64 = 1
+
+    /// Adds a reader of `app`. Returns its id, and the id of a new server
+    /// subscription to request when it is the app's first reader.
+    mutating func add(app: String, reader: any LinkSubscriber) -> (reader: UInt64, newSubscription: UInt64?) {
+        let readerID = nextReader
+        nextReader &+= 1
+        var created: UInt64? = nil
+        let id: UInt64
+        if let existing = byApp[app] {
+            id = existing
+        } else {
+            id = nextSubscription
+            nextSubscription &+= 1
+            subscriptions[id] = Subscription(app: app)
+            byApp[app] = id
+            created = id
+        }
+        subscriptions[id]!.readers[readerID] = reader
+        readerSubscription[readerID] = id
+        return (readerID, created)
+    }
+
+    /// Removes a reader. Returns the server subscription to end when it was
+    /// the app's last reader.
+    mutating func remove(reader readerID: UInt64) -> (id: UInt64, app: String)? {
+        guard let id = readerSubscription.removeValue(forKey: readerID) else { return nil }
+        subscriptions[id]?.readers[readerID] = nil
+        guard let subscription = subscriptions[id], subscription.readers.isEmpty else { return nil }
+        subscriptions[id] = nil
+        byApp[subscription.app] = nil
+        return (id, subscription.app)
+    }
+
+    /// The readers fed by server subscription `id` (none if it ended).
+    func readers(of id: UInt64) -> Dictionary<UInt64, any LinkSubscriber>.Values? {
+        subscriptions[id]?.readers.values
+    }
+
+    /// Every server subscription, to request again on a new connection.
+    var all: [(id: UInt64, app: String)] {
+        subscriptions.map { ($0.key, $0.value.app) }
+    }
+
+    /// Every reader of every app.
+    var allReaders: [any LinkSubscriber] {
+        subscriptions.values.flatMap(\.readers.values)
+    }
+}

@@ -1,0 +1,21 @@
+/// A batch bound for a buffer server, with the ingress frames it carries
+/// parts of.
+typealias LinkBatch = PendingBatch<IngressOrigin>
+
+/// Who decides what becomes of a link's batches: the router of its zone's
+/// ingress. Every call comes on the link's event loop.
+protocol ServerLinkOwner: AnyObject, Sendable {
+    /// The server answered on a new connection: its apps come back to it.
+    func linkCameUp(_ link: ServerLink)
+    /// The connection was lost, with these batches not acknowledged: they go
+    /// to the servers standing in *before* new ingress may go there, so
+    /// that an app's envelopes keep their order.
+    func link(_ link: ServerLink, wentDownWith unacknowledged: [LinkBatch])
+    /// Batches routed to the link after its connection was lost.
+    func link(_ link: ServerLink, returned batches: [LinkBatch])
+    /// The server took these batches in.
+    func link(_ link: ServerLink, acknowledged batches: [LinkBatch])
+    /// These batches were dropped: no server could take them and the
+    /// link's backlog was full.
+    func link(_ link: ServerLink, dropped batches: [LinkBatch])
+}

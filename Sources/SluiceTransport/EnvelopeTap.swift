@@ -1,0 +1,19 @@
+import NIOCore
+
+/// Takes a copy of the Log envelopes a buffer server stores for one app:
+/// what a drain attaches to. The server knows taps only by this protocol.
+public protocol EnvelopeTap: AnyObject, Sendable {
+    /// The Log envelopes of one stored batch for this tap's app, as their
+    /// bytes, in the order stored. Called under the store's lock: it must
+    /// only queue, never wait.
+    func enqueue(_ envelopes: [ByteBuffer])
+}
+
+/// Where taps attach: a buffer server's store, as a drain manager sees it.
+public protocol TapPoint: AnyObject, Sendable {
+    /// Replaces every app's taps.
+    func setTaps(_ taps: [String: [any EnvelopeTap]])
+    /// Writes a notice into an app's stream: kept with its recent lines and
+    /// sent to its live readers, not to its taps.
+    func ingestNotice(app: String, text: String)
+}

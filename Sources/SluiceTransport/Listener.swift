@@ -1,0 +1,32 @@
+import NIOCore
+import NIOPosix
+import SluiceWire
+
+/// The one way a Sluice process listens on TCP: a server socket with a
+/// backlog of 256 and SO_REUSEADDR, TCP_NODELAY on each connection, every
+/// connection tracked in `connections` (so that shutting down closes it),
+/// and the pipeline `initialize` builds.
+public enum Listener {
+    public static func bind(
+        _ endpoint: Endpoint,
+        group: any EventLoopGroup,
+        connections: ConnectionSet? = nil,
+        writeBufferWaterMark: ChannelOptions.Types.WriteBufferWaterMark? = nil,
+        initialize: @escaping @Sendable (any Channel) throws -> Void
+    ) async throws -> any Channel {
+        var bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+        if let writeBufferWaterMark {
+            bootstrap = bootstrap.childChannelOption(.writeBufferWaterMark, value: writeBufferWaterMark)
+        }
+        return try await bootstrap
+            .childChannelInitializer { channel in
+                connections?.insert(channel)
+                return channel.eventLoop.makeCompletedFuture { try initialize(channel) }
+            }
+            .bind(host: endpoint.host, port: endpoint.port)
+            .get()
+    }
+}

@@ -1,0 +1,38 @@
+/// The name of every metric Sluice exports, in one place (Prometheus
+/// style: `sluice_ROLE_…`, counters ending `_total`). Dimensions are few and
+/// of low cardinality: `reason`, `input`, `outcome`, a drain's id, and the
+/// app of an emitter's drop counter.
+public enum MetricNames {
+    // The source agent (and any emitter: `sluice run` and SluiceEmitter use
+    // the same names under their own prefix).
+    public static let agentReceived = "sluice_agent_envelopes_received_total"
+    public static let agentDropped = "sluice_agent_envelopes_dropped_total"
+    public static let agentSyslogUnparsed = "sluice_agent_syslog_unparsed_total"
+
+    /// `PREFIX_envelopes_dropped_total` of an emitter's buffer.
+    public static func emitterDropped(_ prefix: String) -> String { "\(prefix)_envelopes_dropped_total" }
+    /// `PREFIX_app_envelopes_dropped_total`, per app.
+    public static func emitterAppDropped(_ prefix: String) -> String { "\(prefix)_app_envelopes_dropped_total" }
+    /// `PREFIX_batches_sent_total`.
+    public static func emitterBatchesSent(_ prefix: String) -> String { "\(prefix)_batches_sent_total" }
+
+    // The traffic controller.
+    public static let controllerReceived = "sluice_controller_envelopes_received_total"
+    public static let controllerDropped = "sluice_controller_envelopes_dropped_total"
+    public static let streamReaders = "sluice_controller_stream_readers"
+    public static let streamSent = "sluice_controller_stream_envelopes_sent_total"
+    public static let streamDropped = "sluice_controller_stream_envelopes_dropped_total"
+
+    // The buffer server.
+    public static let serverStored = "sluice_server_envelopes_stored_total"
+    public static let serverStoredBytes = "sluice_server_stored_bytes"
+    public static let serverEvicted = "sluice_server_envelopes_evicted_total"
+    public static let serverDropped = "sluice_server_envelopes_dropped_total"
+    public static let serverDuplicates = "sluice_server_duplicate_envelopes_skipped_total"
+
+    // Drains (run by buffer servers).
+    public static let drainSent = "sluice_server_drain_envelopes_sent_total"
+    public static let drainDropped = "sluice_server_drain_envelopes_dropped_total"
+    public static let drainUp = "sluice_server_drain_up"
+    public static let drainQueued = "sluice_server_drain_queued_envelopes"
+}
