@@ -34,7 +34,13 @@ final class AppLog {
     /// The absolute number of `chunks.first`.
     private var firstChunk = 0
     private var entries: Deque<Entry> = []
+    /// The runs before the newest, oldest first.
     private var runs: Deque<Run> = []
+    /// The newest run, which appends go on while they come from its frame
+    /// (kept apart so that the common append touches no deque).
+    private var open: Run?
+    /// Envelopes of the oldest run (`runs.first`, else `open`) let go.
+    private var consumed: UInt32 = 0
     private var nextChunkSize = AppLog.firstChunkSize
 
     /// Bytes allocated for this app's chunks.
@@ -63,10 +69,11 @@ final class AppLog {
         let offset = chunks[last].writerIndex
         chunks[last].writeBytes(envelope)
         entries.append(Entry(chunk: firstChunk + last, offset: UInt32(offset), length: UInt32(length)))
-        if let run = runs.last, run.sender == sender, run.sequence == sequence {
-            runs[runs.count - 1].count += 1
+        if open != nil, open!.sender == sender, open!.sequence == sequence {
+            open!.count += 1
         } else {
-            runs.append(Run(sender: sender, sequence: sequence, first: 0, count: 1))
+            if let previous = open { runs.append(previous) }
+            open = Run(sender: sender, sequence: sequence, first: 0, count: 1)
         }
         return grown
     }
@@ -76,9 +83,16 @@ final class AppLog {
     func removeOldest() -> Int {
         guard !entries.isEmpty else { return 0 }
         entries.removeFirst()
-        runs[0].first += 1
-        runs[0].count -= 1
-        if runs[0].count == 0 { runs.removeFirst() }
+        consumed += 1
+        if let oldest = runs.first {
+            if consumed == oldest.count {
+                runs.removeFirst()
+                consumed = 0
+            }
+        } else if consumed == open!.count {
+            open = nil
+            consumed = 0
+        }
         let keepFrom = entries.first?.chunk ?? (firstChunk + chunks.count)
         var freed = 0
         while firstChunk < keepFrom, !chunks.isEmpty {
@@ -94,17 +108,24 @@ final class AppLog {
     /// oldest first.
     func forEachRecent(limit: Int, _ body: (UnsafeRawBufferPointer, EnvelopeIdentity) -> Void) {
         let start = max(0, entries.count - limit)
+        // Every run, oldest first, what was let go of the oldest left out.
+        var all = Array(runs)
+        if let open { all.append(open) }
+        if !all.isEmpty {
+            all[0].first += consumed
+            all[0].count -= consumed
+        }
         // The run holding entry `start`, and its offset in it.
         var run = 0
         var skip = start
-        while run < runs.count, skip >= Int(runs[run].count) {
-            skip -= Int(runs[run].count)
+        while run < all.count, skip >= Int(all[run].count) {
+            skip -= Int(all[run].count)
             run += 1
         }
         var offset = UInt32(skip)
         for index in start..<entries.count {
             let entry = entries[index]
-            let current = runs[run]
+            let current = all[run]
             let identity = EnvelopeIdentity(sender: current.sender, sequence: current.sequence, ordinal: current.first + offset)
             chunks[entry.chunk - firstChunk].withUnsafeReadableBytes { bytes in
                 body(UnsafeRawBufferPointer(rebasing: bytes[Int(entry.offset)..<Int(entry.offset + entry.length)]), identity)

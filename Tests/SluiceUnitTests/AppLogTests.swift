@@ -1,4 +1,5 @@
 import NIOCore
+import SluiceWire
 import Testing
 
 @testable import SluiceServer
@@ -146,5 +147,34 @@ import Testing
         }
         #expect(log.storedBytes == 0)
         #expect(accounted == 0)
+    }
+
+    /// Each envelope keeps which sender frame it came in and its place
+    /// among the app's envelopes of that frame, also once older ones go.
+    @Test func identitiesSurviveEviction() {
+        let log = Self.makeLog()
+        func add(_ sender: UInt64, _ sequence: UInt64, _ count: Int) {
+            for _ in 0..<count { _ = [UInt8](repeating: 1, count: 8).withUnsafeBytes { log.append($0, sender: sender, sequence: sequence) } }
+        }
+        func identities(_ limit: Int) -> [String] {
+            var out: [String] = []
+            log.forEachRecent(limit: limit) { _, id in out.append("\(id.sender).\(id.sequence).\(id.ordinal)") }
+            return out
+        }
+        add(7, 1, 3)
+        add(7, 2, 2)
+        add(0, 0, 1)
+        #expect(identities(100) == ["7.1.0", "7.1.1", "7.1.2", "7.2.0", "7.2.1", "0.0.0"])
+        log.removeOldest()
+        log.removeOldest()
+        #expect(identities(100) == ["7.1.2", "7.2.0", "7.2.1", "0.0.0"])
+        #expect(identities(3) == ["7.2.0", "7.2.1", "0.0.0"])
+        for _ in 0..<3 { log.removeOldest() }
+        #expect(identities(100) == ["0.0.0"])
+        log.removeOldest()
+        #expect(identities(100).isEmpty)
+        add(7, 3, 2)
+        log.removeOldest()
+        #expect(identities(100) == ["7.3.1"])
     }
 }
