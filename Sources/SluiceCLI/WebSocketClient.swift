@@ -52,7 +52,10 @@ public final class WebSocketClient: Sendable {
                                 upgraded.succeed()
                             }
                         })
+                    // Frames the server writes right after its 101 can come in
+                    // the same read: they go on to the websocket decoder.
                     try channel.pipeline.syncOperations.addHTTPClientHandlers(
+                        leftOverBytesStrategy: .forwardBytes,
                         withClientUpgrade: (upgraders: [upgrader], completionHandler: { _ in }))
                     try channel.pipeline.syncOperations.addHandler(
                         UpgradeRequester(url: url, failed: upgraded))

@@ -36,8 +36,12 @@ final class IngressRouter: ServerLinkOwner, Sendable {
         Array(repeating: PendingBatchBuilder(), count: links.count)
     }
 
+    /// The server's apps come back to it; and what waits at links that are
+    /// down (for a server that was never up, or while none was) goes to
+    /// the servers that now own it, so it does not wait for its own server.
     func linkCameUp(_ link: ServerLink) {
         live.withLockedValue { $0.set(link.index, up: true) }
+        for other in links where other !== link && !other.isUp { other.handBack() }
     }
 
     /// The batches are handed on first, with the server already counted
@@ -65,8 +69,16 @@ final class IngressRouter: ServerLinkOwner, Sendable {
             return
         }
         var builders = builders()
-        for (origin, servers) in router.reroute(batches, live: live, into: &builders) {
-            origin.acks.partRerouted(origin.sequence, servers: servers)
+        for pending in batches {
+            // A batch to a server stays within what one ingress flush makes:
+            // what waits goes out before a batch that could take it past.
+            for index in builders.indices
+            where !builders[index].isEmpty && builders[index].frameBytes + pending.frameBytes > IngressHandler.flushThreshold {
+                if let batch = builders[index].finish() { links[index].send(batch) }
+            }
+            for (origin, servers) in router.reroute([pending], live: live, into: &builders) {
+                origin.acks.partRerouted(origin.sequence, servers: servers)
+            }
         }
         for index in builders.indices {
             if let batch = builders[index].finish() { links[index].send(batch) }

@@ -28,7 +28,7 @@ public final class ServerLink: @unchecked Sendable {
     /// no server can take are dropped.
     private let maxBacklog: Int
     private let ownerBox = NIOLockedValueBox<WeakOwner>(WeakOwner())
-    private let up = NIOLockedValueBox(false)
+    private let answering = NIOLockedValueBox(Answering.notYetKnown)
     private let writable = NIOLockedValueBox(true)
 
     // All below on `eventLoop`.
@@ -77,8 +77,17 @@ public final class ServerLink: @unchecked Sendable {
         ownerBox.withLockedValue { $0.owner = owner }
     }
 
+    /// Whether the server answers: not yet known while the first
+    /// connection is being tried, then up or down.
+    public enum Answering: Sendable {
+        case notYetKnown, up, down
+    }
+
+    /// Whether the server answers; read from any thread.
+    public var answers: Answering { answering.withLockedValue { $0 } }
+
     /// Whether the connection to the server is up; read from any thread.
-    public var isUp: Bool { up.withLockedValue { $0 } }
+    public var isUp: Bool { answers == .up }
 
     /// Whether ingress may keep sending; read from any thread.
     public var isWritable: Bool { writable.withLockedValue { $0 } }
@@ -131,6 +140,17 @@ public final class ServerLink: @unchecked Sendable {
                     metadata: [LogKeys.server: "\(link.endpoint)", LogKeys.count: "\(dropped.reduce(0) { $0 + $1.envelopes })"])
                 link.owner?.link(link, dropped: dropped)
             }
+        }
+    }
+
+    /// Hands what waits here, with no connection, back to the owner to
+    /// route again (another server came up).
+    func handBack() {
+        onLoop { link in
+            guard link.channel == nil, !link.stopped, let owner = link.owner else { return }
+            let held = link.window.removeAll().filter { $0.envelopes > 0 }
+            link.updateWritable()
+            if !held.isEmpty { owner.link(link, returned: held) }
         }
     }
 
@@ -256,6 +276,12 @@ public final class ServerLink: @unchecked Sendable {
                     self.logger.debug(
                         "buffer server not reachable yet",
                         metadata: [LogKeys.server: "\(self.endpoint)", LogKeys.reason: "\(error)"])
+                    // The first try failed: the server is known not to answer.
+                    let wasUnknown = self.answering.withLockedValue { answering in
+                        defer { answering = .down }
+                        return answering == .notYetKnown
+                    }
+                    if wasUnknown { for reader in self.subscriptions.allReaders { reader.linkChanged(self) } }
                     self.scheduleReconnect()
                 }
             }
@@ -289,7 +315,7 @@ public final class ServerLink: @unchecked Sendable {
     private func confirm() {
         confirmed = true
         wasUp = true
-        up.withLockedValue { $0 = true }
+        answering.withLockedValue { $0 = .up }
         owner?.linkCameUp(self)
         logger.info("connected to buffer server", metadata: [LogKeys.server: "\(endpoint)"])
         for reader in subscriptions.allReaders { reader.linkChanged(self) }
@@ -318,7 +344,7 @@ public final class ServerLink: @unchecked Sendable {
         self.channel = nil
         watchdog?.cancel()
         watchdog = nil
-        up.withLockedValue { $0 = false }
+        answering.withLockedValue { $0 = .down }
         window.connectionLost()
         for promise in requests.removeAll() { promise.fail(LinkUnavailable(server: "\(endpoint)")) }
         guard !stopped else { return }

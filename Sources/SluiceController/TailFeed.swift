@@ -41,10 +41,10 @@ final class TailFeed: LinkSubscriber, @unchecked Sendable {
         self.sink = sink
         subscriptions = links.map { ($0, $0.subscribe(app: app, subscriber: self)) }
         return EventLoopFuture.andAllSucceed(subscriptions.map { $0.id.map { _ in } }, on: eventLoop).map {
-            // A link that came up or went down between the reader reading
-            // the zones' states and subscribing told no one: say it now.
+            // How each zone is now, which links that change later tell: a
+            // zone already down is said to a reader that has just come.
             for (zone, state) in self.zoneStates {
-                let lost = self.links.first { $0.zone == zone && !$0.isUp }.map { "\($0.endpoint)" } ?? ""
+                let lost = self.links.first { $0.zone == zone && $0.answers == .down }.map { "\($0.endpoint)" } ?? ""
                 self.sink?.feedZoneChanged(zone, to: state, lost: lost)
             }
         }
@@ -78,11 +78,12 @@ final class TailFeed: LinkSubscriber, @unchecked Sendable {
         }
     }
 
-    /// Up when every server of the zone that holds this app answers, down
-    /// when none does.
+    /// Up when every server of the zone that holds this app answers (or
+    /// is still being tried for the first time: a controller that has just
+    /// started tells no one its servers are gone), down when none does.
     private func state(of zone: String) -> TailStateMachine.ZoneState {
-        let zoneLinks = links.filter { $0.zone == zone }
-        if zoneLinks.allSatisfy(\.isUp) { return .up }
-        return zoneLinks.contains(where: \.isUp) ? .partial : .down
+        let answers = links.filter { $0.zone == zone }.map(\.answers)
+        if !answers.contains(.down) { return .up }
+        return answers.contains(where: { $0 != .down }) ? .partial : .down
     }
 }

@@ -93,7 +93,7 @@ struct TailStateMachine {
             }
             queue.append(.envelope(envelope))
             if queue.count > queueLimit {
-                queue.removeFirst()
+                dropOldestEnvelope()
                 overflow += 1
             }
         }
@@ -102,6 +102,15 @@ struct TailStateMachine {
             dropped += overflow
         }
         return (overflow, queue.isEmpty && dropped == 0 ? .none : .write)
+    }
+
+    /// Makes room: the oldest envelope goes, a zone notice before it stays.
+    private mutating func dropOldestEnvelope() {
+        if case .envelope = queue.first {
+            queue.removeFirst()
+        } else if let index = queue.firstIndex(where: { if case .envelope = $0 { true } else { false } }) {
+            queue.remove(at: index)
+        }
     }
 
     /// A zone's servers for this app changed state (`lost`: the server

@@ -40,7 +40,11 @@ final class WebSocketTailHandler: ChannelInboundHandler, TailFeedSink, @unchecke
         self.settings = settings
         self.metrics = metrics
         self.logger = logger
-        self.machine = TailStateMachine(app: feed.app, queueLimit: settings.queueLimit, zones: feed.zoneStates)
+        // Every zone is taken as up until the feed, once subscribed, says
+        // how each is: a reader that comes while a zone is down is told.
+        self.machine = TailStateMachine(
+            app: feed.app, queueLimit: settings.queueLimit,
+            zones: feed.zoneStates.mapValues { _ in TailStateMachine.ZoneState.up })
     }
 
     /// Subscribes; the upgrade is answered once the future completes.

@@ -33,6 +33,14 @@ struct AckGate {
         return release()
     }
 
+    /// Burst `id` waited long enough: a controller that does not read what
+    /// it is sent holds no one else's acknowledgements up for longer.
+    mutating func expire(burst id: Int) -> UInt64? {
+        guard let index = waiting.firstIndex(where: { $0.id == id }) else { return nil }
+        waiting[index].writes = 0
+        return release()
+    }
+
     /// Acknowledges every burst at the front that waits for nothing.
     private mutating func release() -> UInt64? {
         var newest: UInt64? = nil

@@ -28,6 +28,9 @@ public final class BufferServer: Service, @unchecked Sendable {
         }
     }
 
+    /// Room past `maxFramePayload` for an IDENTIFIED frame's parts.
+    public static let partsAllowance = 64 * 1024
+
     public let configuration: Configuration
     public let store: EnvelopeStore
     private let group: any EventLoopGroup
@@ -53,7 +56,9 @@ public final class BufferServer: Service, @unchecked Sendable {
         if let bound = channelBox.channel?.localAddress { return Endpoint(bound) }
         let store = self.store
         let logger = self.logger
-        let maxPayload = configuration.maxFramePayload
+        // A controller's link frame is an ingress frame's envelopes (at most
+        // the same limit) plus the parts that say where they came from.
+        let maxPayload = configuration.maxFramePayload + Self.partsAllowance
         let connections = self.connections
         let channel = try await Listener.bind(
             configuration.listen, group: group, connections: connections,

@@ -53,8 +53,16 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
     /// Each app's taps (its drains); they take a copy of every Log envelope stored.
     private var taps: [ByteBuffer: [any EnvelopeTap]] = [:]
     private var totalBytes = 0
-    /// Sender frames already taken in, so that a resent one is taken once.
-    private var seen = SeenFrames()
+    /// The sender frames each app has taken in, so that a resent one is
+    /// taken once. Per app, because after a failover one sender frame's
+    /// envelopes for two apps may come to one server as two parts, by two
+    /// routes. At most 2,048 (sender, app) pairs: 16 MiB.
+    private var seen = FrameWindows<SenderApp>(maxSources: 2048)
+
+    struct SenderApp: Hashable, Sendable {
+        var sender: UInt64
+        var app: ByteBuffer
+    }
 
     private let storedEnvelopes: Counter
     private let evictedForMemory: Counter
@@ -79,9 +87,10 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
 
     /// Stores every envelope of a batch and collects the frames for live
     /// subscribers. The batch is checked whole first: a malformed one throws
-    /// and stores nothing. With `parts` (an IDENTIFIED frame), a part already
-    /// taken in from the same sender frame is a resend: it is not stored
-    /// again, only streamed again (readers skip a part they got).
+    /// and stores nothing. With `parts` (an IDENTIFIED frame), the envelopes
+    /// of an app that has taken in that sender frame's already are a resend:
+    /// they are not stored again, only streamed again (readers skip a part
+    /// they got).
     /// The app's taps get a copy of each Log envelope stored, queued in the
     /// order stored; `toTaps: false` keeps Sluice's own notices to the
     /// app's readers.
@@ -100,11 +109,17 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
         var currentTaps: [any EnvelopeTap] = []
         var touched: [Subscriber] = []
         var cursor = PartCursor(parts)
+        // Whether to store the current part's envelopes of the current app,
+        // decided once per (part, app): a part of a frame this app has
+        // taken in already is a resend.
         var keepPart = true
+        var decisions: [ObjectIdentifier: Bool] = [:]
         try batch.withUnsafeReadableBytesTyped { bytes throws(WireError) in
             try EnvelopeBatchScanner.forEach(in: bytes, expectedCount: expectedCount) { range, fields in
+                var decide = false
                 if !parts.isEmpty && cursor.advance() {
-                    keepPart = seen.insert(sender: cursor.current.sender, sequence: cursor.current.sequence)
+                    decisions.removeAll(keepingCapacity: true)
+                    decide = true
                 }
                 guard !fields.sourceID.isEmpty else {
                     skipped += 1
@@ -115,6 +130,19 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
                 if currentApp == nil || !currentApp!.appID.readableBytesView.elementsEqual(key) {
                     (currentApp, currentSubscribers) = appLog(for: key)
                     currentTaps = toTaps ? taps[currentApp!.appID] ?? [] : []
+                    decide = true
+                }
+                if decide && !parts.isEmpty {
+                    let id = ObjectIdentifier(currentApp!)
+                    if let decided = decisions[id] {
+                        keepPart = decided
+                    } else {
+                        let part = cursor.current
+                        keepPart =
+                            part.sender == 0
+                            || seen.insert(SenderApp(sender: part.sender, app: currentApp!.appID), sequence: part.sequence)
+                        decisions[id] = keepPart
+                    }
                 }
                 if keepPart {
                     let app = currentApp!

@@ -19,6 +19,8 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     /// its acknowledgement waits for (see `AckGate`).
     private var burstWrites: [EventLoopPromise<Void>] = []
     private var gate = AckGate()
+    /// How long an acknowledgement waits for writes to other controllers.
+    static let writeWait = TimeAmount.milliseconds(500)
 
     init(store: EnvelopeStore, logger: Logger) {
         self.store = store
@@ -75,15 +77,24 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             for write in burstWrites {
                 write.futureResult.hop(to: loop).whenComplete { _ in
                     let (handler, context) = bound.value
-                    guard let ack = handler.gate.writeFinished(burst: burst) else { return }
-                    context.writeAndFlush(
-                        handler.wrapOutboundOut(.ackFrame(upTo: ack, allocator: context.channel.allocator)), promise: nil)
+                    handler.acknowledge(handler.gate.writeFinished(burst: burst), context: context)
                 }
+            }
+            // A reader's controller that stops reading holds it up for
+            // `writeWait` at most; this controller's watchdog waits longer.
+            loop.scheduleTask(in: Self.writeWait) {
+                let (handler, context) = bound.value
+                handler.acknowledge(handler.gate.expire(burst: burst), context: context)
             }
             burstWrites.removeAll(keepingCapacity: true)
         }
         context.flush()
         context.fireChannelReadComplete()
+    }
+
+    private func acknowledge(_ ack: UInt64?, context: ChannelHandlerContext) {
+        guard let ack else { return }
+        context.writeAndFlush(wrapOutboundOut(.ackFrame(upTo: ack, allocator: context.channel.allocator)), promise: nil)
     }
 
     func channelInactive(context: ChannelHandlerContext) {

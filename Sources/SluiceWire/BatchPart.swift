@@ -56,75 +56,107 @@ public struct EnvelopeIdentity: Hashable, Sendable {
     public var isKnown: Bool { sender != 0 }
 }
 
-/// Which (sender, sequence) pairs a receiver has taken in: the newest
-/// sequence per sender and a window of 65,536 before it (8 KiB a sender).
-/// At most `maxSenders` are remembered; past that the sender heard from
-/// least recently is forgotten (so `sluice emit` run once a second for
-/// years costs bounded memory). A forgotten sender's frames are taken as
-/// new if it ever resends them.
-public struct SeenFrames: Sendable {
-    public static let window: UInt64 = 1 << 16
-    public let maxSenders: Int
-    private var senders: [UInt64: Window] = [:]
+/// Which frames of which sources a receiver has taken in: the newest
+/// sequence per source and a window of 65,536 before it (8 KiB a source).
+/// A source is a sender, or (at a buffer server) a sender and an app. At
+/// most `maxSources` are remembered; past that the source heard from least
+/// recently is forgotten (so `sluice emit` run once a second for years
+/// costs bounded memory). A forgotten source's frames are taken as new if
+/// it ever resends them.
+public struct FrameWindows<Source: Hashable & Sendable>: Sendable {
+    public static var window: UInt64 { 1 << 16 }
+    public let maxSources: Int
+    private var sources: [Source: Window] = [:]
     /// Bumped on every insert; each window keeps the value of its last use.
     private var clock: UInt64 = 0
 
-    private struct Window {
+    private struct Window: Sendable {
+        static var words: Int { Int(FrameWindows.window / 64) }
         var highest: UInt64
         var lastUse: UInt64 = 0
-        var bits: [UInt64] = Array(repeating: 0, count: Int(SeenFrames.window / 64))
+        var bits: [UInt64] = Array(repeating: 0, count: Window.words)
 
         func contains(_ sequence: UInt64) -> Bool {
             if sequence > highest { return false }
-            if highest - sequence >= SeenFrames.window { return true }
-            let slot = Int(sequence % SeenFrames.window)
+            if highest - sequence >= FrameWindows.window { return true }
+            let slot = Int(sequence % FrameWindows.window)
             return bits[slot / 64] & (1 << UInt64(slot % 64)) != 0
+        }
+
+        /// Records `sequence`; false if it was there already.
+        mutating func take(_ sequence: UInt64, now: UInt64) -> Bool {
+            lastUse = now
+            if contains(sequence) { return false }
+            insert(sequence)
+            return true
         }
 
         mutating func insert(_ sequence: UInt64) {
             if sequence > highest {
-                // Clear the slots that now fall out of the window.
+                // Clear the slots that now fall out of the window: bit by
+                // bit up to the next word, then whole words.
                 let advance = sequence - highest
-                if advance >= SeenFrames.window {
+                if advance >= FrameWindows.window {
                     for index in bits.indices { bits[index] = 0 }
                 } else {
-                    for step in 1...advance {
-                        let slot = Int((highest &+ step) % SeenFrames.window)
-                        bits[slot / 64] &= ~(1 << UInt64(slot % 64))
+                    var step: UInt64 = 1
+                    while step <= advance {
+                        let slot = Int((highest &+ step) % FrameWindows.window)
+                        if slot % 64 == 0 && advance - step >= 63 {
+                            bits[slot / 64] = 0
+                            step += 64
+                        } else {
+                            bits[slot / 64] &= ~(1 << UInt64(slot % 64))
+                            step += 1
+                        }
                     }
                 }
                 highest = sequence
             }
-            let slot = Int(sequence % SeenFrames.window)
+            let slot = Int(sequence % FrameWindows.window)
             bits[slot / 64] |= 1 << UInt64(slot % 64)
         }
     }
 
-    public init(maxSenders: Int = 1024) {
-        precondition(maxSenders > 0)
-        self.maxSenders = maxSenders
+    public init(maxSources: Int = 1024) {
+        precondition(maxSources > 0)
+        self.maxSources = maxSources
     }
+
+    /// Records the frame; returns false if it was already taken in (or is
+    /// older than the window).
+    public mutating func insert(_ source: Source, sequence: UInt64) -> Bool {
+        clock += 1
+        // One lookup for a source already known (the usual case).
+        if let index = sources.index(forKey: source) {
+            return sources.values[index].take(sequence, now: clock)
+        }
+        if sources.count >= maxSources, let oldest = sources.min(by: { $0.value.lastUse < $1.value.lastUse }) {
+            sources.removeValue(forKey: oldest.key)
+        }
+        var window = Window(highest: sequence, lastUse: clock)
+        window.insert(sequence)
+        sources[source] = window
+        return true
+    }
+
+    public var sourceCount: Int { sources.count }
+}
+
+/// The frames each sender sent that a reader has taken in.
+public typealias SeenFrames = FrameWindows<UInt64>
+
+extension FrameWindows where Source == UInt64 {
+    public init(maxSenders: Int) { self.init(maxSources: maxSenders) }
 
     /// Records the pair; returns false if it was already taken in (or is
     /// older than the window). Sender 0 is never a duplicate.
     public mutating func insert(sender: UInt64, sequence: UInt64) -> Bool {
         guard sender != 0 else { return true }
-        clock += 1
-        if senders[sender] == nil {
-            if senders.count >= maxSenders, let oldest = senders.min(by: { $0.value.lastUse < $1.value.lastUse }) {
-                senders.removeValue(forKey: oldest.key)
-            }
-            senders[sender] = Window(highest: sequence, lastUse: clock)
-            senders[sender]!.insert(sequence)
-            return true
-        }
-        senders[sender]!.lastUse = clock
-        if senders[sender]!.contains(sequence) { return false }
-        senders[sender]!.insert(sequence)
-        return true
+        return insert(sender, sequence: sequence)
     }
 
-    public var senderCount: Int { senders.count }
+    public var senderCount: Int { sourceCount }
 }
 
 /// Walks a batch's envelopes together with its parts: call `advance` once

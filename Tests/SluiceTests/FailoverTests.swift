@@ -101,6 +101,33 @@ struct FailoverTests {
         await tail.close()
     }
 
+    /// Lines routed while no server of the zone was up wait at the server
+    /// that owns their app; when another server comes up first they go to
+    /// it rather than wait for their own, and the emitter is acknowledged.
+    @Test func linesWaitingForADeadServerGoToTheFirstThatComesUp() async throws {
+        let dead = Endpoint(host: "127.0.0.1", port: try ProcessCluster.freePort())
+        let late = Endpoint(host: "127.0.0.1", port: try ProcessCluster.freePort())
+        let hash = RendezvousHash(nodes: ["\(dead)", "\(late)"])
+        let app = (0..<1000).map { "waiting-\($0)" }.first { hash.owner(of: $0) == 0 }!
+        let controller = Controller(
+            configuration: .init(
+                ingress: Endpoint(host: "127.0.0.1", port: 0), http: Endpoint(host: "127.0.0.1", port: 0),
+                zones: ["z1": [dead, late]]),
+            logger: .quiet)
+        let (ingress, http) = try await controller.bind()
+        defer { Task { try? await controller.shutdown() } }
+        let client = try await IngressClient.connect(to: [ingress])
+        try await Self.emit(0..<50, through: client, app: app)
+
+        let server = BufferServer(configuration: .init(listen: late), logger: .quiet)
+        try await server.bind()
+        defer { Task { try? await server.shutdown() } }
+        try await client.close(timeout: .seconds(30))
+        let reader = ControllerClient(ingress: ingress, http: HTTPURL(host: http.host, port: http.port))
+        let recent = try await reader.recent(app: app)
+        #expect(recent.map(\.text) == (0..<50).map { "line \($0)" })
+    }
+
     @Test func aControllerDiesMidStream() async throws {
         let cluster = try await TestCluster.start(servers: 2)
         defer { Task { await cluster.shutdown() } }

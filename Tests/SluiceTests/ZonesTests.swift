@@ -123,6 +123,10 @@ struct ZonesTests {
 
         // The tail is told that zone 2 dropped out.
         #expect(await received.wait { $0.notices.contains { $0.text.contains("zone z2 is not answering") } })
+        // A reader who comes while zone 2 is down is told so too.
+        let late = Received()
+        let lateTail = try await z1.tail(app: "app", into: late)
+        #expect(await late.wait { $0.notices.contains { $0.text.contains("zone z2 is not answering") } })
 
         // recentlogs answers quickly with zone 1's lines and names zone 2.
         let started = ContinuousClock.now
@@ -152,6 +156,8 @@ struct ZonesTests {
         let restartedServers = restarted
         defer { Task { for server in restartedServers { try? await server.shutdown() } } }
         #expect(await received.wait(timeout: .seconds(15)) { $0.notices.contains { $0.text.contains("zone z2 is back") } })
+        #expect(await late.wait(timeout: .seconds(15)) { $0.notices.contains { $0.text.contains("zone z2 is back") } })
+        await lateTail.close()
         // A recent request travels the same links after the renewed
         // subscriptions, so once it is answered they are in place; and the
         // answer is whole again.

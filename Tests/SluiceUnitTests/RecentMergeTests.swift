@@ -85,4 +85,15 @@ import Testing
         #expect(gate.acknowledged == 4)
         #expect(gate.writeFinished(burst: first.burst) == nil)
     }
+
+    /// Writes to a controller that stopped reading hold the acknowledgement
+    /// up only until the burst expires.
+    @Test func anExpiredBurstIsAcknowledgedWithoutItsWrites() {
+        var gate = AckGate()
+        let stuck = gate.burstEnded(taken: 7, writes: 1)
+        #expect(stuck.ack == nil)
+        #expect(gate.expire(burst: stuck.burst) == 7)
+        #expect(gate.writeFinished(burst: stuck.burst) == nil)
+        #expect(gate.expire(burst: stuck.burst) == nil)
+    }
 }

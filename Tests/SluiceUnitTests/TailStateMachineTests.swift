@@ -78,6 +78,19 @@ import Testing
         #expect(try written(&machine).map(text) == ["same", "same"])
     }
 
+    /// A zone notice waiting in the queue is not what overflow lets go.
+    @Test func overflowKeepsAZoneNoticeAndDropsLines() throws {
+        var machine = TailStateMachine(app: "a", queueLimit: 3, zones: ["z1": .up, "z2": .up])
+        _ = machine.zoneChanged("z2", to: .down, lost: "x", now: Self.now)
+        let (dropped, _) = try machine.delivered(lines(["1", "2", "3", "4"]), parts: [], now: Self.now)
+        #expect(dropped == 2)
+        let out = try written(&machine).map(text)
+        #expect(out.count == 4)
+        #expect(out[0].hasPrefix("Error L10 (output buffer overflow): 2 messages dropped since "))
+        #expect(out[1].hasPrefix("Sluice: zone z2 is not answering"))
+        #expect(out[2...] == ["3", "4"])
+    }
+
     @Test func aZoneGoneThenBackIsToldOnceEach() throws {
         var machine = TailStateMachine(app: "a", queueLimit: 100, zones: ["z1": .up, "z2": .up])
         #expect(machine.zoneChanged("z2", to: .partial, lost: "10.0.0.3:9001", now: Self.now) == .none)
