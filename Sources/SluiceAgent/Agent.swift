@@ -36,12 +36,15 @@ public final class Agent: Service, @unchecked Sendable {
         public var maxMessageBytes: Int
         /// Lines over this are split into several envelopes.
         public var maxLineBytes: Int
+        /// Cloud Foundry's per-instance log rate limit, in bytes of log
+        /// payload per second for each (app, instance); nil for none.
+        public var instanceLogRateLimit: Int?
 
         public init(
             zone: String = "z1", controllers: [Endpoint], listen: Endpoint, syslogTCP: Endpoint? = nil,
             syslogUDP: Endpoint? = nil, http: Endpoint? = nil, bufferBytes: Int = 64 * 1024 * 1024,
             defaultApp: String? = nil, maxMessageBytes: Int = FrameHeader.defaultMaxPayload,
-            maxLineBytes: Int = LineSplitter.defaultMaxLineBytes
+            maxLineBytes: Int = LineSplitter.defaultMaxLineBytes, instanceLogRateLimit: Int? = nil
         ) {
             self.zone = zone
             self.controllers = controllers
@@ -53,6 +56,7 @@ public final class Agent: Service, @unchecked Sendable {
             self.defaultApp = defaultApp
             self.maxMessageBytes = maxMessageBytes
             self.maxLineBytes = maxLineBytes
+            self.instanceLogRateLimit = instanceLogRateLimit
         }
     }
 
@@ -88,9 +92,9 @@ public final class Agent: Service, @unchecked Sendable {
         self.registry = registry
         let factory: any MetricsFactory = registry.map { PrometheusMetricsFactory(registry: $0) } ?? MetricsSystem.factory
         self.metrics = AgentMetrics(factory: factory)
-        self.shipper = LogShipper(
-            configuration: .init(endpoints: configuration.controllers, bufferBytes: configuration.bufferBytes),
-            logger: logger, metrics: factory, group: group)
+        var shipping = LogShipper.Configuration(endpoints: configuration.controllers, bufferBytes: configuration.bufferBytes)
+        shipping.instanceLogRateLimit = configuration.instanceLogRateLimit
+        self.shipper = LogShipper(configuration: shipping, logger: logger, metrics: factory, group: group)
         self.intake = SyslogIntake(
             shipper: shipper, defaultApp: configuration.defaultApp, maxLineBytes: configuration.maxLineBytes,
             metrics: metrics)

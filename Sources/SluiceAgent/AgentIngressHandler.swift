@@ -73,9 +73,20 @@ final class AgentIngressHandler: ChannelInboundHandler {
             return
         }
         batch.withUnsafeReadableBytes { bytes in
-            shipper.appendMany { append in
-                for (range, app) in envelopes {
-                    append(app) { $0.writeBatchEntry(UnsafeRawBufferPointer(rebasing: bytes[range])) }
+            if shipper.limitsInstances {
+                // Held to the instance log rate limit: each envelope's
+                // instance and log size are read (only then).
+                shipper.appendLines { append in
+                    for (range, app) in envelopes {
+                        let envelope = UnsafeRawBufferPointer(rebasing: bytes[range])
+                        append(LogShipper.LineOrigin(app: app, envelope: envelope)) { $0.writeBatchEntry(envelope) }
+                    }
+                }
+            } else {
+                shipper.appendMany { append in
+                    for (range, app) in envelopes {
+                        append(app) { $0.writeBatchEntry(UnsafeRawBufferPointer(rebasing: bytes[range])) }
+                    }
                 }
             }
         }

@@ -24,6 +24,9 @@ public struct Run: Sendable {
     public var agent: Endpoint
     public var fields: LogEnvelopeFields
     public var bufferBytes: Int = 16 * 1024 * 1024
+    /// Cloud Foundry's per-instance log rate limit, bytes of log payload
+    /// per second; nil for none.
+    public var instanceLogRateLimit: Int?
     /// How long, after the command ends, what is queued may take to reach the agent.
     public var deliveryTimeout: TimeAmount = .seconds(5)
 
@@ -44,6 +47,7 @@ public struct Run: Sendable {
         var configuration = LogShipper.Configuration(endpoints: [agent], bufferBytes: bufferBytes)
         configuration.dropReason = "sluice run's buffer was full"
         configuration.metricsPrefix = "sluice_run"
+        configuration.instanceLogRateLimit = instanceLogRateLimit
         let shipper = LogShipper(configuration: configuration)
 
         var outPipe: [Int32] = [0, 0]
@@ -111,10 +115,10 @@ public struct Run: Sendable {
             let copied = chunk.withUnsafeBytes { bytes in
                 let data = UnsafeRawBufferPointer(rebasing: bytes[0..<count])
                 let copied = writeAll(target, data)
-                shipper.appendMany { append in
+                shipper.appendLines { append in
                     splitter.feed(data) { line, part in
                         let time = timestamp()
-                        append(fields.sourceID) {
+                        append(LogShipper.LineOrigin(app: fields.sourceID, instance: fields.instanceID, logBytes: line.count)) {
                             $0.writeLogEnvelopeEntry(fields, timestamp: time, payload: line, extraTags: part.map { [$0] } ?? [])
                         }
                     }

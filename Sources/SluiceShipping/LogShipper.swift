@@ -29,6 +29,9 @@ public final class LogShipper: Sendable {
         public var metricsPrefix: String = "sluice_agent"
         /// The largest envelope taken: what a controller's frame can carry.
         public var maxEnvelopeBytes: Int = FrameHeader.defaultMaxPayload - 64 * 1024
+        /// Cloud Foundry's per-instance log rate limit, in bytes of log
+        /// payload per second for each (app, instance); nil for none.
+        public var instanceLogRateLimit: Int?
 
         public init(endpoints: [Endpoint], bufferBytes: Int) {
             self.endpoints = endpoints
@@ -51,6 +54,22 @@ public final class LogShipper: Sendable {
         var inFlight = 0
         /// Whether the current run of drops was logged.
         var warnedDropping = false
+        var limiter: LogRateLimiter?
+    }
+
+    /// Where a line comes from, for the instance log rate limit: its app,
+    /// its instance and its log payload's bytes (nil: not a log, never
+    /// limited).
+    public struct LineOrigin: Sendable {
+        public var app: String
+        public var instance: String
+        public var logBytes: Int?
+
+        public init(app: String, instance: String, logBytes: Int?) {
+            self.app = app
+            self.instance = instance
+            self.logBytes = logBytes
+        }
     }
 
     public let configuration: Configuration
@@ -62,6 +81,8 @@ public final class LogShipper: Sendable {
     private let tooLarge: Counter
     private let lost: Counter
     private let shipped: Counter
+    private let rateLimited: Counter
+    private let rateExceeded: Counter
     private let metrics: any MetricsFactory
     /// Per-app drop counters, made on an app's first drop.
     private let appDrops = NIOLockedValueBox<[String: Counter]>([:])
@@ -80,7 +101,8 @@ public final class LogShipper: Sendable {
             State(
                 queue: ShipperQueue(
                     capacity: configuration.queueBytes, batchCount: configuration.batchCount,
-                    dropReason: configuration.dropReason, maxEntryBytes: configuration.maxEnvelopeBytes)))
+                    dropReason: configuration.dropReason, maxEntryBytes: configuration.maxEnvelopeBytes),
+                limiter: configuration.instanceLogRateLimit.map { LogRateLimiter(bytesPerSecond: $0) }))
         self.dropped = Counter(
             label: MetricNames.emitterDropped(configuration.metricsPrefix), dimensions: [("reason", "buffer_full")],
             factory: metrics)
@@ -91,6 +113,11 @@ public final class LogShipper: Sendable {
             label: MetricNames.emitterDropped(configuration.metricsPrefix), dimensions: [("reason", "undelivered_at_stop")],
             factory: metrics)
         self.shipped = Counter(label: MetricNames.emitterBatchesSent(configuration.metricsPrefix), factory: metrics)
+        self.rateLimited = Counter(
+            label: MetricNames.emitterDropped(configuration.metricsPrefix), dimensions: [("reason", "log_rate_limit")],
+            factory: metrics)
+        self.rateExceeded = Counter(
+            label: MetricNames.emitterRateLimitExceeded(configuration.metricsPrefix), factory: metrics)
         self.metrics = metrics
         let pump = Task { [self] in await self.pump() }
         state.withLockedValue { $0.pump = pump }
@@ -102,33 +129,84 @@ public final class LogShipper: Sendable {
     public func appendLog(
         _ fields: LogEnvelopeFields, timestamp: Int64, payload: UnsafeRawBufferPointer, extraTags: [LogTag] = []
     ) {
-        append(app: fields.sourceID) {
-            $0.writeLogEnvelopeEntry(fields, timestamp: timestamp, payload: payload, extraTags: extraTags)
+        appendLines { append in
+            append(LineOrigin(app: fields.sourceID, instance: fields.instanceID, logBytes: payload.count)) {
+                $0.writeLogEnvelopeEntry(fields, timestamp: timestamp, payload: payload, extraTags: extraTags)
+            }
         }
+    }
+
+    /// Whether lines are held to an instance log rate limit (callers that
+    /// must look into envelopes to say where they come from need to only
+    /// then).
+    public var limitsInstances: Bool { configuration.instanceLogRateLimit != nil }
+
+    /// Appends several envelopes under one lock, each with where it comes
+    /// from, so that the instance log rate limit applies: a line over it is
+    /// dropped and counted, and the instance's first drop of a second is
+    /// told in the app's logs, as Diego tells it.
+    public func appendLines(_ body: (_ append: (LineOrigin, (inout ByteBuffer) -> Void) -> Void) -> Void) {
+        var limited = 0
+        var exceeded = 0
+        appendLocked { state, now in
+            var wake = false
+            body { origin, write in
+                if let bytes = origin.logBytes, state.limiter != nil {
+                    switch state.limiter!.admit(app: origin.app, instance: origin.instance, bytes: bytes, now: now) {
+                    case .pass:
+                        break
+                    case .drop:
+                        limited += 1
+                        return
+                    case .dropAndTell:
+                        limited += 1
+                        exceeded += 1
+                        let text = state.limiter!.noticeText
+                        let fields = LogEnvelopeFields(
+                            sourceID: origin.app, instanceID: origin.instance, sourceType: Notice.sourceType)
+                        let appended = state.queue.append(app: origin.app, now: now) { buffer in
+                            var text = text
+                            text.withUTF8 {
+                                buffer.writeLogEnvelopeEntry(
+                                    fields, timestamp: now, payload: UnsafeRawBufferPointer($0),
+                                    extraTags: [LogTag("sluice_notice", "log_rate_limit")])
+                            }
+                        }
+                        if appended { wake = true }
+                        return
+                    }
+                }
+                if state.queue.append(app: origin.app, now: now, write) { wake = true }
+            }
+            return wake
+        }
+        if limited > 0 { rateLimited.increment(by: limited) }
+        if exceeded > 0 { rateExceeded.increment(by: exceeded) }
     }
 
     /// Appends several envelopes under one lock: `body` gets an append
-    /// function to call once per envelope.
+    /// function to call once per envelope. No instance log rate limit
+    /// applies (see `appendLines`).
     public func appendMany(_ body: (_ append: (String, (inout ByteBuffer) -> Void) -> Void) -> Void) {
-        var wake = false
-        let (newDrops, refused): ([String: Int]?, Int) = state.withLockedValue { state in
-            let before = (state.queue.droppedTotal, state.queue.refusedTotal)
-            let now = WallClock.nowNanos()
+        appendLocked { state, now in
+            var wake = false
             body { app, write in
                 if state.queue.append(app: app, now: now, write) { wake = true }
             }
-            return (
-                state.queue.droppedTotal == before.0 ? nil : state.queue.takeNewDrops(),
-                state.queue.refusedTotal - before.1
-            )
+            return wake
         }
-        afterAppend(newDrops: newDrops, refused: refused, wake: wake)
     }
 
     public func append(app: String, _ write: (inout ByteBuffer) -> Void) {
-        let (wake, newDrops, refused) = state.withLockedValue { state in
+        appendLocked { state, now in state.queue.append(app: app, now: now, write) }
+    }
+
+    /// Runs `body` under the lock (it returns whether to wake the pump),
+    /// then counts and reports what the queue dropped or refused meanwhile.
+    private func appendLocked(_ body: (inout State, _ now: Int64) -> Bool) {
+        let (wake, newDrops, refused): (Bool, [String: Int]?, Int) = state.withLockedValue { state in
             let before = (state.queue.droppedTotal, state.queue.refusedTotal)
-            let wake = state.queue.append(app: app, now: WallClock.nowNanos(), write)
+            let wake = body(&state, WallClock.nowNanos())
             return (
                 wake, state.queue.droppedTotal == before.0 ? nil : state.queue.takeNewDrops(),
                 state.queue.refusedTotal - before.1

@@ -13,6 +13,11 @@ public enum MetricNames {
     public static func emitterDropped(_ prefix: String) -> String { "\(prefix)_envelopes_dropped_total" }
     /// `PREFIX_app_envelopes_dropped_total`, per app.
     public static func emitterAppDropped(_ prefix: String) -> String { "\(prefix)_app_envelopes_dropped_total" }
+    /// Cloud Foundry's `AppInstanceExceededLogRateLimitCount`: seconds in
+    /// which an instance went over its log rate limit.
+    public static func emitterRateLimitExceeded(_ prefix: String) -> String {
+        "\(prefix)_app_instance_exceeded_log_rate_limit_total"
+    }
     /// `PREFIX_batches_sent_total`.
     public static func emitterBatchesSent(_ prefix: String) -> String { "\(prefix)_batches_sent_total" }
 

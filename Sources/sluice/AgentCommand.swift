@@ -41,6 +41,9 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "The largest syslog message, frame payload or HTTP body taken (e.g. 4MiB).")
     var maxMessage: String = "4MiB"
 
+    @Option(help: "Cloud Foundry's per-instance log rate limit, e.g. 16KiB/s or 1M: bytes of log lines per second for each app instance; over it the instance's lines are dropped for a second and the app is told. Off by default.")
+    var instanceLogRateLimit: String?
+
     @OptionGroup var logging: LoggingOptions
 
     func settings() throws -> Agent.Configuration {
@@ -52,7 +55,8 @@ struct AgentCommand: AsyncParsableCommand {
             syslogUDP: try syslogUdp.map { try parseEndpoint($0, option: "--syslog-udp") },
             http: try http.map { try parseEndpoint($0, option: "--http") },
             bufferBytes: try parseSize(buffer, option: "--buffer"), defaultApp: defaultApp,
-            maxMessageBytes: try parseSize(maxMessage, option: "--max-message"))
+            maxMessageBytes: try parseSize(maxMessage, option: "--max-message"),
+            instanceLogRateLimit: try instanceLogRateLimit.flatMap { try parseRate($0, option: "--instance-log-rate-limit") })
     }
 
     func controllerList() throws -> [Endpoint] {

@@ -22,6 +22,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Memory for lines not yet delivered to the agent.")
     var buffer: String = "16MiB"
 
+    @Option(help: "Cloud Foundry's per-instance log rate limit, e.g. 16KiB/s or 1M: over it this command's lines are dropped for a second and the app is told. Off by default.")
+    var instanceLogRateLimit: String?
+
     @Argument(parsing: .captureForPassthrough, help: "-- CMD ARGS…")
     var command: [String] = []
 
@@ -31,6 +34,7 @@ struct RunCommand: AsyncParsableCommand {
         guard !commandLine.isEmpty else { throw ValidationError("name the command to run: sluice run --app APP -- CMD ARGS…") }
         _ = try parseEndpoint(SluiceConfig.agent(agent), option: "--agent")
         _ = try parseSize(buffer, option: "--buffer")
+        _ = try instanceLogRateLimit.flatMap { try parseRate($0, option: "--instance-log-rate-limit") }
     }
 
     func run() async throws {
@@ -38,6 +42,7 @@ struct RunCommand: AsyncParsableCommand {
             agent: try parseEndpoint(SluiceConfig.agent(agent), option: "--agent"),
             fields: source.fields())
         run.bufferBytes = try parseSize(buffer, option: "--buffer")
+        run.instanceLogRateLimit = try instanceLogRateLimit.flatMap { try parseRate($0, option: "--instance-log-rate-limit") }
         let status: Int32
         do {
             status = try await run.run(commandLine)

@@ -72,6 +72,20 @@ func parseSize(_ text: String, option: String) throws -> Int {
     return size
 }
 
+/// A log rate in bytes per second, as `cf push -l` takes it: a size
+/// (`16384`, `16KiB`, or Cloud Foundry's `16K`, `1M`, `1G`), optionally
+/// followed by `/s`; `0` lets nothing through; `-1` is no limit (nil).
+func parseRate(_ text: String, option: String) throws -> Int? {
+    var size = text.hasSuffix("/s") ? String(text.dropLast(2)) : text
+    if size == "-1" { return nil }
+    if size == "0" { return 0 }
+    if let last = size.last, "KMG".contains(last) { size += "iB" }
+    guard let bytes = ByteSize.parse(size), bytes > 0 else {
+        throw ValidationError("\(option): '\(text)' is not a rate; write e.g. 16384, 16KiB/s or 1M (bytes per second), 0 or -1")
+    }
+    return bytes
+}
+
 /// Runs a command's work. A failure found while running (a controller that
 /// does not answer, a refused request) is said in plain words, without the
 /// usage text that a mistyped flag gets.

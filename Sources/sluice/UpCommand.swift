@@ -48,6 +48,9 @@ struct UpCommand: AsyncParsableCommand {
     @Flag(help: "Run no local agent.")
     var noAgent = false
 
+    @Option(help: "The local agent's per-instance log rate limit, as for sluice agent (e.g. 16KiB/s or 1M). Off by default.")
+    var instanceLogRateLimit: String?
+
     @OptionGroup var logging: LoggingOptions
 
     var perZone: Int { serversPerZone ?? servers ?? 2 }
@@ -58,6 +61,7 @@ struct UpCommand: AsyncParsableCommand {
         guard [httpPort, ingressPort, agentPort, syslogPort, agentHttpPort].allSatisfy({ (0...65535).contains($0) }) else {
             throw ValidationError("ports must be from 0 to 65535")
         }
+        _ = try instanceLogRateLimit.flatMap { try parseRate($0, option: "--instance-log-rate-limit") }
     }
 
     func run() async throws {
@@ -80,7 +84,8 @@ struct UpCommand: AsyncParsableCommand {
                 controllers: [], listen: Endpoint(host: "127.0.0.1", port: agentPort),
                 syslogTCP: Endpoint(host: "127.0.0.1", port: syslogPort),
                 syslogUDP: Endpoint(host: "127.0.0.1", port: syslogPort),
-                http: Endpoint(host: "127.0.0.1", port: agentHttpPort))
+                http: Endpoint(host: "127.0.0.1", port: agentHttpPort),
+                instanceLogRateLimit: try instanceLogRateLimit.flatMap { try parseRate($0, option: "--instance-log-rate-limit") })
         var member = MemberSettings()
         try server.apply(to: &member)
         controller.apply(to: &member)

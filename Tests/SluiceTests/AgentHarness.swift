@@ -25,7 +25,7 @@ struct AgentHarness {
     static func start(
         recentPerApp: Int = 20_000, bufferBytes: Int = 64 * 1024 * 1024, defaultApp: String? = nil,
         maxMessageBytes: Int = FrameHeader.defaultMaxPayload, controllers: [Endpoint]? = nil,
-        cluster: TestCluster? = nil, listenPort: Int = 0
+        cluster: TestCluster? = nil, listenPort: Int = 0, instanceLogRateLimit: Int? = nil
     ) async throws -> AgentHarness {
         let started: TestCluster
         if let cluster { started = cluster } else { started = try await TestCluster.start(recentPerApp: recentPerApp) }
@@ -35,7 +35,8 @@ struct AgentHarness {
             configuration: .init(
                 controllers: controllers ?? [started.ingress], listen: Endpoint(host: "127.0.0.1", port: listenPort),
                 syslogTCP: loopback, syslogUDP: loopback,
-                http: loopback, bufferBytes: bufferBytes, defaultApp: defaultApp, maxMessageBytes: maxMessageBytes),
+                http: loopback, bufferBytes: bufferBytes, defaultApp: defaultApp, maxMessageBytes: maxMessageBytes,
+                instanceLogRateLimit: instanceLogRateLimit),
             logger: .quiet, registry: registry)
         return AgentHarness(cluster: started, agent: agent, addresses: try await agent.bind(), registry: registry)
     }

@@ -30,6 +30,30 @@ struct RunTests {
         #expect(envelopes.allSatisfy { $0.instanceID == "2" && $0.tags["source_type"] == "APP/PROC/WEB" })
     }
 
+    /// `--instance-log-rate-limit`: a command that floods gets the limit's
+    /// worth through, Diego's words in its app's logs, and all its output
+    /// still on its own stdout.
+    @Test func aCommandOverItsLogRateLimitIsCutAndTold() async throws {
+        let harness = try await AgentHarness.start()
+        defer { Task { await harness.shutdown() } }
+        let received = try await harness.tail("flood-app")
+        let result = try await runSluice([
+            "run", "--app", "flood-app", "--instance", "1", "--agent", "\(harness.addresses.listen)",
+            "--instance-log-rate-limit", "1K", "--", "sh", "-c", "for i in $(seq 1 300); do echo 0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopq$i; done",
+        ])
+        #expect(result.status == 0)
+        #expect(result.stdout.split(separator: "\n").count == 300)
+        #expect(await received.wait { $0.notices.contains { $0.text == "app instance exceeded log rate limit (1024 bytes/sec)" } })
+        let lines = received.envelopes.filter { !$0.isNotice }
+        // 1,024 bytes of 100-byte lines (101 with the 3-digit counter) pass
+        // in the first second; the run takes a fraction of one.
+        #expect((9...20).contains(lines.count), "\(lines.count) lines passed")
+        #expect(lines.first?.text.hasSuffix("1") == true)
+        let notice = try #require(received.envelopes.first { $0.isNotice })
+        #expect(notice.instanceID == "1")
+        #expect(notice.tags["sluice_notice"] == "log_rate_limit")
+    }
+
     @Test func splitsLinesOver64KiBIntoTaggedPieces() async throws {
         let harness = try await AgentHarness.start()
         defer { Task { await harness.shutdown() } }

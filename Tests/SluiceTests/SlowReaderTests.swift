@@ -34,7 +34,7 @@ struct SlowReaderTests {
 
         // The fast reader got everything, in order, while the slow one stalled.
         #expect(fast.envelopes.map(\.text) == lines)
-        #expect(!fast.envelopes.contains { $0.isNotice })
+        #expect(!fast.envelopes.contains { $0.isNotice }, "\(fast.envelopes.filter(\.isNotice).map(\.text))")
 
         // Resume the slow reader: it is told in band how many were dropped,
         // and what it got plus what it was told it lost is everything.
@@ -48,7 +48,7 @@ struct SlowReaderTests {
         let reported = notices.map(Self.reported).reduce(0, +)
         #expect(reported > 0)
         #expect(notices.allSatisfy { $0.sourceID == "busy" && $0.log.type == .err })
-        #expect(notices.allSatisfy { $0.text.hasPrefix("Error L10 (output buffer overflow): ") })
+        #expect(notices.allSatisfy { $0.text.hasPrefix("Error L10 (output buffer overflow): ") }, "\(notices.map(\.text))")
         // Every drop is counted in the metrics too.
         let metric = cluster.metric(#"sluice_controller_stream_envelopes_dropped_total{reason="slow_reader"}"#)
         #expect(metric.map { Int($0) } == reported)

@@ -17,8 +17,12 @@ import SwiftProtobuf
 import Testing
 
 /// A controller and buffer servers on loopback ports chosen by the kernel.
+/// The servers run on a thread of their own, as they would in their own
+/// process: another test's busy event loop cannot silence them long enough
+/// for the controller's watchdog to take them for dead.
 struct TestCluster {
     let servers: [BufferServer]
+    let serverGroup: MultiThreadedEventLoopGroup
     let controller: Controller
     let ingress: Endpoint
     let http: HTTPURL
@@ -36,12 +40,13 @@ struct TestCluster {
         let factory = PrometheusMetricsFactory(registry: registry)
         var servers: [BufferServer] = []
         var endpoints: [Endpoint] = []
+        let serverGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         for _ in 0..<count {
             let server = BufferServer(
                 configuration: .init(
                     listen: Endpoint(host: "127.0.0.1", port: 0), limits: .init(recentPerApp: recentPerApp),
                     maxFramePayload: maxFramePayload),
-                logger: .quiet, metrics: factory)
+                group: serverGroup, logger: .quiet, metrics: factory)
             endpoints.append(try await server.bind())
             servers.append(server)
         }
@@ -62,7 +67,7 @@ struct TestCluster {
             logger: .quiet, registry: registry)
         let (ingress, http) = try await controller.bind()
         return TestCluster(
-            servers: servers, controller: controller, ingress: ingress,
+            servers: servers, serverGroup: serverGroup, controller: controller, ingress: ingress,
             http: HTTPURL(host: http.host, port: http.port), registry: registry, drains: drains)
     }
 
@@ -70,6 +75,7 @@ struct TestCluster {
         for manager in drains { await manager.shutdown() }
         try? await controller.shutdown()
         for server in servers { try? await server.shutdown() }
+        try? await serverGroup.shutdownGracefully()
     }
 
     var client: ControllerClient { ControllerClient(ingress: ingress, http: http) }
