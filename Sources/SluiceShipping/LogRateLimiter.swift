@@ -57,7 +57,7 @@ public struct LogRateLimiter: Sendable {
             bucket.updated = now
         }
         if now < bucket.blockedUntil { return .drop }
-        if Double(bytes) <= bucket.tokens {
+        if bytesPerSecond > 0 && Double(bytes) <= bucket.tokens {
             bucket.tokens -= Double(bytes)
             return .pass
         }
