@@ -72,21 +72,18 @@ final class AgentIngressHandler: ChannelInboundHandler {
             context.fireErrorCaught(error)
             return
         }
+        // Only when held to the instance log rate limit is each envelope's
+        // instance and log size read.
+        let limited = shipper.limitsInstances
         batch.withUnsafeReadableBytes { bytes in
-            if shipper.limitsInstances {
-                // Held to the instance log rate limit: each envelope's
-                // instance and log size are read (only then).
-                shipper.appendLines { append in
-                    for (range, app) in envelopes {
-                        let envelope = UnsafeRawBufferPointer(rebasing: bytes[range])
-                        append(LogShipper.LineOrigin(app: app, envelope: envelope)) { $0.writeBatchEntry(envelope) }
-                    }
-                }
-            } else {
-                shipper.appendMany { append in
-                    for (range, app) in envelopes {
-                        append(app) { $0.writeBatchEntry(UnsafeRawBufferPointer(rebasing: bytes[range])) }
-                    }
+            shipper.appendLines { append in
+                for (range, app) in envelopes {
+                    let envelope = UnsafeRawBufferPointer(rebasing: bytes[range])
+                    let origin =
+                        limited
+                        ? LogShipper.LineOrigin(app: app, envelope: envelope)
+                        : LogShipper.LineOrigin(app: app, instance: "", logBytes: nil)
+                    append(origin) { $0.writeBatchEntry(envelope) }
                 }
             }
         }

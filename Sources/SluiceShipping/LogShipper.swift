@@ -148,8 +148,10 @@ public final class LogShipper: Sendable {
     public func appendLines(_ body: (_ append: (LineOrigin, (inout ByteBuffer) -> Void) -> Void) -> Void) {
         var limited = 0
         var exceeded = 0
-        appendLocked { state, now in
-            var wake = false
+        var wake = false
+        let (newDrops, refused): ([String: Int]?, Int) = state.withLockedValue { state in
+            let before = (state.queue.droppedTotal, state.queue.refusedTotal)
+            let now = WallClock.nowNanos()
             body { origin, write in
                 if let bytes = origin.logBytes, state.limiter != nil {
                     switch state.limiter!.admit(app: origin.app, instance: origin.instance, bytes: bytes, now: now) {
@@ -178,40 +180,13 @@ public final class LogShipper: Sendable {
                 }
                 if state.queue.append(app: origin.app, now: now, write) { wake = true }
             }
-            return wake
-        }
-        if limited > 0 { rateLimited.increment(by: limited) }
-        if exceeded > 0 { rateExceeded.increment(by: exceeded) }
-    }
-
-    /// Appends several envelopes under one lock: `body` gets an append
-    /// function to call once per envelope. No instance log rate limit
-    /// applies (see `appendLines`).
-    public func appendMany(_ body: (_ append: (String, (inout ByteBuffer) -> Void) -> Void) -> Void) {
-        appendLocked { state, now in
-            var wake = false
-            body { app, write in
-                if state.queue.append(app: app, now: now, write) { wake = true }
-            }
-            return wake
-        }
-    }
-
-    public func append(app: String, _ write: (inout ByteBuffer) -> Void) {
-        appendLocked { state, now in state.queue.append(app: app, now: now, write) }
-    }
-
-    /// Runs `body` under the lock (it returns whether to wake the pump),
-    /// then counts and reports what the queue dropped or refused meanwhile.
-    private func appendLocked(_ body: (inout State, _ now: Int64) -> Bool) {
-        let (wake, newDrops, refused): (Bool, [String: Int]?, Int) = state.withLockedValue { state in
-            let before = (state.queue.droppedTotal, state.queue.refusedTotal)
-            let wake = body(&state, WallClock.nowNanos())
             return (
-                wake, state.queue.droppedTotal == before.0 ? nil : state.queue.takeNewDrops(),
+                state.queue.droppedTotal == before.0 ? nil : state.queue.takeNewDrops(),
                 state.queue.refusedTotal - before.1
             )
         }
+        if limited > 0 { rateLimited.increment(by: limited) }
+        if exceeded > 0 { rateExceeded.increment(by: exceeded) }
         afterAppend(newDrops: newDrops, refused: refused, wake: wake)
     }
 
