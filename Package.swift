@@ -29,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
     ],
     targets: [
         // Generated from Protos/ by bin/generate-protos. Never edited by hand.
@@ -116,6 +117,18 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Tokens: JWTs verified against the keys a controller trusts, the
+        // access rules, the external check's cache, and tokens made for
+        // `sluice token create` and `sluice up`.
+        .target(
+            name: "SluiceAuth",
+            dependencies: [
+                "SluiceWire",
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "SluiceServer",
             dependencies: [
@@ -132,7 +145,7 @@ let package = Package(
         .target(
             name: "SluiceController",
             dependencies: [
-                "SluiceWire", "SluiceProto", "SluiceTransport", "SluiceBindings",
+                "SluiceWire", "SluiceProto", "SluiceTransport", "SluiceBindings", "SluiceAuth",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -174,7 +187,7 @@ let package = Package(
             name: "SluiceCLI",
             dependencies: [
                 "SluiceWire", "SluiceProto", "SluiceTransport", "SluiceServer", "SluiceController", "SluiceAgent",
-                "SluiceBindings", "SluiceDrain", "SluiceShipping",
+                "SluiceBindings", "SluiceDrain", "SluiceShipping", "SluiceAuth",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -182,6 +195,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: strict
@@ -190,7 +204,7 @@ let package = Package(
             name: "sluice",
             dependencies: [
                 "SluiceCLI", "SluiceWire", "SluiceTransport", "SluiceServer", "SluiceController", "SluiceAgent",
-                "SluiceBindings", "SluiceDrain", "SluiceShipping",
+                "SluiceBindings", "SluiceDrain", "SluiceShipping", "SluiceAuth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -212,7 +226,7 @@ let package = Package(
             name: "SluiceUnitTests",
             dependencies: [
                 "SluiceWire", "SluiceProto", "SluiceTransport", "SluiceServer", "SluiceController", "SluiceCLI",
-                "SluiceAgent", "SluiceDrain", "SluiceBindings", "SluiceSyslog", "SluiceShipping",
+                "SluiceAgent", "SluiceDrain", "SluiceBindings", "SluiceSyslog", "SluiceShipping", "SluiceAuth",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -229,6 +243,8 @@ let package = Package(
             dependencies: [
                 "sluice", "SluiceWire", "SluiceProto", "SluiceTransport", "SluiceServer", "SluiceController", "SluiceCLI",
                 "SluiceAgent", "SluiceEmitter", "SluiceBindings", "SluiceDrain", "SluiceSyslog", "SluiceShipping",
+                "SluiceAuth",
+                .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOPosix", package: "swift-nio"),

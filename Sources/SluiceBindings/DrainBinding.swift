@@ -55,6 +55,19 @@ public enum BindingError: Error, Equatable, Sendable, CustomStringConvertible {
     }
 }
 
+/// What the bindings store holds, as servers apply it: every drain, and
+/// the apps' own log rate limits.
+public struct BindingSet: Equatable, Sendable {
+    public var drains: [DrainBinding]
+    /// Bytes per second by app; -1: no limit for that app.
+    public var logRateLimits: [String: Int]
+
+    public init(drains: [DrainBinding] = [], logRateLimits: [String: Int] = [:]) {
+        self.drains = drains
+        self.logRateLimits = logRateLimits
+    }
+}
+
 /// Where bindings are kept. Controllers write; buffer servers watch.
 public protocol BindingStore: Sendable {
     /// Adds a binding; throws `.duplicate` if the app has this URL or name already.
@@ -63,8 +76,14 @@ public protocol BindingStore: Sendable {
     func list(app: String?) async throws -> [DrainBinding]
     /// Removes the app's binding with this id or name; throws `.notFound`.
     func remove(app: String, idOrName: String) async throws -> DrainBinding
+    /// Sets an app's own log rate limit at its buffer server (bytes per
+    /// second, -1 for none), or with nil removes it so that the servers'
+    /// default holds.
+    func setLogRateLimit(app: String, bytesPerSecond: Int?) async throws
+    /// The app's own log rate limit, if it has one.
+    func logRateLimit(app: String) async throws -> Int?
     /// The whole set now, then again after each change (within `pollInterval`
     /// where the store is polled). Ends when the task is cancelled.
-    func watch() -> AsyncThrowingStream<[DrainBinding], any Error>
+    func watch() -> AsyncThrowingStream<BindingSet, any Error>
     func close() async
 }

@@ -63,7 +63,7 @@ public final class PostgresBindingStore: BindingStore {
         return components.string ?? "(unparsable URL)"
     }
 
-    /// Version 1 of the schema. Several processes may start at once: an
+    /// The schema, version 1 (drains) then 2 (app log rate limits). Several processes may start at once: an
     /// advisory lock lets one create it while the others wait.
     private func migrate() async throws {
         try await client.withTransaction(logger: logger) { connection in
@@ -89,6 +89,15 @@ public final class PostgresBindingStore: BindingStore {
                         UNIQUE (app, name))
                     """, logger: logger)
                 try await connection.query("INSERT INTO sluice_schema (version) VALUES (1)", logger: logger)
+            }
+            if version < 2 {
+                try await connection.query(
+                    """
+                    CREATE TABLE app_log_rate_limits (
+                        app TEXT PRIMARY KEY,
+                        bytes_per_second BIGINT NOT NULL)
+                    """, logger: logger)
+                try await connection.query("INSERT INTO sluice_schema (version) VALUES (2)", logger: logger)
             }
         }
     }
@@ -139,9 +148,38 @@ public final class PostgresBindingStore: BindingStore {
         }
     }
 
+    public func setLogRateLimit(app: String, bytesPerSecond: Int?) async throws {
+        let logger = self.logger
+        try await client.withTransaction(logger: logger) { connection in
+            if let bytesPerSecond {
+                try await connection.query(
+                    """
+                    INSERT INTO app_log_rate_limits (app, bytes_per_second) VALUES (\(app), \(bytesPerSecond))
+                    ON CONFLICT (app) DO UPDATE SET bytes_per_second = EXCLUDED.bytes_per_second
+                    """, logger: logger)
+            } else {
+                try await connection.query("DELETE FROM app_log_rate_limits WHERE app = \(app)", logger: logger)
+            }
+            try await connection.query("NOTIFY sluice_drain_bindings", logger: logger)
+        }
+    }
+
+    public func logRateLimit(app: String) async throws -> Int? {
+        let logger = self.logger
+        return try await client.withConnection { connection in
+            var found: Int? = nil
+            for try await value in try await connection.query(
+                "SELECT bytes_per_second FROM app_log_rate_limits WHERE app = \(app)", logger: logger
+            ).decode(Int.self) {
+                found = value
+            }
+            return found
+        }
+    }
+
     /// Listens first, then reads the whole set, so that no change falls
     /// between the two; reads it again on each notification.
-    public func watch() -> AsyncThrowingStream<[DrainBinding], any Error> {
+    public func watch() -> AsyncThrowingStream<BindingSet, any Error> {
         let client = self.client
         let logger = self.logger
         return AsyncThrowingStream { continuation in
@@ -149,9 +187,9 @@ public final class PostgresBindingStore: BindingStore {
                 do {
                     try await client.withConnection { connection in
                         try await connection.listen(on: Self.channel) { notifications in
-                            continuation.yield(try await Self.fetch(connection, app: nil, logger: logger))
+                            continuation.yield(try await Self.fetchAll(connection, logger: logger))
                             for try await _ in notifications {
-                                continuation.yield(try await Self.fetch(connection, app: nil, logger: logger))
+                                continuation.yield(try await Self.fetchAll(connection, logger: logger))
                             }
                         }
                     }
@@ -167,6 +205,16 @@ public final class PostgresBindingStore: BindingStore {
     public func close() async {
         runner.cancel()
         await runner.value
+    }
+
+    static func fetchAll(_ connection: PostgresConnection, logger: Logger) async throws -> BindingSet {
+        var limits: [String: Int] = [:]
+        for try await (app, limit) in try await connection.query(
+            "SELECT app, bytes_per_second FROM app_log_rate_limits", logger: logger
+        ).decode((String, Int).self) {
+            limits[app] = limit
+        }
+        return BindingSet(drains: try await fetch(connection, app: nil, logger: logger), logRateLimits: limits)
     }
 
     static func fetch(_ connection: PostgresConnection, app: String?, logger: Logger) async throws -> [DrainBinding] {

@@ -62,6 +62,14 @@ public final class SQLiteBindingStore: BindingStore {
                     INSERT INTO binding_changes (version) VALUES (0);
                     """)
         }
+        migrator.registerMigration("2-app-log-rate-limits") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE app_log_rate_limits (
+                        app TEXT PRIMARY KEY,
+                        bytes_per_second INTEGER NOT NULL);
+                    """)
+        }
         return migrator
     }
 
@@ -105,7 +113,28 @@ public final class SQLiteBindingStore: BindingStore {
         }
     }
 
-    public func watch() -> AsyncThrowingStream<[DrainBinding], any Error> {
+    public func setLogRateLimit(app: String, bytesPerSecond: Int?) async throws {
+        try await pool.write { db in
+            if let bytesPerSecond {
+                try db.execute(
+                    sql: """
+                        INSERT INTO app_log_rate_limits (app, bytes_per_second) VALUES (?, ?)
+                        ON CONFLICT (app) DO UPDATE SET bytes_per_second = excluded.bytes_per_second
+                        """, arguments: [app, bytesPerSecond])
+            } else {
+                try db.execute(sql: "DELETE FROM app_log_rate_limits WHERE app = ?", arguments: [app])
+            }
+            try db.execute(sql: "UPDATE binding_changes SET version = version + 1")
+        }
+    }
+
+    public func logRateLimit(app: String) async throws -> Int? {
+        try await pool.read { db in
+            try Int.fetchOne(db, sql: "SELECT bytes_per_second FROM app_log_rate_limits WHERE app = ?", arguments: [app])
+        }
+    }
+
+    public func watch() -> AsyncThrowingStream<BindingSet, any Error> {
         let pool = self.pool
         let interval = pollInterval
         return AsyncThrowingStream { continuation in
@@ -114,9 +143,9 @@ public final class SQLiteBindingStore: BindingStore {
                 while !Task.isCancelled {
                     let known = seen
                     do {
-                        let (version, bindings) = try await pool.read { db -> (Int64, [DrainBinding]?) in
+                        let (version, bindings) = try await pool.read { db -> (Int64, BindingSet?) in
                             let version = try Int64.fetchOne(db, sql: "SELECT version FROM binding_changes") ?? 0
-                            return (version, version == known ? nil : try Self.fetch(db, app: nil))
+                            return (version, version == known ? nil : try Self.fetchAll(db))
                         }
                         if let bindings {
                             seen = version
@@ -136,6 +165,14 @@ public final class SQLiteBindingStore: BindingStore {
 
     public func close() async {
         try? pool.close()
+    }
+
+    static func fetchAll(_ db: Database) throws -> BindingSet {
+        var limits: [String: Int] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT app, bytes_per_second FROM app_log_rate_limits") {
+            limits[row["app"]] = row["bytes_per_second"]
+        }
+        return BindingSet(drains: try fetch(db, app: nil), logRateLimits: limits)
     }
 
     static func fetch(_ db: Database, app: String?) throws -> [DrainBinding] {

@@ -69,11 +69,13 @@ public enum Bench {
     /// Counts envelopes from a websocket until `expect` have arrived or none
     /// came for `idleTimeout` seconds. `ready` is called once connected.
     public static func tail(
-        url: HTTPURL, expect: Int, idleTimeout: Double, ready: @Sendable () -> Void
+        url: HTTPURL, token: String? = nil, expect: Int, idleTimeout: Double, ready: @Sendable () -> Void
     ) async throws -> TailResult {
         let state = NIOLockedValueBox(TailState())
         let marker = Array("sluice_notice".utf8)
-        let client = try await WebSocketClient.connect(url) { message in
+        let client = try await WebSocketClient.connect(
+            url, headers: token.map { [("Authorization", "Bearer \($0)")] } ?? []
+        ) { message in
             guard case .binary(let bytes) = message else { return }
             let now = monotonicSeconds()
             // Load lines start with their number; only what does not is

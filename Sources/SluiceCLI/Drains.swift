@@ -7,10 +7,15 @@ import SluiceWire
 /// controller's API. URLs come back from the API with credentials hidden.
 public struct Drains: Sendable {
     public var base: HTTPURL
+    /// Sent as `Authorization: Bearer`.
+    public var token: String?
 
-    public init(base: HTTPURL) {
+    public init(base: HTTPURL, token: String? = nil) {
         self.base = base
+        self.token = token
     }
+
+    var authorization: [(String, String)] { token.map { [("Authorization", "Bearer \($0)")] } ?? [] }
 
     public struct Binding: Decodable, Equatable, Sendable {
         public var id: String
@@ -43,22 +48,22 @@ public struct Drains: Sendable {
         let body = try JSONEncoder().encode(request)
         let response = try await HTTPClient.request(
             .POST, base.with(path: "/apps/\(pathEscape(app))/drains"),
-            headers: [("Content-Type", "application/json")], body: ByteBuffer(bytes: body))
-        try Self.check(response, expect: 201)
+            headers: [("Content-Type", "application/json")] + authorization, body: ByteBuffer(bytes: body))
+        try check(response, expect: 201, app: app)
         return try JSONDecoder().decode(Binding.self, from: Data(response.body.readableBytesView))
     }
 
     public func list(app: String?) async throws -> [Binding] {
         let path = app.map { "/apps/\(pathEscape($0))/drains" } ?? "/drains"
-        let response = try await HTTPClient.get(base.with(path: path))
-        try Self.check(response, expect: 200)
+        let response = try await HTTPClient.get(base.with(path: path), headers: authorization)
+        try check(response, expect: 200, app: app)
         return try JSONDecoder().decode(List.self, from: Data(response.body.readableBytesView)).drains
     }
 
     public func remove(app: String, drain: String) async throws {
         let response = try await HTTPClient.request(
-            .DELETE, base.with(path: "/apps/\(pathEscape(app))/drains/\(pathEscape(drain))"))
-        try Self.check(response, expect: 204)
+            .DELETE, base.with(path: "/apps/\(pathEscape(app))/drains/\(pathEscape(drain))"), headers: authorization)
+        try check(response, expect: 204, app: app)
     }
 
     /// Bindings as a table: app, name, id, URL.
@@ -71,8 +76,14 @@ public struct Drains: Sendable {
         }
     }
 
-    static func check(_ response: HTTPClient.Response, expect status: Int) throws {
+    func check(_ response: HTTPClient.Response, expect status: Int, app: String?) throws {
         guard Int(response.status.code) != status else { return }
+        if let advice = AccessAdvice.text(
+            status: Int(response.status.code), message: AccessAdvice.apiMessage(response.body), app: app,
+            sentToken: token != nil)
+        {
+            throw Failure(description: advice)
+        }
         let message =
             (try? JSONDecoder().decode(APIError.self, from: Data(response.body.readableBytesView)))?.message
             ?? String(buffer: response.body)

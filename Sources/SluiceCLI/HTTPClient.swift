@@ -17,9 +17,10 @@ public enum HTTPClient {
         try await request(.GET, url, headers: extra, group: group)
     }
 
+    /// With `timeout`, an answer that has not come in time fails the request.
     public static func request(
         _ method: HTTPMethod, _ url: HTTPURL, headers extra: [(String, String)] = [], body: ByteBuffer? = nil,
-        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        timeout: TimeAmount? = nil, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> Response {
         let promise = group.next().makePromise(of: Response.self)
         let channel: any Channel
@@ -46,6 +47,13 @@ public enum HTTPClient {
         channel.write(HTTPClientRequestPart.head(head), promise: nil)
         if let body { channel.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil) }
         defer { channel.close(promise: nil) }
+        let timer = timeout.map { limit in
+            channel.eventLoop.scheduleTask(in: limit) {
+                promise.fail(ChannelError.connectTimeout(limit))
+                channel.close(promise: nil)
+            }
+        }
+        defer { timer?.cancel() }
         do {
             try await channel.writeAndFlush(HTTPClientRequestPart.end(nil))
             return try await promise.futureResult.get()

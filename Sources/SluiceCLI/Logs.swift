@@ -10,19 +10,29 @@ import SluiceProto
 import SluiceWire
 import SwiftProtobuf
 
-/// `sluice logs APP`: recent lines, or a live tail, printed as `cf logs` does.
+/// `sluice logs APP`: recent lines, or a live tail, printed as `cf logs`
+/// does; and `sluice firehose`: every app's lines, each with its app id in
+/// front.
 public struct Logs: Sendable {
     public var base: HTTPURL
+    /// The app; ignored for the firehose.
     public var app: String
+    /// Reads the firehose with this subscription id rather than one app.
+    public var firehose: String? = nil
     public var json: Bool
     public var color: Bool
+    /// Sent as `Authorization: Bearer`.
+    public var token: String?
 
-    public init(base: HTTPURL, app: String, json: Bool, color: Bool) {
+    public init(base: HTTPURL, app: String, json: Bool, color: Bool, token: String? = nil) {
         self.base = base
         self.app = app
         self.json = json
         self.color = color
+        self.token = token
     }
+
+    var authorization: [(String, String)] { token.map { [("Authorization", "Bearer \($0)")] } ?? [] }
 
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
@@ -37,7 +47,9 @@ public struct Logs: Sendable {
         if json {
             return ((try? envelope.jsonString()).map { [$0] } ?? [], [])
         }
-        return (CFLogFormat(color: color).lines(for: envelope), [])
+        let lines = CFLogFormat(color: color).lines(for: envelope)
+        guard firehose != nil else { return (lines, []) }
+        return (lines.map { envelope.sourceID + " " + $0 }, [])
     }
 
     /// Fetches and prints the recent lines, oldest first; returns how many
@@ -45,7 +57,13 @@ public struct Logs: Sendable {
     @discardableResult
     public func recent(limit: Int = 1000, output: Output = .standard) async throws -> Int {
         let url = base.with(path: "/apps/\(pathEscape(app))/recentlogs?limit=\(limit)")
-        let response = try await HTTPClient.get(url, headers: [("Accept", "application/x-protobuf")])
+        let response = try await HTTPClient.get(url, headers: [("Accept", "application/x-protobuf")] + authorization)
+        if let advice = AccessAdvice.text(
+            status: Int(response.status.code), message: AccessAdvice.apiMessage(response.body), app: app,
+            sentToken: token != nil)
+        {
+            throw Failure(description: advice)
+        }
         guard response.status == .ok else {
             throw Failure(description: "\(url) answered \(response.status.code): \(String(buffer: response.body))")
         }
@@ -57,17 +75,20 @@ public struct Logs: Sendable {
     /// Tails until the task is cancelled, reconnecting with backoff from
     /// 500 ms doubling to 1 minute and saying so on stderr.
     public func tail(output: Output = .standard, onConnected: @escaping @Sendable () -> Void = {}) async throws {
-        let url = base.with(path: "/apps/\(pathEscape(app))/stream")
+        let url =
+            firehose.map { base.with(path: "/firehose/\(pathEscape($0))") }
+            ?? base.with(path: "/apps/\(pathEscape(app))/stream")
+        let what = firehose.map { "the firehose (subscription \($0))" } ?? "logs for app \(app)"
         var backoff: Duration = .milliseconds(500)
         while !Task.isCancelled {
             do {
-                let client = try await WebSocketClient.connect(url) { message in
+                let client = try await WebSocketClient.connect(url, headers: authorization) { message in
                     guard case .binary(let bytes) = message,
                         let envelope = try? Loggregator_V2_Envelope(serializedBytes: Array(bytes.readableBytesView))
                     else { return }
                     output.print(render(envelope))
                 }
-                output.printError("sluice: tailing logs for app \(app) (\(url))")
+                output.printError("sluice: tailing \(what) (\(url))")
                 onConnected()
                 backoff = .milliseconds(500)
                 try await withTaskCancellationHandler {
@@ -77,6 +98,17 @@ public struct Logs: Sendable {
                 }
                 if Task.isCancelled { return }
                 output.printError("sluice: the connection to \(url) closed; reconnecting in \(Self.describe(backoff))")
+            } catch let refused as WebSocketRefused {
+                // A refused token does not get better by trying again.
+                if let status = refused.status,
+                    let advice = AccessAdvice.text(
+                        status: status, message: refused.message, app: firehose == nil ? app : nil,
+                        sentToken: token != nil)
+                {
+                    throw Failure(description: advice)
+                }
+                if Task.isCancelled { return }
+                output.printError("sluice: \(refused); retrying in \(Self.describe(backoff))")
             } catch {
                 if Task.isCancelled { return }
                 let reason = error is CommandFailure || error is WebSocketRefused ? "\(error)" : ErrorText.cannotReach("\(url.host):\(url.port)", error)

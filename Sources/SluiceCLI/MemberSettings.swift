@@ -1,5 +1,6 @@
 import NIOCore
 import SluiceAgent
+import SluiceAuth
 import SluiceBindings
 import SluiceController
 import SluiceDrain
@@ -18,8 +19,13 @@ public struct MemberSettings: Sendable {
     public var maxFramePayload: Int = FrameHeader.defaultMaxPayload
     /// Each drain's queue.
     public var drains = DrainRunner.Settings()
+    /// Bytes per second of Log envelopes each app may store at its server,
+    /// unless the bindings store holds its own limit. Nil: none.
+    public var appLogRateLimit: Int? = nil
     /// Envelopes waiting for one websocket reader before the oldest drop.
     public var tailQueueLimit: Int = 100_000
+    /// Checks every reader's token at every controller; nil: none checked.
+    public var authorizer: Authorizer? = nil
 
     public init() {}
 
@@ -37,7 +43,9 @@ public struct MemberSettings: Sendable {
         return ServerSettings(
             server: .init(
                 zone: zone, listen: try Endpoint(parsing: entry.listen),
-                limits: .init(recentPerApp: entry.recentPerApp ?? recentPerApp, memoryLimit: memory),
+                limits: .init(
+                    recentPerApp: entry.recentPerApp ?? recentPerApp, memoryLimit: memory,
+                    appLogRateLimit: appLogRateLimit),
                 maxFramePayload: maxFramePayload),
             drains: drains, metrics: metrics)
     }
@@ -48,6 +56,7 @@ public struct MemberSettings: Sendable {
     ) throws -> Controller.Configuration {
         .init(
             zone: zone, ingress: try Endpoint(parsing: entry.ingress), http: try Endpoint(parsing: entry.http),
-            zones: servers, maxFramePayload: maxFramePayload, tailQueueLimit: tailQueueLimit, bindings: bindings)
+            zones: servers, maxFramePayload: maxFramePayload, tailQueueLimit: tailQueueLimit, bindings: bindings,
+            authorizer: authorizer)
     }
 }

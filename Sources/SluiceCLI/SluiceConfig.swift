@@ -22,11 +22,28 @@ public struct SluiceConfig: Codable, Equatable, Sendable {
     public var controllers: [ControllerAddresses]
     /// `HOST:PORT` of the local agent's framed listener (`sluice run`).
     public var agent: String?
+    /// The token the CLI sends to controllers: `sluice up` writes an admin
+    /// token here, signed with its key (`$SLUICE_HOME/token-key`).
+    public var token: String?
 
-    public init(controllers: [ControllerAddresses], agent: String? = nil) {
+    public init(controllers: [ControllerAddresses], agent: String? = nil, token: String? = nil) {
         self.controllers = controllers
         self.agent = agent
+        self.token = token
     }
+
+    /// The token to send: the flag, else `$SLUICE_TOKEN`, else the config
+    /// file's.
+    public static func token(_ flag: String?) -> String? {
+        if let flag, !flag.isEmpty { return flag }
+        if let fromEnvironment = ProcessInfo.processInfo.environment["SLUICE_TOKEN"], !fromEnvironment.isEmpty {
+            return fromEnvironment
+        }
+        return load()?.token
+    }
+
+    /// Where `sluice up` keeps the secret its tokens are signed with.
+    public static var tokenKeyPath: String { home.appendingPathComponent("token-key").path }
 
     public static let defaultIngress = "127.0.0.1:8090"
     public static let defaultHTTP = "http://127.0.0.1:8080"

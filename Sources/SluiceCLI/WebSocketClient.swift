@@ -29,6 +29,7 @@ public final class WebSocketClient: Sendable {
     public static func connect(
         _ url: HTTPURL,
         maxMessage: Int = 16 * 1024 * 1024,
+        headers extra: [(String, String)] = [],
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         onMessage: @escaping @Sendable (Message) -> Void
     ) async throws -> WebSocketClient {
@@ -58,7 +59,7 @@ public final class WebSocketClient: Sendable {
                         leftOverBytesStrategy: .forwardBytes,
                         withClientUpgrade: (upgraders: [upgrader], completionHandler: { _ in }))
                     try channel.pipeline.syncOperations.addHandler(
-                        UpgradeRequester(url: url, failed: upgraded))
+                        UpgradeRequester(url: url, headers: extra, failed: upgraded))
                 }
             }
             .connect(host: url.host, port: url.port)
@@ -72,6 +73,9 @@ public final class WebSocketClient: Sendable {
         channel.closeFuture.whenComplete { _ in upgraded.fail(ChannelError.inputClosed) }
         do {
             try await upgraded.futureResult.get()
+        } catch let refused as WebSocketRefused {
+            channel.close(promise: nil)
+            throw refused
         } catch {
             channel.close(promise: nil)
             throw WebSocketRefused(url: url.description)
@@ -104,7 +108,21 @@ public final class WebSocketClient: Sendable {
 
 public struct WebSocketRefused: Error, CustomStringConvertible {
     public var url: String
-    public var description: String { "the server did not accept a websocket at \(url)" }
+    /// The server's answer instead of 101, if it gave one.
+    public var status: Int?
+    /// The `message` of its JSON error, or its body.
+    public var message: String?
+
+    public init(url: String, status: Int? = nil, message: String? = nil) {
+        self.url = url
+        self.status = status
+        self.message = message
+    }
+
+    public var description: String {
+        guard let status else { return "the server did not accept a websocket at \(url)" }
+        return "\(url) answered \(status)" + (message.map { ": \($0)" } ?? "")
+    }
 }
 
 /// Sends the upgrade request once connected; fails the upgrade if the server
@@ -114,15 +132,20 @@ private final class UpgradeRequester: ChannelInboundHandler, RemovableChannelHan
     typealias OutboundOut = HTTPClientRequestPart
 
     private let url: HTTPURL
+    private let extra: [(String, String)]
     private let failed: EventLoopPromise<Void>
+    private var status: Int?
+    private var body = ByteBuffer()
 
-    init(url: HTTPURL, failed: EventLoopPromise<Void>) {
+    init(url: HTTPURL, headers: [(String, String)], failed: EventLoopPromise<Void>) {
         self.url = url
+        self.extra = headers
         self.failed = failed
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        let headers = HTTPHeaders([("Host", url.hostHeader), ("Content-Length", "0")])
+        var headers = HTTPHeaders([("Host", url.hostHeader), ("Content-Length", "0")])
+        for (name, value) in extra { headers.add(name: name, value: value) }
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: url.path, headers: headers)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
@@ -131,8 +154,14 @@ private final class UpgradeRequester: ChannelInboundHandler, RemovableChannelHan
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         // Only a refused upgrade reaches here.
-        if case .end = unwrapInboundIn(data) {
-            failed.fail(ChannelError.inputClosed)
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            status = Int(head.status.code)
+        case .body(var part):
+            if body.readableBytes < 64 * 1024 { body.writeBuffer(&part) }
+        case .end:
+            failed.fail(
+                WebSocketRefused(url: url.description, status: status, message: AccessAdvice.apiMessage(body)))
             context.close(promise: nil)
         }
     }

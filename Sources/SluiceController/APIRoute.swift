@@ -1,3 +1,4 @@
+import SluiceAuth
 import SluiceWire
 
 /// The controller's HTTP routes, parsed from a request's method and URI.
@@ -7,17 +8,99 @@ enum APIRoute: Equatable {
     case metrics
     case recentLogs(app: String, limit: Int)
     case stream(app: String, json: Bool)
+    /// `GET /firehose/{subscription_id}`: every app's envelopes, shared
+    /// among the readers of one subscription id.
+    case firehose(subscription: String, json: Bool)
     /// `GET /drains` (app nil) or `GET /apps/{app}/drains`.
     case listDrains(app: String?)
     /// `POST /apps/{app}/drains`.
     case addDrain(app: String)
     /// `DELETE /apps/{app}/drains/{id or name}`.
     case removeDrain(app: String, drain: String)
+    /// `GET /apps/{app}/log-rate-limit`.
+    case logRateLimit(app: String)
+    /// `PUT /apps/{app}/log-rate-limit`.
+    case setLogRateLimit(app: String)
+    /// `DELETE /apps/{app}/log-rate-limit`: back to the servers' default.
+    case removeLogRateLimit(app: String)
 
     struct Failure: Error, Equatable {
         var status: Int
         var error: String
         var message: String
+        /// A 401's `WWW-Authenticate` value.
+        var challenge: String? = nil
+    }
+
+    /// What the route reads or changes, for the access rules.
+    var resource: Resource {
+        switch self {
+        case .health, .metrics: .open
+        case .recentLogs(let app, _), .stream(let app, _), .addDrain(let app), .removeDrain(let app, _),
+            .logRateLimit(let app):
+            .app(app)
+        case .listDrains(let app): app.map(Resource.app) ?? .everyApp
+        case .firehose: .firehose
+        case .setLogRateLimit(let app), .removeLogRateLimit(let app): .appAdmin(app)
+        }
+    }
+
+    /// Whether a token may come as `?access_token=` (a browser cannot set
+    /// headers on a websocket).
+    var takesQueryToken: Bool {
+        switch self {
+        case .stream, .firehose: true
+        default: false
+        }
+    }
+
+    /// What a websocket on this route reads, if it is one.
+    var streamTarget: StreamTarget? {
+        switch self {
+        case .stream(let app, _): .app(app)
+        case .firehose(let subscription, _): .firehose(subscription: subscription)
+        default: nil
+        }
+    }
+
+    /// The bearer token of a request: `Authorization: Bearer TOKEN` (any
+    /// case, as the cf CLI writes `bearer`), else, where the route takes
+    /// one, `?access_token=TOKEN`.
+    static func token(authorization: [String], uri: String, takesQueryToken: Bool) -> String? {
+        for value in authorization {
+            let parts = value.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+            if parts.count == 2, parts[0].lowercased() == "bearer" {
+                return String(parts[1])
+            }
+        }
+        guard takesQueryToken else { return nil }
+        return URIQuery.split(uri).query["access_token"]
+    }
+
+    /// How a refused request is answered (REFERENCE §2, §8): 401 with a
+    /// `WWW-Authenticate: Bearer` challenge (and the reason for a bad
+    /// token), 404 as log-cache words it, 403, or 503.
+    static func failure(for outcome: AccessOutcome) -> Failure? {
+        switch outcome {
+        case .allowed:
+            return nil
+        case .unauthorized(nil):
+            return Failure(
+                status: 401, error: "unauthorized",
+                message: "a token is needed: send Authorization: Bearer TOKEN (a websocket may give ?access_token=TOKEN)",
+                challenge: #"Bearer realm="sluice""#)
+        case .unauthorized(let reason?):
+            let quoted = reason.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"")
+            return Failure(
+                status: 401, error: "invalid_token", message: reason,
+                challenge: #"Bearer realm="sluice", error="invalid_token", error_description="\#(quoted)""#)
+        case .notFound:
+            return Failure(status: 404, error: "not_found", message: "resource not found")
+        case .forbidden(let message):
+            return Failure(status: 403, error: "forbidden", message: message)
+        case .unavailable(let message):
+            return Failure(status: 503, error: "authorization_unavailable", message: message)
+        }
     }
 
     static let defaultLimit = 1000
@@ -39,22 +122,26 @@ enum APIRoute: Equatable {
                 limit(query["limit"]).map { .recentLogs(app: app, limit: $0) }
             }
         case let parts where parts.count == 3 && parts[0] == "apps" && parts[2] == "stream":
-            route = appID(parts[1]).flatMap { app in
-                switch query["format"] {
-                case nil, "protobuf": return .success(.stream(app: app, json: false))
-                case "json": return .success(.stream(app: app, json: true))
-                case let other?:
-                    return .failure(
-                        Failure(
-                            status: 400, error: "bad_format",
-                            message: "format must be json or protobuf, not '\(other)'"))
-                }
-            }
+            route = appID(parts[1]).flatMap { app in format(query["format"]).map { .stream(app: app, json: $0) } }
+        case let parts where parts.count == 2 && parts[0] == "firehose":
+            // A subscription id is named as an app id is.
+            route = appID(parts[1])
+                .mapError { Failure(status: 400, error: "bad_subscription_id", message: $0.message.replacing("app id", with: "subscription id")) }
+                .flatMap { id in format(query["format"]).map { .firehose(subscription: id, json: $0) } }
         case ["drains"]:
             route = .success(.listDrains(app: nil))
         case let parts where parts.count == 3 && parts[0] == "apps" && parts[2] == "drains":
             methods = ["GET", "POST"]
             route = appID(parts[1]).map { method == "POST" ? .addDrain(app: $0) : .listDrains(app: $0) }
+        case let parts where parts.count == 3 && parts[0] == "apps" && parts[2] == "log-rate-limit":
+            methods = ["GET", "PUT", "DELETE"]
+            route = appID(parts[1]).map { app in
+                switch method {
+                case "PUT": .setLogRateLimit(app: app)
+                case "DELETE": .removeLogRateLimit(app: app)
+                default: .logRateLimit(app: app)
+                }
+            }
         case let parts where parts.count == 4 && parts[0] == "apps" && parts[2] == "drains":
             methods = ["DELETE"]
             route = appID(parts[1]).flatMap { app in
@@ -110,6 +197,16 @@ enum APIRoute: Equatable {
                 Failure(status: 400, error: "bad_app_id", message: "the app id has a control character or a slash"))
         }
         return .success(decoded)
+    }
+
+    /// `?format=`: json, else protobuf (binary).
+    static func format(_ raw: String?) -> Result<Bool, Failure> {
+        switch raw {
+        case nil, "protobuf": .success(false)
+        case "json": .success(true)
+        case let other?:
+            .failure(Failure(status: 400, error: "bad_format", message: "format must be json or protobuf, not '\(other)'"))
+        }
     }
 
     static func limit(_ raw: String?) -> Result<Int, Failure> {

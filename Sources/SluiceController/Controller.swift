@@ -7,6 +7,7 @@ import NIOPosix
 import NIOWebSocket
 import Prometheus
 import ServiceLifecycle
+import SluiceAuth
 import SluiceBindings
 import SluiceTransport
 import SluiceWire
@@ -29,6 +30,8 @@ public final class Controller: Service, @unchecked Sendable {
         public var zoneTimeout: TimeAmount
         /// Where drain bindings are kept; without one the drain API answers 503.
         public var bindings: (any BindingStore)?
+        /// Checks every reader's token; nil serves every reader without one.
+        public var authorizer: Authorizer?
 
         public init(
             zone: String = "z1",
@@ -39,9 +42,11 @@ public final class Controller: Service, @unchecked Sendable {
             tailQueueLimit: Int = 100_000,
             pingInterval: TimeAmount = .seconds(30),
             zoneTimeout: TimeAmount = .seconds(2),
-            bindings: (any BindingStore)? = nil
+            bindings: (any BindingStore)? = nil,
+            authorizer: Authorizer? = nil
         ) {
             self.bindings = bindings
+            self.authorizer = authorizer
             self.zone = zone
             self.ingress = ingress
             self.http = http
@@ -118,6 +123,7 @@ public final class Controller: Service, @unchecked Sendable {
         let registry = self.registry
         let tailMetrics = self.tailMetrics
         let bindings = configuration.bindings
+        let authorizer = configuration.authorizer
         let settings = WebSocketTailHandler.Settings(
             queueLimit: configuration.tailQueueLimit, pingInterval: configuration.pingInterval, json: false)
         let http = try await Listener.bind(
@@ -127,18 +133,37 @@ public final class Controller: Service, @unchecked Sendable {
             // The reader's handler is made when the upgrade is accepted and
             // put in the pipeline once the 101 response is out.
             let pending = NIOLockedValueBox<WebSocketTailHandler?>(nil)
+            let refused = RefusedUpgrade()
             let upgrader = NIOWebSocketServerUpgrader(
                 maxFrameSize: 1 << 16,
                 automaticErrorHandling: false,
                 shouldUpgrade: { channel, head in
-                    guard case .success(.stream(let app, let json)) = APIRoute.parse(method: head.method.rawValue, uri: head.uri)
+                    guard case .success(let route) = APIRoute.parse(method: head.method.rawValue, uri: head.uri),
+                        let target = route.streamTarget
                     else { return channel.eventLoop.makeSucceededFuture(nil) }
-                    var settings = settings
-                    settings.json = json
-                    let feed = TailFeed(app: app, links: egress.links(for: app), eventLoop: channel.eventLoop)
-                    let handler = WebSocketTailHandler(feed: feed, settings: settings, metrics: tailMetrics, logger: logger)
-                    pending.withLockedValue { $0 = handler }
-                    return handler.start(closeFuture: channel.closeFuture).map { HTTPHeaders() }
+                    let upgrade: @Sendable () -> EventLoopFuture<HTTPHeaders?> = {
+                        var settings = settings
+                        if case .stream(_, let json) = route { settings.json = json }
+                        if case .firehose(_, let json) = route { settings.json = json }
+                        let feed = TailFeed(target: target, links: egress.links(for: target), eventLoop: channel.eventLoop)
+                        let handler = WebSocketTailHandler(feed: feed, settings: settings, metrics: tailMetrics, logger: logger)
+                        pending.withLockedValue { $0 = handler }
+                        return handler.start(closeFuture: channel.closeFuture).map { HTTPHeaders?.some(HTTPHeaders()) }
+                    }
+                    guard let authorizer else { return upgrade() }
+                    // The token is checked once, here, for the connection's
+                    // life; a refusal is answered by the HTTP handler.
+                    let token = APIRoute.token(
+                        authorization: head.headers["Authorization"], uri: head.uri, takesQueryToken: true)
+                    let promise = channel.eventLoop.makePromise(of: AccessOutcome.self)
+                    promise.completeWithTask { await authorizer.authorize(token: token, resource: route.resource) }
+                    return promise.futureResult.flatMap { outcome in
+                        if let failure = APIRoute.failure(for: outcome) {
+                            refused.set(failure)
+                            return channel.eventLoop.makeSucceededFuture(nil)
+                        }
+                        return upgrade()
+                    }
                 },
                 upgradePipelineHandler: { channel, _ in
                     channel.eventLoop.makeCompletedFuture {
@@ -146,7 +171,9 @@ public final class Controller: Service, @unchecked Sendable {
                         try channel.pipeline.syncOperations.addHandler(handler)
                     }
                 })
-            let api = HTTPAPIHandler(egress: egress, bindings: bindings, registry: registry, logger: logger)
+            let api = HTTPAPIHandler(
+                egress: egress, bindings: bindings, authorizer: authorizer, refusedUpgrade: refused, registry: registry,
+                logger: logger)
             let boundAPI = NIOLoopBound(api, eventLoop: channel.eventLoop)
             try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                 withServerUpgrade: (

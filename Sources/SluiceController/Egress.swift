@@ -33,9 +33,13 @@ final class Egress: Sendable {
         self.zoneTimeout = zoneTimeout
     }
 
-    /// Every link whose server may hold `app`'s live envelopes.
-    func links(for app: String) -> [ServerLink] {
-        zones.flatMap { $0.candidates(for: app) }
+    /// Every link whose server may hold the live envelopes a reader reads:
+    /// an app's owner and stand-in in each zone, or every server.
+    func links(for target: StreamTarget) -> [ServerLink] {
+        switch target {
+        case .app(let app): zones.flatMap { $0.candidates(for: app) }
+        case .firehose: zones.flatMap(\.links)
+        }
     }
 
     struct Recent {

@@ -1,8 +1,10 @@
 import FoundationEssentials
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import Prometheus
+import SluiceAuth
 import SluiceBindings
 import SluiceProto
 import SluiceTransport
@@ -17,15 +19,24 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private let egress: Egress
     private let bindings: (any BindingStore)?
+    private let authorizer: Authorizer?
+    /// Why this connection's websocket upgrade was refused, if it was: the
+    /// upgrader checked the token, and this handler answers.
+    private let refusedUpgrade: RefusedUpgrade?
     private let registry: PrometheusCollectorRegistry?
     private let logger: Logger
     private var request: HTTPRequestHead?
     private var body = ByteBuffer()
     private var bodyTooLarge = false
 
-    init(egress: Egress, bindings: (any BindingStore)?, registry: PrometheusCollectorRegistry?, logger: Logger) {
+    init(
+        egress: Egress, bindings: (any BindingStore)?, authorizer: Authorizer? = nil,
+        refusedUpgrade: RefusedUpgrade? = nil, registry: PrometheusCollectorRegistry?, logger: Logger
+    ) {
         self.egress = egress
         self.bindings = bindings
+        self.authorizer = authorizer
+        self.refusedUpgrade = refusedUpgrade
         self.registry = registry
         self.logger = logger
     }
@@ -56,27 +67,64 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    /// Parses the route, checks the token where one is needed (every route
+    /// but health and metrics), then serves it.
     private func handle(_ head: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext) {
+        let route: APIRoute
         switch APIRoute.parse(method: head.method.rawValue, uri: head.uri) {
         case .failure(let failure):
             respondError(failure, head: head, context: context)
-        case .success(.health):
+            return
+        case .success(let parsed):
+            route = parsed
+        }
+        if route.streamTarget != nil, let refused = refusedUpgrade?.take() {
+            respondError(refused, head: head, context: context)
+            return
+        }
+        guard let authorizer, route.resource != .open else {
+            serve(route, grant: nil, head: head, body: body, context: context)
+            return
+        }
+        let token = APIRoute.token(
+            authorization: head.headers["Authorization"], uri: head.uri, takesQueryToken: route.takesQueryToken)
+        let loop = context.eventLoop
+        let boundContext = NIOLoopBound(context, eventLoop: loop)
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        let promise = loop.makePromise(of: AccessOutcome.self)
+        promise.completeWithTask { await authorizer.authorize(token: token, resource: route.resource) }
+        promise.futureResult.whenSuccess { outcome in
+            if let failure = APIRoute.failure(for: outcome) {
+                bound.value.respondError(failure, head: head, context: boundContext.value)
+            } else if case .allowed(let grant) = outcome {
+                bound.value.serve(route, grant: grant, head: head, body: body, context: boundContext.value)
+            }
+        }
+    }
+
+    /// Serves a route the caller may use; `grant` is nil when no token is
+    /// checked (a controller without keys, or an open route).
+    private func serve(_ route: APIRoute, grant: Grant?, head: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext) {
+        switch route {
+        case .health:
             respond(status: .ok, contentType: "application/json", body: ByteBuffer(string: #"{"status":"ok"}"#),
                     head: head, context: context)
-        case .success(.metrics):
+        case .metrics:
             let text = registry?.emitToBuffer() ?? []
             respond(status: .ok, contentType: "text/plain; version=0.0.4", body: ByteBuffer(bytes: text),
                     head: head, context: context)
-        case .success(.stream):
+        case .stream, .firehose:
             respondError(
                 .init(status: 400, error: "websocket_required",
-                      message: "/stream is a websocket: send a GET with Upgrade: websocket"),
+                      message: "\(URIQuery.split(head.uri).path) is a websocket: send a GET with Upgrade: websocket"),
                 head: head, context: context)
-        case .success(.listDrains(let app)):
+        case .listDrains(let app):
+            // A token that is no admin's sees the drains of its own apps.
+            let only: Set<String>? = grant.flatMap { $0.admin ? nil : $0.apps }
             drainCall(head, context: context) { store in
-                (200, Self.drainsJSON(try await store.list(app: app)))
+                (200, Self.drainsJSON(try await store.list(app: app).filter { only?.contains($0.app) ?? true }))
             }
-        case .success(.addDrain(let app)):
+        case .addDrain(let app):
             switch Self.parseAddDrain(body) {
             case .failure(let failure):
                 respondError(failure, head: head, context: context)
@@ -92,14 +140,37 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
                     return (201, binding.json)
                 }
             }
-        case .success(.removeDrain(let app, let drain)):
+        case .removeDrain(let app, let drain):
             let logger = self.logger
             drainCall(head, context: context) { store in
                 let removed = try await store.remove(app: app, idOrName: drain)
                 logger.info("drain removed", metadata: [LogKeys.appID: "\(app)", LogKeys.drain: "\(removed.id)"])
                 return (204, nil)
             }
-        case .success(.recentLogs(let app, let limit)):
+        case .logRateLimit(let app):
+            drainCall(head, context: context) { store in
+                (200, Self.logRateLimitJSON(app: app, bytesPerSecond: try await store.logRateLimit(app: app)))
+            }
+        case .setLogRateLimit(let app):
+            switch Self.parseLogRateLimit(body) {
+            case .failure(let failure):
+                respondError(failure, head: head, context: context)
+            case .success(let limit):
+                let logger = self.logger
+                drainCall(head, context: context) { store in
+                    try await store.setLogRateLimit(app: app, bytesPerSecond: limit)
+                    logger.info("app log rate limit set", metadata: [LogKeys.appID: "\(app)", "bytes_per_second": "\(limit)"])
+                    return (200, Self.logRateLimitJSON(app: app, bytesPerSecond: limit))
+                }
+            }
+        case .removeLogRateLimit(let app):
+            let logger = self.logger
+            drainCall(head, context: context) { store in
+                try await store.setLogRateLimit(app: app, bytesPerSecond: nil)
+                logger.info("app log rate limit removed", metadata: [LogKeys.appID: "\(app)"])
+                return (204, nil)
+            }
+        case .recentLogs(let app, let limit):
             let wantsProtobuf = head.headers["Accept"].contains { $0.lowercased().contains("application/x-protobuf") }
             let loop = context.eventLoop
             let boundContext = NIOLoopBound(context, eventLoop: loop)
@@ -198,6 +269,32 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
         return APIRoute.drainName(request.name).map { (url, request.url, $0) }
     }
 
+    struct LogRateLimitRequest: Decodable {
+        var bytes_per_second: Int
+    }
+
+    /// `{"bytes_per_second": N}`: N bytes a second, 0 for nothing, -1 for no limit.
+    static func parseLogRateLimit(_ body: ByteBuffer) -> Result<Int, APIRoute.Failure> {
+        guard let request = try? JSONDecoder().decode(LogRateLimitRequest.self, from: Data(body.readableBytesView)) else {
+            return .failure(
+                .init(status: 400, error: "bad_json",
+                      message: #"the body must be JSON: {"bytes_per_second": N} (0 for nothing, -1 for no limit)"#))
+        }
+        guard request.bytes_per_second >= -1 else {
+            return .failure(
+                .init(status: 422, error: "bad_limit",
+                      message: "bytes_per_second is a number of bytes, 0 for nothing or -1 for no limit"))
+        }
+        return .success(request.bytes_per_second)
+    }
+
+    /// The app's own limit, or `null` with `"source":"default"` when the
+    /// servers' default (`--app-log-rate-limit`) holds for it.
+    static func logRateLimitJSON(app: String, bytesPerSecond: Int?) -> String {
+        let value = bytesPerSecond.map(String.init) ?? "null"
+        return #"{"app":"\#(jsonEscape(app))","bytes_per_second":\#(value),"source":"\#(bytesPerSecond == nil ? "default" : "app")"}"#
+    }
+
     static func drainsJSON(_ list: [DrainBinding]) -> String {
         #"{"drains":["# + list.map(\.json).joined(separator: ",") + "]}"
     }
@@ -225,7 +322,8 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func respondError(_ failure: APIRoute.Failure, head: HTTPRequestHead, context: ChannelHandlerContext) {
         HTTPResponder.error(
             context: context, request: head, status: HTTPResponseStatus(statusCode: failure.status), code: failure.error,
-            message: failure.message, close: failure.status == 413)
+            message: failure.message, headers: failure.challenge.map { [("WWW-Authenticate", $0)] } ?? [],
+            close: failure.status == 413)
     }
 
     private func respond(
@@ -234,5 +332,23 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
     ) {
         HTTPResponder.respond(
             context: context, request: head, status: status, contentType: contentType, body: body, headers: extraHeaders)
+    }
+}
+
+/// Why a connection's websocket upgrade was refused: set by the upgrader,
+/// which checked the token, and taken by the HTTP handler, which answers
+/// the request the upgrade did not take.
+final class RefusedUpgrade: Sendable {
+    private let failure = NIOLockedValueBox<APIRoute.Failure?>(nil)
+
+    func set(_ value: APIRoute.Failure) {
+        failure.withLockedValue { $0 = value }
+    }
+
+    func take() -> APIRoute.Failure? {
+        failure.withLockedValue { value in
+            defer { value = nil }
+            return value
+        }
     }
 }

@@ -13,11 +13,13 @@ public protocol LinkSubscriber: AnyObject, Sendable {
 
 /// A link's live subscriptions at its server: one per app, shared by every
 /// local reader of that app, so the server sends each envelope to this
-/// controller once however many read it. Subscription ids and reader ids
-/// are numbered apart from each other and from the link's frames.
+/// controller once however many read it; and one per firehose reader, never
+/// shared, since the server splits a firehose subscription id's stream
+/// among its readers. Subscription ids and reader ids are numbered apart
+/// from each other and from the link's frames.
 struct LinkSubscriptions {
     private struct Subscription {
-        var app: String
+        var target: StreamTarget
         var readers: [UInt64: any LinkSubscriber] = [:]
     }
 
@@ -27,20 +29,21 @@ struct LinkSubscriptions {
     private var nextSubscription: UInt64 = 1
     private var nextReader: UInt64 = 1
 
-    /// Adds a reader of `app`. Returns its id, and the id of a new server
-    /// subscription to request when it is the app's first reader.
-    mutating func add(app: String, reader: any LinkSubscriber) -> (reader: UInt64, newSubscription: UInt64?) {
+    /// Adds a reader. Returns its id, and the id of a new server
+    /// subscription to request when it is its app's first reader, or reads
+    /// the firehose.
+    mutating func add(_ target: StreamTarget, reader: any LinkSubscriber) -> (reader: UInt64, newSubscription: UInt64?) {
         let readerID = nextReader
         nextReader &+= 1
         var created: UInt64? = nil
         let id: UInt64
-        if let existing = byApp[app] {
+        if case .app(let app) = target, let existing = byApp[app] {
             id = existing
         } else {
             id = nextSubscription
             nextSubscription &+= 1
-            subscriptions[id] = Subscription(app: app)
-            byApp[app] = id
+            subscriptions[id] = Subscription(target: target)
+            if case .app(let app) = target { byApp[app] = id }
             created = id
         }
         subscriptions[id]!.readers[readerID] = reader
@@ -49,14 +52,14 @@ struct LinkSubscriptions {
     }
 
     /// Removes a reader. Returns the server subscription to end when it was
-    /// the app's last reader.
-    mutating func remove(reader readerID: UInt64) -> (id: UInt64, app: String)? {
+    /// the subscription's last reader.
+    mutating func remove(reader readerID: UInt64) -> (id: UInt64, target: StreamTarget)? {
         guard let id = readerSubscription.removeValue(forKey: readerID) else { return nil }
         subscriptions[id]?.readers[readerID] = nil
         guard let subscription = subscriptions[id], subscription.readers.isEmpty else { return nil }
         subscriptions[id] = nil
-        byApp[subscription.app] = nil
-        return (id, subscription.app)
+        if case .app(let app) = subscription.target { byApp[app] = nil }
+        return (id, subscription.target)
     }
 
     /// The readers fed by server subscription `id` (none if it ended).
@@ -65,8 +68,8 @@ struct LinkSubscriptions {
     }
 
     /// Every server subscription, to request again on a new connection.
-    var all: [(id: UInt64, app: String)] {
-        subscriptions.map { ($0.key, $0.value.app) }
+    var all: [(id: UInt64, target: StreamTarget)] {
+        subscriptions.map { ($0.key, $0.value.target) }
     }
 
     /// Every reader of every app.

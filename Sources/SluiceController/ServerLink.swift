@@ -191,12 +191,12 @@ public final class ServerLink: @unchecked Sendable {
 
     // MARK: egress
 
-    /// Adds a live reader of `app`; returns the reader's id.
-    public func subscribe(app: String, subscriber: any LinkSubscriber) -> EventLoopFuture<UInt64> {
+    /// Adds a live reader; returns the reader's id.
+    public func subscribe(_ target: StreamTarget, subscriber: any LinkSubscriber) -> EventLoopFuture<UInt64> {
         eventLoop.submit {
-            let (reader, created) = self.subscriptions.add(app: app, reader: subscriber)
+            let (reader, created) = self.subscriptions.add(target, reader: subscriber)
             if let created, let channel = self.channel {
-                channel.writeAndFlush(Self.requestFrame(.subscribe, app: app, sequence: created), promise: nil)
+                channel.writeAndFlush(Self.subscriptionFrame(.subscribe, target, sequence: created), promise: nil)
             }
             return reader
         }
@@ -206,7 +206,7 @@ public final class ServerLink: @unchecked Sendable {
     public func unsubscribe(id reader: UInt64) {
         onLoop { link in
             guard let ended = link.subscriptions.remove(reader: reader) else { return }
-            link.channel?.writeAndFlush(Self.requestFrame(.unsubscribe, app: ended.app, sequence: ended.id), promise: nil)
+            link.channel?.writeAndFlush(Self.subscriptionFrame(.unsubscribe, ended.target, sequence: ended.id), promise: nil)
         }
     }
 
@@ -228,6 +228,23 @@ public final class ServerLink: @unchecked Sendable {
         var request = Sluice_V1_StreamRequest()
         request.sourceID = app
         request.limit = UInt32(clamping: limit)
+        return frame(type, request, sequence: sequence)
+    }
+
+    /// A SUBSCRIBE or UNSUBSCRIBE frame for an app or the firehose.
+    static func subscriptionFrame(_ type: FrameType, _ target: StreamTarget, sequence: UInt64) -> ByteBuffer {
+        var request = Sluice_V1_StreamRequest()
+        switch target {
+        case .app(let app):
+            request.sourceID = app
+        case .firehose(let subscription):
+            request.firehose = true
+            request.subscriptionID = subscription
+        }
+        return frame(type, request, sequence: sequence)
+    }
+
+    private static func frame(_ type: FrameType, _ request: Sluice_V1_StreamRequest, sequence: UInt64) -> ByteBuffer {
         let bytes: [UInt8] = (try? request.serializedBytes()) ?? []
         var frame = ByteBuffer()
         frame.writeFrameHeader(type: type, sequence: sequence, length: bytes.count)
@@ -302,8 +319,8 @@ public final class ServerLink: @unchecked Sendable {
             [weak self] _ in self?.checkSilence()
         }
         backoff = .milliseconds(100)
-        for (id, app) in subscriptions.all {
-            channel.write(Self.requestFrame(.subscribe, app: app, sequence: id), promise: nil)
+        for (id, target) in subscriptions.all {
+            channel.write(Self.subscriptionFrame(.subscribe, target, sequence: id), promise: nil)
         }
         for entry in window.connected() { write(entry.item, sequence: entry.sequence, on: channel) }
         transmit(.probe)

@@ -9,12 +9,13 @@ protocol TailFeedSink: AnyObject {
     func feedZoneChanged(_ zone: String, to state: TailStateMachine.ZoneState, lost: String)
 }
 
-/// Subscribes one reader to an app at every server that may hold its live
-/// envelopes (each zone's owner and the server ranked next) and hands what
-/// they send, and their zones' comings and goings, to the reader's event
-/// loop. The same for every kind of reader.
+/// Subscribes one reader at every server that may hold its live envelopes
+/// (for an app, each zone's owner and the server ranked next; for the
+/// firehose, every server) and hands what they send, and their zones'
+/// comings and goings, to the reader's event loop. The same for every kind
+/// of reader.
 final class TailFeed: LinkSubscriber, @unchecked Sendable {
-    let app: String
+    let target: StreamTarget
     let links: [ServerLink]
     let eventLoop: any EventLoop
     /// Set once, before `start`; cleared by `stop`. On `eventLoop`.
@@ -22,8 +23,8 @@ final class TailFeed: LinkSubscriber, @unchecked Sendable {
     private var subscriptions: [(link: ServerLink, id: EventLoopFuture<UInt64>)] = []
     private var stopped = false
 
-    init(app: String, links: [ServerLink], eventLoop: any EventLoop) {
-        self.app = app
+    init(target: StreamTarget, links: [ServerLink], eventLoop: any EventLoop) {
+        self.target = target
         self.links = links
         self.eventLoop = eventLoop
     }
@@ -39,7 +40,7 @@ final class TailFeed: LinkSubscriber, @unchecked Sendable {
     func start(sink: any TailFeedSink) -> EventLoopFuture<Void> {
         eventLoop.preconditionInEventLoop()
         self.sink = sink
-        subscriptions = links.map { ($0, $0.subscribe(app: app, subscriber: self)) }
+        subscriptions = links.map { ($0, $0.subscribe(target, subscriber: self)) }
         return EventLoopFuture.andAllSucceed(subscriptions.map { $0.id.map { _ in } }, on: eventLoop).map {
             // How each zone is now, which links that change later tell: a
             // zone already down is said to a reader that has just come.

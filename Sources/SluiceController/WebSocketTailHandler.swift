@@ -43,7 +43,7 @@ final class WebSocketTailHandler: ChannelInboundHandler, TailFeedSink, @unchecke
         // Every zone is taken as up until the feed, once subscribed, says
         // how each is: a reader that comes while a zone is down is told.
         self.machine = TailStateMachine(
-            app: feed.app, queueLimit: settings.queueLimit,
+            app: feed.target.noticeSource, queueLimit: settings.queueLimit,
             zones: feed.zoneStates.mapValues { _ in TailStateMachine.ZoneState.up })
     }
 

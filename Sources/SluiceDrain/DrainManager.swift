@@ -8,8 +8,8 @@ import SluiceBindings
 import SluiceTransport
 import SluiceWire
 
-/// Keeps a buffer server's drains in step with the bindings store: a
-/// runner per binding, started when the binding appears and stopped when it
+/// Keeps a buffer server in step with the bindings store: the apps' own
+/// log rate limits, and the drains, a runner per binding, started when the binding appears and stopped when it
 /// goes. Every server runs every binding's runner, so that whichever server
 /// holds an app's envelopes (its owner, or a stand-in after a failover)
 /// drains them; a runner whose app sends nothing to this server stays idle
@@ -87,8 +87,10 @@ public final class DrainManager: Service, @unchecked Sendable {
     /// How many times a set of bindings was applied.
     public var appliedCount: Int { state.withLockedValue { $0.applied } }
 
-    func apply(_ current: [DrainBinding]) {
+    func apply(_ set: BindingSet) {
+        let current = set.drains
         let store = self.store
+        store.setAppLogRateLimits(set.logRateLimits)
         var started: [DrainBinding] = []
         var stopped: [DrainRunner] = []
         let byApp: [String: [any EnvelopeTap]] = state.withLockedValue { state in

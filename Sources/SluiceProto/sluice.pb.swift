@@ -35,6 +35,13 @@ public nonisolated struct Sluice_V1_StreamRequest: Sendable {
   /// RECENT_REQUEST: at most this many envelopes, the newest ones.
   public var limit: UInt32 = 0
 
+  /// SUBSCRIBE: every app's envelopes (the firehose) rather than
+  /// source_id's. Firehose subscriptions with the same subscription_id, from
+  /// any controller, share the stream: each envelope goes to one of them.
+  public var firehose: Bool = false
+
+  public var subscriptionID: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -46,7 +53,7 @@ fileprivate nonisolated let _protobuf_package = "sluice.v1"
 
 nonisolated extension Sluice_V1_StreamRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StreamRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}source_id\0\u{1}limit\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}source_id\0\u{1}limit\0\u{1}firehose\0\u{3}subscription_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -56,6 +63,8 @@ nonisolated extension Sluice_V1_StreamRequest: SwiftProtobuf.Message, SwiftProto
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.sourceID) }()
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.limit) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.firehose) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.subscriptionID) }()
       default: break
       }
     }
@@ -68,12 +77,20 @@ nonisolated extension Sluice_V1_StreamRequest: SwiftProtobuf.Message, SwiftProto
     if self.limit != 0 {
       try visitor.visitSingularUInt32Field(value: self.limit, fieldNumber: 2)
     }
+    if self.firehose != false {
+      try visitor.visitSingularBoolField(value: self.firehose, fieldNumber: 3)
+    }
+    if !self.subscriptionID.isEmpty {
+      try visitor.visitSingularStringField(value: self.subscriptionID, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Sluice_V1_StreamRequest, rhs: Sluice_V1_StreamRequest) -> Bool {
     if lhs.sourceID != rhs.sourceID {return false}
     if lhs.limit != rhs.limit {return false}
+    if lhs.firehose != rhs.firehose {return false}
+    if lhs.subscriptionID != rhs.subscriptionID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

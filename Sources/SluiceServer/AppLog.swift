@@ -45,6 +45,8 @@ final class AppLog {
 
     /// Bytes allocated for this app's chunks.
     private(set) var storedBytes = 0
+    /// The app's log rate limit at this server, if it has one.
+    var rateLimit: AppRateLimit?
 
     init(appID: ByteBuffer) {
         self.appID = appID

@@ -1,5 +1,6 @@
 import CoreMetrics
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
@@ -37,6 +38,7 @@ public final class BufferServer: Service, @unchecked Sendable {
     private let logger: Logger
     private let channelBox = ChannelBox()
     private let connections = ConnectionSet()
+    private let noticeTimer = NIOLockedValueBox<RepeatedTask?>(nil)
 
     public init(
         configuration: Configuration,
@@ -71,6 +73,11 @@ public final class BufferServer: Service, @unchecked Sendable {
             ])
         }
         channelBox.channel = channel
+        // Rate limit drops are told within a quarter second of being due.
+        let timer = group.next().scheduleRepeatedTask(initialDelay: .milliseconds(250), delay: .milliseconds(250)) { _ in
+            store.tellRateLimitDrops()
+        }
+        noticeTimer.withLockedValue { $0 = timer }
         let endpoint = Endpoint(channel.localAddress!)
         logger.info(
             "buffer server listening",
@@ -87,6 +94,10 @@ public final class BufferServer: Service, @unchecked Sendable {
     /// Stops listening and closes every connection.
     public func shutdown() async throws {
         guard let channel = channelBox.channel else { return }
+        noticeTimer.withLockedValue {
+            $0?.cancel()
+            $0 = nil
+        }
         try? await channel.close()
         channelBox.channel = nil
         await connections.closeAll()

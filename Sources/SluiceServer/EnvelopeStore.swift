@@ -16,11 +16,32 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
         public var memoryLimit: Int
         /// Largest payload of one answer frame.
         public var maxFramePayload: Int
+        /// Bytes per second of Log envelopes each app may store, from all
+        /// its sources together, unless the bindings store holds another
+        /// limit for it (`setAppLogRateLimits`). Nil: no limit.
+        public var appLogRateLimit: Int?
 
-        public init(recentPerApp: Int = 1000, memoryLimit: Int = 256 * 1024 * 1024, maxFramePayload: Int = 1024 * 1024) {
+        public init(
+            recentPerApp: Int = 1000, memoryLimit: Int = 256 * 1024 * 1024, maxFramePayload: Int = 1024 * 1024,
+            appLogRateLimit: Int? = nil
+        ) {
             self.recentPerApp = recentPerApp
             self.memoryLimit = memoryLimit
             self.maxFramePayload = maxFramePayload
+            self.appLogRateLimit = appLogRateLimit
+        }
+    }
+
+    /// Firehose subscriptions that share one subscription id: each envelope
+    /// goes to one of them, in turn.
+    final class FirehoseGroup {
+        var members: [Subscriber] = []
+        private var next = 0
+
+        func pick() -> Subscriber {
+            if next >= members.count { next = 0 }
+            defer { next += 1 }
+            return members[next]
         }
     }
 
@@ -50,9 +71,18 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
     private let lock = NIOLock()
     private var apps: [ByteBuffer: AppLog] = [:]
     private var subscribers: [ByteBuffer: [Subscriber]] = [:]
+    /// The firehose: every app's envelopes, by subscription id.
+    private var firehose: [String: FirehoseGroup] = [:]
+    /// `firehose`'s groups, for the ingest loop.
+    private var firehoseGroups: [FirehoseGroup] = []
     /// Each app's taps (its drains); they take a copy of every Log envelope stored.
     private var taps: [ByteBuffer: [any EnvelopeTap]] = [:]
     private var totalBytes = 0
+    /// Per-app log rate limits from the bindings store (-1: none), over
+    /// `limits.appLogRateLimit`.
+    private var logRateOverrides: [ByteBuffer: Int] = [:]
+    /// Apps whose rate limit dropped lines not yet told.
+    private var untoldRateDrops: [ByteBuffer: AppLog] = [:]
     /// The sender frames each app has taken in, so that a resent one is
     /// taken once. Per app, because after a failover one sender frame's
     /// envelopes for two apps may come to one server as two parts, by two
@@ -69,6 +99,7 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
     private let subscriberDrops: Counter
     private let unroutable: Counter
     private let duplicates: Counter
+    private let rateLimited: Counter
     private let storedBytesGauge: Gauge
 
     public init(limits: Limits = Limits(), metrics: any MetricsFactory = MetricsSystem.factory) {
@@ -82,6 +113,8 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
         unroutable = Counter(
             label: MetricNames.serverDropped, dimensions: [("reason", "no_source_id")], factory: metrics)
         duplicates = Counter(label: MetricNames.serverDuplicates, factory: metrics)
+        rateLimited = Counter(
+            label: MetricNames.serverDropped, dimensions: [("reason", "app_log_rate_limit")], factory: metrics)
         storedBytesGauge = Gauge(label: MetricNames.serverStoredBytes, factory: metrics)
     }
 
@@ -92,11 +125,16 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
     /// they are not stored again, only streamed again (readers skip a part
     /// they got).
     /// The app's taps get a copy of each Log envelope stored, queued in the
-    /// order stored; `toTaps: false` keeps Sluice's own notices to the
-    /// app's readers.
-    public func ingest(_ batch: ByteBuffer, parts: [BatchPart] = [], toTaps: Bool = true) throws(WireError)
+    /// order stored. An app over its log rate limit loses the Log envelopes
+    /// past it: not stored, streamed or tapped, counted, and told later by
+    /// `tellRateLimitDrops`. `notice: true` is Sluice's own notice: kept
+    /// from the taps and from the rate limit.
+    public func ingest(_ batch: ByteBuffer, parts: [BatchPart] = [], notice: Bool = false) throws(WireError)
         -> [Delivery]
     {
+        let toTaps = !notice
+        let now = WallClock.nowNanos()
+        var rateDropped = 0
         var tapWork = TapWork()
         let expectedCount = parts.isEmpty ? nil : parts.reduce(0) { $0 + Int($1.count) }
         lock.lock()
@@ -146,6 +184,13 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
                 }
                 if keepPart {
                     let app = currentApp!
+                    if app.rateLimit != nil && fields.isLog && !notice
+                        && !app.rateLimit!.admit(bytes: envelope.count, now: now)
+                    {
+                        rateDropped += 1
+                        untoldRateDrops[app.appID] = app
+                        return
+                    }
                     totalBytes +=
                         parts.isEmpty
                         ? app.append(envelope)
@@ -168,6 +213,13 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
                     }
                     subscriber.pending.append(envelope)
                 }
+                // The firehose gets no parts: its readers split one sender
+                // frame among them, so they cannot skip a part they got.
+                for group in firehoseGroups {
+                    let subscriber = group.pick()
+                    if subscriber.pending.isEmpty { touched.append(subscriber) }
+                    subscriber.pending.append(envelope)
+                }
             }
         }
         // Under the lock, so that each tap queues envelopes in the order stored.
@@ -176,6 +228,7 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
         storedEnvelopes.increment(by: stored)
         if skipped > 0 { unroutable.increment(by: skipped) }
         if duplicate > 0 { duplicates.increment(by: duplicate) }
+        if rateDropped > 0 { rateLimited.increment(by: rateDropped) }
         storedBytesGauge.record(totalBytes)
         return touched.compactMap(finishDelivery)
     }
@@ -190,11 +243,67 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
     /// Writes a notice into an app's stream: kept with its recent lines and
     /// sent to its live readers, not to its taps.
     public func ingestNotice(app: String, text: String) {
-        let envelope = Notice.envelope(app: app, text: text, timestampNanos: WallClock.nowNanos(), kind: "dropped")
+        writeNotice(app: app, text: text, kind: "dropped")
+    }
+
+    private func writeNotice(app: String, text: String, kind: String) {
+        let envelope = Notice.envelope(app: app, text: text, timestampNanos: WallClock.nowNanos(), kind: kind)
         var batch = ByteBuffer()
         batch.writeBatchEntry(ByteBuffer(bytes: envelope))
-        guard let deliveries = try? ingest(batch, toTaps: false) else { return }
+        guard let deliveries = try? ingest(batch, notice: true) else { return }
         for delivery in deliveries { delivery.channel.writeAndFlush(delivery.frame, promise: nil) }
+    }
+
+    /// Sets the per-app log rate limits the bindings store holds (bytes per
+    /// second; -1: none for that app); an app not named has the default.
+    /// An app whose limit changes starts with a full bucket.
+    public func setAppLogRateLimits(_ overrides: [String: Int]) {
+        var keyed: [ByteBuffer: Int] = [:]
+        for (app, limit) in overrides { keyed[ByteBuffer(string: app)] = limit }
+        let now = WallClock.nowNanos()
+        var notices: [(String, String)] = []
+        lock.withLock {
+            logRateOverrides = keyed
+            for (key, app) in apps {
+                let wanted = logRateLimit(for: key)
+                guard wanted != app.rateLimit?.bytesPerSecond else { continue }
+                // What the old limit dropped is told with the old limit.
+                if var old = app.rateLimit, old.dropped > 0,
+                    let text = old.noticeDue(now: max(now, old.droppedSince + AppRateLimit.second))
+                {
+                    notices.append((String(buffer: key), text))
+                    untoldRateDrops[key] = nil
+                }
+                app.rateLimit = wanted.map { AppRateLimit(bytesPerSecond: $0, now: now) }
+            }
+        }
+        for (app, text) in notices { writeNotice(app: app, text: text, kind: "log_rate_limit") }
+    }
+
+    /// Writes the notices of rate limit drops that are due (lines dropped
+    /// a second ago or more): at most one a second per app. The server
+    /// calls it a few times a second.
+    public func tellRateLimitDrops(now: Int64 = WallClock.nowNanos()) {
+        var notices: [(String, String)] = []
+        lock.withLock {
+            for (key, app) in untoldRateDrops {
+                guard app.rateLimit != nil else {
+                    untoldRateDrops[key] = nil
+                    continue
+                }
+                if let text = app.rateLimit!.noticeDue(now: now) {
+                    notices.append((String(buffer: key), text))
+                    untoldRateDrops[key] = nil
+                }
+            }
+        }
+        for (app, text) in notices { writeNotice(app: app, text: text, kind: "log_rate_limit") }
+    }
+
+    /// The limit that holds for an app now: its own, else the default.
+    private func logRateLimit(for key: ByteBuffer) -> Int? {
+        if let own = logRateOverrides[key] { return own < 0 ? nil : own }
+        return limits.appLogRateLimit
     }
 
     private func appLog(for key: UnsafeRawBufferPointer) -> (AppLog, [Subscriber]) {
@@ -204,6 +313,7 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
             return (existing, subscribers[lookup] ?? [])
         }
         let created = AppLog(appID: lookup)
+        created.rateLimit = logRateLimit(for: lookup).map { AppRateLimit(bytesPerSecond: $0, now: WallClock.nowNanos()) }
         apps[lookup] = created
         return (created, subscribers[lookup] ?? [])
     }
@@ -288,23 +398,45 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
         }
     }
 
-    public func unsubscribe(id: UInt64, channel: any Channel) {
+    /// Subscribes to every app's envelopes, sharing them with the other
+    /// firehose subscriptions of `subscription` (from any controller): each
+    /// envelope goes to one of them, in turn, so they get even shares.
+    public func subscribeFirehose(subscription: String, id: UInt64, channel: any Channel) {
         lock.withLock {
-            for (key, list) in subscribers {
-                let kept = list.filter { !($0.id == id && $0.channel === channel) }
-                if kept.count != list.count { subscribers[key] = kept.isEmpty ? nil : kept }
+            let group = firehose[subscription] ?? FirehoseGroup()
+            if firehose[subscription] == nil {
+                firehose[subscription] = group
+                firehoseGroups.append(group)
             }
+            group.members.append(Subscriber(id: id, channel: channel, app: "firehose"))
         }
+    }
+
+    public func unsubscribe(id: UInt64, channel: any Channel) {
+        lock.withLock { removeSubscribers { $0.id == id && $0.channel === channel } }
     }
 
     /// Ends every subscription of a connection that closed.
     public func unsubscribeAll(channel: any Channel) {
-        lock.withLock {
-            for (key, list) in subscribers {
-                let kept = list.filter { $0.channel !== channel }
-                if kept.count != list.count { subscribers[key] = kept.isEmpty ? nil : kept }
-            }
+        lock.withLock { removeSubscribers { $0.channel === channel } }
+    }
+
+    /// Under the lock.
+    private func removeSubscribers(where matches: (Subscriber) -> Bool) {
+        for (key, list) in subscribers {
+            let kept = list.filter { !matches($0) }
+            if kept.count != list.count { subscribers[key] = kept.isEmpty ? nil : kept }
         }
+        for (name, group) in firehose {
+            group.members.removeAll(where: matches)
+            if group.members.isEmpty { firehose[name] = nil }
+        }
+        firehoseGroups = Array(firehose.values)
+    }
+
+    /// Firehose subscriptions, by subscription id (for tests and status).
+    public var firehoseSubscriptions: [String: Int] {
+        lock.withLock { firehose.mapValues(\.members.count) }
     }
 
     /// Totals for tests and status: (apps, envelopes, bytes).

@@ -46,10 +46,18 @@ final class ServerConnectionHandler: ChannelInboundHandler {
                 }
             case .subscribe:
                 let request = try Self.request(frame)
-                store.subscribe(app: request.sourceID, id: frame.header.sequence, channel: context.channel)
+                if request.firehose {
+                    store.subscribeFirehose(
+                        subscription: request.subscriptionID, id: frame.header.sequence, channel: context.channel)
+                } else {
+                    store.subscribe(app: request.sourceID, id: frame.header.sequence, channel: context.channel)
+                }
                 logger.debug(
                     "subscribed",
-                    metadata: [LogKeys.appID: "\(request.sourceID)", LogKeys.subscription: "\(frame.header.sequence)"])
+                    metadata: [
+                        LogKeys.appID: "\(request.firehose ? "(firehose \(request.subscriptionID))" : request.sourceID)",
+                        LogKeys.subscription: "\(frame.header.sequence)",
+                    ])
             case .unsubscribe:
                 store.unsubscribe(id: frame.header.sequence, channel: context.channel)
             case .recentRequest:

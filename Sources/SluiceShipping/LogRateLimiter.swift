@@ -8,15 +8,10 @@ import SluiceWire
 /// `app instance exceeded log rate limit (N bytes/sec)`. A line larger than
 /// the limit never passes; a limit of 0 lets nothing through.
 public struct LogRateLimiter: Sendable {
-    public enum Verdict: Equatable, Sendable {
-        case pass
-        case drop
-        /// Drop, and write `LogRateLimiter.noticeText` into the app's logs.
-        case dropAndTell
-    }
+    public typealias Verdict = TokenBucket.Verdict
 
     public let bytesPerSecond: Int
-    private var buckets: [Key: Bucket] = [:]
+    private var buckets: [Key: TokenBucket] = [:]
     /// Buckets past which idle ones are forgotten (a full bucket and a new
     /// one are the same).
     private let maxIdleBuckets: Int
@@ -24,13 +19,6 @@ public struct LogRateLimiter: Sendable {
     private struct Key: Hashable {
         var app: String
         var instance: String
-    }
-
-    private struct Bucket {
-        var tokens: Double
-        var updated: Int64
-        /// Everything from the instance is dropped until then.
-        var blockedUntil: Int64 = 0
     }
 
     public init(bytesPerSecond: Int, maxIdleBuckets: Int = 10_000) {
@@ -46,31 +34,14 @@ public struct LogRateLimiter: Sendable {
     /// (nanoseconds) goes on.
     public mutating func admit(app: String, instance: String, bytes: Int, now: Int64) -> Verdict {
         let key = Key(app: app, instance: instance)
-        let limit = Double(bytesPerSecond)
-        var bucket = buckets[key] ?? Bucket(tokens: limit, updated: now)
-        defer {
-            if buckets.count >= maxIdleBuckets && buckets[key] == nil { forgetIdle(now: now) }
-            buckets[key] = bucket
+        if buckets[key] == nil {
+            if buckets.count >= maxIdleBuckets {
+                let limit = bytesPerSecond
+                buckets = buckets.filter { !$0.value.isIdle(bytesPerSecond: limit, now: now) }
+            }
+            buckets[key] = TokenBucket(bytesPerSecond: bytesPerSecond, now: now)
         }
-        if now > bucket.updated {
-            bucket.tokens = min(limit, bucket.tokens + Double(now - bucket.updated) * limit / 1e9)
-            bucket.updated = now
-        }
-        if now < bucket.blockedUntil { return .drop }
-        if bytesPerSecond > 0 && Double(bytes) <= bucket.tokens {
-            bucket.tokens -= Double(bytes)
-            return .pass
-        }
-        bucket.blockedUntil = now + 1_000_000_000
-        return .dropAndTell
-    }
-
-    /// Forgets buckets that are full again and not blocking.
-    private mutating func forgetIdle(now: Int64) {
-        let limit = Double(bytesPerSecond)
-        buckets = buckets.filter { _, bucket in
-            now < bucket.blockedUntil || bucket.tokens + Double(now - bucket.updated) * limit / 1e9 < limit
-        }
+        return buckets[key]!.admit(bytes: bytes, bytesPerSecond: bytesPerSecond, now: now)
     }
 
     public var bucketCount: Int { buckets.count }

@@ -9,10 +9,14 @@ public protocol EnvelopeTap: AnyObject, Sendable {
     func enqueue(_ envelopes: [ByteBuffer])
 }
 
-/// Where taps attach: a buffer server's store, as a drain manager sees it.
+/// Where taps attach: a buffer server's store, as the manager that keeps
+/// it in step with the bindings store sees it.
 public protocol TapPoint: AnyObject, Sendable {
     /// Replaces every app's taps.
     func setTaps(_ taps: [String: [any EnvelopeTap]])
+    /// Replaces the per-app log rate limits (bytes per second; -1: none for
+    /// that app); an app not named has the server's default.
+    func setAppLogRateLimits(_ limits: [String: Int])
     /// Writes a notice into an app's stream: kept with its recent lines and
     /// sent to its live readers, not to its taps.
     func ingestNotice(app: String, text: String)

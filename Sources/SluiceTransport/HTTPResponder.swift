@@ -35,11 +35,11 @@ public enum HTTPResponder {
     /// A JSON error answer.
     public static func error(
         context: ChannelHandlerContext, request: HTTPRequestHead, status: HTTPResponseStatus, code: String,
-        message: String, close: Bool = false
+        message: String, headers: [(String, String)] = [], close: Bool = false
     ) {
         respond(
             context: context, request: request, status: status, body: ByteBuffer(string: errorJSON(code, message)),
-            close: close)
+            headers: headers, close: close)
     }
 
     public static func errorJSON(_ code: String, _ message: String) -> String {

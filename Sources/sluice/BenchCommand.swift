@@ -34,11 +34,13 @@ struct BenchCommand: AsyncParsableCommand {
         @Option(help: "App id.") var app: String = "bench-app"
         @Option(help: "Stop after this many envelopes.") var expect: Int = 1_000_000
         @Option(help: "Stop after this many seconds without an envelope.") var idleTimeout: Double = 5
+        @Option(help: "The token to send (default: $SLUICE_TOKEN, else config.json's).") var token: String?
 
         func run() async throws {
             let base = try HTTPURL(parsing: controller)
             let result = try await Bench.tail(
-                url: base.with(path: "/apps/\(pathEscape(app))/stream"), expect: expect, idleTimeout: idleTimeout
+                url: base.with(path: "/apps/\(pathEscape(app))/stream"), token: SluiceConfig.token(token), expect: expect,
+                idleTimeout: idleTimeout
             ) {
                 print("ready")
                 Output.flushStandardOutput()

@@ -2,6 +2,7 @@ import ArgumentParser
 import Logging
 import Prometheus
 import ServiceLifecycle
+import SluiceAuth
 import SluiceCLI
 import SluiceController
 import SluiceWire
@@ -33,6 +34,7 @@ struct ControllerCommand: AsyncParsableCommand {
     @OptionGroup var controller: ControllerOptions
     @OptionGroup var link: LinkOptions
     @OptionGroup var bindings: BindingsOptions
+    @OptionGroup(title: "Tokens") var auth: AuthOptions
 
     @OptionGroup var logging: LoggingOptions
 
@@ -52,6 +54,10 @@ struct ControllerCommand: AsyncParsableCommand {
 
     func validate() throws {
         _ = try settings()
+        guard auth.noAuth || auth.hasKeys else {
+            throw ValidationError(
+                "a controller checks readers' tokens: give --token-secret, --token-public-key or --token-jwks (or --no-auth to check none)")
+        }
     }
 
     /// The settings, from the cluster file when one is named.
@@ -90,9 +96,14 @@ struct ControllerCommand: AsyncParsableCommand {
         let logger = logging.bootstrap(label: "sluice.controller")
         var settings = try settings()
         settings.bindings = try await bindings.open(logger: logger)
+        settings.authorizer = try await auth.authorizer(logger: logger)
         let controller = Assembly.controller(settings, registry: PrometheusCollectorRegistry(), logger: logger)
         try await controller.bind()
-        let group = ServiceGroup(services: [controller], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        var services: [any Service] = [controller]
+        if let verifier = settings.authorizer?.verifier {
+            services.append(TokenKeyReloader(verifier: verifier, logger: logger))
+        }
+        let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
     }
 }

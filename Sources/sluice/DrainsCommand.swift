@@ -7,19 +7,6 @@ struct DrainsCommand: AsyncParsableCommand {
         abstract: "Send an app's logs to syslog or HTTPS endpoints: add, list and remove drains.",
         subcommands: [Add.self, List.self, Remove.self])
 
-    struct ControllerOption: ParsableArguments {
-        @Option(help: "The controller's HTTP URL (default: from $SLUICE_HOME/config.json, else http://127.0.0.1:8080).")
-        var controller: String?
-
-        func drains() throws -> Drains {
-            do {
-                return Drains(base: try HTTPURL(parsing: SluiceConfig.http(controller)))
-            } catch {
-                throw ValidationError("--controller: \(error)")
-            }
-        }
-    }
-
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Add a drain: syslog://HOST:PORT, syslog-tls://HOST:PORT, syslog-udp://HOST:PORT or https://…")
@@ -33,7 +20,7 @@ struct DrainsCommand: AsyncParsableCommand {
         @Option(help: "A name for the drain, unique within the app (default: its id).")
         var name: String?
 
-        @OptionGroup var options: ControllerOption
+        @OptionGroup var options: ReaderOptions
 
         func run() async throws {
             do {
@@ -53,7 +40,7 @@ struct DrainsCommand: AsyncParsableCommand {
         @Argument(help: "The app id (default: every app).")
         var app: String?
 
-        @OptionGroup var options: ControllerOption
+        @OptionGroup var options: ReaderOptions
 
         func run() async throws {
             do {
@@ -80,7 +67,7 @@ struct DrainsCommand: AsyncParsableCommand {
         @Argument(help: "The drain's id or name.")
         var drain: String
 
-        @OptionGroup var options: ControllerOption
+        @OptionGroup var options: ReaderOptions
 
         func run() async throws {
             do {

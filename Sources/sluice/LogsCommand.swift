@@ -15,21 +15,11 @@ struct LogsCommand: AsyncParsableCommand {
     @Flag(help: "Print one JSON envelope per line.")
     var json = false
 
-    @Option(help: "The controller's HTTP URL (default: from $SLUICE_HOME/config.json, else http://127.0.0.1:8080).")
-    var controller: String?
-
-    func validate() throws {
-        do {
-            _ = try HTTPURL(parsing: SluiceConfig.http(controller))
-        } catch {
-            throw ValidationError("--controller: \(error)")
-        }
-    }
+    @OptionGroup var reader: ReaderOptions
 
     func run() async throws {
         let logs = Logs(
-            base: try HTTPURL(parsing: SluiceConfig.http(controller)), app: app, json: json,
-            color: Output.stdoutIsTerminal)
+            base: try reader.base(), app: app, json: json, color: Output.stdoutIsTerminal, token: reader.resolvedToken)
         try await plainly {
             if recent {
                 try await logs.recent()

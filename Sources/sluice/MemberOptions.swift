@@ -1,5 +1,6 @@
 import ArgumentParser
 import Logging
+import SluiceAuth
 import SluiceBindings
 import SluiceCLI
 import SluiceDrain
@@ -19,8 +20,15 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "Bytes each drain holds at most (e.g. 64MiB); past it the oldest are dropped.")
     var drainQueueBytes: String = "64MiB"
 
+    @Option(
+        help: ArgumentHelp(
+            "Bytes per second of log lines each app may store, from all its sources together (e.g. 1MiB/s); past it lines are dropped and counted, and the app's stream is told once a second. An app's own limit (PUT /apps/APP/log-rate-limit) wins. 0: nothing; off by default.",
+            valueName: "RATE"))
+    var appLogRateLimit: String?
+
     func validate() throws {
         guard recentPerApp > 0 else { throw ValidationError("--recent-per-app must be at least 1") }
+        _ = try appLogRateLimit.flatMap { try parseRate($0, option: "--app-log-rate-limit") }
         guard drainQueue > 0 else { throw ValidationError("--drain-queue must be at least 1") }
         _ = try parseSize(memoryLimit, option: "--memory-limit")
         _ = try parseSize(drainQueueBytes, option: "--drain-queue-bytes")
@@ -28,6 +36,7 @@ struct ServerOptions: ParsableArguments {
 
     func apply(to settings: inout MemberSettings) throws {
         settings.recentPerApp = recentPerApp
+        settings.appLogRateLimit = try appLogRateLimit.flatMap { try parseRate($0, option: "--app-log-rate-limit") }
         settings.memoryLimit = try parseSize(memoryLimit, option: "--memory-limit")
         settings.drains.queueCapacity = drainQueue
         settings.drains.queueBytes = try parseSize(drainQueueBytes, option: "--drain-queue-bytes")
@@ -83,4 +92,75 @@ struct BindingsOptions: ParsableArguments {
     }
 
     var redacted: String { BindingStores.redacted(SluiceConfig.bindings(bindings)) }
+}
+
+/// How a controller checks readers' tokens: `sluice controller` and `sluice up`.
+struct AuthOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("A file holding a shared secret: HS256 tokens signed with it are taken. Repeatable.", valueName: "FILE"))
+    var tokenSecret: [String] = []
+
+    @Option(
+        help: ArgumentHelp(
+            "A PEM public key or certificate (RSA: RS256, EC P-256: ES256) whose tokens are taken. Repeatable: list the old key beside the new during a rotation.",
+            valueName: "FILE"))
+    var tokenPublicKey: [String] = []
+
+    @Option(help: ArgumentHelp("A JWKS file, as a UAA or OIDC issuer publishes it (every key with a kid). Repeatable.", valueName: "FILE"))
+    var tokenJwks: [String] = []
+
+    @Option(help: "The iss a token must have.")
+    var tokenIssuer: String?
+
+    @Option(help: "A value the token's aud must include.")
+    var tokenAudience: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Asked with the caller's token about a valid token that names no such app, e.g. http://cc.internal/internal/v4/log_access/{app}: a 2xx is yes; answers are kept 5 s; when it cannot be asked the reader gets 503.",
+            valueName: "URL"))
+    var authorizeUrl: String?
+
+    @Flag(help: "Check no tokens: anyone who can reach the controller reads every app. For a trusted network only.")
+    var noAuth = false
+
+    var hasKeys: Bool { !(tokenSecret.isEmpty && tokenPublicKey.isEmpty && tokenJwks.isEmpty) }
+
+    func validate() throws {
+        if noAuth && hasKeys { throw ValidationError("--no-auth and token keys do not go together") }
+        if let authorizeUrl {
+            do { _ = try HTTPURL(parsing: Authorizer.url(authorizeUrl, app: "app")) } catch {
+                throw ValidationError("--authorize-url: \(error)")
+            }
+            guard authorizeUrl.contains("{app}") else { throw ValidationError("--authorize-url needs an {app} placeholder") }
+        }
+    }
+
+    /// The settings, with `defaultSecret` as the key when none is given
+    /// (`sluice up`'s own); nil with --no-auth.
+    func settings(defaultSecret: String? = nil) -> TokenSettings? {
+        if noAuth { return nil }
+        return TokenSettings(
+            secretFiles: hasKeys ? tokenSecret : (defaultSecret.map { [$0] } ?? []), publicKeyFiles: tokenPublicKey,
+            jwksFiles: tokenJwks, issuer: tokenIssuer, audience: tokenAudience, authorizeURL: authorizeUrl)
+    }
+
+    /// The controllers' authorizer, its keys read; nil with --no-auth.
+    func authorizer(defaultSecret: String? = nil, logger: Logger) async throws -> Authorizer? {
+        guard let settings = settings(defaultSecret: defaultSecret) else {
+            logger.warning("--no-auth: every reader may read every app without a token")
+            return nil
+        }
+        guard settings.hasKeys else {
+            throw ValidationError(
+                "a controller checks readers' tokens: give --token-secret, --token-public-key or --token-jwks (or --no-auth to check none)")
+        }
+        let verifier: TokenVerifier
+        do {
+            verifier = try await TokenVerifier(settings: settings)
+        } catch {
+            throw CommandFailure("token keys: \(error)")
+        }
+        logger.info("checking tokens", metadata: ["sluice.keys": "\(verifier.summary)"])
+        return Authorizer(verifier: verifier, check: AuthorizeCheck.http())
+    }
 }

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import SluiceAgent
+import SluiceAuth
 import SluiceBindings
 import SluiceCLI
 import SluiceWire
@@ -44,6 +45,8 @@ struct UpCommand: AsyncParsableCommand {
     @OptionGroup(title: "Controllers") var controller: ControllerOptions
     @OptionGroup var link: LinkOptions
     @OptionGroup var bindings: BindingsOptions
+    @OptionGroup(title: "Tokens (default: a key of its own in $SLUICE_HOME/token-key, and an admin token in config.json)")
+    var auth: AuthOptions
 
     @Flag(help: "Run no local agent.")
     var noAgent = false
@@ -90,6 +93,20 @@ struct UpCommand: AsyncParsableCommand {
         try server.apply(to: &member)
         controller.apply(to: &member)
         try link.apply(to: &member)
+        // Its own signing key, made once, unless keys are given: the CLI
+        // gets an admin token signed with it.
+        var ownKey: String? = nil
+        if !auth.noAuth && !auth.hasKeys {
+            ownKey = SluiceConfig.tokenKeyPath
+            do {
+                if try TokenIssuer.ensureSecret(at: ownKey!) {
+                    logger.info("made a token signing key", metadata: ["sluice.path": "\(ownKey!)"])
+                }
+            } catch {
+                throw CommandFailure("cannot make a token signing key: \(error)")
+            }
+        }
+        member.authorizer = try await auth.authorizer(defaultSecret: ownKey, logger: logger)
         let store = try await bindings.open(logger: logger)
         let local = LocalCluster(config: cluster, settings: member, agent: agent, bindings: store, logger: logger)
         let endpoints: LocalCluster.Endpoints
@@ -98,7 +115,12 @@ struct UpCommand: AsyncParsableCommand {
         } catch {
             throw CommandFailure("cannot start the cluster: \(ErrorText.describe(error))")
         }
-        try SluiceConfig(endpoints).save()
+        var config = SluiceConfig(endpoints)
+        if let ownKey {
+            config.token = try await TokenIssuer.create(
+                keyFile: ownKey, admin: true, apps: [], ttl: 365 * 86400, subject: "sluice up")
+        }
+        try config.save()
         let serverCount = endpoints.servers.values.reduce(0) { $0 + $1.count }
         var lines = [
             "Sluice is up: \(endpoints.controllers.count) controller\(endpoints.controllers.count == 1 ? "" : "s") and "
@@ -121,12 +143,18 @@ struct UpCommand: AsyncParsableCommand {
         }
         lines.append("  drains   \(bindings.redacted)  (sluice drains)")
         lines.append("  config   \(SluiceConfig.path.path)")
+        if ownKey != nil {
+            lines.append("  tokens   key \(SluiceConfig.tokenKeyPath); an admin token is in the config (sluice token create --app APP for others)")
+        } else if member.authorizer == nil {
+            lines.append("  tokens   none checked (--no-auth)")
+        }
         lines.append("Try: sluice run --app my-app -- echo hello   then   sluice logs my-app --recent")
         lines.append("Ctrl-C stops it.")
         print(lines.joined(separator: "\n"))
         Output.flushStandardOutput()
+        let reloader = member.authorizer.map { [TokenKeyReloader(verifier: $0.verifier, logger: logger) as any Service] } ?? []
         let group = ServiceGroup(
-            services: local.services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            services: local.services + reloader, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOHTTP1
+import SluiceAuth
 import SluiceBindings
 import SluiceCLI
 import SluiceWire
@@ -44,6 +45,23 @@ struct CLIProcessTests {
         #expect(logs.status == 0, "\(logs.stderr)")
         #expect(logs.stdout.hasSuffix(" [APP/PROC/WEB/0] OUT hello from up\n"), "\(logs.stdout)")
 
+        // Every read takes a token: sluice up's admin token is in config.json.
+        #expect(config.token != nil)
+        let bare = try await HTTPClient.get(try HTTPURL(parsing: controller.http).with(path: "/apps/up-app/recentlogs"))
+        #expect(bare.status == .unauthorized)
+        let refused = try await runSluice(
+            ["logs", "up-app", "--recent"], environment: environment.merging(["SLUICE_TOKEN": "not-a-token"]) { $1 })
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("the controller refused the token: malformed token"), "\(refused.stderr)")
+        let other = try await runSluice(["token", "create", "--app", "other-app", "--ttl", "10m"], environment: environment)
+        #expect(other.status == 0, "\(other.stderr)")
+        let otherToken = other.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let notYours = try await runSluice(["logs", "up-app", "--recent", "--token", otherToken], environment: environment)
+        #expect(notYours.status != 0)
+        #expect(notYours.stderr.contains("this token may not read app up-app"), "\(notYours.stderr)")
+        let yours = try await runSluice(["logs", "other-app", "--recent", "--token", otherToken], environment: environment)
+        #expect(yours.status == 0, "\(yours.stderr)")
+
         // The local agent's address is in config.json too: sluice run needs no flag.
         let agent = try #require(config.agent)
         #expect(banner.contains("agent    \(agent)"))
@@ -79,6 +97,21 @@ struct CLIProcessTests {
         #expect(remove.status == 0, "\(remove.stderr)")
         let empty = try await runSluice(["drains", "list"], environment: environment)
         #expect(empty.stdout == "No drains.\n", "\(empty.stdout)")
+
+        // A new key, read on SIGHUP without a restart: the old admin token
+        // is refused, one signed with the new key is taken.
+        let keyPath = home.appendingPathComponent("token-key").path
+        try FileManager.default.removeItem(atPath: keyPath)
+        try TokenIssuer.ensureSecret(at: keyPath)
+        kill(process.processIdentifier, SIGHUP)
+        let fresh = try await runSluice(["token", "create", "--admin"], environment: environment)
+        let freshToken = fresh.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let url = try HTTPURL(parsing: controller.http).with(path: "/apps/up-app/recentlogs")
+        #expect(await waitUntil(timeout: .seconds(10)) {
+            (try? await HTTPClient.get(url, headers: [("Authorization", "Bearer \(freshToken)")]))?.status == .ok
+        })
+        let stale = try await runSluice(["logs", "up-app", "--recent"], environment: environment)
+        #expect(stale.status != 0 && stale.stderr.contains("signature does not verify"), "\(stale.stderr)")
 
         process.terminate()  // SIGTERM
         try waitForExit(process, timeout: .seconds(60), "after SIGTERM, sluice up")

@@ -27,7 +27,7 @@ struct ClusterProcessTests {
     }
 
     @Test func bothZonesMergeOnEitherController() async throws {
-        let cluster = try ProcessCluster.twoZones()
+        let cluster = try await ProcessCluster.twoZones()
         defer { cluster.stopAll() }
         try await cluster.startAll()
         let z1 = cluster.client(zone: "z1")
@@ -52,7 +52,7 @@ struct ClusterProcessTests {
     }
 
     @Test func killingTheOwningServerLosesNothing() async throws {
-        let cluster = try ProcessCluster.twoZones()
+        let cluster = try await ProcessCluster.twoZones()
         defer { cluster.stopAll() }
         try await cluster.startAll()
         let app = "steady-server"
@@ -69,7 +69,7 @@ struct ClusterProcessTests {
     }
 
     @Test func aHungServerIsPassedOverAndLosesNothing() async throws {
-        let cluster = try ProcessCluster.twoZones()
+        let cluster = try await ProcessCluster.twoZones()
         defer { cluster.stopAll() }
         try await cluster.startAll()
         let app = "steady-hung"
@@ -91,7 +91,7 @@ struct ClusterProcessTests {
     }
 
     @Test func killingTheControllerLosesNothing() async throws {
-        let cluster = try ProcessCluster.twoZones()
+        let cluster = try await ProcessCluster.twoZones()
         defer { cluster.stopAll() }
         try await cluster.startAll()
         let app = "steady-controller"
@@ -111,7 +111,7 @@ struct ClusterProcessTests {
     }
 
     @Test func aStoppedZoneIsPartialAndComesBack() async throws {
-        let cluster = try ProcessCluster.twoZones()
+        let cluster = try await ProcessCluster.twoZones()
         defer { cluster.stopAll() }
         try await cluster.startAll()
         let z1 = cluster.client(zone: "z1")
@@ -126,7 +126,7 @@ struct ClusterProcessTests {
         #expect(await received.wait { $0.notices.contains { $0.text.contains("zone z2 is not answering") } })
         let started = ContinuousClock.now
         let response = try await HTTPClient.get(
-            z1.http.with(path: "/apps/zoned/recentlogs"), headers: [("Accept", "application/x-protobuf")])
+            z1.http.with(path: "/apps/zoned/recentlogs"), headers: [("Accept", "application/x-protobuf")] + z1.authorization)
         #expect(ContinuousClock.now - started < .seconds(3))
         #expect(response.headers["Sluice-Partial"].first == "z2")
         let batch = try Loggregator_V2_EnvelopeBatch(serializedBytes: Array(response.body.readableBytesView))
@@ -138,7 +138,8 @@ struct ClusterProcessTests {
         // A recent request travels the same links after the renewed
         // subscriptions, so once it is answered they are in place; and the
         // answer is whole again.
-        let whole = try await HTTPClient.get(z1.http.with(path: "/apps/\(pathEscape("zoned"))/recentlogs"))
+        let whole = try await HTTPClient.get(
+            z1.http.with(path: "/apps/\(pathEscape("zoned"))/recentlogs"), headers: z1.authorization)
         #expect(whole.headers["Sluice-Partial"].isEmpty)
         try await z2.emit(app: "zoned", lines: ["z2 again"])
         #expect(await received.wait { $0.count - $0.notices.count >= 1 })
@@ -237,7 +238,7 @@ final class SequenceCounter: Sendable {
 
 extension ControllerClient {
     func tail(app: String, counting counter: SequenceCounter) async throws -> WebSocketClient {
-        try await WebSocketClient.connect(http.with(path: "/apps/\(pathEscape(app))/stream")) { message in
+        try await WebSocketClient.connect(http.with(path: "/apps/\(pathEscape(app))/stream"), headers: authorization) { message in
             if case .binary(let bytes) = message { counter.add(bytes) }
         }
     }

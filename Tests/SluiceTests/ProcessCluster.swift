@@ -1,4 +1,5 @@
 import Foundation
+import SluiceAuth
 import NIOConcurrencyHelpers
 import SluiceCLI
 import SluiceWire
@@ -12,7 +13,7 @@ final class ProcessCluster: @unchecked Sendable {
     private let processes = NIOLockedValueBox<[String: Process]>([:])
 
     /// 2 zones × 2 servers and one controller per zone, on free ports.
-    static func twoZones() throws -> ProcessCluster {
+    static func twoZones() async throws -> ProcessCluster {
         var ports: [Int] = []
         for _ in 0..<8 { ports.append(try freePort()) }
         let config = ClusterConfig(zones: [
@@ -31,15 +32,22 @@ final class ProcessCluster: @unchecked Sendable {
                 ],
                 controllers: [.init(name: "z2-controller", ingress: "127.0.0.1:\(ports[6])", http: "127.0.0.1:\(ports[7])")]),
         ])
-        return try ProcessCluster(config: config)
+        return try await ProcessCluster(config: config)
     }
 
-    init(config: ClusterConfig) throws {
+    /// The controllers' token secret, and an admin token signed with it.
+    let secretPath: String
+    let token: String
+
+    init(config: ClusterConfig) async throws {
         self.config = config
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-cluster-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         configPath = directory.appendingPathComponent("cluster.json").path
         try JSONEncoder().encode(config).write(to: URL(fileURLWithPath: configPath))
+        secretPath = directory.appendingPathComponent("token-key").path
+        try TokenIssuer.ensureSecret(at: secretPath)
+        token = try await TokenIssuer.create(keyFile: secretPath, admin: true, apps: [], ttl: 3600)
     }
 
     func startAll() async throws {
@@ -58,14 +66,18 @@ final class ProcessCluster: @unchecked Sendable {
         handle.seekToEndOfFile()
         process.standardOutput = handle
         process.standardError = handle
+        // A controller binds its ingress, then its HTTP API: it is up once
+        // the second answers.
         let address: String
         switch member {
         case .server(_, let server):
             process.arguments = ["server", "--config", configPath, "--name", name, "--log-level", "warning"]
             address = server.listen
         case .controller(_, let controller):
-            process.arguments = ["controller", "--config", configPath, "--name", name, "--log-level", "warning"]
-            address = controller.ingress
+            process.arguments = [
+                "controller", "--config", configPath, "--name", name, "--token-secret", secretPath, "--log-level", "warning",
+            ]
+            address = controller.http
         }
         // Its own data directory (drain bindings), not the user's ~/.sluice.
         process.environment = ProcessInfo.processInfo.environment.merging(
@@ -167,7 +179,8 @@ final class ProcessCluster: @unchecked Sendable {
     func client(zone: String) -> ControllerClient {
         let controller = config.zones.first { $0.name == zone }!.controllers[0]
         let http = Endpoint(controller.http)!
-        return ControllerClient(ingress: Endpoint(controller.ingress)!, http: HTTPURL(host: http.host, port: http.port))
+        return ControllerClient(
+            ingress: Endpoint(controller.ingress)!, http: HTTPURL(host: http.host, port: http.port), token: token)
     }
 
     /// The name of the server that owns `app` in `zone`.

@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import Prometheus
+import SluiceAuth
 import SluiceBindings
 import SluiceCLI
 import SluiceController
@@ -34,7 +35,7 @@ struct TestCluster {
         servers count: Int = 2, recentPerApp: Int = 1000, tailQueueLimit: Int = 10_000,
         maxFramePayload: Int = FrameHeader.defaultMaxPayload, pingInterval: TimeAmount = .seconds(30),
         bindings: (any BindingStore)? = nil, controllerBindings: (any BindingStore)? = nil,
-        drainSettings: DrainRunner.Settings = .init()
+        drainSettings: DrainRunner.Settings = .init(), authorizer: Authorizer? = nil
     ) async throws -> TestCluster {
         let registry = PrometheusCollectorRegistry()
         let factory = PrometheusMetricsFactory(registry: registry)
@@ -63,7 +64,7 @@ struct TestCluster {
             configuration: .init(
                 ingress: Endpoint(host: "127.0.0.1", port: 0), http: Endpoint(host: "127.0.0.1", port: 0),
                 zones: ["z1": endpoints], maxFramePayload: maxFramePayload, tailQueueLimit: tailQueueLimit,
-                pingInterval: pingInterval, bindings: controllerBindings ?? bindings),
+                pingInterval: pingInterval, bindings: controllerBindings ?? bindings, authorizer: authorizer),
             logger: .quiet, registry: registry)
         let (ingress, http) = try await controller.bind()
         return TestCluster(
@@ -169,6 +170,10 @@ final class Received: Sendable {
 struct ControllerClient {
     let ingress: Endpoint
     let http: HTTPURL
+    /// Sent with every read.
+    var token: String? = nil
+
+    var authorization: [(String, String)] { token.map { [("Authorization", "Bearer \($0)")] } ?? [] }
 
     /// Sends lines for an app through the ingress, batched as `sluice emit` does.
     func emit(app: String, lines: [String], isError: Bool = false, batch: Int = 100) async throws {
@@ -190,7 +195,7 @@ struct ControllerClient {
         let query = limit.map { "?limit=\($0)" } ?? ""
         let response = try await HTTPClient.get(
             http.with(path: "/apps/\(pathEscape(app))/recentlogs\(query)"),
-            headers: [("Accept", "application/x-protobuf")])
+            headers: [("Accept", "application/x-protobuf")] + authorization)
         #expect(response.status.code == 200)
         return try Loggregator_V2_EnvelopeBatch(serializedBytes: Array(response.body.readableBytesView)).batch
     }
@@ -198,7 +203,7 @@ struct ControllerClient {
     /// Opens a websocket tail of `app` whose envelopes go to `received`.
     func tail(app: String, into received: Received, json: Bool = false) async throws -> WebSocketClient {
         let url = http.with(path: "/apps/\(pathEscape(app))/stream\(json ? "?format=json" : "")")
-        return try await WebSocketClient.connect(url) { message in
+        return try await WebSocketClient.connect(url, headers: authorization) { message in
             switch message {
             case .binary(let bytes):
                 if let envelope = try? Loggregator_V2_Envelope(serializedBytes: Array(bytes.readableBytesView)) {

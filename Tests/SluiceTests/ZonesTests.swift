@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOHTTP1
+import SluiceAuth
 import SluiceCLI
 import SluiceController
 import SluiceProto
@@ -21,7 +22,7 @@ struct ZonesTests {
         var controllers: [String: Controller]
         var clients: [String: ControllerClient]
 
-        static func start(zoneTimeout: TimeAmount = .seconds(2)) async throws -> Zones {
+        static func start(zoneTimeout: TimeAmount = .seconds(2), authorizer: Authorizer? = nil) async throws -> Zones {
             var servers: [String: [BufferServer]] = [:]
             var endpoints: [String: [Endpoint]] = [:]
             for zone in ["z1", "z2"] {
@@ -38,7 +39,8 @@ struct ZonesTests {
                 let controller = Controller(
                     configuration: .init(
                         zone: zone, ingress: Endpoint(host: "127.0.0.1", port: 0),
-                        http: Endpoint(host: "127.0.0.1", port: 0), zones: endpoints, zoneTimeout: zoneTimeout),
+                        http: Endpoint(host: "127.0.0.1", port: 0), zones: endpoints, zoneTimeout: zoneTimeout,
+                        authorizer: authorizer),
                     logger: .quiet)
                 let (ingress, http) = try await controller.bind()
                 controllers[zone] = controller

@@ -29,6 +29,9 @@ import Testing
         ("/drains", .listDrains(app: nil)),
         ("/apps/x/drains", .listDrains(app: "x")),
         ("/apps/my%20app/drains", .listDrains(app: "my app")),
+        ("/firehose/nozzle", .firehose(subscription: "nozzle", json: false)),
+        ("/firehose/my%20nozzle?format=json&access_token=t", .firehose(subscription: "my nozzle", json: true)),
+        ("/apps/x/log-rate-limit", .logRateLimit(app: "x")),
     ]
 
     @Test(arguments: routes)
@@ -89,7 +92,9 @@ import Testing
         .init("GET", "/apps/x/y/stream", 404, "not_found"),
         .init("GET", "/healthz/", 404, "not_found"),
         .init("GET", "/HEALTHZ", 404, "not_found"),
-        .init("GET", "/firehose/sub", 404, "not_found"),
+        .init("GET", "/firehose/sub?format=xml", 400, "bad_format"),
+        .init("GET", "/firehose/", 400, "bad_subscription_id"),
+        .init("GET", "/firehose", 404, "not_found"),
         .init("POST", "/healthz", 405, "method_not_allowed"),
         .init("POST", "/metrics", 405, "method_not_allowed"),
         .init("PUT", "/apps/x/recentlogs", 405, "method_not_allowed"),

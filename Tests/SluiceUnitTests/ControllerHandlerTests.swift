@@ -38,7 +38,7 @@ import Testing
 
     static func start(queueLimit: Int = 100) throws -> (EmbeddedChannel, WebSocketTailHandler) {
         let channel = EmbeddedChannel()
-        let feed = TailFeed(app: "a", links: [], eventLoop: channel.eventLoop)
+        let feed = TailFeed(target: .app("a"), links: [], eventLoop: channel.eventLoop)
         let handler = WebSocketTailHandler(
             feed: feed, settings: .init(queueLimit: queueLimit, pingInterval: .hours(1), json: false),
             metrics: TailMetrics(factory: NOOPMetricsHandler.instance), logger: Logger(label: "test"))

@@ -362,3 +362,40 @@ import Testing
         #expect(store.totals.envelopes == 6)
     }
 }
+
+/// The firehose at a buffer server: every app's envelopes, split evenly
+/// among the subscriptions that share an id, whole to each other id.
+@Suite struct EnvelopeStoreFirehoseTests {
+    @Test func readersSharingAnIdSplitEvenlyAndAnotherIdGetsAll() throws {
+        let store = EnvelopeStore()
+        let channels = (0..<4).map { _ in EmbeddedChannel() }
+        defer { for channel in channels { _ = try? channel.finish() } }
+        for index in 0..<3 { store.subscribeFirehose(subscription: "nozzle", id: UInt64(10 + index), channel: channels[index]) }
+        store.subscribeFirehose(subscription: "audit", id: 20, channel: channels[3])
+        #expect(store.firehoseSubscriptions == ["nozzle": 3, "audit": 1])
+        let lines = (0..<300).map { Make.log(app: "app-\($0 % 7)", "line \($0)") }
+        let deliveries = try store.ingest(try Make.batch(lines))
+        var byID: [UInt64: [String]] = [:]
+        for delivery in deliveries {
+            let id = try ParsedFrame(delivery.frame).header.sequence
+            byID[id, default: []] += try EnvelopeStoreTests.streamEnvelopes(delivery, id: id).map {
+                String(decoding: $0.log.payload, as: UTF8.self)
+            }
+        }
+        #expect(byID[20] == lines.map { String(decoding: $0.log.payload, as: UTF8.self) })
+        let shares = [10, 11, 12].map { byID[UInt64($0)] ?? [] }
+        #expect(shares.map(\.count) == [100, 100, 100])
+        #expect(Set(shares.flatMap { $0 }).count == 300)
+
+        // One leaves: the other two take its share.
+        store.unsubscribe(id: 11, channel: channels[1])
+        let more = try store.ingest(try Make.batch((0..<10).map { Make.log(app: "b", "more \($0)") }))
+        let counts = try more.reduce(into: [UInt64: Int]()) { counts, delivery in
+            let id = try ParsedFrame(delivery.frame).header.sequence
+            counts[id, default: 0] += try EnvelopeStoreTests.streamEnvelopes(delivery, id: id).count
+        }
+        #expect(counts == [10: 5, 12: 5, 20: 10])
+        store.unsubscribeAll(channel: channels[3])
+        #expect(store.firehoseSubscriptions == ["nozzle": 2])
+    }
+}

@@ -1,0 +1,123 @@
+import Foundation
+import NIOCore
+import SluiceAuth
+import SluiceCLI
+import SluiceProto
+import SluiceServer
+import SluiceShipping
+import SluiceTransport
+import SluiceWire
+import SwiftProtobuf
+import Testing
+
+/// The operators' firehose: every app's envelopes from every zone, admin
+/// only; readers sharing a subscription id split it, each envelope to one.
+@Suite(.serialized) struct FirehoseTests {
+    static func reader(_ client: ControllerClient, subscription: String, token: String, into received: Received) async throws
+        -> WebSocketClient
+    {
+        try await WebSocketClient.connect(
+            client.http.with(path: "/firehose/\(subscription)"), headers: [("Authorization", "Bearer \(token)")]
+        ) { message in
+            if case .binary(let bytes) = message,
+                let envelope = try? Loggregator_V2_Envelope(serializedBytes: Array(bytes.readableBytesView))
+            {
+                received.add(envelope)
+            }
+        }
+    }
+
+    /// Numbered lines over many apps, through both zones' controllers.
+    static func send(_ zones: ZonesTests.Zones, _ range: Range<Int>) async throws {
+        for (index, start) in stride(from: range.lowerBound, to: range.upperBound, by: 100).enumerated() {
+            let client = zones.clients[index % 2 == 0 ? "z1" : "z2"]!
+            let ingress = try await IngressClient.connect(to: client.ingress)
+            var builder = BatchFrameBuilder()
+            for number in start..<min(start + 100, range.upperBound) {
+                let fields = LogEnvelopeFields(sourceID: "fh-app-\(number % 17)")
+                Array("line \(number)".utf8).withUnsafeBytes {
+                    builder.appendLog(fields, timestamp: WallClock.nowNanos(), payload: $0)
+                }
+            }
+            try await ingress.send(frame: builder.finish(type: .envelopes, sequence: 0)!)
+            try await ingress.close()
+        }
+    }
+
+    static func lines(_ received: Received) -> [String] {
+        received.envelopes.filter { !$0.isNotice }.map(\.text)
+    }
+
+    @Test func readersSharingAnIdSplitEveryEnvelopeAndAnotherIdGetsThemAll() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-firehose-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let secret = directory.appendingPathComponent("secret").path
+        try TokenIssuer.ensureSecret(at: secret)
+        let verifier = try await TokenVerifier(settings: TokenSettings(secretFiles: [secret]))
+        let zones = try await ZonesTests.Zones.start(authorizer: Authorizer(verifier: verifier))
+        let admin = try await TokenIssuer.create(keyFile: secret, admin: true, apps: [], ttl: 600)
+        let appToken = try await TokenIssuer.create(keyFile: secret, admin: false, apps: ["fh-app-1"], ttl: 600)
+        let z1 = zones.clients["z1"]!
+        let z2 = zones.clients["z2"]!
+
+        // Only an admin reads the firehose.
+        for (token, status) in [(nil, 401), (appToken, 403)] as [(String?, Int)] {
+            do {
+                let client = try await WebSocketClient.connect(
+                    z1.http.with(path: "/firehose/nozzle"), headers: token.map { [("Authorization", "Bearer \($0)")] } ?? []
+                ) { _ in }
+                await client.close()
+                Issue.record("the firehose took a token that is no admin's")
+            } catch let refused as WebSocketRefused {
+                #expect(refused.status == status)
+            }
+        }
+
+        // Three readers share "nozzle", over both controllers; one reads "audit".
+        let shares = [Received(), Received(), Received()]
+        let audit = Received()
+        var readers = [
+            try await Self.reader(z1, subscription: "nozzle", token: admin, into: shares[0]),
+            try await Self.reader(z2, subscription: "nozzle", token: admin, into: shares[1]),
+            try await Self.reader(z1, subscription: "nozzle", token: admin, into: shares[2]),
+        ]
+        let auditReader = try await Self.reader(z2, subscription: "audit", token: admin, into: audit)
+        let servers = zones.servers.values.flatMap { $0 }
+        #expect(await waitUntil {
+            servers.allSatisfy { $0.store.firehoseSubscriptions == ["nozzle": 3, "audit": 1] }
+        })
+
+        try await Self.send(zones, 0..<3000)
+        let first = Set((0..<3000).map { "line \($0)" })
+        #expect(await audit.wait(for: 3000))
+        #expect(await waitUntil { shares.map { Self.lines($0).count }.reduce(0, +) >= 3000 })
+        let counts = shares.map { Self.lines($0).count }
+        #expect(counts.reduce(0, +) == 3000, "disjoint: \(counts)")
+        #expect(Set(shares.flatMap(Self.lines)) == first, "their union is every line")
+        #expect(Set(Self.lines(audit)) == first)
+        #expect(counts.allSatisfy { abs($0 - 1000) <= 100 }, "within 10 % of each other: \(counts)")
+        // Each reader's lines of one app keep their order.
+        for share in shares {
+            let numbers = Self.lines(share).map { Int($0.dropFirst(5))! }
+            for app in 0..<17 {
+                let own = numbers.filter { $0 % 17 == app }
+                #expect(own == own.sorted())
+            }
+        }
+
+        // One leaves; the other two share what comes after, losing nothing.
+        await readers.remove(at: 2).close()
+        #expect(await waitUntil { servers.allSatisfy { $0.store.firehoseSubscriptions["nozzle"] == 2 } })
+        try await Self.send(zones, 3000..<4000)
+        let second = Set((3000..<4000).map { "line \($0)" })
+        #expect(await waitUntil { Self.lines(shares[0]).count + Self.lines(shares[1]).count >= 3000 - counts[2] + 1000 })
+        let after = shares.prefix(2).flatMap { Self.lines($0).filter { second.contains($0) } }
+        #expect(after.count == 1000)
+        #expect(Set(after) == second)
+        #expect(await audit.wait(for: 4000))
+
+        for reader in readers { await reader.close() }
+        await auditReader.close()
+        await zones.shutdown()
+    }
+}
