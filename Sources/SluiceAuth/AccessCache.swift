@@ -3,9 +3,15 @@
 /// yes and no are kept; a failure to ask is not. Plain value: the caller
 /// passes the time.
 public struct AccessCache: Sendable {
+    /// By bytes: Swift's `String` equality is canonical equivalence.
     private struct Key: Hashable {
-        var token: String
-        var app: String
+        var token: [UInt8]
+        var app: [UInt8]
+
+        init(token: String, app: String) {
+            self.token = Array(token.utf8)
+            self.app = Array(app.utf8)
+        }
     }
 
     private var answers: [Key: (allowed: Bool, until: Int64)] = [:]

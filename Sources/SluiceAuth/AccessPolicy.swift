@@ -40,12 +40,12 @@ public enum AccessPolicy {
         case .open, .everyApp:
             return .allow
         case .app(let app):
-            return grant.admin || grant.apps.contains(app) ? .allow : .askExternally(app: app)
+            return grant.admin || grant.names(app) ? .allow : .askExternally(app: app)
         case .appAdmin(let app):
             if grant.admin { return .allow }
             // Whether the app may even be named to this token decides 404
             // against 403.
-            return grant.apps.contains(app)
+            return grant.names(app)
                 ? .forbidden("changing an app's log rate limit takes an admin token (scope sluice.admin)")
                 : .askExternally(app: app)
         case .firehose:

@@ -14,6 +14,13 @@ public struct Grant: Equatable, Sendable {
     /// Who it is, for logs: `sub`, if the token says.
     public var subject: String?
 
+    /// Whether the token names `app`, byte for byte: Swift compares strings
+    /// by canonical equivalence, but apps are told apart by their bytes
+    /// (`café` precomposed and decomposed are two apps).
+    public func names(_ app: String) -> Bool {
+        apps.contains { $0.utf8.elementsEqual(app.utf8) }
+    }
+
     public init(admin: Bool, apps: Set<String>, token: String, subject: String? = nil) {
         self.admin = admin
         self.apps = apps

@@ -14,19 +14,15 @@ public enum TokenIssuer {
     @discardableResult
     public static func ensureSecret(at path: String) throws -> Bool {
         if FileManager.default.fileExists(atPath: path) { return false }
-        let directory = (path as NSString).deletingLastPathComponent
-        if !directory.isEmpty {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        }
         var generator = SystemRandomNumberGenerator()
         let hex = (0..<32).map { _ in
             let byte = UInt8.random(in: 0...255, using: &generator)
             return (byte < 16 ? "0" : "") + String(byte, radix: 16)
         }.joined()
-        guard FileManager.default.createFile(
-            atPath: path, contents: Data((hex + "\n").utf8), attributes: [.posixPermissions: 0o600])
-        else {
-            throw IssueError(description: "\(path): cannot be written")
+        do {
+            try PrivateFile.write(Data((hex + "\n").utf8), to: path, exclusive: true)
+        } catch {
+            throw IssueError(description: "\(error)")
         }
         return true
     }
@@ -44,6 +40,9 @@ public enum TokenIssuer {
             throw IssueError(description: "\(keyFile): cannot be read (\(error.localizedDescription))")
         }
         let keys = JWTKeyCollection()
+        if text.contains("-----BEGIN") && !text.contains("PRIVATE KEY-----") {
+            throw IssueError(description: "\(keyFile): a public key or certificate cannot sign; give the private key or the secret")
+        }
         if text.contains("PRIVATE KEY-----") {
             if let rsa = try? Insecure.RSA.PrivateKey(pem: text) {
                 await keys.add(rsa: rsa, digestAlgorithm: .sha256)

@@ -20,6 +20,11 @@ struct TokenKeys: Sendable {
         var loaded: [String] = []
         for (index, path) in settings.secretFiles.enumerated() {
             let secret = try read(path).trimmingCharacters(in: .whitespacesAndNewlines)
+            // A PEM file taken for a secret would make a public key a
+            // signing key: anyone holding it could make tokens.
+            guard !secret.contains("-----BEGIN") else {
+                throw LoadError(description: "\(path): a PEM file is not a shared secret; give it with --token-public-key")
+            }
             guard secret.utf8.count >= 16 else {
                 throw LoadError(description: "\(path): a token secret must be at least 16 bytes")
             }
@@ -51,8 +56,10 @@ struct TokenKeys: Sendable {
             }
         }
         for path in settings.jwksFiles {
-            let json = try read(path)
-            let found = try jwksAlgorithms(json, path: path)
+            let found = try jwksAlgorithms(try read(path), path: path)
+            // Every key gets its algorithm named, so that a token's header
+            // cannot choose one for it.
+            let json = try withAlgorithms(try read(path), path: path)
             do {
                 try await collection.add(jwksJSON: json)
             } catch {
@@ -70,6 +77,23 @@ struct TokenKeys: Sendable {
         } catch {
             throw LoadError(description: "\(path): cannot be read (\(error.localizedDescription))")
         }
+    }
+
+    /// The JWKS with each key's `alg` filled in where it was missing (RSA:
+    /// RS256; EC P-256: ES256).
+    static func withAlgorithms(_ json: String, path: String) throws -> String {
+        guard var document = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
+            let keys = document["keys"] as? [[String: Any]]
+        else {
+            throw LoadError(description: #"\#(path): not a JWKS ({"keys": [...]})"#)
+        }
+        document["keys"] = keys.map { key -> [String: Any] in
+            guard key["alg"] == nil else { return key }
+            var key = key
+            key["alg"] = (key["kty"] as? String) == "RSA" ? "RS256" : "ES256"
+            return key
+        }
+        return String(decoding: try JSONSerialization.data(withJSONObject: document), as: UTF8.self)
     }
 
     /// The algorithms a JWKS's keys verify: each key's `alg`, or what its

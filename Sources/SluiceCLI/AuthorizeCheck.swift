@@ -12,11 +12,13 @@ public enum AuthorizeCheck {
         public var description: String
     }
 
-    public static func http(timeout: TimeAmount = .seconds(5)) -> Authorizer.ExternalCheck {
+    /// Over `http://` or `https://`; an https server's certificate is
+    /// checked against the system's roots, or `trustRoots` (a PEM file).
+    public static func http(timeout: TimeAmount = .seconds(5), trustRoots: String? = nil) -> Authorizer.ExternalCheck {
         { url, token in
             let target = try HTTPURL(parsing: url)
             let response = try await HTTPClient.request(
-                .GET, target, headers: [("Authorization", "Bearer \(token)")], timeout: timeout)
+                .GET, target, headers: [("Authorization", "Bearer \(token)")], timeout: timeout, trustRoots: trustRoots)
             switch response.status.code {
             case 200..<300: return true
             case 500...: throw Failed(description: "\(url) answered \(response.status.code)")

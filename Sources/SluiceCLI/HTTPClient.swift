@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// A one-request HTTP/1.1 client: enough for `sluice logs --recent` and tests.
 public enum HTTPClient {
@@ -18,17 +19,30 @@ public enum HTTPClient {
     }
 
     /// With `timeout`, an answer that has not come in time fails the request.
+    /// An `https://` URL's certificate is checked against the system's
+    /// roots, or `trustRoots` (PEM) when given.
     public static func request(
         _ method: HTTPMethod, _ url: HTTPURL, headers extra: [(String, String)] = [], body: ByteBuffer? = nil,
-        timeout: TimeAmount? = nil, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        timeout: TimeAmount? = nil, trustRoots: String? = nil,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> Response {
         let promise = group.next().makePromise(of: Response.self)
+        let tls: NIOSSLContext? = try url.tls ? {
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            if let trustRoots { configuration.trustRoots = .file(trustRoots) }
+            return try NIOSSLContext(configuration: configuration)
+        }() : nil
+        let serverName = url.host.contains(":") || url.host.allSatisfy({ $0.isNumber || $0 == "." }) ? nil : url.host
         let channel: any Channel
         do {
             channel = try await ClientBootstrap(group: group)
                 .connectTimeout(.seconds(5))
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let tls {
+                            try channel.pipeline.syncOperations.addHandler(
+                                try NIOSSLClientHandler(context: tls, serverHostname: serverName))
+                        }
                         try channel.pipeline.syncOperations.addHTTPClientHandlers()
                         try channel.pipeline.syncOperations.addHandler(ResponseCollector(promise: promise))
                     }

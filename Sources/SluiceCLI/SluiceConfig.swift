@@ -1,4 +1,5 @@
 import Foundation
+import SluiceAuth
 import SluiceWire
 
 /// `$SLUICE_HOME/config.json` (default `~/.sluice`): where the local cluster
@@ -74,11 +75,11 @@ public struct SluiceConfig: Codable, Equatable, Sendable {
         return try? JSONDecoder().decode(SluiceConfig.self, from: data)
     }
 
+    /// Readable by its owner only: it may hold an admin token.
     public func save() throws {
-        try FileManager.default.createDirectory(at: Self.home, withIntermediateDirectories: true)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try encoder.encode(self).write(to: Self.path, options: .atomic)
+        try PrivateFile.write(try encoder.encode(self), to: Self.path.path)
     }
 
     /// The ingress addresses to use, in order of preference: the flag

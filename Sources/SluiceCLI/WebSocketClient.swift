@@ -33,6 +33,9 @@ public final class WebSocketClient: Sendable {
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         onMessage: @escaping @Sendable (Message) -> Void
     ) async throws -> WebSocketClient {
+        guard !url.tls else {
+            throw CommandFailure("\(url): controllers serve plain HTTP for now; use http://")
+        }
         let loop = group.next()
         let upgraded = loop.makePromise(of: Void.self)
         let pingCount = NIOLockedValueBox(0)

@@ -89,7 +89,10 @@ enum APIRoute: Equatable {
                 status: 401, error: "unauthorized",
                 message: "a token is needed: send Authorization: Bearer TOKEN (a websocket may give ?access_token=TOKEN)",
                 challenge: #"Bearer realm="sluice""#)
-        case .unauthorized(let reason?):
+        case .unauthorized(let given?):
+            // A reason may quote the token's header: nothing unprintable
+            // goes into a response header, and not too much of it.
+            let reason = String(String.UnicodeScalarView(given.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }.prefix(200)))
             let quoted = reason.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"")
             return Failure(
                 status: 401, error: "invalid_token", message: reason,

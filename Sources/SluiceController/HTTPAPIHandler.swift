@@ -120,9 +120,9 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
                 head: head, context: context)
         case .listDrains(let app):
             // A token that is no admin's sees the drains of its own apps.
-            let only: Set<String>? = grant.flatMap { $0.admin ? nil : $0.apps }
+            let only: Grant? = grant.flatMap { $0.admin ? nil : $0 }
             drainCall(head, context: context) { store in
-                (200, Self.drainsJSON(try await store.list(app: app).filter { only?.contains($0.app) ?? true }))
+                (200, Self.drainsJSON(try await store.list(app: app).filter { only?.names($0.app) ?? true }))
             }
         case .addDrain(let app):
             switch Self.parseAddDrain(body) {

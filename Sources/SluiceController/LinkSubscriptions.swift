@@ -25,6 +25,12 @@ struct LinkSubscriptions {
 
     private var subscriptions: [UInt64: Subscription] = [:]
     private var byApp: [String: UInt64] = [:]
+    /// Firehose subscriptions whose reader left, by server subscription id:
+    /// until the server has taken the UNSUBSCRIBE it goes on sending that
+    /// reader's share, which another local reader of the same firehose
+    /// subscription takes instead. Forgotten on a new connection.
+    private var departed: [UInt64: String] = [:]
+    static let maxDeparted = 1024
     private var readerSubscription: [UInt64: UInt64] = [:]
     private var nextSubscription: UInt64 = 1
     private var nextReader: UInt64 = 1
@@ -58,8 +64,27 @@ struct LinkSubscriptions {
         subscriptions[id]?.readers[readerID] = nil
         guard let subscription = subscriptions[id], subscription.readers.isEmpty else { return nil }
         subscriptions[id] = nil
-        if case .app(let app) = subscription.target { byApp[app] = nil }
+        switch subscription.target {
+        case .app(let app):
+            byApp[app] = nil
+        case .firehose(let name):
+            if departed.count >= Self.maxDeparted { departed.removeAll() }
+            departed[id] = name
+        }
         return (id, subscription.target)
+    }
+
+    /// Who takes a STREAM frame for a firehose subscription whose reader
+    /// left: another reader of the same firehose subscription id on this
+    /// link, if there is one.
+    func heir(of id: UInt64) -> (any LinkSubscriber)? {
+        guard let name = departed[id] else { return nil }
+        return subscriptions.values.first { $0.target == .firehose(subscription: name) }?.readers.values.first
+    }
+
+    /// A new connection: the old one's subscription ids are over.
+    mutating func connected() {
+        departed.removeAll()
     }
 
     /// The readers fed by server subscription `id` (none if it ended).

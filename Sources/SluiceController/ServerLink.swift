@@ -319,6 +319,7 @@ public final class ServerLink: @unchecked Sendable {
             [weak self] _ in self?.checkSilence()
         }
         backoff = .milliseconds(100)
+        subscriptions.connected()
         for (id, target) in subscriptions.all {
             channel.write(Self.subscriptionFrame(.subscribe, target, sequence: id), promise: nil)
         }
@@ -391,9 +392,14 @@ public final class ServerLink: @unchecked Sendable {
         if !confirmed { confirm() }
         switch frame.header.type {
         case .stream:
-            guard let readers = subscriptions.readers(of: frame.header.sequence) else { return }
-            let (batch, parts) = try frame.batchAndParts()
-            for reader in readers { reader.deliver(batch: batch, parts: parts) }
+            if let readers = subscriptions.readers(of: frame.header.sequence) {
+                let (batch, parts) = try frame.batchAndParts()
+                for reader in readers { reader.deliver(batch: batch, parts: parts) }
+            } else if let heir = subscriptions.heir(of: frame.header.sequence) {
+                // A firehose reader's share sent before its UNSUBSCRIBE arrived.
+                let (batch, parts) = try frame.batchAndParts()
+                heir.deliver(batch: batch, parts: parts)
+            }
         case .ack:
             let released = window.acknowledge(upTo: frame.header.sequence)
             if window.isEmpty { waitingSince = .now() }

@@ -120,6 +120,9 @@ struct AuthOptions: ParsableArguments {
             valueName: "URL"))
     var authorizeUrl: String?
 
+    @Option(help: ArgumentHelp("PEM CA certificates for an https --authorize-url (default: the system's).", valueName: "FILE"))
+    var authorizeCa: String?
+
     @Flag(help: "Check no tokens: anyone who can reach the controller reads every app. For a trusted network only.")
     var noAuth = false
 
@@ -161,6 +164,6 @@ struct AuthOptions: ParsableArguments {
             throw CommandFailure("token keys: \(error)")
         }
         logger.info("checking tokens", metadata: ["sluice.keys": "\(verifier.summary)"])
-        return Authorizer(verifier: verifier, check: AuthorizeCheck.http())
+        return Authorizer(verifier: verifier, check: AuthorizeCheck.http(trustRoots: authorizeCa))
     }
 }

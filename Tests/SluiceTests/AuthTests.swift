@@ -277,6 +277,34 @@ import Testing
         await cluster.shutdown()
     }
 
+    /// A Cloud Controller is reached over HTTPS: its certificate is checked
+    /// against the CA given, and one that does not check is a failure to
+    /// ask (503), never yes.
+    @Test func anHTTPSExternalCheckTrustsItsCAAndFailsClosedWithout() async throws {
+        let keys = try Keys.make()
+        defer { keys.remove() }
+        let certificates = try TestCertificates.make(in: keys.directory.appendingPathComponent("tls"))
+        let checker = try await HTTPSReceiver.start(certificates: certificates)
+        checker.setResponses([200, 404])
+        var settings = keys.settings
+        settings.authorizeURL = "https://localhost:\(checker.port)/internal/v4/log_access/{app}"
+        let token = try await Self.token(keys, apps: ["own-app"])
+
+        let trusting = try await Self.cluster(keys, settings: settings, check: AuthorizeCheck.http(trustRoots: certificates.caPath))
+        #expect(try await Self.get(trusting, "/apps/cc-app/recentlogs", token: token).status == .ok)
+        #expect(try await Self.get(trusting, "/apps/other-app/recentlogs", token: token).status == .notFound)
+        let asked = checker.requests
+        #expect(asked.map(\.uri) == ["/internal/v4/log_access/cc-app", "/internal/v4/log_access/other-app"])
+        #expect(asked.first?.header("Authorization") == "Bearer \(token)")
+        await trusting.shutdown()
+
+        // The system's roots do not know the test CA.
+        let untrusting = try await Self.cluster(keys, settings: settings, check: AuthorizeCheck.http())
+        #expect(try await Self.get(untrusting, "/apps/cc-app/recentlogs", token: token).status == .serviceUnavailable)
+        await untrusting.shutdown()
+        try await checker.stop()
+    }
+
     @Test func keysAreReadAgainWithoutARestart() async throws {
         let keys = try Keys.make()
         defer { keys.remove() }
@@ -294,6 +322,14 @@ import Testing
         try "short".write(toFile: keys.secret, atomically: true, encoding: .utf8)
         await #expect(throws: (any Error).self) { try await verifier.reload() }
         #expect(try await verifier.verify(new).get().admin)
+        // A public key is never taken for a shared secret: anyone holding
+        // it could make tokens. Nor can it sign one.
+        await #expect(throws: (any Error).self) {
+            _ = try await TokenVerifier(settings: TokenSettings(secretFiles: [keys.ecPublic]))
+        }
+        await #expect(throws: TokenIssuer.IssueError.self) {
+            _ = try await TokenIssuer.create(keyFile: keys.ecPublic, admin: true, apps: [], ttl: 60)
+        }
     }
 }
 

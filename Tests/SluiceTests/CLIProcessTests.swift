@@ -45,8 +45,13 @@ struct CLIProcessTests {
         #expect(logs.status == 0, "\(logs.stderr)")
         #expect(logs.stdout.hasSuffix(" [APP/PROC/WEB/0] OUT hello from up\n"), "\(logs.stdout)")
 
-        // Every read takes a token: sluice up's admin token is in config.json.
+        // Every read takes a token: sluice up's admin token is in config.json,
+        // which, like the key, only its owner may read.
         #expect(config.token != nil)
+        for file in ["config.json", "token-key"] {
+            let attributes = try FileManager.default.attributesOfItem(atPath: home.appendingPathComponent(file).path)
+            #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600, "\(file)")
+        }
         let bare = try await HTTPClient.get(try HTTPURL(parsing: controller.http).with(path: "/apps/up-app/recentlogs"))
         #expect(bare.status == .unauthorized)
         let refused = try await runSluice(

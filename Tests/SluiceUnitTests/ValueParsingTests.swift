@@ -100,6 +100,8 @@ import Testing
         ("http://[::1]:8080/x", HTTPURL(host: "::1", port: 8080, path: "/x")),
         ("http://[::1]", HTTPURL(host: "::1", port: 80, path: "/")),
         ("http://:8080", HTTPURL(host: "127.0.0.1", port: 8080, path: "/")),
+        ("https://cc.example/internal/v4/log_access/{app}", HTTPURL(host: "cc.example", port: 443, path: "/internal/v4/log_access/{app}", tls: true)),
+        ("https://127.0.0.1:8443", HTTPURL(host: "127.0.0.1", port: 8443, path: "/", tls: true)),
     ]
 
     @Test(arguments: urls)
@@ -107,7 +109,7 @@ import Testing
         #expect(try HTTPURL(parsing: text) == expected)
     }
 
-    @Test(arguments: ["https://127.0.0.1:8080", "wss://h:1/", "ftp://h/", "HTTP://h:80", "http://h:70000/", "http://h:x/"])
+    @Test(arguments: ["wss://h:1/", "ftp://h/", "HTTP://h:80", "http://h:70000/", "http://h:x/"])
     func httpURLRejects(text: String) {
         #expect(throws: EndpointError.self) { try HTTPURL(parsing: text) }
     }
@@ -118,6 +120,9 @@ import Testing
         #expect(url.hostHeader == "127.0.0.1:8080")
         #expect(try HTTPURL(parsing: url.description) == url)
         #expect(url.with(path: "/healthz") == HTTPURL(host: "127.0.0.1", port: 8080, path: "/healthz"))
+        let secure = try HTTPURL(parsing: "https://cc.example:8443/x")
+        #expect(secure.description == "https://cc.example:8443/x")
+        #expect(secure.with(path: "/y").tls)
 
         let v6 = try HTTPURL(parsing: "http://[::1]:9/")
         #expect(v6.hostHeader == "[::1]:9")
