@@ -13,11 +13,11 @@ import Testing
 /// The operators' firehose: every app's envelopes from every zone, admin
 /// only; readers sharing a subscription id split it, each envelope to one.
 @Suite(.serialized) struct FirehoseTests {
-    static func reader(_ client: ControllerClient, subscription: String, token: String, into received: Received) async throws
+    static func reader(_ client: ControllerClient, subscription: String, token: String?, into received: Received) async throws
         -> WebSocketClient
     {
         try await WebSocketClient.connect(
-            client.http.with(path: "/firehose/\(subscription)"), headers: [("Authorization", "Bearer \(token)")]
+            client.http.with(path: "/firehose/\(subscription)"), headers: token.map { [("Authorization", "Bearer \($0)")] } ?? []
         ) { message in
             if case .binary(let bytes) = message,
                 let envelope = try? Loggregator_V2_Envelope(serializedBytes: Array(bytes.readableBytesView))
@@ -119,5 +119,49 @@ import Testing
         for reader in readers { await reader.close() }
         await auditReader.close()
         await zones.shutdown()
+    }
+
+    /// A firehose reader that stops reading is treated as a tail is: its
+    /// oldest envelopes go, it is told in band, and the drops are counted;
+    /// a reader of another id gets everything meanwhile.
+    @Test func aStalledReaderLosesItsOldestWithANoticeWhileAnotherGetsEverything() async throws {
+        let cluster = try await TestCluster.start(servers: 1, tailQueueLimit: 200)
+        defer { Task { await cluster.shutdown() } }
+        let fast = Received()
+        let slow = Received()
+        let fastClient = try await Self.reader(cluster.client, subscription: "fast", token: nil, into: fast)
+        let slowClient = try await Self.reader(cluster.client, subscription: "slow", token: nil, into: slow)
+        try await slowClient.setReading(false)
+        #expect(await waitUntil { cluster.servers[0].store.firehoseSubscriptions == ["fast": 1, "slow": 1] })
+
+        // 4 KiB lines over three apps: more than the socket buffers and the
+        // reader's queue hold. Each chunk goes once the fast reader has the
+        // one before.
+        let total = 6_000
+        let filler = String(repeating: "x", count: 4096)
+        for start in stride(from: 0, to: total, by: 100) {
+            for app in 0..<3 {
+                let lines = (start..<start + 100).filter { $0 % 3 == app }.map { "\($0) \(filler)" }
+                try await cluster.emit(app: "stalled-\(app)", lines: lines)
+            }
+            #expect(await fast.wait(for: start + 100, timeout: .seconds(60)))
+        }
+        #expect(fast.envelopes.filter { !$0.isNotice }.count == total)
+
+        try await slowClient.setReading(true)
+        let complete = await slow.wait(timeout: .seconds(60)) { seen in
+            let notices = seen.notices
+            return !notices.isEmpty
+                && seen.count - notices.count + notices.map(SlowReaderTests.reported).reduce(0, +) == total
+        }
+        #expect(complete, "the stalled reader got \(slow.envelopes.count)")
+        let notices = slow.envelopes.filter(\.isNotice)
+        let reported = notices.map(SlowReaderTests.reported).reduce(0, +)
+        #expect(reported > 0)
+        #expect(notices.allSatisfy { $0.sourceID == "firehose" && $0.text.hasPrefix("Error L10 (output buffer overflow): ") })
+        let metric = cluster.metric(#"sluice_controller_stream_envelopes_dropped_total{reason="slow_reader"}"#)
+        #expect(metric.map { Int($0) } == reported)
+        await fastClient.close()
+        await slowClient.close()
     }
 }
