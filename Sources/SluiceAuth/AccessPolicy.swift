@@ -29,7 +29,6 @@ public enum AccessOutcome: Equatable, Sendable {
 public enum AccessPolicy {
     public enum Decision: Equatable, Sendable {
         case allow
-        case notFound
         case forbidden(String)
         /// The token names no such app: ask `--authorize-url`, if set.
         case askExternally(app: String)

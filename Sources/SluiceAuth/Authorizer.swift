@@ -30,7 +30,6 @@ public final class Authorizer: Sendable {
         }
         switch AccessPolicy.decide(grant, resource) {
         case .allow: return .allowed(grant)
-        case .notFound: return .notFound
         case .forbidden(let message): return .forbidden(message)
         case .askExternally(let app):
             guard let check, let template = verifier.settings.authorizeURL else { return .notFound }
@@ -48,12 +47,15 @@ public final class Authorizer: Sendable {
                 cache.withLockedValue { $0.remember(token: token, app: app, allowed: allowed, now: WallClock.nowNanos()) }
             }
             guard allowed else { return .notFound }
-            if case .appAdmin = resource {
-                return .forbidden("changing an app's log rate limit takes an admin token (scope sluice.admin)")
-            }
+            // Named to this token now: the rules say the rest (an admin's
+            // setting stays an admin's).
             var widened = grant
             widened.apps.insert(app)
-            return .allowed(widened)
+            switch AccessPolicy.decide(widened, resource) {
+            case .allow: return .allowed(widened)
+            case .forbidden(let message): return .forbidden(message)
+            case .askExternally: return .notFound
+            }
         }
     }
 

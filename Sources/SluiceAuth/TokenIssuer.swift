@@ -40,9 +40,6 @@ public enum TokenIssuer {
             throw IssueError(description: "\(keyFile): cannot be read (\(error.localizedDescription))")
         }
         let keys = JWTKeyCollection()
-        if text.contains("-----BEGIN") && !text.contains("PRIVATE KEY-----") {
-            throw IssueError(description: "\(keyFile): a public key or certificate cannot sign; give the private key or the secret")
-        }
         if text.contains("PRIVATE KEY-----") {
             if let rsa = try? Insecure.RSA.PrivateKey(pem: text) {
                 await keys.add(rsa: rsa, digestAlgorithm: .sha256)
@@ -52,9 +49,11 @@ public enum TokenIssuer {
                 throw IssueError(description: "\(keyFile): not a PEM RSA or EC P-256 private key")
             }
         } else {
-            let secret = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard secret.utf8.count >= 16 else { throw IssueError(description: "\(keyFile): a secret must be at least 16 bytes") }
-            await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
+            do {
+                await keys.add(hmac: HMACKey(from: try TokenKeys.sharedSecret(text, path: keyFile)), digestAlgorithm: .sha256)
+            } catch {
+                throw IssueError(description: "\(error)")
+            }
         }
         let claims = TokenClaims(
             exp: now.addingTimeInterval(ttl), iat: now, iss: issuer, aud: audience.map { [$0] }, sub: subject,

@@ -19,15 +19,7 @@ struct TokenKeys: Sendable {
         var algorithms: Set<String> = []
         var loaded: [String] = []
         for (index, path) in settings.secretFiles.enumerated() {
-            let secret = try read(path).trimmingCharacters(in: .whitespacesAndNewlines)
-            // A PEM file taken for a secret would make a public key a
-            // signing key: anyone holding it could make tokens.
-            guard !secret.contains("-----BEGIN") else {
-                throw LoadError(description: "\(path): a PEM file is not a shared secret; give it with --token-public-key")
-            }
-            guard secret.utf8.count >= 16 else {
-                throw LoadError(description: "\(path): a token secret must be at least 16 bytes")
-            }
+            let secret = try sharedSecret(try read(path), path: path)
             await collection.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256, kid: JWKIdentifier(string: "secret-\(index)"))
             algorithms.insert("HS256")
             loaded.append("HS256 from \(path)")
@@ -35,31 +27,21 @@ struct TokenKeys: Sendable {
         for (index, path) in settings.publicKeyFiles.enumerated() {
             let pem = try read(path)
             let kid = JWKIdentifier(string: "public-key-\(index)")
-            if let rsa = try? Insecure.RSA.PublicKey(pem: pem) {
+            let algorithm: String
+            if let rsa = (try? Insecure.RSA.PublicKey(pem: pem)) ?? (try? Insecure.RSA.PublicKey(certificatePEM: pem)) {
                 await collection.add(rsa: rsa, digestAlgorithm: .sha256, kid: kid)
-                algorithms.insert("RS256")
-                loaded.append("RS256 from \(path)")
-            } else if let rsa = try? Insecure.RSA.PublicKey(certificatePEM: pem) {
-                await collection.add(rsa: rsa, digestAlgorithm: .sha256, kid: kid)
-                algorithms.insert("RS256")
-                loaded.append("RS256 from \(path)")
-            } else if let ec = try? ES256PublicKey(pem: pem) {
+                algorithm = "RS256"
+            } else if let ec = (try? ES256PublicKey(pem: pem)) ?? (try? ES256PublicKey(certificate: pem)) {
                 await collection.add(ecdsa: ec, kid: kid)
-                algorithms.insert("ES256")
-                loaded.append("ES256 from \(path)")
-            } else if let ec = try? ES256PublicKey(certificate: pem) {
-                await collection.add(ecdsa: ec, kid: kid)
-                algorithms.insert("ES256")
-                loaded.append("ES256 from \(path)")
+                algorithm = "ES256"
             } else {
                 throw LoadError(description: "\(path): not a PEM RSA or EC P-256 public key or certificate")
             }
+            algorithms.insert(algorithm)
+            loaded.append("\(algorithm) from \(path)")
         }
         for path in settings.jwksFiles {
-            let found = try jwksAlgorithms(try read(path), path: path)
-            // Every key gets its algorithm named, so that a token's header
-            // cannot choose one for it.
-            let json = try withAlgorithms(try read(path), path: path)
+            let (json, found) = try jwks(try read(path), path: path)
             do {
                 try await collection.add(jwksJSON: json)
             } catch {
@@ -79,52 +61,50 @@ struct TokenKeys: Sendable {
         }
     }
 
-    /// The JWKS with each key's `alg` filled in where it was missing (RSA:
-    /// RS256; EC P-256: ES256).
-    static func withAlgorithms(_ json: String, path: String) throws -> String {
-        guard var document = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
+    /// A shared secret file's secret: trimmed, at least 16 bytes, and no
+    /// PEM file, since a public key taken for a secret would let anyone
+    /// holding it make tokens.
+    static func sharedSecret(_ text: String, path: String) throws -> String {
+        let secret = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !secret.contains("-----BEGIN") else {
+            throw LoadError(
+                description: "\(path): a PEM file is not a shared secret (a public key gives --token-public-key; a private key signs)")
+        }
+        guard secret.utf8.count >= 16 else {
+            throw LoadError(description: "\(path): a token secret must be at least 16 bytes")
+        }
+        return secret
+    }
+
+    /// A JWKS with every key's `alg` named, so that a token's header cannot
+    /// choose one for it (a key's own `alg`, else what its type implies:
+    /// RSA RS256, EC P-256 ES256), and the algorithms its keys verify.
+    /// Every key needs a `kid`.
+    static func jwks(_ json: String, path: String) throws -> (json: String, algorithms: Set<String>) {
+        guard let document = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
             let keys = document["keys"] as? [[String: Any]]
         else {
             throw LoadError(description: #"\#(path): not a JWKS ({"keys": [...]})"#)
         }
-        document["keys"] = keys.map { key -> [String: Any] in
-            guard key["alg"] == nil else { return key }
-            var key = key
-            key["alg"] = (key["kty"] as? String) == "RSA" ? "RS256" : "ES256"
-            return key
-        }
-        return String(decoding: try JSONSerialization.data(withJSONObject: document), as: UTF8.self)
-    }
-
-    /// The algorithms a JWKS's keys verify: each key's `alg`, or what its
-    /// type implies (RSA: RS256; EC P-256: ES256).
-    static func jwksAlgorithms(_ json: String, path: String) throws -> Set<String> {
-        struct Document: Decodable {
-            struct Key: Decodable {
-                var kty: String?
-                var alg: String?
-                var crv: String?
-                var kid: String?
-            }
-            var keys: [Key]
-        }
-        guard let document = try? JSONDecoder().decode(Document.self, from: Data(json.utf8)) else {
-            throw LoadError(description: #"\#(path): not a JWKS ({"keys": [...]})"#)
-        }
         var algorithms: Set<String> = []
-        for key in document.keys {
-            guard key.kid != nil else { throw LoadError(description: "\(path): every key needs a kid") }
-            if let alg = key.alg {
-                algorithms.insert(alg)
-            } else if key.kty == "RSA" {
-                algorithms.insert("RS256")
-            } else if key.kty == "EC" && (key.crv == nil || key.crv == "P-256") {
-                algorithms.insert("ES256")
-            } else {
-                throw LoadError(description: "\(path): a key of type \(key.kty ?? "?") without alg is not taken")
+        var named: [[String: Any]] = []
+        for var key in keys {
+            guard key["kid"] is String else { throw LoadError(description: "\(path): every key needs a kid") }
+            let type = key["kty"] as? String
+            if key["alg"] == nil {
+                if type == "RSA" {
+                    key["alg"] = "RS256"
+                } else if type == "EC" && (key["crv"] == nil || key["crv"] as? String == "P-256") {
+                    key["alg"] = "ES256"
+                } else {
+                    throw LoadError(description: "\(path): a key of type \(type ?? "?") without alg is not taken")
+                }
             }
+            if let alg = key["alg"] as? String, alg != "none" { algorithms.insert(alg) }
+            named.append(key)
         }
-        algorithms.remove("none")
-        return algorithms
+        var filled = document
+        filled["keys"] = named
+        return (String(decoding: try JSONSerialization.data(withJSONObject: filled), as: UTF8.self), algorithms)
     }
 }

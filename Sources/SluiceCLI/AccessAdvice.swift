@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import NIOHTTP1
 
 /// What the CLI says when a controller refuses it: what is wrong, in plain
 /// words, and what to run.
@@ -12,6 +13,11 @@ public enum AccessAdvice {
         }
         let text = String(buffer: body)
         return text.isEmpty ? nil : text
+    }
+
+    /// The advice for a response that refused a request about `app`.
+    public static func text(for response: HTTPClient.Response, app: String?, sentToken: Bool) -> String? {
+        text(status: Int(response.status.code), message: apiMessage(response.body), app: app, sentToken: sentToken)
     }
 
     /// The advice for a refusal (401, 403, 404) of a request about `app`

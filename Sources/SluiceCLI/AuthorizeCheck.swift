@@ -18,7 +18,7 @@ public enum AuthorizeCheck {
         { url, token in
             let target = try HTTPURL(parsing: url)
             let response = try await HTTPClient.request(
-                .GET, target, headers: [("Authorization", "Bearer \(token)")], timeout: timeout, trustRoots: trustRoots)
+                .GET, target, headers: HTTPClient.bearer(token), timeout: timeout, trustRoots: trustRoots)
             switch response.status.code {
             case 200..<300: return true
             case 500...: throw Failed(description: "\(url) answered \(response.status.code)")

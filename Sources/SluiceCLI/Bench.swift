@@ -74,7 +74,7 @@ public enum Bench {
         let state = NIOLockedValueBox(TailState())
         let marker = Array("sluice_notice".utf8)
         let client = try await WebSocketClient.connect(
-            url, headers: token.map { [("Authorization", "Bearer \($0)")] } ?? []
+            url, headers: HTTPClient.bearer(token)
         ) { message in
             guard case .binary(let bytes) = message else { return }
             let now = monotonicSeconds()

@@ -15,7 +15,7 @@ public struct Drains: Sendable {
         self.token = token
     }
 
-    var authorization: [(String, String)] { token.map { [("Authorization", "Bearer \($0)")] } ?? [] }
+    var authorization: [(String, String)] { HTTPClient.bearer(token) }
 
     public struct Binding: Decodable, Equatable, Sendable {
         public var id: String
@@ -36,10 +36,6 @@ public struct Drains: Sendable {
 
     struct List: Decodable {
         var drains: [Binding]
-    }
-
-    struct APIError: Decodable {
-        var message: String
     }
 
     public func add(app: String, url: String, name: String?) async throws -> Binding {
@@ -78,15 +74,10 @@ public struct Drains: Sendable {
 
     func check(_ response: HTTPClient.Response, expect status: Int, app: String?) throws {
         guard Int(response.status.code) != status else { return }
-        if let advice = AccessAdvice.text(
-            status: Int(response.status.code), message: AccessAdvice.apiMessage(response.body), app: app,
-            sentToken: token != nil)
-        {
+        if let advice = AccessAdvice.text(for: response, app: app, sentToken: token != nil) {
             throw Failure(description: advice)
         }
-        let message =
-            (try? JSONDecoder().decode(APIError.self, from: Data(response.body.readableBytesView)))?.message
-            ?? String(buffer: response.body)
+        let message = AccessAdvice.apiMessage(response.body) ?? ""
         throw Failure(description: "\(response.status.code) \(response.status.reasonPhrase): \(message)")
     }
 }

@@ -18,6 +18,11 @@ public enum HTTPClient {
         try await request(.GET, url, headers: extra, group: group)
     }
 
+    /// `Authorization: Bearer TOKEN`, or no header without a token.
+    public static func bearer(_ token: String?) -> [(String, String)] {
+        token.map { [("Authorization", "Bearer \($0)")] } ?? []
+    }
+
     /// With `timeout`, an answer that has not come in time fails the request.
     /// An `https://` URL's certificate is checked against the system's
     /// roots, or `trustRoots` (PEM) when given.

@@ -32,7 +32,7 @@ public struct Logs: Sendable {
         self.token = token
     }
 
-    var authorization: [(String, String)] { token.map { [("Authorization", "Bearer \($0)")] } ?? [] }
+    var authorization: [(String, String)] { HTTPClient.bearer(token) }
 
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
@@ -58,10 +58,7 @@ public struct Logs: Sendable {
     public func recent(limit: Int = 1000, output: Output = .standard) async throws -> Int {
         let url = base.with(path: "/apps/\(pathEscape(app))/recentlogs?limit=\(limit)")
         let response = try await HTTPClient.get(url, headers: [("Accept", "application/x-protobuf")] + authorization)
-        if let advice = AccessAdvice.text(
-            status: Int(response.status.code), message: AccessAdvice.apiMessage(response.body), app: app,
-            sentToken: token != nil)
-        {
+        if let advice = AccessAdvice.text(for: response, app: app, sentToken: token != nil) {
             throw Failure(description: advice)
         }
         guard response.status == .ok else {

@@ -54,11 +54,11 @@ enum APIRoute: Equatable {
         }
     }
 
-    /// What a websocket on this route reads, if it is one.
-    var streamTarget: StreamTarget? {
+    /// What a websocket on this route reads, and in which form, if it is one.
+    var stream: (target: StreamTarget, json: Bool)? {
         switch self {
-        case .stream(let app, _): .app(app)
-        case .firehose(let subscription, _): .firehose(subscription: subscription)
+        case .stream(let app, let json): (.app(app), json)
+        case .firehose(let subscription, let json): (.firehose(subscription: subscription), json)
         default: nil
         }
     }

@@ -139,12 +139,11 @@ public final class Controller: Service, @unchecked Sendable {
                 automaticErrorHandling: false,
                 shouldUpgrade: { channel, head in
                     guard case .success(let route) = APIRoute.parse(method: head.method.rawValue, uri: head.uri),
-                        let target = route.streamTarget
+                        let (target, json) = route.stream
                     else { return channel.eventLoop.makeSucceededFuture(nil) }
                     let upgrade: @Sendable () -> EventLoopFuture<HTTPHeaders?> = {
                         var settings = settings
-                        if case .stream(_, let json) = route { settings.json = json }
-                        if case .firehose(_, let json) = route { settings.json = json }
+                        settings.json = json
                         let feed = TailFeed(target: target, links: egress.links(for: target), eventLoop: channel.eventLoop)
                         let handler = WebSocketTailHandler(feed: feed, settings: settings, metrics: tailMetrics, logger: logger)
                         pending.withLockedValue { $0 = handler }
@@ -153,11 +152,7 @@ public final class Controller: Service, @unchecked Sendable {
                     guard let authorizer else { return upgrade() }
                     // The token is checked once, here, for the connection's
                     // life; a refusal is answered by the HTTP handler.
-                    let token = APIRoute.token(
-                        authorization: head.headers["Authorization"], uri: head.uri, takesQueryToken: true)
-                    let promise = channel.eventLoop.makePromise(of: AccessOutcome.self)
-                    promise.completeWithTask { await authorizer.authorize(token: token, resource: route.resource) }
-                    return promise.futureResult.flatMap { outcome in
+                    return authorizer.check(route, head, on: channel.eventLoop).flatMap { outcome in
                         if let failure = APIRoute.failure(for: outcome) {
                             refused.set(failure)
                             return channel.eventLoop.makeSucceededFuture(nil)

@@ -78,7 +78,7 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .success(let parsed):
             route = parsed
         }
-        if route.streamTarget != nil, let refused = refusedUpgrade?.take() {
+        if route.stream != nil, let refused = refusedUpgrade?.take() {
             respondError(refused, head: head, context: context)
             return
         }
@@ -86,14 +86,10 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
             serve(route, grant: nil, head: head, body: body, context: context)
             return
         }
-        let token = APIRoute.token(
-            authorization: head.headers["Authorization"], uri: head.uri, takesQueryToken: route.takesQueryToken)
         let loop = context.eventLoop
         let boundContext = NIOLoopBound(context, eventLoop: loop)
         let bound = NIOLoopBound(self, eventLoop: loop)
-        let promise = loop.makePromise(of: AccessOutcome.self)
-        promise.completeWithTask { await authorizer.authorize(token: token, resource: route.resource) }
-        promise.futureResult.whenSuccess { outcome in
+        authorizer.check(route, head, on: loop).whenSuccess { outcome in
             if let failure = APIRoute.failure(for: outcome) {
                 bound.value.respondError(failure, head: head, context: boundContext.value)
             } else if case .allowed(let grant) = outcome {

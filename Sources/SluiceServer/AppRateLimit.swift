@@ -32,7 +32,14 @@ struct AppRateLimit {
     /// The notice to write now, if lines were dropped and the first of them
     /// a second ago or more; what it tells is then forgotten.
     mutating func noticeDue(now: Int64) -> String? {
-        guard dropped > 0, now - droppedSince >= Self.second else { return nil }
+        guard now - droppedSince >= Self.second else { return nil }
+        return takeNotice()
+    }
+
+    /// The notice of what was dropped and not told yet, if anything was,
+    /// whenever it was; what it tells is then forgotten.
+    mutating func takeNotice() -> String? {
+        guard dropped > 0 else { return nil }
         defer { dropped = 0 }
         return Self.noticeText(bytesPerSecond: bytesPerSecond, dropped: dropped, sinceNanos: droppedSince)
     }

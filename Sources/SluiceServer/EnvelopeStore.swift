@@ -268,9 +268,7 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
                 let wanted = logRateLimit(for: key)
                 guard wanted != app.rateLimit?.bytesPerSecond else { continue }
                 // What the old limit dropped is told with the old limit.
-                if var old = app.rateLimit, old.dropped > 0,
-                    let text = old.noticeDue(now: max(now, old.droppedSince + AppRateLimit.second))
-                {
+                if var old = app.rateLimit, let text = old.takeNotice() {
                     notices.append((String(buffer: key), text))
                     untoldRateDrops[key] = nil
                 }

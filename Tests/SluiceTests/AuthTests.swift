@@ -80,7 +80,7 @@ import Testing
     }
 
     static func get(_ cluster: TestCluster, _ path: String, token: String?) async throws -> HTTPClient.Response {
-        try await HTTPClient.get(cluster.http.with(path: path), headers: token.map { [("Authorization", "Bearer \($0)")] } ?? [])
+        try await HTTPClient.get(cluster.http.with(path: path), headers: HTTPClient.bearer(token))
     }
 
     /// The status a websocket tail gets: 101 if it was taken.
@@ -88,7 +88,7 @@ import Testing
         let path = "/apps/\(app)/stream" + (query.map { "?access_token=\($0)" } ?? "")
         do {
             let client = try await WebSocketClient.connect(
-                cluster.http.with(path: path), headers: header.map { [("Authorization", "Bearer \($0)")] } ?? []
+                cluster.http.with(path: path), headers: HTTPClient.bearer(header)
             ) { _ in }
             await client.close()
             return 101
@@ -222,6 +222,13 @@ import Testing
         await rsa.add(rsa: try Insecure.RSA.PrivateKey(pem: try String(contentsOfFile: keys.rsaPrivate, encoding: .utf8)), digestAlgorithm: .sha256, kid: "uaa-key-1")
         let uaa = try await rsa.sign(TokenClaims(exp: Date().addingTimeInterval(600), scope: ["openid", "logs.admin"]), kid: "uaa-key-1")
         #expect(try await Self.get(cluster, "/apps/anything/recentlogs", token: uaa).status == .ok)
+        // A JWKS key without alg is taken as its type implies (RSA: RS256).
+        let bare = keys.directory.appendingPathComponent("jwks-no-alg.json").path
+        try String(contentsOfFile: keys.jwks, encoding: .utf8).replacingOccurrences(of: #""alg":"RS256","#, with: "")
+            .write(toFile: bare, atomically: true, encoding: .utf8)
+        #expect(try String(contentsOfFile: bare, encoding: .utf8).contains("alg") == false)
+        let fromBare = try await TokenVerifier(settings: TokenSettings(jwksFiles: [bare]))
+        #expect(try await fromBare.verify(uaa).get().admin)
         #expect(try await Self.get(cluster, "/drains", token: uaa).status == .ok)
         let limit = try await HTTPClient.request(
             .PUT, cluster.http.with(path: "/apps/anything/log-rate-limit"), headers: [("Authorization", "Bearer \(uaa)")],

@@ -17,7 +17,7 @@ import Testing
         -> WebSocketClient
     {
         try await WebSocketClient.connect(
-            client.http.with(path: "/firehose/\(subscription)"), headers: token.map { [("Authorization", "Bearer \($0)")] } ?? []
+            client.http.with(path: "/firehose/\(subscription)"), headers: HTTPClient.bearer(token)
         ) { message in
             if case .binary(let bytes) = message,
                 let envelope = try? Loggregator_V2_Envelope(serializedBytes: Array(bytes.readableBytesView))
@@ -64,7 +64,7 @@ import Testing
         for (token, status) in [(nil, 401), (appToken, 403)] as [(String?, Int)] {
             do {
                 let client = try await WebSocketClient.connect(
-                    z1.http.with(path: "/firehose/nozzle"), headers: token.map { [("Authorization", "Bearer \($0)")] } ?? []
+                    z1.http.with(path: "/firehose/nozzle"), headers: HTTPClient.bearer(token)
                 ) { _ in }
                 await client.close()
                 Issue.record("the firehose took a token that is no admin's")

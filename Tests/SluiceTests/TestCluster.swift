@@ -173,7 +173,7 @@ struct ControllerClient {
     /// Sent with every read.
     var token: String? = nil
 
-    var authorization: [(String, String)] { token.map { [("Authorization", "Bearer \($0)")] } ?? [] }
+    var authorization: [(String, String)] { HTTPClient.bearer(token) }
 
     /// Sends lines for an app through the ingress, batched as `sluice emit` does.
     func emit(app: String, lines: [String], isError: Bool = false, batch: Int = 100) async throws {
