@@ -194,17 +194,21 @@ struct CLIProcessTests {
                     "server", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:\(metrics)", "--bindings", bindings,
                     "--log-level", "error",
                 ]
-                process.standardError = FileHandle.nullDevice
+                // What a server says on its way out is kept, to be shown if it exits.
+                let log = home.appendingPathComponent("server-\(started.count).log")
+                _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+                process.standardError = try FileHandle(forWritingTo: log)
                 started.append((process, metrics))
             }
             for member in started { try member.process.run() }
-            for member in started {
+            for (index, member) in started.enumerated() {
                 let healthy = await waitUntil(timeout: .seconds(30)) {
                     guard member.process.isRunning else { return true }
                     let health = HTTPURL(host: "127.0.0.1", port: member.metrics, path: "/healthz")
                     return (try? await HTTPClient.get(health))?.status == .ok
                 }
-                #expect(healthy && member.process.isRunning, "round \(round): a server exited at start")
+                let said = (try? String(contentsOf: home.appendingPathComponent("server-\(index).log"), encoding: .utf8)) ?? ""
+                #expect(healthy && member.process.isRunning, "round \(round): a server exited at start: \(said)")
             }
         }
     }
