@@ -30,6 +30,9 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
     ],
     targets: [
         // Generated from Protos/ by bin/generate-protos. Never edited by hand.
@@ -53,10 +56,29 @@ let package = Package(
         ),
         // Framing, the acknowledged window, listeners, HTTP answers and the
         // tap protocol: plumbing every role shares.
+        // Mutual TLS for the links between parts (certificates, keys and
+        // CA re-read on SIGHUP; refused handshakes logged and counted), and
+        // the development CA `sluice certs` makes.
+        .target(
+            name: "SluiceTLS",
+            dependencies: [
+                "SluiceWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "SluiceTransport",
             dependencies: [
-                "SluiceWire",
+                "SluiceWire", "SluiceTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -74,7 +96,7 @@ let package = Package(
         .target(
             name: "SluiceShipping",
             dependencies: [
-                "SluiceWire", "SluiceTransport",
+                "SluiceWire", "SluiceTransport", "SluiceTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "DequeModule", package: "swift-collections"),
@@ -132,7 +154,7 @@ let package = Package(
         .target(
             name: "SluiceServer",
             dependencies: [
-                "SluiceWire", "SluiceTransport",
+                "SluiceWire", "SluiceTransport", "SluiceTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "DequeModule", package: "swift-collections"),
@@ -145,7 +167,7 @@ let package = Package(
         .target(
             name: "SluiceController",
             dependencies: [
-                "SluiceWire", "SluiceProto", "SluiceTransport", "SluiceBindings", "SluiceAuth",
+                "SluiceWire", "SluiceProto", "SluiceTransport", "SluiceTLS", "SluiceBindings", "SluiceAuth",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -163,7 +185,7 @@ let package = Package(
         .target(
             name: "SluiceAgent",
             dependencies: [
-                "SluiceWire", "SluiceTransport", "SluiceSyslog", "SluiceShipping",
+                "SluiceWire", "SluiceTransport", "SluiceTLS", "SluiceSyslog", "SluiceShipping",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -186,7 +208,7 @@ let package = Package(
         .target(
             name: "SluiceCLI",
             dependencies: [
-                "SluiceWire", "SluiceProto", "SluiceTransport", "SluiceServer", "SluiceController", "SluiceAgent",
+                "SluiceWire", "SluiceProto", "SluiceTransport", "SluiceTLS", "SluiceServer", "SluiceController", "SluiceAgent",
                 "SluiceBindings", "SluiceDrain", "SluiceShipping", "SluiceAuth",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -204,11 +226,12 @@ let package = Package(
         .executableTarget(
             name: "sluice",
             dependencies: [
-                "SluiceCLI", "SluiceWire", "SluiceTransport", "SluiceServer", "SluiceController", "SluiceAgent",
+                "SluiceCLI", "SluiceWire", "SluiceTransport", "SluiceTLS", "SluiceServer", "SluiceController", "SluiceAgent",
                 "SluiceBindings", "SluiceDrain", "SluiceShipping", "SluiceAuth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
@@ -226,7 +249,7 @@ let package = Package(
         .testTarget(
             name: "SluiceUnitTests",
             dependencies: [
-                "SluiceWire", "SluiceProto", "SluiceTransport", "SluiceServer", "SluiceController", "SluiceCLI",
+                "SluiceWire", "SluiceProto", "SluiceTransport", "SluiceTLS", "SluiceServer", "SluiceController", "SluiceCLI",
                 "SluiceAgent", "SluiceDrain", "SluiceBindings", "SluiceSyslog", "SluiceShipping", "SluiceAuth",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
@@ -242,7 +265,7 @@ let package = Package(
         .testTarget(
             name: "SluiceTests",
             dependencies: [
-                "sluice", "SluiceWire", "SluiceProto", "SluiceTransport", "SluiceServer", "SluiceController", "SluiceCLI",
+                "sluice", "SluiceWire", "SluiceProto", "SluiceTransport", "SluiceTLS", "SluiceServer", "SluiceController", "SluiceCLI",
                 "SluiceAgent", "SluiceEmitter", "SluiceBindings", "SluiceDrain", "SluiceSyslog", "SluiceShipping",
                 "SluiceAuth",
                 .product(name: "JWTKit", package: "jwt-kit"),
@@ -255,6 +278,7 @@ let package = Package(
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: strict

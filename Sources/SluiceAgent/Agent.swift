@@ -6,6 +6,7 @@ import NIOHTTP1
 import NIOPosix
 import Prometheus
 import ServiceLifecycle
+import SluiceTLS
 import SluiceTransport
 import SluiceShipping
 import SluiceSyslog
@@ -39,6 +40,8 @@ public final class Agent: Service, @unchecked Sendable {
         /// Cloud Foundry's per-instance log rate limit, in bytes of log
         /// payload per second for each (app, instance); nil for none.
         public var instanceLogRateLimit: Int?
+        /// Mutual TLS to the controllers (the local inputs stay plain).
+        public var tls: LinkTLS?
 
         public init(
             zone: String = "z1", controllers: [Endpoint], listen: Endpoint, syslogTCP: Endpoint? = nil,
@@ -94,6 +97,7 @@ public final class Agent: Service, @unchecked Sendable {
         self.metrics = AgentMetrics(factory: factory)
         var shipping = LogShipper.Configuration(endpoints: configuration.controllers, bufferBytes: configuration.bufferBytes)
         shipping.instanceLogRateLimit = configuration.instanceLogRateLimit
+        shipping.tls = configuration.tls
         self.shipper = LogShipper(configuration: shipping, logger: logger, metrics: factory, group: group)
         self.intake = SyslogIntake(
             shipper: shipper, defaultApp: configuration.defaultApp, maxLineBytes: configuration.maxLineBytes,

@@ -6,6 +6,7 @@ import Darwin
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
+import SluiceTLS
 import SluiceTransport
 import SluiceShipping
 import SluiceWire
@@ -22,9 +23,10 @@ public enum Bench {
     /// of `batch`, paced to `rate` envelopes per second (0: as fast as the
     /// controller takes them). Each payload starts with its sequence number.
     public static func load(
-        controllers: [Endpoint], app: String, count: Int, rate: Int, batch: Int, payloadBytes: Int
+        controllers: [Endpoint], app: String, count: Int, rate: Int, batch: Int, payloadBytes: Int, tls: LinkTLS? = nil
     ) async throws -> LoadResult {
-        let client = try await IngressClient.connect(to: controllers, maxWindow: 64 * 1024 * 1024)
+        let client = try await IngressClient.connect(
+            to: controllers, maxWindow: 64 * 1024 * 1024, tls: tls?.dialer(role: "bench-load", logger: .quiet))
         let fields = LogEnvelopeFields(sourceID: app, instanceID: "0", sourceType: "APP/PROC/WEB")
         var payload = [UInt8](repeating: UInt8(ascii: "x"), count: max(payloadBytes, 12))
         var builder = BatchFrameBuilder(capacity: batch * (payloadBytes + 64) + 64)

@@ -1,4 +1,5 @@
 import Foundation
+import SluiceTLS
 import SluiceWire
 
 /// A cluster described in one file (`deploy/local/cluster.json`): its zones,
@@ -11,8 +12,13 @@ public struct ClusterConfig: Codable, Equatable, Sendable {
         public var listen: String
         public var recentPerApp: Int?
         public var memoryLimit: String?
+        /// This server's own certificate, instead of the cluster's.
+        public var tls: TLSFiles?
 
-        public init(name: String, listen: String, recentPerApp: Int? = nil, memoryLimit: String? = nil) {
+        public init(
+            name: String, listen: String, recentPerApp: Int? = nil, memoryLimit: String? = nil, tls: TLSFiles? = nil
+        ) {
+            self.tls = tls
             self.name = name
             self.listen = listen
             self.recentPerApp = recentPerApp
@@ -24,8 +30,11 @@ public struct ClusterConfig: Codable, Equatable, Sendable {
         public var name: String
         public var ingress: String
         public var http: String
+        /// This controller's own certificate, instead of the cluster's.
+        public var tls: TLSFiles?
 
-        public init(name: String, ingress: String, http: String) {
+        public init(name: String, ingress: String, http: String, tls: TLSFiles? = nil) {
+            self.tls = tls
             self.name = name
             self.ingress = ingress
             self.http = http
@@ -54,9 +63,21 @@ public struct ClusterConfig: Codable, Equatable, Sendable {
     }
 
     public var zones: [Zone]
+    /// Mutual TLS on every link, unless a member names its own files.
+    public var tls: TLSFiles?
 
-    public init(zones: [Zone]) {
+    public init(zones: [Zone], tls: TLSFiles? = nil) {
         self.zones = zones
+        self.tls = tls
+    }
+
+    /// The TLS files of the member named `name`: its own, else the cluster's.
+    public func tls(of name: String) -> TLSFiles? {
+        switch member(named: name) {
+        case .server(_, let entry)?: return entry.tls ?? tls
+        case .controller(_, let entry)?: return entry.tls ?? tls
+        case nil: return tls
+        }
     }
 
     public static func load(path: String) throws -> ClusterConfig {

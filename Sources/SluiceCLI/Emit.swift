@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import NIOCore
+import SluiceTLS
 import SluiceTransport
 import SluiceShipping
 import SluiceWire
@@ -16,6 +17,8 @@ public struct Emit: Sendable {
     public var fields: LogEnvelopeFields
     /// Lines per batch at most; a batch also goes out when input pauses.
     public var batchSize: Int = 1000
+    /// Mutual TLS to the controllers.
+    public var tls: LinkTLS?
 
     public init(controllers: [Endpoint], fields: LogEnvelopeFields) {
         self.controllers = controllers
@@ -28,7 +31,7 @@ public struct Emit: Sendable {
     /// Sends one message (the arguments joined by spaces), in tagged pieces
     /// if it is longer than `LineSplitter.defaultMaxLineBytes`.
     public func send(message: String) async throws {
-        let client = try await IngressClient.connect(to: controllers)
+        let client = try await IngressClient.connect(to: controllers, tls: tls?.dialer(role: "emit", logger: .quiet))
         var builder = BatchFrameBuilder(capacity: message.utf8.count + 256)
         var ready: [ByteBuffer] = []
         var line = message
@@ -44,7 +47,7 @@ public struct Emit: Sendable {
     /// Returns the number of envelopes sent.
     @discardableResult
     public func sendLines(from fd: Int32 = 0) async throws -> Int {
-        let client = try await IngressClient.connect(to: controllers)
+        let client = try await IngressClient.connect(to: controllers, tls: tls?.dialer(role: "emit", logger: .quiet))
         var builder = BatchFrameBuilder(capacity: 64 * 1024)
         var ready: [ByteBuffer] = []
         var splitter = LineSplitter()

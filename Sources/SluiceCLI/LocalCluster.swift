@@ -15,7 +15,7 @@ import SluiceWire
 /// user first runs Sluice.
 public final class LocalCluster: Sendable {
     public let config: ClusterConfig
-    public let registry = PrometheusCollectorRegistry()
+    public let registry: PrometheusCollectorRegistry
     private let group: any EventLoopGroup
     private let logger: Logger
     /// The local agent's settings; nil runs none. Its controllers are
@@ -31,8 +31,9 @@ public final class LocalCluster: Sendable {
     public init(
         config: ClusterConfig, settings: MemberSettings = MemberSettings(), agent: Agent.Configuration? = nil,
         bindings: (any BindingStore)? = nil, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        logger: Logger
+        registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), logger: Logger
     ) {
+        self.registry = registry
         self.config = config
         self.settings = settings
         self.agent = agent

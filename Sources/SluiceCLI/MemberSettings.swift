@@ -5,6 +5,7 @@ import SluiceBindings
 import SluiceController
 import SluiceDrain
 import SluiceServer
+import SluiceTLS
 import SluiceWire
 
 /// The settings every member of a kind shares unless its cluster-file entry
@@ -26,6 +27,10 @@ public struct MemberSettings: Sendable {
     public var tailQueueLimit: Int = 100_000
     /// Checks every reader's token at every controller; nil: none checked.
     public var authorizer: Authorizer? = nil
+    /// Mutual TLS on every link; nil: plain TCP.
+    public var tls: LinkTLS? = nil
+    /// The servers' own certificate, when it differs from `tls`'s.
+    public var serverTLS: LinkTLS? = nil
 
     public init() {}
 
@@ -46,7 +51,7 @@ public struct MemberSettings: Sendable {
                 limits: .init(
                     recentPerApp: entry.recentPerApp ?? recentPerApp, memoryLimit: memory,
                     appLogRateLimit: appLogRateLimit),
-                maxFramePayload: maxFramePayload),
+                maxFramePayload: maxFramePayload, tls: serverTLS ?? tls),
             drains: drains, metrics: metrics)
     }
 
@@ -57,6 +62,6 @@ public struct MemberSettings: Sendable {
         .init(
             zone: zone, ingress: try Endpoint(parsing: entry.ingress), http: try Endpoint(parsing: entry.http),
             zones: servers, maxFramePayload: maxFramePayload, tailQueueLimit: tailQueueLimit, bindings: bindings,
-            authorizer: authorizer)
+            authorizer: authorizer, tls: tls)
     }
 }

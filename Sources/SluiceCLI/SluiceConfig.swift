@@ -1,5 +1,6 @@
 import Foundation
 import SluiceAuth
+import SluiceTLS
 import SluiceWire
 
 /// `$SLUICE_HOME/config.json` (default `~/.sluice`): where the local cluster
@@ -26,11 +27,15 @@ public struct SluiceConfig: Codable, Equatable, Sendable {
     /// The token the CLI sends to controllers: `sluice up` writes an admin
     /// token here, signed with its key (`$SLUICE_HOME/token-key`).
     public var token: String?
+    /// The certificate the CLI shows to TLS ingress, and the CA it trusts:
+    /// `sluice up --tls` writes them here.
+    public var tls: TLSFiles?
 
-    public init(controllers: [ControllerAddresses], agent: String? = nil, token: String? = nil) {
+    public init(controllers: [ControllerAddresses], agent: String? = nil, token: String? = nil, tls: TLSFiles? = nil) {
         self.controllers = controllers
         self.agent = agent
         self.token = token
+        self.tls = tls
     }
 
     /// The token to send: the flag, else `$SLUICE_TOKEN`, else the config

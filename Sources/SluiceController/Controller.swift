@@ -9,6 +9,7 @@ import Prometheus
 import ServiceLifecycle
 import SluiceAuth
 import SluiceBindings
+import SluiceTLS
 import SluiceTransport
 import SluiceWire
 
@@ -32,6 +33,9 @@ public final class Controller: Service, @unchecked Sendable {
         public var bindings: (any BindingStore)?
         /// Checks every reader's token; nil serves every reader without one.
         public var authorizer: Authorizer?
+        /// Mutual TLS on ingress (emitters and agents must show a
+        /// certificate from the CA) and on every link to a buffer server.
+        public var tls: LinkTLS?
 
         public init(
             zone: String = "z1",
@@ -43,8 +47,10 @@ public final class Controller: Service, @unchecked Sendable {
             pingInterval: TimeAmount = .seconds(30),
             zoneTimeout: TimeAmount = .seconds(2),
             bindings: (any BindingStore)? = nil,
-            authorizer: Authorizer? = nil
+            authorizer: Authorizer? = nil,
+            tls: LinkTLS? = nil
         ) {
+            self.tls = tls
             self.bindings = bindings
             self.authorizer = authorizer
             self.zone = zone
@@ -91,7 +97,8 @@ public final class Controller: Service, @unchecked Sendable {
                 links: configuration.zones[name, default: []].enumerated().map { index, server in
                     ServerLink(
                         endpoint: server, zone: name, index: index, eventLoop: group.next(), logger: logger,
-                        maxPayload: configuration.maxFramePayload)
+                        maxPayload: configuration.maxFramePayload,
+                        tls: configuration.tls?.dialer(role: "controller-link", logger: logger))
                 })
         }
         self.router = IngressRouter(links: zones[0].links, metrics: metrics)
@@ -110,7 +117,10 @@ public final class Controller: Service, @unchecked Sendable {
         let logger = self.logger
         let connections = self.connections
         let maxPayload = configuration.maxFramePayload
-        let ingress = try await Listener.bind(configuration.ingress, group: group, connections: connections) { channel in
+        let ingress = try await Listener.bind(
+            configuration.ingress, group: group, connections: connections,
+            tls: configuration.tls?.listener(role: "controller-ingress", logger: logger)
+        ) { channel in
             try channel.pipeline.syncOperations.addHandlers([
                 ByteToMessageHandler(FrameDecoder(maxPayload: maxPayload)),
                 IngressHandler(router: router, logger: logger),

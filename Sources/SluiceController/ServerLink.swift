@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import SluiceProto
+import SluiceTLS
 import SluiceTransport
 import SluiceWire
 import SwiftProtobuf
@@ -23,6 +24,7 @@ public final class ServerLink: @unchecked Sendable {
     public let eventLoop: any EventLoop
     private let logger: Logger
     private let maxPayload: Int
+    private let tls: TLSLayer?
     /// Bytes of batches kept (sent and not acknowledged, or waiting for a
     /// connection) past which ingress is paused; past twice that, batches
     /// no server can take are dropped.
@@ -54,8 +56,9 @@ public final class ServerLink: @unchecked Sendable {
 
     init(
         endpoint: Endpoint, zone: String = "z1", index: Int = 0, eventLoop: any EventLoop, logger: Logger,
-        maxPayload: Int = FrameHeader.defaultMaxPayload, maxBacklog: Int = 64 * 1024 * 1024
+        maxPayload: Int = FrameHeader.defaultMaxPayload, maxBacklog: Int = 64 * 1024 * 1024, tls: TLSLayer? = nil
     ) {
+        self.tls = tls
         self.endpoint = endpoint
         self.zone = zone
         self.index = index
@@ -266,12 +269,15 @@ public final class ServerLink: @unchecked Sendable {
         guard !stopped, channel == nil, !connecting else { return }
         connecting = true
         let maxPayload = self.maxPayload
+        let tls = self.tls
+        let host = endpoint.host
         ClientBootstrap(group: eventLoop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.connectTimeout, value: .seconds(2))
             .channelOption(.writeBufferWaterMark, value: .init(low: 1024 * 1024, high: 4 * 1024 * 1024))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try tls?.add(to: channel, host: host)
                     try channel.pipeline.syncOperations.addHandlers([
                         ByteToMessageHandler(FrameDecoder(maxPayload: maxPayload)),
                         LinkHandler(link: self),
@@ -280,6 +286,7 @@ public final class ServerLink: @unchecked Sendable {
                 }
             }
             .connect(host: endpoint.host, port: endpoint.port)
+            .flatMap { TLSLayer.established($0) }
             .whenComplete { result in
                 self.connecting = false
                 switch result {

@@ -4,6 +4,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import SluiceTLS
 import SluiceTransport
 import SluiceWire
 
@@ -15,17 +16,22 @@ public final class BufferServer: Service, @unchecked Sendable {
         public var listen: Endpoint
         public var limits: EnvelopeStore.Limits
         public var maxFramePayload: Int
+        /// Mutual TLS on the listener: only controllers with a certificate
+        /// from the CA (and an allowed name, if any are listed) get in.
+        public var tls: LinkTLS?
 
         public init(
             zone: String = "z1",
             listen: Endpoint,
             limits: EnvelopeStore.Limits = .init(),
-            maxFramePayload: Int = FrameHeader.defaultMaxPayload
+            maxFramePayload: Int = FrameHeader.defaultMaxPayload,
+            tls: LinkTLS? = nil
         ) {
             self.zone = zone
             self.listen = listen
             self.limits = limits
             self.maxFramePayload = maxFramePayload
+            self.tls = tls
         }
     }
 
@@ -64,7 +70,8 @@ public final class BufferServer: Service, @unchecked Sendable {
         let connections = self.connections
         let channel = try await Listener.bind(
             configuration.listen, group: group, connections: connections,
-            writeBufferWaterMark: .init(low: 8 * 1024 * 1024, high: 32 * 1024 * 1024)
+            writeBufferWaterMark: .init(low: 8 * 1024 * 1024, high: 32 * 1024 * 1024),
+            tls: configuration.tls?.listener(role: "server", logger: logger)
         ) { channel in
             try channel.pipeline.syncOperations.addHandlers([
                 ByteToMessageHandler(FrameDecoder(maxPayload: maxPayload)),

@@ -3,6 +3,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import SluiceTLS
 import SluiceTransport
 import SluiceWire
 
@@ -21,6 +22,7 @@ public final class IngressClient: @unchecked Sendable {
     private let loop: any EventLoop
     private let maxWindow: Int
     private let logger: Logger
+    private let tls: TLSLayer?
 
     // All below on `loop`.
     private var channel: (any Channel)?
@@ -49,7 +51,8 @@ public final class IngressClient: @unchecked Sendable {
         }
     }
 
-    private init(endpoints: [Endpoint], loop: any EventLoop, maxWindow: Int, logger: Logger) {
+    private init(endpoints: [Endpoint], loop: any EventLoop, maxWindow: Int, logger: Logger, tls: TLSLayer?) {
+        self.tls = tls
         self.senderID = UInt64.random(in: 1...UInt64.max)
         self.endpoints = endpoints
         self.loop = loop
@@ -59,12 +62,15 @@ public final class IngressClient: @unchecked Sendable {
     }
 
     /// Connects to the first controller that answers; throws if none does.
+    /// With `tls`, every connection is mutual TLS and counts as answered
+    /// only once its handshake is done.
     public static func connect(
-        to endpoints: [Endpoint], maxWindow: Int = 16 * 1024 * 1024, logger: Logger = .quiet,
+        to endpoints: [Endpoint], maxWindow: Int = 16 * 1024 * 1024, logger: Logger = .quiet, tls: TLSLayer? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> IngressClient {
         precondition(!endpoints.isEmpty, "an ingress client needs at least one controller")
-        let client = IngressClient(endpoints: endpoints, loop: group.next(), maxWindow: maxWindow, logger: logger)
+        let client = IngressClient(
+            endpoints: endpoints, loop: group.next(), maxWindow: maxWindow, logger: logger, tls: tls)
         try await client.loop.flatSubmit { client.connectRound() }.get()
         return client
     }
@@ -73,11 +79,12 @@ public final class IngressClient: @unchecked Sendable {
     /// before a controller answers wait in the window. For agents and
     /// emitters that must start whether or not anything downstream is up.
     public static func start(
-        to endpoints: [Endpoint], maxWindow: Int = 16 * 1024 * 1024, logger: Logger = .quiet,
+        to endpoints: [Endpoint], maxWindow: Int = 16 * 1024 * 1024, logger: Logger = .quiet, tls: TLSLayer? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) -> IngressClient {
         precondition(!endpoints.isEmpty, "an ingress client needs at least one controller")
-        let client = IngressClient(endpoints: endpoints, loop: group.next(), maxWindow: maxWindow, logger: logger)
+        let client = IngressClient(
+            endpoints: endpoints, loop: group.next(), maxWindow: maxWindow, logger: logger, tls: tls)
         client.loop.execute {
             client.connectRound().whenFailure { _ in
                 if !client.closing { client.scheduleReconnect() }
@@ -206,11 +213,13 @@ public final class IngressClient: @unchecked Sendable {
             return loop.makeFailedFuture(Unreachable(endpoints: endpoints, lastError: lastError))
         }
         let endpoint = endpoints[index]
+        let tls = self.tls
         return ClientBootstrap(group: loop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.seconds(2))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try tls?.add(to: channel, host: endpoint.host)
                     try channel.pipeline.syncOperations.addHandlers([
                         ByteToMessageHandler(FrameDecoder()),
                         AckHandler(client: self),
@@ -218,6 +227,7 @@ public final class IngressClient: @unchecked Sendable {
                 }
             }
             .connect(host: endpoint.host, port: endpoint.port)
+            .flatMap { TLSLayer.established($0) }
             .flatMap { channel -> EventLoopFuture<Void> in
                 // Aborted while connecting: this connection is not wanted.
                 guard !self.closing else { return channel.close() }

@@ -3,8 +3,10 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import SluiceTLS
 import SluiceTransport
 import SluiceWire
+
 
 /// Ships envelopes to controllers (or to an agent) without ever making the
 /// caller wait: appends go into a `ShipperQueue` bounded in bytes, a pump
@@ -32,6 +34,8 @@ public final class LogShipper: Sendable {
         /// Cloud Foundry's per-instance log rate limit, in bytes of log
         /// payload per second for each (app, instance); nil for none.
         public var instanceLogRateLimit: Int?
+        /// Mutual TLS to the controllers.
+        public var tls: LinkTLS?
 
         public init(endpoints: [Endpoint], bufferBytes: Int) {
             self.endpoints = endpoints
@@ -96,7 +100,8 @@ public final class LogShipper: Sendable {
         self.logger = logger
         self.loop = group.next()
         self.client = IngressClient.start(
-            to: configuration.endpoints, maxWindow: configuration.windowBytes, logger: logger, group: group)
+            to: configuration.endpoints, maxWindow: configuration.windowBytes, logger: logger,
+            tls: configuration.tls?.dialer(role: "ingress-client", logger: logger), group: group)
         self.state = NIOLockedValueBox(
             State(
                 queue: ShipperQueue(

@@ -1,17 +1,19 @@
 import NIOCore
 import NIOPosix
+import SluiceTLS
 import SluiceWire
 
 /// The one way a Sluice process listens on TCP: a server socket with a
 /// backlog of 256 and SO_REUSEADDR, TCP_NODELAY on each connection, every
 /// connection tracked in `connections` (so that shutting down closes it),
-/// and the pipeline `initialize` builds.
+/// and the pipeline `initialize` builds, behind TLS when `tls` is given.
 public enum Listener {
     public static func bind(
         _ endpoint: Endpoint,
         group: any EventLoopGroup,
         connections: ConnectionSet? = nil,
         writeBufferWaterMark: ChannelOptions.Types.WriteBufferWaterMark? = nil,
+        tls: TLSLayer? = nil,
         initialize: @escaping @Sendable (any Channel) throws -> Void
     ) async throws -> any Channel {
         var bootstrap = ServerBootstrap(group: group)
@@ -24,7 +26,10 @@ public enum Listener {
         return try await bootstrap
             .childChannelInitializer { channel in
                 connections?.insert(channel)
-                return channel.eventLoop.makeCompletedFuture { try initialize(channel) }
+                return channel.eventLoop.makeCompletedFuture {
+                    try tls?.add(to: channel)
+                    try initialize(channel)
+                }
             }
             .bind(host: endpoint.host, port: endpoint.port)
             .get()

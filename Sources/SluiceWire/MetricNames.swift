@@ -21,6 +21,10 @@ public enum MetricNames {
     /// `PREFIX_batches_sent_total`.
     public static func emitterBatchesSent(_ prefix: String) -> String { "\(prefix)_batches_sent_total" }
 
+    // Links between parts (every role).
+    /// TLS handshakes refused or failed, by `role` (the listener or link).
+    public static let tlsRefused = "sluice_tls_handshakes_refused_total"
+
     // The traffic controller.
     public static let controllerReceived = "sluice_controller_envelopes_received_total"
     public static let controllerDropped = "sluice_controller_envelopes_dropped_total"

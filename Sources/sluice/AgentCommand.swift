@@ -44,6 +44,8 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "Cloud Foundry's per-instance log rate limit, e.g. 16KiB/s or 1M: bytes of log lines per second for each app instance; over it the instance's lines are dropped for a second and the app is told. Off by default.")
     var instanceLogRateLimit: String?
 
+    @OptionGroup(title: "TLS to the controllers (the local inputs stay plain)") var tls: TLSOptions
+
     @OptionGroup var logging: LoggingOptions
 
     func settings() throws -> Agent.Configuration {
@@ -74,9 +76,15 @@ struct AgentCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = logging.bootstrap(label: "sluice.agent")
-        let agent = Agent(configuration: try settings(), logger: logger, registry: PrometheusCollectorRegistry())
+        let registry = PrometheusCollectorRegistry()
+        var settings = try settings()
+        settings.tls = try TLSOptions.load(try tls.files(), registry: registry, logger: logger)
+        let agent = Agent(configuration: settings, logger: logger, registry: registry)
         try await agent.bind()
-        let group = ServiceGroup(services: [agent], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        let reloader = HangupReloader(tls: settings.tls, logger: logger)
+        let group = ServiceGroup(
+            services: [agent] + (reloader.isEmpty ? [] : [reloader]), gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger)
         try await group.run()
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Logging
 import SluiceCLI
 import SluiceWire
 
@@ -16,12 +17,14 @@ struct BenchCommand: AsyncParsableCommand {
         @Option(help: "Envelopes per second; 0 for as fast as possible.") var rate: Int = 0
         @Option(help: "Envelopes per batch.") var batch: Int = 100
         @Option(help: "Payload bytes per envelope.") var payload: Int = 200
+        @OptionGroup(title: "TLS") var tls: TLSOptions
 
         func run() async throws {
             let result = try await Bench.load(
                 controllers: try controller.split(separator: ",").map { try parseEndpoint(String($0), option: "--controller") },
                 app: app, count: count, rate: rate,
-                batch: batch, payloadBytes: payload)
+                batch: batch, payloadBytes: payload,
+                tls: try TLSOptions.load(try tls.files(), registry: nil, logger: Logger(label: "sluice.bench")))
             let usage = Bench.resourceUsage()
             print(
                 "load sent=\(result.sent) seconds=\(result.seconds) rate=\(Int(Double(result.sent) / result.seconds)) cpu_seconds=\(usage.cpuSeconds) peak_rss=\(usage.peakRSS)"

@@ -5,6 +5,7 @@ import ServiceLifecycle
 import SluiceAuth
 import SluiceCLI
 import SluiceController
+import SluiceTLS
 import SluiceWire
 import UnixSignals
 
@@ -35,6 +36,7 @@ struct ControllerCommand: AsyncParsableCommand {
     @OptionGroup var link: LinkOptions
     @OptionGroup var bindings: BindingsOptions
     @OptionGroup(title: "Tokens") var auth: AuthOptions
+    @OptionGroup(title: "TLS (default: the cluster file's tls, if any)") var tls: TLSOptions
 
     @OptionGroup var logging: LoggingOptions
 
@@ -52,8 +54,17 @@ struct ControllerCommand: AsyncParsableCommand {
         return zones
     }
 
+    /// The flags' TLS files, else this member's or the cluster file's.
+    func tlsFiles() throws -> TLSFiles? {
+        guard let config, let name else { return try tls.files() }
+        do { return try tls.files(fallback: try ClusterConfig.load(path: config).tls(of: name)) } catch let error as ValidationError {
+            throw error
+        } catch { throw ValidationError("\(error)") }
+    }
+
     func validate() throws {
         _ = try settings()
+        _ = try tlsFiles()
         guard auth.noAuth || auth.hasKeys else {
             throw ValidationError(
                 "a controller checks readers' tokens: give --token-secret, --token-public-key or --token-jwks (or --no-auth to check none)")
@@ -97,12 +108,13 @@ struct ControllerCommand: AsyncParsableCommand {
         var settings = try settings()
         settings.bindings = try await bindings.open(logger: logger)
         settings.authorizer = try await auth.authorizer(logger: logger)
-        let controller = Assembly.controller(settings, registry: PrometheusCollectorRegistry(), logger: logger)
+        let registry = PrometheusCollectorRegistry()
+        settings.tls = try TLSOptions.load(try tlsFiles(), registry: registry, logger: logger)
+        let controller = Assembly.controller(settings, registry: registry, logger: logger)
         try await controller.bind()
         var services: [any Service] = [controller]
-        if let verifier = settings.authorizer?.verifier {
-            services.append(TokenKeyReloader(verifier: verifier, logger: logger))
-        }
+        let reloader = HangupReloader(tokens: settings.authorizer?.verifier, tls: settings.tls, logger: logger)
+        if !reloader.isEmpty { services.append(reloader) }
         let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Logging
 import SluiceCLI
 import SluiceTransport
 import SluiceWire
@@ -15,6 +16,7 @@ struct EmitCommand: AsyncParsableCommand {
     var controller: String?
 
     @OptionGroup var source: SourceOptions
+    @OptionGroup(title: "TLS (default: config.json's, which sluice up --tls writes)") var tls: TLSOptions
 
     @Flag(help: "Send the lines as ERR instead of OUT.")
     var err = false
@@ -33,9 +35,11 @@ struct EmitCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let emit = Emit(
+        var emit = Emit(
             controllers: try controllers(),
             fields: source.fields(isError: err))
+        let files = try tls.files(fallback: controller == nil ? SluiceConfig.load()?.tls : nil)
+        emit.tls = try TLSOptions.load(files, registry: nil, logger: Logger(label: "sluice.emit"))
         try await plainly {
             if message.isEmpty {
                 try await emit.sendLines(from: 0)

@@ -2,6 +2,8 @@ import ArgumentParser
 import Prometheus
 import ServiceLifecycle
 import SluiceCLI
+import SluiceServer
+import SluiceTLS
 import SluiceWire
 import UnixSignals
 
@@ -24,6 +26,7 @@ struct ServerCommand: AsyncParsableCommand {
     @OptionGroup var server: ServerOptions
     @OptionGroup var link: LinkOptions
     @OptionGroup var bindings: BindingsOptions
+    @OptionGroup(title: "TLS (default: the cluster file's tls, if any)") var tls: TLSOptions
 
     @Option(help: "HOST:PORT for GET /metrics (Prometheus text) and /healthz; none if not given.")
     var metrics: String?
@@ -32,6 +35,15 @@ struct ServerCommand: AsyncParsableCommand {
 
     func validate() throws {
         _ = try settings()
+        _ = try tlsFiles()
+    }
+
+    /// The flags' TLS files, else this member's or the cluster file's.
+    func tlsFiles() throws -> TLSFiles? {
+        guard let config, let name else { return try tls.files() }
+        do { return try tls.files(fallback: try ClusterConfig.load(path: config).tls(of: name)) } catch let error as ValidationError {
+            throw error
+        } catch { throw ValidationError("\(error)") }
     }
 
     /// The settings, from the cluster file when one is named (its entry's
@@ -65,9 +77,16 @@ struct ServerCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = logging.bootstrap(label: "sluice.server")
         let store = try await bindings.open(logger: logger)
-        let node = Assembly.server(try settings(), bindings: store, registry: PrometheusCollectorRegistry(), logger: logger)
+        let registry = PrometheusCollectorRegistry()
+        var settings = try settings()
+        let linkTLS = try TLSOptions.load(try tlsFiles(), registry: registry, logger: logger)
+        settings.server.tls = linkTLS
+        let node = Assembly.server(settings, bindings: store, registry: registry, logger: logger)
         try await node.bind()
-        let group = ServiceGroup(services: node.services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        let reloader = HangupReloader(tls: linkTLS, logger: logger)
+        let group = ServiceGroup(
+            services: node.services + (reloader.isEmpty ? [] : [reloader]), gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger)
         try await group.run()
     }
 }

@@ -12,7 +12,8 @@ struct Sluice: AsyncParsableCommand {
         abstract: "A log router for platforms that run many apps on many hosts.",
         subcommands: [
             UpCommand.self, EmitCommand.self, LogsCommand.self, RunCommand.self, AgentCommand.self, ServerCommand.self,
-            ControllerCommand.self, DrainsCommand.self, FirehoseCommand.self, TokenCommand.self, BenchCommand.self,
+            ControllerCommand.self, DrainsCommand.self, FirehoseCommand.self, TokenCommand.self, CertsCommand.self,
+            BenchCommand.self,
         ])
 }
 

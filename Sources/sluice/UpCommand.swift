@@ -6,6 +6,8 @@ import SluiceAgent
 import SluiceAuth
 import SluiceBindings
 import SluiceCLI
+import SluiceTLS
+import Prometheus
 import SluiceWire
 import UnixSignals
 
@@ -48,6 +50,12 @@ struct UpCommand: AsyncParsableCommand {
     @OptionGroup(title: "Tokens (default: a key of its own in $SLUICE_HOME/token-key, and an admin token in config.json)")
     var auth: AuthOptions
 
+    @Flag(
+        help:
+            "Mutual TLS on every link (agent and emitters to controllers, controllers to servers), with a development CA and certificates made in $SLUICE_HOME/tls (sluice certs) unless there already; the CLI's certificate and the CA go into config.json."
+    )
+    var tls = false
+
     @Flag(help: "Run no local agent.")
     var noAgent = false
 
@@ -80,7 +88,25 @@ struct UpCommand: AsyncParsableCommand {
             cluster = ClusterConfig.generate(
                 zones: zones, serversPerZone: perZone, httpPort: httpPort, ingressPort: ingressPort)
         }
-        let agent: Agent.Configuration? =
+        let registry = PrometheusCollectorRegistry()
+        var linkTLS: (member: LinkTLS, server: LinkTLS, agent: LinkTLS, client: TLSFiles)? = nil
+        if tls {
+            let directory = SluiceConfig.home.appendingPathComponent("tls").path
+            do {
+                let made = try CertificateDirectory.make(in: directory, replace: false)
+                if !made.isEmpty { logger.info("made TLS certificates", metadata: ["sluice.path": "\(directory)"]) }
+            } catch {
+                throw CommandFailure("cannot make TLS certificates in \(directory): \(error)")
+            }
+            func load(_ role: String) throws -> LinkTLS {
+                try TLSOptions.load(CertificateDirectory.files(in: directory, role: role), registry: registry, logger: logger)!
+            }
+            linkTLS = (
+                try load("controller"), try load("server"), try load("agent"),
+                CertificateDirectory.files(in: directory, role: "client")
+            )
+        }
+        var agent: Agent.Configuration? =
             noAgent
             ? nil
             : Agent.Configuration(
@@ -89,7 +115,10 @@ struct UpCommand: AsyncParsableCommand {
                 syslogUDP: Endpoint(host: "127.0.0.1", port: syslogPort),
                 http: Endpoint(host: "127.0.0.1", port: agentHttpPort),
                 instanceLogRateLimit: try instanceLogRateLimit.flatMap { try parseRate($0, option: "--instance-log-rate-limit") })
+        agent?.tls = linkTLS?.agent
         var member = MemberSettings()
+        member.tls = linkTLS?.member
+        member.serverTLS = linkTLS?.server
         try server.apply(to: &member)
         controller.apply(to: &member)
         try link.apply(to: &member)
@@ -108,7 +137,8 @@ struct UpCommand: AsyncParsableCommand {
         }
         member.authorizer = try await auth.authorizer(defaultSecret: ownKey, logger: logger)
         let store = try await bindings.open(logger: logger)
-        let local = LocalCluster(config: cluster, settings: member, agent: agent, bindings: store, logger: logger)
+        let local = LocalCluster(
+            config: cluster, settings: member, agent: agent, bindings: store, registry: registry, logger: logger)
         let endpoints: LocalCluster.Endpoints
         do {
             endpoints = try await local.start()
@@ -120,6 +150,7 @@ struct UpCommand: AsyncParsableCommand {
             config.token = try await TokenIssuer.create(
                 keyFile: ownKey, admin: true, apps: [], ttl: 365 * 86400, subject: "sluice up")
         }
+        config.tls = linkTLS?.client
         try config.save()
         let serverCount = endpoints.servers.values.reduce(0) { $0 + $1.count }
         var lines = [
@@ -148,13 +179,20 @@ struct UpCommand: AsyncParsableCommand {
         } else if member.authorizer == nil {
             lines.append("  tokens   none checked (--no-auth)")
         }
+        if let linkTLS {
+            lines.append("  tls      every link mutual TLS; CA \(linkTLS.client.ca)")
+        }
         lines.append("Try: sluice run --app my-app -- echo hello   then   sluice logs my-app --recent")
         lines.append("Ctrl-C stops it.")
         print(lines.joined(separator: "\n"))
         Output.flushStandardOutput()
-        let reloader = member.authorizer.map { [TokenKeyReloader(verifier: $0.verifier, logger: logger) as any Service] } ?? []
+        let reloaders = [
+            HangupReloader(tokens: member.authorizer?.verifier, tls: linkTLS?.member, logger: logger),
+            HangupReloader(tls: linkTLS?.server, logger: logger), HangupReloader(tls: linkTLS?.agent, logger: logger),
+        ].filter { !$0.isEmpty }
         let group = ServiceGroup(
-            services: local.services + reloader, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            services: local.services + reloaders.map { $0 as any Service }, gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger)
         try await group.run()
     }
 }

@@ -11,6 +11,7 @@ import SluiceController
 import SluiceDrain
 import SluiceProto
 import SluiceServer
+import SluiceTLS
 import SluiceTransport
 import SluiceShipping
 import SluiceWire
@@ -35,7 +36,8 @@ struct TestCluster {
         servers count: Int = 2, recentPerApp: Int = 1000, tailQueueLimit: Int = 10_000,
         maxFramePayload: Int = FrameHeader.defaultMaxPayload, pingInterval: TimeAmount = .seconds(30),
         bindings: (any BindingStore)? = nil, controllerBindings: (any BindingStore)? = nil,
-        drainSettings: DrainRunner.Settings = .init(), authorizer: Authorizer? = nil
+        drainSettings: DrainRunner.Settings = .init(), authorizer: Authorizer? = nil,
+        tls: (controller: LinkTLS, server: LinkTLS)? = nil, logger: Logger = .quiet
     ) async throws -> TestCluster {
         let registry = PrometheusCollectorRegistry()
         let factory = PrometheusMetricsFactory(registry: registry)
@@ -46,8 +48,8 @@ struct TestCluster {
             let server = BufferServer(
                 configuration: .init(
                     listen: Endpoint(host: "127.0.0.1", port: 0), limits: .init(recentPerApp: recentPerApp),
-                    maxFramePayload: maxFramePayload),
-                group: serverGroup, logger: .quiet, metrics: factory)
+                    maxFramePayload: maxFramePayload, tls: tls?.server),
+                group: serverGroup, logger: logger, metrics: factory)
             endpoints.append(try await server.bind())
             servers.append(server)
         }
@@ -64,8 +66,9 @@ struct TestCluster {
             configuration: .init(
                 ingress: Endpoint(host: "127.0.0.1", port: 0), http: Endpoint(host: "127.0.0.1", port: 0),
                 zones: ["z1": endpoints], maxFramePayload: maxFramePayload, tailQueueLimit: tailQueueLimit,
-                pingInterval: pingInterval, bindings: controllerBindings ?? bindings, authorizer: authorizer),
-            logger: .quiet, registry: registry)
+                pingInterval: pingInterval, bindings: controllerBindings ?? bindings, authorizer: authorizer,
+                tls: tls?.controller),
+            logger: logger, registry: registry)
         let (ingress, http) = try await controller.bind()
         return TestCluster(
             servers: servers, serverGroup: serverGroup, controller: controller, ingress: ingress,
@@ -172,12 +175,14 @@ struct ControllerClient {
     let http: HTTPURL
     /// Sent with every read.
     var token: String? = nil
+    /// Shown to a TLS ingress.
+    var tls: LinkTLS? = nil
 
     var authorization: [(String, String)] { HTTPClient.bearer(token) }
 
     /// Sends lines for an app through the ingress, batched as `sluice emit` does.
     func emit(app: String, lines: [String], isError: Bool = false, batch: Int = 100) async throws {
-        let client = try await IngressClient.connect(to: ingress)
+        let client = try await IngressClient.connect(to: [ingress], tls: tls?.dialer(role: "test", logger: .quiet))
         let fields = LogEnvelopeFields(sourceID: app, isError: isError)
         var builder = BatchFrameBuilder()
         for (index, line) in lines.enumerated() {

@@ -1,0 +1,198 @@
+import CoreMetrics
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOSSL
+import SluiceWire
+
+/// Mutual TLS for the links between Sluice's parts: one certificate and
+/// key that this member shows, as server and as client, and the CA its
+/// peers' certificates must chain to. Both sides verify: a listener takes
+/// only clients with a certificate from the CA (and, if names are listed,
+/// one of those names); a client takes only a server whose certificate
+/// names the host it dialled, or `serverName`.
+///
+/// `reload()` reads the files again; new connections use them, links that
+/// are up keep the session they have.
+public final class LinkTLS: Sendable {
+    public let files: TLSFiles
+    private let contexts: NIOLockedValueBox<Contexts>
+    private let refusals: NIOLockedValueBox<[String: Counter]>
+    private let metrics: any MetricsFactory
+
+    struct Contexts {
+        var server: NIOSSLContext
+        var client: NIOSSLContext
+        var summary: String
+    }
+
+    /// A file that could not be read or did not hold what it should.
+    public struct LoadError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    public init(files: TLSFiles, metrics: any MetricsFactory = MetricsSystem.factory) throws {
+        self.files = files
+        self.metrics = metrics
+        self.contexts = NIOLockedValueBox(try Self.load(files))
+        self.refusals = NIOLockedValueBox([:])
+    }
+
+    /// Reads the certificate, key and CA files again.
+    public func reload() throws {
+        let fresh = try Self.load(files)
+        contexts.withLockedValue { $0 = fresh }
+    }
+
+    /// This member's certificate: its subject, names and expiry.
+    public var summary: String { contexts.withLockedValue { $0.summary } }
+
+    /// The handlers a listener puts first on each connection: TLS, then
+    /// the check that logs, counts and closes a refused handshake.
+    public func serverHandlers(role: String, logger: Logger) -> [any ChannelHandler] {
+        let context = contexts.withLockedValue { $0.server }
+        return [
+            NIOSSLServerHandler(context: context),
+            TLSPeerCheck(server: true, role: role, allowedNames: files.allowedNames ?? [], refused: refused(role), logger: logger),
+        ]
+    }
+
+    /// The handlers a link to `host` puts first: TLS verifying the
+    /// server's certificate against `serverName` or `host`, then the check.
+    public func clientHandlers(host: String, role: String, logger: Logger) throws -> [any ChannelHandler] {
+        let context = contexts.withLockedValue { $0.client }
+        let name = files.serverName ?? (Self.isAddress(host) ? nil : host)
+        return [
+            try NIOSSLClientHandler(context: context, serverHostname: name),
+            TLSPeerCheck(server: false, role: role, allowedNames: [], refused: refused(role), logger: logger),
+        ]
+    }
+
+    private func refused(_ role: String) -> Counter {
+        refusals.withLockedValue { counters in
+            if let counter = counters[role] { return counter }
+            let counter = Counter(label: MetricNames.tlsRefused, dimensions: [("role", role)], factory: metrics)
+            counters[role] = counter
+            return counter
+        }
+    }
+
+    static func isAddress(_ host: String) -> Bool {
+        (try? SocketAddress(ipAddress: host, port: 0)) != nil
+    }
+
+    static func load(_ files: TLSFiles) throws -> Contexts {
+        let chain: [NIOSSLCertificate]
+        do { chain = try NIOSSLCertificate.fromPEMFile(files.cert) } catch {
+            throw LoadError(description: "--tls-cert \(files.cert): \(Self.reading(error))")
+        }
+        guard let leaf = chain.first else { throw LoadError(description: "--tls-cert \(files.cert) holds no certificate") }
+        let key: NIOSSLPrivateKey
+        do { key = try NIOSSLPrivateKey(file: files.key, format: .pem) } catch {
+            throw LoadError(description: "--tls-key \(files.key): \(Self.reading(error))")
+        }
+        let roots: [NIOSSLCertificate]
+        do { roots = try NIOSSLCertificate.fromPEMFile(files.ca) } catch {
+            throw LoadError(description: "--tls-ca \(files.ca): \(Self.reading(error))")
+        }
+        guard !roots.isEmpty else { throw LoadError(description: "--tls-ca \(files.ca) holds no certificate") }
+        let now = time(nil)
+        if leaf.notValidAfter < now {
+            throw LoadError(
+                description: "--tls-cert \(files.cert) expired at \(Self.date(leaf.notValidAfter)); make a new one")
+        }
+
+        var server = TLSConfiguration.makeServerConfigurationWithMTLS(
+            certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key),
+            trustRoots: .certificates(roots))
+        server.minimumTLSVersion = .tlsv12
+        var client = TLSConfiguration.makeClientConfiguration()
+        client.certificateChain = chain.map { .certificate($0) }
+        client.privateKey = .privateKey(key)
+        client.trustRoots = .certificates(roots)
+        client.certificateVerification = .fullVerification
+        client.minimumTLSVersion = .tlsv12
+        do {
+            return Contexts(
+                server: try NIOSSLContext(configuration: server), client: try NIOSSLContext(configuration: client),
+                summary: "\(PeerNames.of(leaf).joined(separator: ",")) until \(Self.date(leaf.notValidAfter))")
+        } catch let error as BoringSSLError {
+            let codes: [String]
+            switch error {
+            case .unknownError(let stack), .sslError(let stack): codes = stack.map { TLSRefusal.code(of: $0) }
+            default: codes = ["\(error)"]
+            }
+            let mismatch = codes.contains("KEY_VALUES_MISMATCH")
+            throw LoadError(
+                description: mismatch
+                    ? "--tls-key \(files.key) is not the key of the certificate in \(files.cert)"
+                    : "--tls-cert \(files.cert) with --tls-key \(files.key): \(codes.joined(separator: ", "))")
+        } catch {
+            throw LoadError(description: "--tls-cert \(files.cert) with --tls-key \(files.key): \(error)")
+        }
+    }
+
+    static func date(_ t: time_t) -> String {
+        Date(timeIntervalSince1970: TimeInterval(t)).formatted(.iso8601)
+    }
+
+    private static func reading(_ error: any Error) -> String {
+        if let ssl = error as? NIOSSLError, ssl == .noSuchFilesystemObject { return "no such file" }
+        if error is NIOSSLError || error is BoringSSLError { return "not PEM, or not what it should hold" }
+        return "\(error)"
+    }
+}
+
+extension LinkTLS {
+    /// TLS as a listener of `role` uses it: client certificates required.
+    public func listener(role: String, logger: Logger) -> TLSLayer {
+        TLSLayer(tls: self, role: role, logger: logger, server: true)
+    }
+
+    /// TLS as a link of `role` dialling a server uses it.
+    public func dialer(role: String, logger: Logger) -> TLSLayer {
+        TLSLayer(tls: self, role: role, logger: logger, server: false)
+    }
+}
+
+/// One side's TLS, ready to go first in each new connection's pipeline.
+public struct TLSLayer: Sendable {
+    public let tls: LinkTLS
+    public let role: String
+    let logger: Logger
+    let server: Bool
+
+    /// Adds the TLS handlers at the front of `channel`'s pipeline; call on
+    /// its event loop (in a channel initializer). `host` is what a dialler
+    /// connected to.
+    public func add(to channel: any Channel, host: String = "") throws {
+        let handlers =
+            server
+            ? tls.serverHandlers(role: role, logger: logger)
+            : try tls.clientHandlers(host: host, role: role, logger: logger)
+        try channel.pipeline.syncOperations.addHandlers(handlers, position: .first)
+    }
+}
+
+extension TLSLayer {
+    /// Succeeds once `channel`'s TLS handshake is done and the peer let in;
+    /// at once for a channel without TLS. Call on its event loop.
+    public static func handshake(of channel: any Channel) -> EventLoopFuture<Void> {
+        guard let check = try? channel.pipeline.syncOperations.handler(type: TLSPeerCheck.self),
+            let done = check.handshakeDone
+        else { return channel.eventLoop.makeSucceededVoidFuture() }
+        return done
+    }
+
+    /// `channel` once its handshake is done (closed and failed otherwise).
+    public static func established(_ channel: any Channel) -> EventLoopFuture<any Channel> {
+        guard channel.eventLoop.inEventLoop else {
+            return channel.eventLoop.flatSubmit { established(channel) }
+        }
+        return handshake(of: channel).map { channel }.flatMapError { error in
+            channel.close(promise: nil)
+            return channel.eventLoop.makeFailedFuture(error)
+        }
+    }
+}

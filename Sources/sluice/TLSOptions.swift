@@ -1,0 +1,64 @@
+import ArgumentParser
+import CoreMetrics
+import Logging
+import Prometheus
+import SluiceCLI
+import SluiceTLS
+
+/// Mutual TLS on the links between parts: `sluice server`, `controller`,
+/// `agent`, `emit`, `bench load`. All three files or none.
+struct TLSOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("PEM certificate (then intermediates) this part shows to its peers, as server and as client.", valueName: "FILE"))
+    var tlsCert: String?
+
+    @Option(help: ArgumentHelp("PEM private key of --tls-cert.", valueName: "FILE"))
+    var tlsKey: String?
+
+    @Option(help: ArgumentHelp("PEM CA certificates a peer's certificate must chain to; with it, every link is mutual TLS (1.2 or 1.3).", valueName: "FILE"))
+    var tlsCa: String?
+
+    @Option(help: "The name servers' certificates must carry (default: the host dialled; an IP address must be an IP SAN).")
+    var tlsServerName: String?
+
+    @Option(help: ArgumentHelp("A name (DNS SAN or common name) a client's certificate must carry to be let in; repeatable. Default: any certificate the CA signed.", valueName: "NAME"))
+    var tlsAllowedName: [String] = []
+
+    func validate() throws {
+        _ = try files()
+    }
+
+    /// The files given, or nil for none; `fallback` (a cluster file's, or
+    /// config.json's) when no flag is given.
+    func files(fallback: TLSFiles? = nil) throws -> TLSFiles? {
+        let given = [tlsCert, tlsKey, tlsCa].compactMap { $0 }
+        if given.isEmpty {
+            guard tlsServerName == nil, tlsAllowedName.isEmpty || fallback != nil else {
+                throw ValidationError("--tls-server-name and --tls-allowed-name need --tls-cert, --tls-key and --tls-ca")
+            }
+            guard var fallback else { return nil }
+            if let tlsServerName { fallback.serverName = tlsServerName }
+            if !tlsAllowedName.isEmpty { fallback.allowedNames = tlsAllowedName }
+            return fallback
+        }
+        guard let tlsCert, let tlsKey, let tlsCa else {
+            throw ValidationError("TLS needs all of --tls-cert, --tls-key and --tls-ca")
+        }
+        return TLSFiles(
+            cert: tlsCert, key: tlsKey, ca: tlsCa, serverName: tlsServerName,
+            allowedNames: tlsAllowedName.isEmpty ? nil : tlsAllowedName)
+    }
+
+    /// The files read: a file that cannot be used stops the command with why.
+    static func load(_ files: TLSFiles?, registry: PrometheusCollectorRegistry?, logger: Logger) throws -> LinkTLS? {
+        guard let files else { return nil }
+        do {
+            let tls = try LinkTLS(
+                files: files,
+                metrics: registry.map { PrometheusMetricsFactory(registry: $0) as any MetricsFactory } ?? MetricsSystem.factory)
+            logger.info("links use mutual TLS", metadata: ["sluice.tls": "\(tls.summary)"])
+            return tls
+        } catch {
+            throw CommandFailure("\(error)")
+        }
+    }
+}

@@ -1,0 +1,278 @@
+import CoreMetrics
+import Foundation
+import Logging
+import NIOCore
+import Prometheus
+import SluiceCLI
+import SluiceProto
+import SluiceServer
+import SluiceShipping
+import SluiceTLS
+import SluiceTransport
+import SluiceWire
+import Testing
+
+/// A development CA and every role's certificate in a directory of its own.
+struct TLSFixture {
+    let directory: String
+
+    init(_ name: String) throws {
+        directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("sluice-tls-\(name)-\(UUID().uuidString)").path
+        try CertificateDirectory.make(in: directory)
+    }
+
+    func files(_ role: String) -> TLSFiles { CertificateDirectory.files(in: directory, role: role) }
+
+    func tls(_ role: String, registry: PrometheusCollectorRegistry? = nil, allowedNames: [String]? = nil) throws -> LinkTLS {
+        var files = files(role)
+        files.allowedNames = allowedNames
+        return try LinkTLS(
+            files: files,
+            metrics: registry.map { PrometheusMetricsFactory(registry: $0) as any MetricsFactory } ?? NOOPMetricsHandler.instance)
+    }
+
+    /// A certificate for `names` from this CA, valid from `from` for `days`,
+    /// written as `NAME.pem` and `NAME-key.pem`.
+    func issue(_ name: String, names: [String], days: Int, from: Date) throws -> (cert: String, key: String) {
+        let ca = try DevelopmentCA(
+            certificatePEM: try String(contentsOfFile: "\(directory)/ca.pem", encoding: .utf8),
+            keyPEM: try String(contentsOfFile: "\(directory)/ca-key.pem", encoding: .utf8))
+        let issued = try ca.issue(names: names, days: days, from: from)
+        let cert = "\(directory)/\(name).pem"
+        let key = "\(directory)/\(name)-key.pem"
+        try issued.certificatePEM.write(toFile: cert, atomically: true, encoding: .utf8)
+        try issued.keyPEM.write(toFile: key, atomically: true, encoding: .utf8)
+        return (cert, key)
+    }
+
+    func remove() {
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+/// `openssl s_client` against `endpoint`, its input empty; what it printed.
+func opensslClient(_ endpoint: Endpoint, arguments: [String]) throws -> String {
+    guard let openssl = findProgram("openssl") else { throw DrainPeerError("openssl is not installed") }
+    let command =
+        ([openssl, "s_client", "-connect", "\(endpoint.host):\(endpoint.port)"] + arguments).joined(separator: " ")
+        + " < /dev/null"
+    let result = try runProgram("/bin/sh", ["-c", command], timeout: .seconds(30))
+    return result.stdout + result.stderr
+}
+
+@Suite(.serialized) struct LinkTLSTests {
+    static func lines(_ count: Int, _ tag: String) -> [String] { (1...count).map { "\(tag) line \($0)" } }
+
+    @Test func everyLineCrossesLinksThatAreMutualTLS() async throws {
+        let fixture = try TLSFixture("deliver")
+        defer { fixture.remove() }
+        let log = LogRecorder()
+        let registry = PrometheusCollectorRegistry()
+        let cluster = try await TestCluster.start(
+            servers: 2,
+            tls: (
+                try fixture.tls("controller", registry: registry),
+                try fixture.tls("server", registry: registry, allowedNames: ["sluice-controller"])
+            ),
+            logger: log.logger)
+        var client = cluster.client
+        client.tls = try fixture.tls("client")
+        for app in ["tls-a", "tls-b", "tls-c"] {
+            try await client.emit(app: app, lines: Self.lines(300, app))
+        }
+        for app in ["tls-a", "tls-b", "tls-c"] {
+            let recent = try await cluster.recent(app: app)
+            #expect(recent.map { String(decoding: $0.log.payload, as: UTF8.self) } == Self.lines(300, app))
+        }
+        #expect(!log.entries.contains { $0.message.contains("TLS handshake") })
+        #expect(registry.value(of: #"sluice_tls_handshakes_refused_total{role="server"}"#) == 0)
+        #expect(registry.value(of: #"sluice_tls_handshakes_refused_total{role="controller-ingress"}"#) == 0)
+        await cluster.shutdown()
+    }
+
+    @Test func aClientWithoutACertificateIsRefusedAndCounted() async throws {
+        let fixture = try TLSFixture("nocert")
+        defer { fixture.remove() }
+        let log = LogRecorder()
+        let cluster = try await TestCluster.start(
+            servers: 1, tls: (try fixture.tls("controller", registry: nil), try fixture.tls("server")), logger: log.logger)
+        defer { Task { await cluster.shutdown() } }
+        // A TLS client no one here wrote: it verifies our chain, then is
+        // refused for showing no certificate of its own.
+        let without = try opensslClient(cluster.ingress, arguments: ["-CAfile", fixture.files("ca").ca, "-ign_eof"])
+        #expect(without.contains("Verify return code: 0 (ok)"), "\(without)")
+        #expect(without.contains("certificate required"), "\(without)")
+        let refused = await log.first { $0.message == "TLS handshake refused" }
+        #expect(refused?.metadata["sluice.reason"]?.contains("the client sent no certificate") == true, "\(log.entries)")
+        #expect(refused?.metadata["sluice.role"] == "controller-ingress")
+
+        // The same client with the client certificate gets in.
+        let client = fixture.files("client")
+        let with = try opensslClient(
+            cluster.ingress, arguments: ["-CAfile", client.ca, "-cert", client.cert, "-key", client.key])
+        #expect(with.contains("Verify return code: 0 (ok)"), "\(with)")
+        #expect(!with.contains("alert"), "\(with)")
+        #expect(log.entries.filter { $0.message == "TLS handshake refused" }.count == 1, "\(log.entries)")
+    }
+
+    @Test func refusalsAreCountedInTheMembersMetrics() async throws {
+        let fixture = try TLSFixture("count")
+        defer { fixture.remove() }
+        // The controller's own registry, as its /metrics shows it.
+        let log = LogRecorder()
+        let registry = PrometheusCollectorRegistry()
+        let tlsCluster = try await TestCluster.start(
+            servers: 1, tls: (try fixture.tls("controller", registry: registry), try fixture.tls("server")),
+            logger: log.logger)
+        for _ in 0..<3 {
+            _ = try opensslClient(tlsCluster.ingress, arguments: ["-CAfile", fixture.files("ca").ca, "-ign_eof"])
+        }
+        #expect(
+            await waitUntil {
+                registry.value(of: #"sluice_tls_handshakes_refused_total{role="controller-ingress"}"#) == 3
+            })
+        await tlsCluster.shutdown()
+    }
+
+    @Test func aCertificateFromAnotherCAIsRefused() async throws {
+        let fixture = try TLSFixture("ca")
+        let other = try TLSFixture("other")
+        defer {
+            fixture.remove()
+            other.remove()
+        }
+        let log = LogRecorder()
+        let cluster = try await TestCluster.start(
+            servers: 1, tls: (try fixture.tls("controller"), try fixture.tls("server")), logger: log.logger)
+        defer { Task { await cluster.shutdown() } }
+        // Trusts the controller, but shows a certificate another CA signed.
+        let stranger = try LinkTLS(
+            files: TLSFiles(cert: other.files("client").cert, key: other.files("client").key, ca: fixture.files("ca").ca))
+        // Under TLS 1.3 the client's handshake is done before the server has
+        // checked its certificate: the refusal comes as an alert after it.
+        let strangerLog = LogRecorder()
+        let strangerClient = try? await IngressClient.connect(
+            to: [cluster.ingress], tls: stranger.dialer(role: "test", logger: strangerLog.logger))
+        let told = await strangerLog.first { $0.message == "TLS handshake with server failed" }
+        #expect(told?.metadata["sluice.reason"]?.contains("the server does not trust the CA that signed our certificate") == true, "\(strangerLog.entries)")
+        strangerClient?.abort()
+        let refused = await log.first { $0.message == "TLS handshake refused" }
+        #expect(refused?.metadata["sluice.reason"]?.contains("not signed by a trusted CA") == true, "\(log.entries)")
+        #expect(refused?.metadata["sluice.reason"]?.contains("CERTIFICATE_VERIFY_FAILED") == true)
+
+        // One that trusts another CA refuses the controller, and says so.
+        let doubter = LogRecorder()
+        await #expect(throws: (any Error).self) {
+            _ = try await IngressClient.connect(
+                to: [cluster.ingress], tls: try other.tls("client").dialer(role: "test", logger: doubter.logger))
+        }
+        let failed = await doubter.first { $0.message == "TLS handshake with server failed" }
+        #expect(failed?.metadata["sluice.reason"]?.contains("the server's certificate is not signed") == true, "\(doubter.entries)")
+    }
+
+    @Test func anExpiredCertificateIsRefusedWithItsDate() async throws {
+        let fixture = try TLSFixture("expired")
+        defer { fixture.remove() }
+        let expired = try fixture.issue(
+            "expired", names: ["sluice-client"], days: 1, from: Date().addingTimeInterval(-10 * 86400))
+        // Sluice will not start with it.
+        #expect {
+            _ = try LinkTLS(files: TLSFiles(cert: expired.cert, key: expired.key, ca: fixture.files("ca").ca))
+        } throws: { "\($0)".contains("expired at") }
+
+        let log = LogRecorder()
+        let cluster = try await TestCluster.start(
+            servers: 1, tls: (try fixture.tls("controller"), try fixture.tls("server")), logger: log.logger)
+        defer { Task { await cluster.shutdown() } }
+        let output = try opensslClient(
+            cluster.ingress,
+            arguments: ["-CAfile", fixture.files("ca").ca, "-cert", expired.cert, "-key", expired.key, "-ign_eof"])
+        #expect(output.contains("alert"), "\(output)")
+        let refused = await log.first { $0.message == "TLS handshake refused" }
+        let reason = refused?.metadata["sluice.reason"] ?? ""
+        #expect(reason.contains("its certificate expired at"), "\(log.entries)")
+    }
+
+    @Test func aListenerWithAllowedNamesLetsOnlyThoseIn() async throws {
+        let fixture = try TLSFixture("names")
+        defer { fixture.remove() }
+        let log = LogRecorder()
+        let cluster = try await TestCluster.start(
+            servers: 1,
+            tls: (try fixture.tls("controller"), try fixture.tls("server", allowedNames: ["sluice-controller"])),
+            logger: log.logger)
+        defer { Task { await cluster.shutdown() } }
+        var client = cluster.client
+        client.tls = try fixture.tls("client")
+        try await client.emit(app: "names", lines: Self.lines(10, "names"))
+        #expect(try await cluster.recent(app: "names").count == 10)
+
+        // The client certificate is from the same CA, but not a controller's.
+        let bound = try await cluster.servers[0].bind()
+        let files = fixture.files("client")
+        _ = try opensslClient(bound, arguments: ["-CAfile", files.ca, "-cert", files.cert, "-key", files.key, "-ign_eof"])
+        let refused = await log.first { $0.message == "TLS handshake refused" }
+        #expect(
+            refused?.metadata["sluice.reason"]?.contains("names sluice-client, localhost") == true, "\(log.entries)")
+        #expect(refused?.metadata["sluice.reason"]?.contains("none of the allowed sluice-controller") == true)
+        #expect(refused?.metadata["sluice.role"] == "server")
+    }
+
+    @Test func newFilesTakeEffectWithoutDroppingLinksThatAreUp() async throws {
+        let first = try TLSFixture("before")
+        let second = try TLSFixture("after")
+        defer {
+            first.remove()
+            second.remove()
+        }
+        // The controller reads its files from a directory of its own, which
+        // the test rewrites.
+        let live = try TLSFixture("live")
+        defer { live.remove() }
+        func copy(_ from: TLSFixture) throws {
+            for name in ["ca.pem", "controller.pem", "controller-key.pem"] {
+                let target = "\(live.directory)/\(name)"
+                try? FileManager.default.removeItem(atPath: target)
+                try FileManager.default.copyItem(atPath: "\(from.directory)/\(name)", toPath: target)
+            }
+        }
+        try copy(first)
+        let controllerTLS = try live.tls("controller")
+        let log = LogRecorder()
+        let cluster = try await TestCluster.start(
+            servers: 1, tls: (controllerTLS, try first.tls("server")), logger: .quiet)
+        defer { Task { await cluster.shutdown() } }
+
+        let sender = try await IngressClient.connect(
+            to: [cluster.ingress], logger: log.logger, tls: try first.tls("client").dialer(role: "test", logger: .quiet))
+        var builder = BatchFrameBuilder()
+        let fields = LogEnvelopeFields(sourceID: "rotate")
+        func send(_ lines: [String]) async throws {
+            for line in lines {
+                var line = line
+                line.withUTF8 { builder.appendLog(fields, timestamp: WallClock.nowNanos(), payload: UnsafeRawBufferPointer($0)) }
+            }
+            try await sender.send(frame: builder.finish(type: .envelopes, sequence: 0)!)
+        }
+        func recentCount() async -> Int { (try? await cluster.recent(app: "rotate").count) ?? -1 }
+        try await send(Self.lines(20, "before"))
+        #expect(await waitUntil { await recentCount() == 20 })
+
+        try copy(second)
+        try controllerTLS.reload()
+        // The link that is up stays up and keeps delivering.
+        try await send(Self.lines(20, "after"))
+        #expect(await waitUntil { await recentCount() == 40 })
+        #expect(!log.entries.contains { $0.message.contains("lost the controller") }, "\(log.entries)")
+        try await sender.close()
+
+        // New connections need the new CA's certificates.
+        await #expect(throws: (any Error).self) {
+            _ = try await IngressClient.connect(to: [cluster.ingress], tls: try first.tls("client").dialer(role: "test", logger: .quiet))
+        }
+        let fresh = try await IngressClient.connect(
+            to: [cluster.ingress], tls: try second.tls("client").dialer(role: "test", logger: .quiet))
+        try await fresh.close()
+    }
+}
