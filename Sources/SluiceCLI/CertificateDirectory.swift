@@ -42,7 +42,7 @@ public enum CertificateDirectory {
             }
         } else {
             ca = try DevelopmentCA(days: max(days, 365 * 3))
-            try PrivateFile.write(Data(ca.keyPEM.utf8), to: caKeyPath, exclusive: true)
+            try PrivateFile.write(Data((ca.keyPEM + "\n").utf8), to: caKeyPath, exclusive: true)
             try write(ca.certificatePEM, to: caPath)
             written += [caPath, caKeyPath]
         }
@@ -56,7 +56,7 @@ public enum CertificateDirectory {
             var names = ["sluice-\(role)"]
             for name in localNames + hosts where !names.contains(name) { names.append(name) }
             let issued = try ca.issue(names: names, days: days)
-            try PrivateFile.write(Data(issued.keyPEM.utf8), to: files.key)
+            try PrivateFile.write(Data((issued.keyPEM + "\n").utf8), to: files.key)
             try write(issued.certificatePEM, to: files.cert)
             written += [files.cert, files.key]
         }
@@ -65,7 +65,8 @@ public enum CertificateDirectory {
 
     /// A certificate: anyone may read it.
     static func write(_ text: String, to path: String) throws {
-        try PrivateFile.write(Data(text.utf8), to: path)
+        // Ending in a newline, so that `cat old.pem new.pem` makes a bundle.
+        try PrivateFile.write(Data((text.hasSuffix("\n") ? text : text + "\n").utf8), to: path)
         guard chmod(path, 0o644) == 0 else {
             throw CommandFailure("\(path): cannot be made readable (\(String(cString: strerror(errno))))")
         }

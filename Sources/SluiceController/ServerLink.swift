@@ -325,7 +325,6 @@ public final class ServerLink: @unchecked Sendable {
         watchdog = eventLoop.scheduleRepeatedTask(initialDelay: Self.checkInterval, delay: Self.checkInterval) {
             [weak self] _ in self?.checkSilence()
         }
-        backoff = .milliseconds(100)
         subscriptions.connected()
         for (id, target) in subscriptions.all {
             channel.write(Self.subscriptionFrame(.subscribe, target, sequence: id), promise: nil)
@@ -339,6 +338,9 @@ public final class ServerLink: @unchecked Sendable {
     /// The server answered on a new connection: the link is up.
     private func confirm() {
         confirmed = true
+        // Only a link the server answered resets the backoff: one refused
+        // after its TLS handshake (TLS 1.3) keeps backing off.
+        backoff = .milliseconds(100)
         wasUp = true
         answering.withLockedValue { $0 = .up }
         owner?.linkCameUp(self)

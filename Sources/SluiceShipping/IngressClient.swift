@@ -34,6 +34,12 @@ public final class IngressClient: @unchecked Sendable {
     private var drainWaiters: [EventLoopPromise<Void>] = []
     private var backoff = TimeAmount.milliseconds(100)
     private var connectedTo: Endpoint?
+    /// A controller that refused our certificate after the TLS handshake
+    /// (TLS 1.3): the next round tries it last, so that a list with a
+    /// controller that takes us fails over to it.
+    private var tryLast: Endpoint?
+    /// The last such refusal, for the error `close` gives.
+    private var lastRefusal: TLSRefusal?
 
     public struct Unreachable: Error, CustomStringConvertible {
         public var endpoints: [Endpoint]
@@ -46,8 +52,11 @@ public final class IngressClient: @unchecked Sendable {
 
     public struct Unacknowledged: Error, CustomStringConvertible {
         public var frames: Int
+        /// Why the controller refused this client's TLS, if it did.
+        public var refusal: TLSRefusal?
         public var description: String {
             "\(frames) batch\(frames == 1 ? " was" : "es were") not acknowledged by any controller in time"
+                + (refusal.map { ": the TLS handshake failed: \($0)" } ?? "")
         }
     }
 
@@ -127,7 +136,7 @@ public final class IngressClient: @unchecked Sendable {
             let promise = self.loop.makePromise(of: Void.self)
             self.drainWaiters.append(promise)
             self.loop.scheduleTask(in: timeout) {
-                promise.fail(Unacknowledged(frames: self.window.count))
+                promise.fail(Unacknowledged(frames: self.window.count, refusal: self.lastRefusal))
             }
             return promise.futureResult
         }
@@ -167,6 +176,7 @@ public final class IngressClient: @unchecked Sendable {
         // quickly again next time. (Not on connect alone: a controller that
         // accepts and then rejects a frame must not be hammered.)
         backoff = .milliseconds(100)
+        lastRefusal = nil
         _ = window.acknowledge(upTo: sequence)
         if window.hasRoom {
             let waiters = spaceWaiters
@@ -183,6 +193,10 @@ public final class IngressClient: @unchecked Sendable {
     fileprivate func lost(_ lostChannel: any Channel) {
         guard channel === lostChannel else { return }
         channel = nil
+        if let refusal = TLSLayer.refusal(of: lostChannel) {
+            tryLast = connectedTo
+            lastRefusal = refusal
+        }
         connectedTo = nil
         window.connectionLost()
         guard !closing else { return }
@@ -205,14 +219,16 @@ public final class IngressClient: @unchecked Sendable {
     private func connectRound() -> EventLoopFuture<Void> {
         guard channel == nil, !connecting, !closing else { return loop.makeSucceededVoidFuture() }
         connecting = true
-        return tryEndpoint(0).always { _ in self.connecting = false }
+        let order = tryLast.map { last in endpoints.filter { $0 != last } + [last] } ?? endpoints
+        tryLast = nil
+        return tryEndpoint(0, of: order).always { _ in self.connecting = false }
     }
 
-    private func tryEndpoint(_ index: Int, lastError: (any Error)? = nil) -> EventLoopFuture<Void> {
-        guard index < endpoints.count else {
+    private func tryEndpoint(_ index: Int, of order: [Endpoint], lastError: (any Error)? = nil) -> EventLoopFuture<Void> {
+        guard index < order.count else {
             return loop.makeFailedFuture(Unreachable(endpoints: endpoints, lastError: lastError))
         }
-        let endpoint = endpoints[index]
+        let endpoint = order[index]
         let tls = self.tls
         return ClientBootstrap(group: loop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -234,7 +250,7 @@ public final class IngressClient: @unchecked Sendable {
                 self.connected(channel, to: endpoint)
                 return self.loop.makeSucceededVoidFuture()
             }
-            .flatMapError { self.tryEndpoint(index + 1, lastError: $0) }
+            .flatMapError { self.tryEndpoint(index + 1, of: order, lastError: $0) }
     }
 
     private func connected(_ channel: any Channel, to endpoint: Endpoint) {

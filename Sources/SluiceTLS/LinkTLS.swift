@@ -54,7 +54,8 @@ public final class LinkTLS: Sendable {
         let context = contexts.withLockedValue { $0.server }
         return [
             NIOSSLServerHandler(context: context),
-            TLSPeerCheck(server: true, role: role, allowedNames: files.allowedNames ?? [], refused: refused(role), logger: logger),
+            TLSPeerCheck(
+                server: true, role: role, expectedNames: files.allowedNames ?? [], refused: refused(role), logger: logger),
         ]
     }
 
@@ -65,7 +66,9 @@ public final class LinkTLS: Sendable {
         let name = files.serverName ?? (Self.isAddress(host) ? nil : host)
         return [
             try NIOSSLClientHandler(context: context, serverHostname: name),
-            TLSPeerCheck(server: false, role: role, allowedNames: [], refused: refused(role), logger: logger),
+            TLSPeerCheck(
+                server: false, role: role, expectedNames: files.serverName.map { [$0] } ?? [], refused: refused(role),
+                logger: logger),
         ]
     }
 
@@ -83,6 +86,17 @@ public final class LinkTLS: Sendable {
     }
 
     static func load(_ files: TLSFiles) throws -> Contexts {
+        for (flag, path) in [("--tls-cert", files.cert), ("--tls-key", files.key), ("--tls-ca", files.ca)]
+        where !FileManager.default.isReadableFile(atPath: path) {
+            throw LoadError(
+                description: "\(flag) \(path): \(FileManager.default.fileExists(atPath: path) ? "cannot be read" : "no such file")")
+        }
+        if let name = files.serverName, isAddress(name) {
+            throw LoadError(
+                description:
+                    "--tls-server-name \(name) is an address: give a DNS name the server's certificate carries (an address dialled is checked against the certificate's IP names already)"
+            )
+        }
         let chain: [NIOSSLCertificate]
         do { chain = try NIOSSLCertificate.fromPEMFile(files.cert) } catch {
             throw LoadError(description: "--tls-cert \(files.cert): \(Self.reading(error))")
@@ -107,12 +121,15 @@ public final class LinkTLS: Sendable {
             certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key),
             trustRoots: .certificates(roots))
         server.minimumTLSVersion = .tlsv12
+        // A peer that never answers our close_notify is not waited for long.
+        server.shutdownTimeout = .seconds(2)
         var client = TLSConfiguration.makeClientConfiguration()
         client.certificateChain = chain.map { .certificate($0) }
         client.privateKey = .privateKey(key)
         client.trustRoots = .certificates(roots)
         client.certificateVerification = .fullVerification
         client.minimumTLSVersion = .tlsv12
+        client.shutdownTimeout = .seconds(2)
         do {
             return Contexts(
                 server: try NIOSSLContext(configuration: server), client: try NIOSSLContext(configuration: client),
@@ -128,6 +145,8 @@ public final class LinkTLS: Sendable {
                 description: mismatch
                     ? "--tls-key \(files.key) is not the key of the certificate in \(files.cert)"
                     : "--tls-cert \(files.cert) with --tls-key \(files.key): \(codes.joined(separator: ", "))")
+        } catch NIOSSLError.failedToLoadPrivateKey {
+            throw LoadError(description: "--tls-key \(files.key) is not the key of the certificate in \(files.cert)")
         } catch {
             throw LoadError(description: "--tls-cert \(files.cert) with --tls-key \(files.key): \(error)")
         }
@@ -181,8 +200,18 @@ extension TLSLayer {
     public static func handshake(of channel: any Channel) -> EventLoopFuture<Void> {
         guard let check = try? channel.pipeline.syncOperations.handler(type: TLSPeerCheck.self),
             let done = check.handshakeDone
-        else { return channel.eventLoop.makeSucceededVoidFuture() }
+        else {
+            return channel.isActive
+                ? channel.eventLoop.makeSucceededVoidFuture() : channel.eventLoop.makeFailedFuture(ChannelError.inputClosed)
+        }
         return done
+    }
+
+    /// Why `channel`'s peer was refused, if it was (a dialler under TLS 1.3
+    /// learns of it only after its handshake). Call on its event loop,
+    /// before its pipeline is torn down (in `channelInactive`, say).
+    public static func refusal(of channel: any Channel) -> TLSRefusal? {
+        (try? channel.pipeline.syncOperations.handler(type: TLSPeerCheck.self))?.refusal
     }
 
     /// `channel` once its handshake is done (closed and failed otherwise).

@@ -1,3 +1,4 @@
+import Foundation
 import NIOSSL
 import SwiftASN1
 import X509
@@ -33,10 +34,28 @@ public enum PeerNames {
         return names
     }
 
+    /// Whether `name` (from a certificate) is one of `wanted`: DNS names
+    /// without regard to case, addresses as written by `address`.
+    public static func matches(_ name: String, _ wanted: [String]) -> Bool {
+        wanted.contains { $0.caseInsensitiveCompare(name) == .orderedSame || canonical($0) == name }
+    }
+
+    /// An address as `address(_:)` writes it (`::1`, not `0:0:…:1`); other
+    /// text as it is.
+    static func canonical(_ text: String) -> String {
+        DevelopmentCA.addressBytes(text).map(address) ?? text
+    }
+
     static func address(_ bytes: [UInt8]) -> String {
-        if bytes.count == 4 { return bytes.map(String.init).joined(separator: ".") }
-        guard bytes.count == 16 else { return bytes.map { String($0, radix: 16) }.joined(separator: ":") }
-        return stride(from: 0, to: 16, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }
-            .joined(separator: ":")
+        let family: Int32
+        switch bytes.count {
+        case 4: family = AF_INET
+        case 16: family = AF_INET6
+        default: return bytes.map { String($0, radix: 16) }.joined(separator: ":")
+        }
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        let ok = bytes.withUnsafeBytes { raw in inet_ntop(family, raw.baseAddress, &text, socklen_t(text.count)) != nil }
+        guard ok else { return bytes.map { String($0, radix: 16) }.joined(separator: ":") }
+        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

@@ -9,35 +9,67 @@ import SluiceWire
 /// Sits right after the TLS handler of a link. Until the handshake is done
 /// it owns the connection's errors: a refused handshake is logged once,
 /// with the peer and the reason, counted, and the connection closed. When
-/// the handshake completes on a listener that names its allowed clients,
-/// a client whose certificate carries none of those names is refused the
-/// same way. After that it passes everything on.
+/// the handshake completes, a listener that names its allowed clients
+/// refuses a client whose certificate carries none of those names, and a
+/// dialler given a server name refuses a server whose certificate does not
+/// carry it (the TLS library checks only the address when an address was
+/// dialled). Nothing a refused peer sent goes further. A handshake that
+/// has not finished within `handshakeTimeout` is refused too.
 final class TLSPeerCheck: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = NIOAny
 
+    static let handshakeTimeout = TimeAmount.seconds(10)
+
     private let server: Bool
     private let role: String
-    private let allowedNames: [String]
+    private let expectedNames: [String]
     private let refused: Counter
     private let logger: Logger
     private var done = false
+    /// Set once the peer is refused: from then on what it sends is dropped.
+    private var refusedPeer = false
+    /// Why, once refused.
+    private(set) var refusal: TLSRefusal?
     /// Whether the peer has sent anything since the handshake: under TLS
     /// 1.3 a server refuses a client's certificate only after the client's
     /// handshake is done, so an alert before any data is still a refusal.
     private var heard = false
     private var handshake: EventLoopPromise<Void>?
     private var settled = false
+    private var deadline: Scheduled<Void>?
 
-    init(server: Bool, role: String, allowedNames: [String], refused: Counter, logger: Logger) {
+    /// `expectedNames`: on a listener, the client names allowed in (empty:
+    /// any); on a dialler, the server name required (empty: the library's
+    /// own check of the host dialled).
+    init(server: Bool, role: String, expectedNames: [String], refused: Counter, logger: Logger) {
         self.server = server
         self.role = role
-        self.allowedNames = allowedNames
+        self.expectedNames = expectedNames
         self.refused = refused
         self.logger = logger
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         handshake = context.eventLoop.makePromise()
+        if context.channel.isActive { startDeadline(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        startDeadline(context)
+        context.fireChannelActive()
+    }
+
+    private func startDeadline(_ context: ChannelHandlerContext) {
+        guard deadline == nil, !done else { return }
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        deadline = context.eventLoop.scheduleTask(in: Self.handshakeTimeout) {
+            let (check, context) = loopBound.value
+            guard !check.done else { return }
+            check.done = true
+            check.refuse(
+                context,
+                TLSRefusal(code: "", reason: "the TLS handshake did not finish within \(Self.handshakeTimeout.seconds) s"))
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -51,6 +83,8 @@ final class TLSPeerCheck: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func settle(_ result: Result<Void, any Error>) {
+        deadline?.cancel()
+        deadline = nil
         guard !settled, let handshake else { return }
         settled = true
         handshake.completeWith(result)
@@ -63,16 +97,18 @@ final class TLSPeerCheck: ChannelInboundHandler, RemovableChannelHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let tls = event as? TLSUserEvent, case .handshakeCompleted = tls, !done {
             done = true
-            if !allowedNames.isEmpty {
+            if !expectedNames.isEmpty {
                 let names = peerCertificate(context).map(PeerNames.of) ?? []
-                if !names.contains(where: allowedNames.contains) {
+                if !names.contains(where: { PeerNames.matches($0, expectedNames) }) {
+                    let shown = names.isEmpty ? "nothing" : names.joined(separator: ", ")
+                    let wanted = expectedNames.joined(separator: ", ")
                     refuse(
                         context,
                         TLSRefusal(
                             code: "",
-                            reason:
-                                "the client's certificate names \(names.isEmpty ? "nothing" : names.joined(separator: ", ")), none of the allowed \(allowedNames.joined(separator: ", "))"
-                        ))
+                            reason: server
+                                ? "the client's certificate names \(shown), none of the allowed \(wanted)"
+                                : "the server's certificate names \(shown), not \(wanted)"))
                     return
                 }
             }
@@ -82,12 +118,17 @@ final class TLSPeerCheck: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // A refused peer's data, or data before the names were checked,
+        // goes no further.
+        guard done, !refusedPeer else { return }
         heard = true
         context.fireChannelRead(data)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if done && !server && !heard, error is NIOSSLError || error is BoringSSLError {
+        if refusedPeer { return }
+        if done && !server && !heard, Self.isAlert(error) {
+            // Under TLS 1.3: the server refused us after our handshake.
             heard = true
             refuse(context, TLSRefusal(error, server: server))
             return
@@ -97,8 +138,9 @@ final class TLSPeerCheck: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         done = true
-        if let ssl = error as? NIOSSLError, ssl == .uncleanShutdown {
-            // Connected and left without a word (a port probe): not a refusal.
+        if Self.isQuietEnd(error) {
+            // Connected and left, or reset, without a word (a port probe):
+            // not a refusal.
             logger.debug(
                 "connection closed before its TLS handshake",
                 metadata: [LogKeys.remote: "\(remote(context))", LogKeys.role: "\(role)"])
@@ -111,7 +153,22 @@ final class TLSPeerCheck: ChannelInboundHandler, RemovableChannelHandler {
         refuse(context, refusal)
     }
 
+    /// An error from the TLS library that a peer's alert causes (not a
+    /// crash or a reset of the peer).
+    static func isAlert(_ error: any Error) -> Bool {
+        if error is BoringSSLError { return true }
+        if let ssl = error as? NIOSSLError, case .handshakeFailed = ssl { return true }
+        return false
+    }
+
+    static func isQuietEnd(_ error: any Error) -> Bool {
+        if let ssl = error as? NIOSSLError, ssl == .uncleanShutdown { return true }
+        return error is IOError
+    }
+
     private func refuse(_ context: ChannelHandlerContext, _ refusal: TLSRefusal) {
+        refusedPeer = true
+        self.refusal = refusal
         refused.increment()
         settle(.failure(TLSRefused(refusal: refusal)))
         logger.warning(
@@ -138,4 +195,8 @@ final class TLSPeerCheck: ChannelInboundHandler, RemovableChannelHandler {
         if peer.notValidBefore > now { return "its certificate is not valid until \(LinkTLS.date(peer.notValidBefore))" }
         return nil
     }
+}
+
+extension TimeAmount {
+    var seconds: Int64 { nanoseconds / 1_000_000_000 }
 }

@@ -24,28 +24,29 @@ struct TLSOptions: ParsableArguments {
     var tlsAllowedName: [String] = []
 
     func validate() throws {
-        _ = try files()
-    }
-
-    /// The files given, or nil for none; `fallback` (a cluster file's, or
-    /// config.json's) when no flag is given.
-    func files(fallback: TLSFiles? = nil) throws -> TLSFiles? {
         let given = [tlsCert, tlsKey, tlsCa].compactMap { $0 }
-        if given.isEmpty {
-            guard tlsServerName == nil, tlsAllowedName.isEmpty || fallback != nil else {
-                throw ValidationError("--tls-server-name and --tls-allowed-name need --tls-cert, --tls-key and --tls-ca")
-            }
-            guard var fallback else { return nil }
-            if let tlsServerName { fallback.serverName = tlsServerName }
-            if !tlsAllowedName.isEmpty { fallback.allowedNames = tlsAllowedName }
-            return fallback
-        }
-        guard let tlsCert, let tlsKey, let tlsCa else {
+        guard given.isEmpty || given.count == 3 else {
             throw ValidationError("TLS needs all of --tls-cert, --tls-key and --tls-ca")
         }
-        return TLSFiles(
-            cert: tlsCert, key: tlsKey, ca: tlsCa, serverName: tlsServerName,
-            allowedNames: tlsAllowedName.isEmpty ? nil : tlsAllowedName)
+    }
+
+    /// The files given, else `fallback` (a cluster file's, or config.json's)
+    /// with the name flags applied; nil for none.
+    func files(fallback: TLSFiles? = nil) throws -> TLSFiles? {
+        var files: TLSFiles
+        if let tlsCert, let tlsKey, let tlsCa {
+            files = TLSFiles(cert: tlsCert, key: tlsKey, ca: tlsCa)
+        } else if let fallback {
+            files = fallback
+        } else {
+            guard tlsServerName == nil, tlsAllowedName.isEmpty else {
+                throw ValidationError("--tls-server-name and --tls-allowed-name need --tls-cert, --tls-key and --tls-ca")
+            }
+            return nil
+        }
+        if let tlsServerName { files.serverName = tlsServerName }
+        if !tlsAllowedName.isEmpty { files.allowedNames = tlsAllowedName }
+        return files
     }
 
     /// The files read: a file that cannot be used stops the command with why.

@@ -106,6 +106,17 @@ struct UpCommand: AsyncParsableCommand {
                 CertificateDirectory.files(in: directory, role: "client")
             )
         }
+        // A cluster file's tls, without --tls: every member shows its one
+        // certificate (members' own files are for separate processes).
+        if !tls, let files = cluster.tls {
+            guard cluster.zones.allSatisfy({ $0.servers.allSatisfy { $0.tls == nil } && $0.controllers.allSatisfy { $0.tls == nil } })
+            else {
+                throw ValidationError(
+                    "sluice up runs every member with one certificate: give tls at the top of \(config ?? "the cluster file") only")
+            }
+            let shared = try TLSOptions.load(files, registry: registry, logger: logger)!
+            linkTLS = (shared, shared, shared, files)
+        }
         var agent: Agent.Configuration? =
             noAgent
             ? nil

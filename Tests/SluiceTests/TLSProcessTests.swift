@@ -1,0 +1,104 @@
+import Foundation
+import NIOCore
+import SluiceCLI
+import SluiceTLS
+import SluiceWire
+import Testing
+
+/// The `sluice` executable with TLS: `sluice certs`, and `sluice up --tls`
+/// taking lines from the CLI and the agent over mutual TLS, refusing a
+/// client without a certificate, and taking a new CA on SIGHUP.
+@Suite(.serialized)
+struct TLSProcessTests {
+    @Test func certsMakesACAAndOneCertificatePerRole() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-certs-\(getpid())").path
+        try? FileManager.default.removeItem(atPath: directory)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let made = try await runSluice(["certs", directory, "--hosts", "logs.example.internal,10.1.2.3"])
+        #expect(made.status == 0, "\(made.stderr)")
+        for role in ["ca"] + CertificateDirectory.roles {
+            let key = try FileManager.default.attributesOfItem(atPath: "\(directory)/\(role)-key.pem")
+            #expect((key[.posixPermissions] as? NSNumber)?.intValue == 0o600, "\(role)-key.pem")
+            let cert = try FileManager.default.attributesOfItem(atPath: "\(directory)/\(role).pem")
+            #expect((cert[.posixPermissions] as? NSNumber)?.intValue == 0o644, "\(role).pem")
+        }
+        // openssl, no part of Sluice, takes the chain and reads the names.
+        let openssl = try #require(findProgram("openssl"))
+        let verify = try runProgram(openssl, ["verify", "-CAfile", "\(directory)/ca.pem", "\(directory)/controller.pem"])
+        #expect(verify.stdout.contains("controller.pem: OK"), "\(verify.stdout)\(verify.stderr)")
+        let text = try runProgram(openssl, ["x509", "-in", "\(directory)/server.pem", "-noout", "-text"]).stdout
+        for name in ["DNS:sluice-server", "DNS:localhost", "IP Address:127.0.0.1", "DNS:logs.example.internal", "IP Address:10.1.2.3"] {
+            #expect(text.contains(name), "\(name) in \(text)")
+        }
+        #expect(text.contains("TLS Web Server Authentication, TLS Web Client Authentication"))
+
+        // Run again, the CA stays and the roles' certificates are made anew.
+        let ca = try String(contentsOfFile: "\(directory)/ca.pem", encoding: .utf8)
+        let server = try String(contentsOfFile: "\(directory)/server.pem", encoding: .utf8)
+        #expect(try await runSluice(["certs", directory]).status == 0)
+        #expect(try String(contentsOfFile: "\(directory)/ca.pem", encoding: .utf8) == ca)
+        #expect(try String(contentsOfFile: "\(directory)/server.pem", encoding: .utf8) != server)
+    }
+
+    @Test func upWithTLSCarriesLinesAndTakesANewCAOnSIGHUP() async throws {
+        let home = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-up-tls-\(getpid())")
+        try? FileManager.default.removeItem(at: home)
+        defer { try? FileManager.default.removeItem(at: home) }
+        let process = Process()
+        process.executableURL = sluiceExecutable()
+        process.arguments = [
+            "up", "--tls", "--servers", "2", "--http-port", "0", "--ingress-port", "0", "--agent-port", "0",
+            "--syslog-port", "0", "--agent-http-port", "0", "--log-level", "warning",
+        ]
+        process.environment = ProcessInfo.processInfo.environment.merging(["SLUICE_HOME": home.path]) { $1 }
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        defer { stopProcess(process, grace: .seconds(10)) }
+        let banner = try read(out, timeout: .seconds(60)) { $0.contains("Ctrl-C stops it.") }
+        #expect(banner.contains("every link mutual TLS"), "\(banner)")
+
+        let config = try JSONDecoder().decode(
+            SluiceConfig.self, from: Data(contentsOf: home.appendingPathComponent("config.json")))
+        let tls = try #require(config.tls)
+        #expect(tls.ca == home.appendingPathComponent("tls/ca.pem").path)
+        let environment = ["SLUICE_HOME": home.path]
+        let emit = try await runSluice(["emit", "--app", "tls-app", "over mutual TLS"], environment: environment)
+        #expect(emit.status == 0, "\(emit.stderr)")
+        let run = try await runSluice(["run", "--app", "tls-app", "--", "echo", "through the agent"], environment: environment)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(await waitUntil {
+            let logs = try? await runSluice(["logs", "tls-app", "--recent"], environment: environment)
+            return logs?.stdout.contains("OUT through the agent") == true
+        })
+        let logs = try await runSluice(["logs", "tls-app", "--recent"], environment: environment)
+        #expect(logs.stdout.contains(" [APP/PROC/WEB/0] OUT over mutual TLS\n"), "\(logs.stdout)")
+
+        // Without a certificate, a TLS client no one here wrote is refused,
+        // and the refusal is counted on /metrics.
+        let ingress = try Endpoint(parsing: try #require(config.controllers.first).ingress)
+        _ = try opensslClient(ingress, arguments: ["-CAfile", tls.ca, "-ign_eof"])
+        let metrics = try HTTPURL(parsing: try #require(config.controllers.first).http).with(path: "/metrics")
+        #expect(await waitUntil {
+            let body = (try? await HTTPClient.get(metrics)).map { String(buffer: $0.body) } ?? ""
+            return body.contains(#"sluice_tls_handshakes_refused_total{role="controller-ingress"} 1"#)
+        })
+        // A new CA and certificates, read on SIGHUP: the CLI's new
+        // certificate is taken only once the cluster has read them.
+        let tlsDirectory = home.appendingPathComponent("tls").path
+        try FileManager.default.removeItem(atPath: tlsDirectory)
+        #expect(try await runSluice(["certs", tlsDirectory]).status == 0)
+        kill(process.processIdentifier, SIGHUP)
+        #expect(await waitUntil(timeout: .seconds(20)) {
+            (try? await runSluice(["emit", "--app", "tls-app", "after the new CA"], environment: environment, timeout: .seconds(30)))?.status == 0
+        })
+        let after = try await runSluice(["logs", "tls-app", "--recent"], environment: environment)
+        #expect(after.stdout.contains("OUT after the new CA\n"), "\(after.stdout)")
+
+        process.terminate()
+        try waitForExit(process, timeout: .seconds(60), "after SIGTERM, sluice up --tls")
+        #expect(process.terminationStatus == 0)
+    }
+}
