@@ -42,6 +42,13 @@ public final class Agent: Service, @unchecked Sendable {
         public var instanceLogRateLimit: Int?
         /// Mutual TLS to the controllers (the local inputs stay plain).
         public var tls: LinkTLS?
+        /// Syslog over TLS (RFC 5425: octet-counted, or newline-framed as
+        /// some senders do) and HTTPS for `POST /logs`, with `inputTLS`.
+        public var syslogTLS: Endpoint?
+        public var https: Endpoint?
+        /// The certificate the TLS inputs show; with a CA, senders must
+        /// show a certificate from it too.
+        public var inputTLS: LinkTLS?
 
         public init(
             zone: String = "z1", controllers: [Endpoint], listen: Endpoint, syslogTCP: Endpoint? = nil,
@@ -69,6 +76,8 @@ public final class Agent: Service, @unchecked Sendable {
         public var syslogTCP: Endpoint?
         public var syslogUDP: Endpoint?
         public var http: Endpoint?
+        public var syslogTLS: Endpoint?
+        public var https: Endpoint?
     }
 
     public let configuration: Configuration
@@ -125,16 +134,24 @@ public final class Agent: Service, @unchecked Sendable {
         listeners.insert(listen)
         var addresses = Addresses(listen: Endpoint(listen.localAddress!))
 
-        if let endpoint = configuration.syslogTCP {
-            let channel = try await Listener.bind(endpoint, group: group, connections: connections) { channel in
+        func bindSyslogStream(_ endpoint: Endpoint, tls: TLSLayer?) async throws -> Endpoint {
+            let channel = try await Listener.bind(endpoint, group: group, connections: connections, tls: tls) { channel in
                 try channel.pipeline.syncOperations.addHandlers([
                     ByteToMessageHandler(SyslogFrameDecoder(maxMessageBytes: maxMessage)),
                     SyslogStreamHandler(intake: intake),
-                    ConnectionErrorHandler(role: "agent-syslog", logger: logger),
+                    ConnectionErrorHandler(role: tls == nil ? "agent-syslog" : "agent-syslog-tls", logger: logger),
                 ])
             }
             listeners.insert(channel)
-            addresses.syslogTCP = Endpoint(channel.localAddress!)
+            return Endpoint(channel.localAddress!)
+        }
+        if let endpoint = configuration.syslogTCP {
+            addresses.syslogTCP = try await bindSyslogStream(endpoint, tls: nil)
+        }
+        if let endpoint = configuration.syslogTLS {
+            guard let inputTLS = configuration.inputTLS else { throw MissingInputTLS(input: "syslog over TLS") }
+            addresses.syslogTLS = try await bindSyslogStream(
+                endpoint, tls: inputTLS.listener(role: "agent-syslog-tls", logger: logger))
         }
 
         if let endpoint = configuration.syslogUDP {
@@ -152,15 +169,22 @@ public final class Agent: Service, @unchecked Sendable {
             addresses.syslogUDP = Endpoint(channel.localAddress!)
         }
 
-        if let endpoint = configuration.http {
-            let registry = self.registry
-            let channel = try await Listener.bind(endpoint, group: group, connections: connections) { channel in
+        let registry = self.registry
+        func bindHTTP(_ endpoint: Endpoint, tls: TLSLayer?) async throws -> Endpoint {
+            let channel = try await Listener.bind(endpoint, group: group, connections: connections, tls: tls) { channel in
                 try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                 try channel.pipeline.syncOperations.addHandler(
                     AgentHTTPHandler(intake: intake, registry: registry, maxBodyBytes: maxMessage))
             }
             listeners.insert(channel)
-            addresses.http = Endpoint(channel.localAddress!)
+            return Endpoint(channel.localAddress!)
+        }
+        if let endpoint = configuration.http {
+            addresses.http = try await bindHTTP(endpoint, tls: nil)
+        }
+        if let endpoint = configuration.https {
+            guard let inputTLS = configuration.inputTLS else { throw MissingInputTLS(input: "HTTPS") }
+            addresses.https = try await bindHTTP(endpoint, tls: inputTLS.listener(role: "agent-https", logger: logger))
         }
         logger.info(
             "agent listening",
@@ -169,6 +193,8 @@ public final class Agent: Service, @unchecked Sendable {
                 "sluice.syslog_tcp": "\(addresses.syslogTCP.map { "\($0)" } ?? "-")",
                 "sluice.syslog_udp": "\(addresses.syslogUDP.map { "\($0)" } ?? "-")",
                 "sluice.http": "\(addresses.http.map { "\($0)" } ?? "-")",
+                "sluice.syslog_tls": "\(addresses.syslogTLS.map { "\($0)" } ?? "-")",
+                "sluice.https": "\(addresses.https.map { "\($0)" } ?? "-")",
                 LogKeys.zone: "\(configuration.zone)",
                 "sluice.controllers": "\(configuration.controllers.map(\.description).joined(separator: ","))",
             ])
@@ -194,4 +220,10 @@ public final class Agent: Service, @unchecked Sendable {
                 metadata: [LogKeys.count: "\(unsent)", "sluice.acknowledged": "\(acknowledged)"])
         }
     }
+}
+
+/// A TLS input named without the certificate it must show.
+public struct MissingInputTLS: Error, CustomStringConvertible {
+    public var input: String
+    public var description: String { "\(input) needs a certificate and key (--input-tls-cert, --input-tls-key)" }
 }

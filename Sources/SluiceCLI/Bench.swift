@@ -71,12 +71,13 @@ public enum Bench {
     /// Counts envelopes from a websocket until `expect` have arrived or none
     /// came for `idleTimeout` seconds. `ready` is called once connected.
     public static func tail(
-        url: HTTPURL, token: String? = nil, expect: Int, idleTimeout: Double, ready: @Sendable () -> Void
+        url: HTTPURL, token: String? = nil, trustRoots: String? = nil, expect: Int, idleTimeout: Double,
+        ready: @Sendable () -> Void
     ) async throws -> TailResult {
         let state = NIOLockedValueBox(TailState())
         let marker = Array("sluice_notice".utf8)
         let client = try await WebSocketClient.connect(
-            url, headers: HTTPClient.bearer(token)
+            url, headers: HTTPClient.bearer(token), trustRoots: trustRoots
         ) { message in
             guard case .binary(let bytes) = message else { return }
             let now = monotonicSeconds()

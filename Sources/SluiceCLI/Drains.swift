@@ -10,6 +10,9 @@ public struct Drains: Sendable {
     /// Sent as `Authorization: Bearer`.
     public var token: String?
 
+    /// PEM CA certificates for an `https://` controller (nil: the system's).
+    public var trustRoots: String? = nil
+
     public init(base: HTTPURL, token: String? = nil) {
         self.base = base
         self.token = token
@@ -44,21 +47,23 @@ public struct Drains: Sendable {
         let body = try JSONEncoder().encode(request)
         let response = try await HTTPClient.request(
             .POST, base.with(path: "/apps/\(pathEscape(app))/drains"),
-            headers: [("Content-Type", "application/json")] + authorization, body: ByteBuffer(bytes: body))
+            headers: [("Content-Type", "application/json")] + authorization, body: ByteBuffer(bytes: body),
+            trustRoots: trustRoots)
         try check(response, expect: 201, app: app)
         return try JSONDecoder().decode(Binding.self, from: Data(response.body.readableBytesView))
     }
 
     public func list(app: String?) async throws -> [Binding] {
         let path = app.map { "/apps/\(pathEscape($0))/drains" } ?? "/drains"
-        let response = try await HTTPClient.get(base.with(path: path), headers: authorization)
+        let response = try await HTTPClient.get(base.with(path: path), headers: authorization, trustRoots: trustRoots)
         try check(response, expect: 200, app: app)
         return try JSONDecoder().decode(List.self, from: Data(response.body.readableBytesView)).drains
     }
 
     public func remove(app: String, drain: String) async throws {
         let response = try await HTTPClient.request(
-            .DELETE, base.with(path: "/apps/\(pathEscape(app))/drains/\(pathEscape(drain))"), headers: authorization)
+            .DELETE, base.with(path: "/apps/\(pathEscape(app))/drains/\(pathEscape(drain))"), headers: authorization,
+            trustRoots: trustRoots)
         try check(response, expect: 204, app: app)
     }
 

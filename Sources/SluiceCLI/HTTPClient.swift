@@ -12,10 +12,29 @@ public enum HTTPClient {
     }
 
     public static func get(
-        _ url: HTTPURL, headers extra: [(String, String)] = [],
+        _ url: HTTPURL, headers extra: [(String, String)] = [], trustRoots: String? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> Response {
-        try await request(.GET, url, headers: extra, group: group)
+        try await request(.GET, url, headers: extra, trustRoots: trustRoots, group: group)
+    }
+
+    /// A client TLS context for `https://`: the system's roots, or the PEM
+    /// CA certificates in `trustRoots`.
+    static func tlsContext(trustRoots: String?) throws -> NIOSSLContext {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.minimumTLSVersion = .tlsv12
+        if let trustRoots { configuration.trustRoots = .file(trustRoots) }
+        do {
+            return try NIOSSLContext(configuration: configuration)
+        } catch {
+            throw CommandFailure("cannot use the CA file \(trustRoots ?? "(the system's)"): \(error)")
+        }
+    }
+
+    /// The name to send and check for `host`: nil for an address (its IP
+    /// SAN is checked against the address connected to).
+    static func serverName(_ host: String) -> String? {
+        host.contains(":") || host.allSatisfy({ $0.isNumber || $0 == "." }) ? nil : host
     }
 
     /// `Authorization: Bearer TOKEN`, or no header without a token.
@@ -32,12 +51,8 @@ public enum HTTPClient {
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> Response {
         let promise = group.next().makePromise(of: Response.self)
-        let tls: NIOSSLContext? = try url.tls ? {
-            var configuration = TLSConfiguration.makeClientConfiguration()
-            if let trustRoots { configuration.trustRoots = .file(trustRoots) }
-            return try NIOSSLContext(configuration: configuration)
-        }() : nil
-        let serverName = url.host.contains(":") || url.host.allSatisfy({ $0.isNumber || $0 == "." }) ? nil : url.host
+        let tls: NIOSSLContext? = url.tls ? try tlsContext(trustRoots: trustRoots) : nil
+        let serverName = serverName(url.host)
         let channel: any Channel
         do {
             channel = try await ClientBootstrap(group: group)

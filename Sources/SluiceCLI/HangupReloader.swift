@@ -11,17 +11,19 @@ import UnixSignals
 /// that are up keep their TLS sessions; new ones use the new files.
 public struct HangupReloader: Service {
     let tokens: TokenVerifier?
-    let tls: LinkTLS?
+    let tls: [LinkTLS]
     let logger: Logger
 
-    public init(tokens: TokenVerifier? = nil, tls: LinkTLS? = nil, logger: Logger) {
+    public init(tokens: TokenVerifier? = nil, tls: [LinkTLS?] = [], logger: Logger) {
         self.tokens = tokens
-        self.tls = tls
+        var distinct: [LinkTLS] = []
+        for case let one? in tls where !distinct.contains(where: { $0 === one }) { distinct.append(one) }
+        self.tls = distinct
         self.logger = logger
     }
 
     /// Nothing to reload: no service is needed.
-    public var isEmpty: Bool { tokens == nil && tls == nil }
+    public var isEmpty: Bool { tokens == nil && tls.isEmpty }
 
     public func run() async throws {
         for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
@@ -38,7 +40,7 @@ public struct HangupReloader: Service {
                 logger.error("token keys not read again; the old ones stay in use", metadata: ["sluice.error": "\(error)"])
             }
         }
-        if let tls {
+        for tls in tls {
             do {
                 try tls.reload()
                 logger.notice("TLS certificate read again", metadata: ["sluice.tls": "\(tls.summary)"])

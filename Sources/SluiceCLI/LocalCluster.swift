@@ -123,10 +123,10 @@ extension Logger {
 
 extension SluiceConfig {
     /// The client config for a running cluster: its controllers, by zone.
-    public init(_ endpoints: LocalCluster.Endpoints) {
+    public init(_ endpoints: LocalCluster.Endpoints, https: Bool = false) {
         self.init(
             controllers: endpoints.controllers.map {
-                .init(zone: $0.zone, ingress: "\($0.ingress)", http: "http://\($0.http)")
+                .init(zone: $0.zone, ingress: "\($0.ingress)", http: "\(https ? "https" : "http")://\($0.http)")
             },
             agent: endpoints.agent.map { "\($0.listen)" })
     }

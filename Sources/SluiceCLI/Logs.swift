@@ -23,6 +23,8 @@ public struct Logs: Sendable {
     public var color: Bool
     /// Sent as `Authorization: Bearer`.
     public var token: String?
+    /// PEM CA certificates for an `https://` controller (nil: the system's).
+    public var trustRoots: String? = nil
 
     public init(base: HTTPURL, app: String, json: Bool, color: Bool, token: String? = nil) {
         self.base = base
@@ -57,7 +59,8 @@ public struct Logs: Sendable {
     @discardableResult
     public func recent(limit: Int = 1000, output: Output = .standard) async throws -> Int {
         let url = base.with(path: "/apps/\(pathEscape(app))/recentlogs?limit=\(limit)")
-        let response = try await HTTPClient.get(url, headers: [("Accept", "application/x-protobuf")] + authorization)
+        let response = try await HTTPClient.get(
+            url, headers: [("Accept", "application/x-protobuf")] + authorization, trustRoots: trustRoots)
         if let advice = AccessAdvice.text(for: response, app: app, sentToken: token != nil) {
             throw Failure(description: advice)
         }
@@ -79,7 +82,7 @@ public struct Logs: Sendable {
         var backoff: Duration = .milliseconds(500)
         while !Task.isCancelled {
             do {
-                let client = try await WebSocketClient.connect(url, headers: authorization) { message in
+                let client = try await WebSocketClient.connect(url, headers: authorization, trustRoots: trustRoots) { message in
                     guard case .binary(let bytes) = message,
                         let envelope = try? Loggregator_V2_Envelope(serializedBytes: Array(bytes.readableBytesView))
                     else { return }

@@ -31,6 +31,8 @@ public struct MemberSettings: Sendable {
     public var tls: LinkTLS? = nil
     /// The servers' own certificate, when it differs from `tls`'s.
     public var serverTLS: LinkTLS? = nil
+    /// HTTPS on controllers' HTTP API.
+    public var httpTLS: LinkTLS? = nil
 
     public init() {}
 
@@ -62,6 +64,6 @@ public struct MemberSettings: Sendable {
         .init(
             zone: zone, ingress: try Endpoint(parsing: entry.ingress), http: try Endpoint(parsing: entry.http),
             zones: servers, maxFramePayload: maxFramePayload, tailQueueLimit: tailQueueLimit, bindings: bindings,
-            authorizer: authorizer, tls: tls)
+            authorizer: authorizer, tls: tls, httpTLS: httpTLS)
     }
 }

@@ -2,6 +2,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import NIOWebSocket
 
 /// A websocket client for `/apps/{app}/stream`: connects, upgrades, and
@@ -30,12 +31,12 @@ public final class WebSocketClient: Sendable {
         _ url: HTTPURL,
         maxMessage: Int = 16 * 1024 * 1024,
         headers extra: [(String, String)] = [],
+        trustRoots: String? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         onMessage: @escaping @Sendable (Message) -> Void
     ) async throws -> WebSocketClient {
-        guard !url.tls else {
-            throw CommandFailure("\(url): controllers serve plain HTTP for now; use http://")
-        }
+        let tls: NIOSSLContext? = url.tls ? try HTTPClient.tlsContext(trustRoots: trustRoots) : nil
+        let serverName = HTTPClient.serverName(url.host)
         let loop = group.next()
         let upgraded = loop.makePromise(of: Void.self)
         let pingCount = NIOLockedValueBox(0)
@@ -44,6 +45,10 @@ public final class WebSocketClient: Sendable {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(
+                            try NIOSSLClientHandler(context: tls, serverHostname: serverName))
+                    }
                     let upgrader = NIOWebSocketClientUpgrader(
                         maxFrameSize: maxMessage,
                         automaticErrorHandling: true,

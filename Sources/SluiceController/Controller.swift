@@ -36,6 +36,8 @@ public final class Controller: Service, @unchecked Sendable {
         /// Mutual TLS on ingress (emitters and agents must show a
         /// certificate from the CA) and on every link to a buffer server.
         public var tls: LinkTLS?
+        /// HTTPS on the HTTP API (a certificate, no client certificates).
+        public var httpTLS: LinkTLS?
 
         public init(
             zone: String = "z1",
@@ -48,9 +50,11 @@ public final class Controller: Service, @unchecked Sendable {
             zoneTimeout: TimeAmount = .seconds(2),
             bindings: (any BindingStore)? = nil,
             authorizer: Authorizer? = nil,
-            tls: LinkTLS? = nil
+            tls: LinkTLS? = nil,
+            httpTLS: LinkTLS? = nil
         ) {
             self.tls = tls
+            self.httpTLS = httpTLS
             self.bindings = bindings
             self.authorizer = authorizer
             self.zone = zone
@@ -138,7 +142,8 @@ public final class Controller: Service, @unchecked Sendable {
             queueLimit: configuration.tailQueueLimit, pingInterval: configuration.pingInterval, json: false)
         let http = try await Listener.bind(
             configuration.http, group: group, connections: connections,
-            writeBufferWaterMark: .init(low: 256 * 1024, high: 1024 * 1024)
+            writeBufferWaterMark: .init(low: 256 * 1024, high: 1024 * 1024),
+            tls: configuration.httpTLS?.listener(role: "controller-http", logger: logger)
         ) { channel in
             // The reader's handler is made when the upgrade is accepted and
             // put in the pipeline once the 101 response is out.

@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOWebSocket
 import SluiceProto
+import SluiceTLS
 import SluiceTransport
 import SluiceWire
 import SwiftProtobuf
@@ -61,7 +62,7 @@ final class WebSocketTailHandler: ChannelInboundHandler, TailFeedSink, @unchecke
         self.context = context
         let raw = RawOutbound()
         do {
-            try context.pipeline.syncOperations.addHandler(raw, position: .first)
+            try TLSLayer.addAtFront(raw, context.pipeline.syncOperations)
             rawOut = try context.pipeline.syncOperations.context(handler: raw)
         } catch {
             context.close(promise: nil)
@@ -198,8 +199,8 @@ final class WebSocketTailHandler: ChannelInboundHandler, TailFeedSink, @unchecke
     }
 }
 
-/// Placed first in a websocket pipeline so that bytes written through its
-/// context go straight to the socket.
+/// Placed first in a websocket pipeline (after TLS, if any) so that bytes
+/// written through its context go straight to the socket.
 private final class RawOutbound: ChannelOutboundHandler {
     typealias OutboundIn = ByteBuffer
 }

@@ -13,17 +13,23 @@ import SluiceWire
 /// one of those names); a client takes only a server whose certificate
 /// names the host it dialled, or `serverName`.
 ///
+/// With an empty `ca` it only serves: a listener that asks clients for no
+/// certificate (the controller's HTTPS API, the agent's TLS inputs).
+///
 /// `reload()` reads the files again; new connections use them, links that
 /// are up keep the session they have.
 public final class LinkTLS: Sendable {
     public let files: TLSFiles
+    /// How the flags are named in errors: `--tls`, `--http-tls`, ….
+    let flags: String
     private let contexts: NIOLockedValueBox<Contexts>
     private let refusals: NIOLockedValueBox<[String: Counter]>
     private let metrics: any MetricsFactory
 
     struct Contexts {
         var server: NIOSSLContext
-        var client: NIOSSLContext
+        /// Nil when serving only.
+        var client: NIOSSLContext?
         var summary: String
     }
 
@@ -32,16 +38,24 @@ public final class LinkTLS: Sendable {
         public var description: String
     }
 
-    public init(files: TLSFiles, metrics: any MetricsFactory = MetricsSystem.factory) throws {
+    public init(files: TLSFiles, metrics: any MetricsFactory = MetricsSystem.factory, flags: String = "--tls") throws {
         self.files = files
         self.metrics = metrics
-        self.contexts = NIOLockedValueBox(try Self.load(files))
+        self.flags = flags
+        self.contexts = NIOLockedValueBox(try Self.load(files, flags: flags))
         self.refusals = NIOLockedValueBox([:])
+    }
+
+    /// Serving only: `cert` and `key`, no client certificates asked.
+    public convenience init(
+        servingCert cert: String, key: String, metrics: any MetricsFactory = MetricsSystem.factory, flags: String
+    ) throws {
+        try self.init(files: TLSFiles(cert: cert, key: key, ca: ""), metrics: metrics, flags: flags)
     }
 
     /// Reads the certificate, key and CA files again.
     public func reload() throws {
-        let fresh = try Self.load(files)
+        let fresh = try Self.load(files, flags: flags)
         contexts.withLockedValue { $0 = fresh }
     }
 
@@ -62,7 +76,9 @@ public final class LinkTLS: Sendable {
     /// The handlers a link to `host` puts first: TLS verifying the
     /// server's certificate against `serverName` or `host`, then the check.
     public func clientHandlers(host: String, role: String, logger: Logger) throws -> [any ChannelHandler] {
-        let context = contexts.withLockedValue { $0.client }
+        guard let context = contexts.withLockedValue({ $0.client }) else {
+            throw LoadError(description: "\(flags)-cert serves only: it has no CA to check a server with")
+        }
         let name = files.serverName ?? (Self.isAddress(host) ? nil : host)
         return [
             try NIOSSLClientHandler(context: context, serverHostname: name),
@@ -85,41 +101,48 @@ public final class LinkTLS: Sendable {
         (try? SocketAddress(ipAddress: host, port: 0)) != nil
     }
 
-    static func load(_ files: TLSFiles) throws -> Contexts {
-        for (flag, path) in [("--tls-cert", files.cert), ("--tls-key", files.key), ("--tls-ca", files.ca)]
-        where !FileManager.default.isReadableFile(atPath: path) {
+    static func load(_ files: TLSFiles, flags: String = "--tls") throws -> Contexts {
+        let serving = files.ca.isEmpty
+        let paths = [("\(flags)-cert", files.cert), ("\(flags)-key", files.key)] + (serving ? [] : [("\(flags)-ca", files.ca)])
+        for (flag, path) in paths where !FileManager.default.isReadableFile(atPath: path) {
             throw LoadError(
                 description: "\(flag) \(path): \(FileManager.default.fileExists(atPath: path) ? "cannot be read" : "no such file")")
         }
         if let name = files.serverName, isAddress(name) {
             throw LoadError(
                 description:
-                    "--tls-server-name \(name) is an address: give a DNS name the server's certificate carries (an address dialled is checked against the certificate's IP names already)"
+                    "\(flags)-server-name \(name) is an address: give a DNS name the server's certificate carries (an address dialled is checked against the certificate's IP names already)"
             )
         }
         let chain: [NIOSSLCertificate]
         do { chain = try NIOSSLCertificate.fromPEMFile(files.cert) } catch {
-            throw LoadError(description: "--tls-cert \(files.cert): \(Self.reading(error))")
+            throw LoadError(description: "\(flags)-cert \(files.cert): \(Self.reading(error))")
         }
-        guard let leaf = chain.first else { throw LoadError(description: "--tls-cert \(files.cert) holds no certificate") }
+        guard let leaf = chain.first else { throw LoadError(description: "\(flags)-cert \(files.cert) holds no certificate") }
         let key: NIOSSLPrivateKey
         do { key = try NIOSSLPrivateKey(file: files.key, format: .pem) } catch {
-            throw LoadError(description: "--tls-key \(files.key): \(Self.reading(error))")
+            throw LoadError(description: "\(flags)-key \(files.key): \(Self.reading(error))")
         }
-        let roots: [NIOSSLCertificate]
-        do { roots = try NIOSSLCertificate.fromPEMFile(files.ca) } catch {
-            throw LoadError(description: "--tls-ca \(files.ca): \(Self.reading(error))")
+        var roots: [NIOSSLCertificate] = []
+        if !serving {
+            do { roots = try NIOSSLCertificate.fromPEMFile(files.ca) } catch {
+                throw LoadError(description: "\(flags)-ca \(files.ca): \(Self.reading(error))")
+            }
+            guard !roots.isEmpty else { throw LoadError(description: "\(flags)-ca \(files.ca) holds no certificate") }
         }
-        guard !roots.isEmpty else { throw LoadError(description: "--tls-ca \(files.ca) holds no certificate") }
         let now = time(nil)
         if leaf.notValidAfter < now {
             throw LoadError(
-                description: "--tls-cert \(files.cert) expired at \(Self.date(leaf.notValidAfter)); make a new one")
+                description: "\(flags)-cert \(files.cert) expired at \(Self.date(leaf.notValidAfter)); make a new one")
         }
 
-        var server = TLSConfiguration.makeServerConfigurationWithMTLS(
-            certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key),
-            trustRoots: .certificates(roots))
+        var server =
+            serving
+            ? TLSConfiguration.makeServerConfiguration(
+                certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+            : TLSConfiguration.makeServerConfigurationWithMTLS(
+                certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key),
+                trustRoots: .certificates(roots))
         server.minimumTLSVersion = .tlsv12
         // A peer that never answers our close_notify is not waited for long.
         server.shutdownTimeout = .seconds(2)
@@ -132,7 +155,8 @@ public final class LinkTLS: Sendable {
         client.shutdownTimeout = .seconds(2)
         do {
             return Contexts(
-                server: try NIOSSLContext(configuration: server), client: try NIOSSLContext(configuration: client),
+                server: try NIOSSLContext(configuration: server),
+                client: serving ? nil : try NIOSSLContext(configuration: client),
                 summary: "\(PeerNames.of(leaf).joined(separator: ",")) until \(Self.date(leaf.notValidAfter))")
         } catch let error as BoringSSLError {
             let codes: [String]
@@ -143,12 +167,12 @@ public final class LinkTLS: Sendable {
             let mismatch = codes.contains("KEY_VALUES_MISMATCH")
             throw LoadError(
                 description: mismatch
-                    ? "--tls-key \(files.key) is not the key of the certificate in \(files.cert)"
-                    : "--tls-cert \(files.cert) with --tls-key \(files.key): \(codes.joined(separator: ", "))")
+                    ? "\(flags)-key \(files.key) is not the key of the certificate in \(files.cert)"
+                    : "\(flags)-cert \(files.cert) with \(flags)-key \(files.key): \(codes.joined(separator: ", "))")
         } catch NIOSSLError.failedToLoadPrivateKey {
-            throw LoadError(description: "--tls-key \(files.key) is not the key of the certificate in \(files.cert)")
+            throw LoadError(description: "\(flags)-key \(files.key) is not the key of the certificate in \(files.cert)")
         } catch {
-            throw LoadError(description: "--tls-cert \(files.cert) with --tls-key \(files.key): \(error)")
+            throw LoadError(description: "\(flags)-cert \(files.cert) with \(flags)-key \(files.key): \(error)")
         }
     }
 
@@ -205,6 +229,19 @@ extension TLSLayer {
                 ? channel.eventLoop.makeSucceededVoidFuture() : channel.eventLoop.makeFailedFuture(ChannelError.inputClosed)
         }
         return done
+    }
+
+    /// Adds `handler` at the front of the connection as its application
+    /// sees it: right after TLS when the connection has it, else first.
+    /// Bytes written through its context are encrypted, never sent bare.
+    public static func addAtFront(
+        _ handler: any ChannelHandler, _ pipeline: ChannelPipeline.SynchronousOperations
+    ) throws {
+        if let check = try? pipeline.handler(type: TLSPeerCheck.self) {
+            try pipeline.addHandler(handler, position: .after(check))
+        } else {
+            try pipeline.addHandler(handler, position: .first)
+        }
     }
 
     /// Why `channel`'s peer was refused, if it was (a dialler under TLS 1.3

@@ -7,7 +7,9 @@ public struct TLSFiles: Codable, Equatable, Sendable {
     public var cert: String
     /// PEM: its private key (PKCS#8, EC or RSA).
     public var key: String
-    /// PEM: the CA certificates a peer's certificate must chain to.
+    /// PEM: the CA certificates a peer's certificate must chain to. Empty
+    /// for a listener that only serves (HTTPS for readers, the agent's TLS
+    /// inputs) and asks clients for no certificate.
     public var ca: String
     /// The name a server's certificate must carry, instead of the host
     /// dialled (which may be an IP address: then an IP SAN must match it).

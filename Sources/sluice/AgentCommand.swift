@@ -4,6 +4,7 @@ import Prometheus
 import ServiceLifecycle
 import SluiceAgent
 import SluiceCLI
+import SluiceTLS
 import SluiceWire
 import UnixSignals
 
@@ -46,6 +47,21 @@ struct AgentCommand: AsyncParsableCommand {
 
     @OptionGroup(title: "TLS to the controllers (the local inputs stay plain)") var tls: TLSOptions
 
+    @Option(help: "HOST:PORT for syslog over TLS (RFC 5425, as rsyslog's and syslog-ng's syslog-tls send it; 6514 by convention).")
+    var syslogTls: String?
+
+    @Option(help: "HOST:PORT for HTTPS: POST /logs (application/logplex-1), /healthz, /metrics.")
+    var https: String?
+
+    @Option(help: ArgumentHelp("PEM certificate the TLS inputs (--syslog-tls, --https) show.", valueName: "FILE"))
+    var inputTlsCert: String?
+
+    @Option(help: ArgumentHelp("PEM private key of --input-tls-cert.", valueName: "FILE"))
+    var inputTlsKey: String?
+
+    @Option(help: ArgumentHelp("PEM CA certificates: with it, senders to the TLS inputs must show a certificate from it.", valueName: "FILE"))
+    var inputTlsCa: String?
+
     @OptionGroup var logging: LoggingOptions
 
     func settings() throws -> Agent.Configuration {
@@ -72,6 +88,13 @@ struct AgentCommand: AsyncParsableCommand {
 
     func validate() throws {
         _ = try settings()
+        guard (inputTlsCert == nil) == (inputTlsKey == nil) else {
+            throw ValidationError("the TLS inputs need both --input-tls-cert and --input-tls-key")
+        }
+        if (syslogTls != nil || https != nil) && inputTlsCert == nil {
+            throw ValidationError("--syslog-tls and --https need --input-tls-cert and --input-tls-key")
+        }
+        if inputTlsCa != nil && inputTlsCert == nil { throw ValidationError("--input-tls-ca needs --input-tls-cert") }
     }
 
     func run() async throws {
@@ -79,9 +102,21 @@ struct AgentCommand: AsyncParsableCommand {
         let registry = PrometheusCollectorRegistry()
         var settings = try settings()
         settings.tls = try TLSOptions.load(try tls.files(), registry: registry, logger: logger)
+        settings.syslogTLS = try syslogTls.map { try parseEndpoint($0, option: "--syslog-tls") }
+        settings.https = try https.map { try parseEndpoint($0, option: "--https") }
+        if let inputTlsCert, let inputTlsKey {
+            if let inputTlsCa {
+                settings.inputTLS = try TLSOptions.load(
+                    TLSFiles(cert: inputTlsCert, key: inputTlsKey, ca: inputTlsCa), registry: registry, logger: logger,
+                    flags: "--input-tls")
+            } else {
+                settings.inputTLS = try TLSOptions.loadServing(
+                    cert: inputTlsCert, key: inputTlsKey, flags: "--input-tls", registry: registry, logger: logger)
+            }
+        }
         let agent = Agent(configuration: settings, logger: logger, registry: registry)
         try await agent.bind()
-        let reloader = HangupReloader(tls: settings.tls, logger: logger)
+        let reloader = HangupReloader(tls: [settings.tls, settings.inputTLS], logger: logger)
         let group = ServiceGroup(
             services: [agent] + (reloader.isEmpty ? [] : [reloader]), gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)

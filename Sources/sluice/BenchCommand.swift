@@ -38,11 +38,13 @@ struct BenchCommand: AsyncParsableCommand {
         @Option(help: "Stop after this many envelopes.") var expect: Int = 1_000_000
         @Option(help: "Stop after this many seconds without an envelope.") var idleTimeout: Double = 5
         @Option(help: "The token to send (default: $SLUICE_TOKEN, else config.json's).") var token: String?
+        @Option(help: "PEM CA certificates for an https:// controller.") var ca: String?
 
         func run() async throws {
             let base = try HTTPURL(parsing: controller)
             let result = try await Bench.tail(
-                url: base.with(path: "/apps/\(pathEscape(app))/stream"), token: SluiceConfig.token(token), expect: expect,
+                url: base.with(path: "/apps/\(pathEscape(app))/stream"), token: SluiceConfig.token(token), trustRoots: ca,
+                expect: expect,
                 idleTimeout: idleTimeout
             ) {
                 print("ready")

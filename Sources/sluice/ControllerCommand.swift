@@ -38,6 +38,12 @@ struct ControllerCommand: AsyncParsableCommand {
     @OptionGroup(title: "Tokens") var auth: AuthOptions
     @OptionGroup(title: "TLS (default: the cluster file's tls, if any)") var tls: TLSOptions
 
+    @Option(help: ArgumentHelp("PEM certificate for HTTPS on the HTTP API (readers ask no client certificate).", valueName: "FILE"))
+    var httpTlsCert: String?
+
+    @Option(help: ArgumentHelp("PEM private key of --http-tls-cert.", valueName: "FILE"))
+    var httpTlsKey: String?
+
     @OptionGroup var logging: LoggingOptions
 
     static func parseZones(_ entries: [String]) throws -> [String: [Endpoint]] {
@@ -65,6 +71,9 @@ struct ControllerCommand: AsyncParsableCommand {
     func validate() throws {
         _ = try settings()
         _ = try tlsFiles()
+        guard (httpTlsCert == nil) == (httpTlsKey == nil) else {
+            throw ValidationError("HTTPS needs both --http-tls-cert and --http-tls-key")
+        }
         guard auth.noAuth || auth.hasKeys else {
             throw ValidationError(
                 "a controller checks readers' tokens: give --token-secret, --token-public-key or --token-jwks (or --no-auth to check none)")
@@ -110,10 +119,15 @@ struct ControllerCommand: AsyncParsableCommand {
         settings.authorizer = try await auth.authorizer(logger: logger)
         let registry = PrometheusCollectorRegistry()
         settings.tls = try TLSOptions.load(try tlsFiles(), registry: registry, logger: logger)
+        if let httpTlsCert, let httpTlsKey {
+            settings.httpTLS = try TLSOptions.loadServing(
+                cert: httpTlsCert, key: httpTlsKey, flags: "--http-tls", registry: registry, logger: logger)
+        }
         let controller = Assembly.controller(settings, registry: registry, logger: logger)
         try await controller.bind()
         var services: [any Service] = [controller]
-        let reloader = HangupReloader(tokens: settings.authorizer?.verifier, tls: settings.tls, logger: logger)
+        let reloader = HangupReloader(
+            tokens: settings.authorizer?.verifier, tls: [settings.tls, settings.httpTLS], logger: logger)
         if !reloader.isEmpty { services.append(reloader) }
         let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()

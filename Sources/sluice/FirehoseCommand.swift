@@ -26,6 +26,7 @@ struct FirehoseCommand: AsyncParsableCommand {
     func run() async throws {
         var logs = Logs(
             base: try reader.base(), app: "", json: json, color: Output.stdoutIsTerminal, token: reader.resolvedToken)
+        logs.trustRoots = reader.trustRoots
         logs.firehose = subscription ?? "sluice-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
         try await plainly { try await logs.tail() }
     }

@@ -18,8 +18,9 @@ struct LogsCommand: AsyncParsableCommand {
     @OptionGroup var reader: ReaderOptions
 
     func run() async throws {
-        let logs = Logs(
+        var logs = Logs(
             base: try reader.base(), app: app, json: json, color: Output.stdoutIsTerminal, token: reader.resolvedToken)
+        logs.trustRoots = reader.trustRoots
         try await plainly {
             if recent {
                 try await logs.recent()

@@ -1,5 +1,6 @@
 import ArgumentParser
 import SluiceCLI
+import SluiceTLS
 
 /// Where a reader's requests go and the token they carry: `sluice logs`,
 /// `sluice firehose` and `sluice drains`.
@@ -9,6 +10,12 @@ struct ReaderOptions: ParsableArguments {
 
     @Option(help: "The token to send (default: $SLUICE_TOKEN, else the one sluice up wrote into $SLUICE_HOME/config.json).")
     var token: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "PEM CA certificates for an https:// controller (default: config.json's, which sluice up --tls writes; else the system's).",
+            valueName: "FILE"))
+    var ca: String?
 
     func validate() throws {
         _ = try base()
@@ -25,7 +32,13 @@ struct ReaderOptions: ParsableArguments {
     /// The token to send: `--token`, else `$SLUICE_TOKEN`, else config.json's.
     var resolvedToken: String? { SluiceConfig.token(token) }
 
+    /// The CA file to trust: `--ca`, else config.json's when the
+    /// controller is config.json's too.
+    var trustRoots: String? { ca ?? (controller == nil ? SluiceConfig.load()?.tls?.ca : nil) }
+
     func drains() throws -> Drains {
-        Drains(base: try base(), token: resolvedToken)
+        var drains = Drains(base: try base(), token: resolvedToken)
+        drains.trustRoots = trustRoots
+        return drains
     }
 }

@@ -83,7 +83,7 @@ struct ServerCommand: AsyncParsableCommand {
         settings.server.tls = linkTLS
         let node = Assembly.server(settings, bindings: store, registry: registry, logger: logger)
         try await node.bind()
-        let reloader = HangupReloader(tls: linkTLS, logger: logger)
+        let reloader = HangupReloader(tls: [linkTLS], logger: logger)
         let group = ServiceGroup(
             services: node.services + (reloader.isEmpty ? [] : [reloader]), gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)

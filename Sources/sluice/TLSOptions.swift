@@ -49,14 +49,33 @@ struct TLSOptions: ParsableArguments {
         return files
     }
 
+    /// A certificate and key that only serve (HTTPS, the agent's TLS inputs).
+    static func loadServing(
+        cert: String, key: String, flags: String, registry: PrometheusCollectorRegistry?, logger: Logger
+    ) throws -> LinkTLS {
+        do {
+            let tls = try LinkTLS(
+                servingCert: cert, key: key,
+                metrics: registry.map { PrometheusMetricsFactory(registry: $0) as any MetricsFactory } ?? MetricsSystem.factory,
+                flags: flags)
+            logger.info("serving TLS", metadata: ["sluice.tls": "\(tls.summary)", "sluice.flags": "\(flags)"])
+            return tls
+        } catch {
+            throw CommandFailure("\(error)")
+        }
+    }
+
     /// The files read: a file that cannot be used stops the command with why.
-    static func load(_ files: TLSFiles?, registry: PrometheusCollectorRegistry?, logger: Logger) throws -> LinkTLS? {
+    static func load(
+        _ files: TLSFiles?, registry: PrometheusCollectorRegistry?, logger: Logger, flags: String = "--tls"
+    ) throws -> LinkTLS? {
         guard let files else { return nil }
         do {
             let tls = try LinkTLS(
                 files: files,
-                metrics: registry.map { PrometheusMetricsFactory(registry: $0) as any MetricsFactory } ?? MetricsSystem.factory)
-            logger.info("links use mutual TLS", metadata: ["sluice.tls": "\(tls.summary)"])
+                metrics: registry.map { PrometheusMetricsFactory(registry: $0) as any MetricsFactory } ?? MetricsSystem.factory,
+                flags: flags)
+            logger.info(flags == "--tls" ? "links use mutual TLS" : "mutual TLS", metadata: ["sluice.tls": "\(tls.summary)"])
             return tls
         } catch {
             throw CommandFailure("\(error)")

@@ -90,6 +90,7 @@ struct UpCommand: AsyncParsableCommand {
         }
         let registry = PrometheusCollectorRegistry()
         var linkTLS: (member: LinkTLS, server: LinkTLS, agent: LinkTLS, client: TLSFiles)? = nil
+        var httpTLS: LinkTLS? = nil
         if tls {
             let directory = SluiceConfig.home.appendingPathComponent("tls").path
             do {
@@ -105,6 +106,9 @@ struct UpCommand: AsyncParsableCommand {
                 try load("controller"), try load("server"), try load("agent"),
                 CertificateDirectory.files(in: directory, role: "client")
             )
+            let controllerFiles = CertificateDirectory.files(in: directory, role: "controller")
+            httpTLS = try TLSOptions.loadServing(
+                cert: controllerFiles.cert, key: controllerFiles.key, flags: "--tls", registry: registry, logger: logger)
         }
         // A cluster file's tls, without --tls: every member shows its one
         // certificate (members' own files are for separate processes).
@@ -130,6 +134,7 @@ struct UpCommand: AsyncParsableCommand {
         var member = MemberSettings()
         member.tls = linkTLS?.member
         member.serverTLS = linkTLS?.server
+        member.httpTLS = httpTLS
         try server.apply(to: &member)
         controller.apply(to: &member)
         try link.apply(to: &member)
@@ -156,7 +161,7 @@ struct UpCommand: AsyncParsableCommand {
         } catch {
             throw CommandFailure("cannot start the cluster: \(ErrorText.describe(error))")
         }
-        var config = SluiceConfig(endpoints)
+        var config = SluiceConfig(endpoints, https: httpTLS != nil)
         if let ownKey {
             config.token = try await TokenIssuer.create(
                 keyFile: ownKey, admin: true, apps: [], ttl: 365 * 86400, subject: "sluice up")
@@ -172,7 +177,7 @@ struct UpCommand: AsyncParsableCommand {
             lines.append("  \(controller.zone) controller \(controller.name)")
             lines.append("    ingress  \(controller.ingress)  (sluice emit)")
             lines.append(
-                "    http     http://\(controller.http)  (sluice logs; /apps/APP/recentlogs, /apps/APP/stream, /healthz, /metrics)")
+                "    http     \(httpTLS == nil ? "http" : "https")://\(controller.http)  (sluice logs; /apps/APP/recentlogs, /apps/APP/stream, /healthz, /metrics)")
         }
         for zone in cluster.zones {
             lines.append("  \(zone.name) servers  \(endpoints.servers[zone.name, default: []].map(\.description).joined(separator: ", "))")
@@ -191,15 +196,16 @@ struct UpCommand: AsyncParsableCommand {
             lines.append("  tokens   none checked (--no-auth)")
         }
         if let linkTLS {
-            lines.append("  tls      every link mutual TLS; CA \(linkTLS.client.ca)")
+            lines.append("  tls      every link mutual TLS, the HTTP API HTTPS; CA \(linkTLS.client.ca)")
         }
         lines.append("Try: sluice run --app my-app -- echo hello   then   sluice logs my-app --recent")
         lines.append("Ctrl-C stops it.")
         print(lines.joined(separator: "\n"))
         Output.flushStandardOutput()
         let reloaders = [
-            HangupReloader(tokens: member.authorizer?.verifier, tls: linkTLS?.member, logger: logger),
-            HangupReloader(tls: linkTLS?.server, logger: logger), HangupReloader(tls: linkTLS?.agent, logger: logger),
+            HangupReloader(
+                tokens: member.authorizer?.verifier, tls: [linkTLS?.member, linkTLS?.server, linkTLS?.agent, httpTLS],
+                logger: logger)
         ].filter { !$0.isEmpty }
         let group = ServiceGroup(
             services: local.services + reloaders.map { $0 as any Service }, gracefulShutdownSignals: [.sigterm, .sigint],

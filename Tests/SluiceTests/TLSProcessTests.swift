@@ -1,8 +1,10 @@
 import Foundation
 import NIOCore
 import SluiceCLI
+import SluiceProto
 import SluiceTLS
 import SluiceWire
+import SwiftProtobuf
 import Testing
 
 /// The `sluice` executable with TLS: `sluice certs`, and `sluice up --tls`
@@ -80,11 +82,35 @@ struct TLSProcessTests {
         // and the refusal is counted on /metrics.
         let ingress = try Endpoint(parsing: try #require(config.controllers.first).ingress)
         _ = try opensslClient(ingress, arguments: ["-CAfile", tls.ca, "-ign_eof"])
-        let metrics = try HTTPURL(parsing: try #require(config.controllers.first).http).with(path: "/metrics")
+        let http = try #require(config.controllers.first).http
+        #expect(http.hasPrefix("https://"), "\(http)")
+        let metrics = try HTTPURL(parsing: http).with(path: "/metrics")
         #expect(await waitUntil {
-            let body = (try? await HTTPClient.get(metrics)).map { String(buffer: $0.body) } ?? ""
+            let body = (try? await HTTPClient.get(metrics, trustRoots: tls.ca)).map { String(buffer: $0.body) } ?? ""
             return body.contains(#"sluice_tls_handshakes_refused_total{role="controller-ingress"} 1"#)
         })
+
+        // The HTTP API is HTTPS: curl, no part of Sluice, reads it with the CA.
+        let curl = try #require(findProgram("curl"))
+        let health = try runProgram(curl, ["-sS", "--cacert", tls.ca, "\(http)/healthz"])
+        #expect(health.status == 0 && health.stdout.contains("ok"), "\(health.stdout)\(health.stderr)")
+        let plainHTTP = try runProgram(curl, ["-sS", "http://" + http.dropFirst("https://".count) + "/healthz"])
+        #expect(plainHTTP.status != 0 || !plainHTTP.stdout.contains("ok"), "\(plainHTTP.stdout)")
+        // A websocket over TLS, as sluice logs opens it.
+        let received = Received()
+        let stream = try await WebSocketClient.connect(
+            try HTTPURL(parsing: http).with(path: "/apps/tls-app/stream"), headers: HTTPClient.bearer(config.token),
+            trustRoots: tls.ca
+        ) { message in
+            if case .binary(let bytes) = message,
+                let envelope = try? Loggregator_V2_Envelope(serializedBytes: Array(bytes.readableBytesView))
+            {
+                received.add(envelope)
+            }
+        }
+        #expect(try await runSluice(["emit", "--app", "tls-app", "live over wss"], environment: environment).status == 0)
+        #expect(await received.wait(for: 1))
+        await stream.close()
         // A new CA and certificates, read on SIGHUP: the CLI's new
         // certificate is taken only once the cluster has read them.
         let tlsDirectory = home.appendingPathComponent("tls").path
