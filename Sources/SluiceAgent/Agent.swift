@@ -49,6 +49,9 @@ public final class Agent: Service, @unchecked Sendable {
         /// The certificate the TLS inputs show; with a CA, senders must
         /// show a certificate from it too.
         public var inputTLS: LinkTLS?
+        /// Connections at once on each listener, and how long a message
+        /// (a frame, a syslog message, an HTTP request) may take.
+        public var connections = ConnectionGuard.Settings()
 
         public init(
             zone: String = "z1", controllers: [Endpoint], listen: Endpoint, syslogTCP: Endpoint? = nil,
@@ -90,6 +93,7 @@ public final class Agent: Service, @unchecked Sendable {
     private let bound = NIOLockedValueBox<Addresses?>(nil)
     private let listeners = ConnectionSet()
     private let connections = ConnectionSet()
+    private let metricsFactory: any MetricsFactory
 
     public init(
         configuration: Configuration,
@@ -104,6 +108,7 @@ public final class Agent: Service, @unchecked Sendable {
         self.registry = registry
         let factory: any MetricsFactory = registry.map { PrometheusMetricsFactory(registry: $0) } ?? MetricsSystem.factory
         self.metrics = AgentMetrics(factory: factory)
+        self.metricsFactory = factory
         var shipping = LogShipper.Configuration(endpoints: configuration.controllers, bufferBytes: configuration.bufferBytes)
         shipping.instanceLogRateLimit = configuration.instanceLogRateLimit
         shipping.tls = configuration.tls
@@ -124,9 +129,15 @@ public final class Agent: Service, @unchecked Sendable {
         let connections = self.connections
         let maxMessage = configuration.maxMessageBytes
 
-        let listen = try await Listener.bind(configuration.listen, group: group, connections: connections) { channel in
+        func connectionGuard(_ role: String) -> ConnectionGuard {
+            ConnectionGuard(role: role, settings: configuration.connections, logger: logger, metrics: metricsFactory)
+        }
+        let listen = try await Listener.bind(
+            configuration.listen, group: group, connections: connections, guard: connectionGuard("agent-ingress")
+        ) { channel in
             try channel.pipeline.syncOperations.addHandlers([
                 ByteToMessageHandler(FrameDecoder(maxPayload: maxMessage)),
+                ConnectionGuard.messageSeen(),
                 AgentIngressHandler(shipper: shipper, metrics: metrics, logger: logger),
                 ConnectionErrorHandler(role: "agent-ingress", logger: logger),
             ])
@@ -135,11 +146,15 @@ public final class Agent: Service, @unchecked Sendable {
         var addresses = Addresses(listen: Endpoint(listen.localAddress!))
 
         func bindSyslogStream(_ endpoint: Endpoint, tls: TLSLayer?) async throws -> Endpoint {
-            let channel = try await Listener.bind(endpoint, group: group, connections: connections, tls: tls) { channel in
+            let role = tls == nil ? "agent-syslog" : "agent-syslog-tls"
+            let channel = try await Listener.bind(
+                endpoint, group: group, connections: connections, tls: tls, guard: connectionGuard(role)
+            ) { channel in
                 try channel.pipeline.syncOperations.addHandlers([
                     ByteToMessageHandler(SyslogFrameDecoder(maxMessageBytes: maxMessage)),
+                    ConnectionGuard.messageSeen(),
                     SyslogStreamHandler(intake: intake),
-                    ConnectionErrorHandler(role: tls == nil ? "agent-syslog" : "agent-syslog-tls", logger: logger),
+                    ConnectionErrorHandler(role: role, logger: logger),
                 ])
             }
             listeners.insert(channel)
@@ -171,8 +186,12 @@ public final class Agent: Service, @unchecked Sendable {
 
         let registry = self.registry
         func bindHTTP(_ endpoint: Endpoint, tls: TLSLayer?) async throws -> Endpoint {
-            let channel = try await Listener.bind(endpoint, group: group, connections: connections, tls: tls) { channel in
+            let channel = try await Listener.bind(
+                endpoint, group: group, connections: connections, tls: tls,
+                guard: connectionGuard(tls == nil ? "agent-http" : "agent-https")
+            ) { channel in
                 try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                try channel.pipeline.syncOperations.addHandler(ConnectionGuard.requestSeen())
                 try channel.pipeline.syncOperations.addHandler(
                     AgentHTTPHandler(intake: intake, registry: registry, maxBodyBytes: maxMessage))
             }

@@ -6,6 +6,7 @@ import SluiceController
 import SluiceDrain
 import SluiceServer
 import SluiceTLS
+import SluiceTransport
 import SluiceWire
 
 /// The settings every member of a kind shares unless its cluster-file entry
@@ -33,6 +34,8 @@ public struct MemberSettings: Sendable {
     public var serverTLS: LinkTLS? = nil
     /// HTTPS on controllers' HTTP API.
     public var httpTLS: LinkTLS? = nil
+    /// Every listener's limits.
+    public var connections = ConnectionGuard.Settings()
 
     public init() {}
 
@@ -53,7 +56,7 @@ public struct MemberSettings: Sendable {
                 limits: .init(
                     recentPerApp: entry.recentPerApp ?? recentPerApp, memoryLimit: memory,
                     appLogRateLimit: appLogRateLimit),
-                maxFramePayload: maxFramePayload, tls: serverTLS ?? tls),
+                maxFramePayload: maxFramePayload, tls: serverTLS ?? tls, connections: connections),
             drains: drains, metrics: metrics)
     }
 
@@ -64,6 +67,6 @@ public struct MemberSettings: Sendable {
         .init(
             zone: zone, ingress: try Endpoint(parsing: entry.ingress), http: try Endpoint(parsing: entry.http),
             zones: servers, maxFramePayload: maxFramePayload, tailQueueLimit: tailQueueLimit, bindings: bindings,
-            authorizer: authorizer, tls: tls, httpTLS: httpTLS)
+            authorizer: authorizer, tls: tls, httpTLS: httpTLS, connections: connections)
     }
 }

@@ -38,6 +38,9 @@ public final class Controller: Service, @unchecked Sendable {
         public var tls: LinkTLS?
         /// HTTPS on the HTTP API (a certificate, no client certificates).
         public var httpTLS: LinkTLS?
+        /// Connections at once on each listener, and how long a message
+        /// (a frame, an HTTP request) may take.
+        public var connections: ConnectionGuard.Settings
 
         public init(
             zone: String = "z1",
@@ -51,8 +54,10 @@ public final class Controller: Service, @unchecked Sendable {
             bindings: (any BindingStore)? = nil,
             authorizer: Authorizer? = nil,
             tls: LinkTLS? = nil,
-            httpTLS: LinkTLS? = nil
+            httpTLS: LinkTLS? = nil,
+            connections: ConnectionGuard.Settings = .init()
         ) {
+            self.connections = connections
             self.tls = tls
             self.httpTLS = httpTLS
             self.bindings = bindings
@@ -75,6 +80,8 @@ public final class Controller: Service, @unchecked Sendable {
     private let router: IngressRouter
     private let egress: Egress
     private let tailMetrics: TailMetrics
+    private let ingressGuard: ConnectionGuard
+    private let httpGuard: ConnectionGuard
     private let ingressChannel = ChannelBox()
     private let httpChannel = ChannelBox()
     private let connections = ConnectionSet()
@@ -108,7 +115,14 @@ public final class Controller: Service, @unchecked Sendable {
         self.router = IngressRouter(links: zones[0].links, metrics: metrics)
         self.egress = Egress(zones: zones, zoneTimeout: configuration.zoneTimeout)
         self.tailMetrics = TailMetrics(factory: metrics)
+        self.ingressGuard = ConnectionGuard(
+            role: "controller-ingress", settings: configuration.connections, logger: logger, metrics: metrics)
+        self.httpGuard = ConnectionGuard(
+            role: "controller-http", settings: configuration.connections, logger: logger, metrics: metrics)
     }
+
+    /// Connections open on the ingress listener now.
+    public var openIngressConnections: Int { ingressGuard.openConnections }
 
     /// Binds ingress and HTTP; returns the bound addresses (port 0 picks one).
     @discardableResult
@@ -123,10 +137,11 @@ public final class Controller: Service, @unchecked Sendable {
         let maxPayload = configuration.maxFramePayload
         let ingress = try await Listener.bind(
             configuration.ingress, group: group, connections: connections,
-            tls: configuration.tls?.listener(role: "controller-ingress", logger: logger)
+            tls: configuration.tls?.listener(role: "controller-ingress", logger: logger), guard: ingressGuard
         ) { channel in
             try channel.pipeline.syncOperations.addHandlers([
                 ByteToMessageHandler(FrameDecoder(maxPayload: maxPayload)),
+                ConnectionGuard.messageSeen(),
                 IngressHandler(router: router, logger: logger),
                 ConnectionErrorHandler(role: "controller-ingress", logger: logger),
             ])
@@ -143,7 +158,7 @@ public final class Controller: Service, @unchecked Sendable {
         let http = try await Listener.bind(
             configuration.http, group: group, connections: connections,
             writeBufferWaterMark: .init(low: 256 * 1024, high: 1024 * 1024),
-            tls: configuration.httpTLS?.listener(role: "controller-http", logger: logger)
+            tls: configuration.httpTLS?.listener(role: "controller-http", logger: logger), guard: httpGuard
         ) { channel in
             // The reader's handler is made when the upgrade is accepted and
             // put in the pipeline once the 101 response is out.
@@ -189,9 +204,11 @@ public final class Controller: Service, @unchecked Sendable {
                 withServerUpgrade: (
                     upgraders: [upgrader],
                     completionHandler: { context in
+                        ConnectionGuard.upgraded(context.pipeline.syncOperations)
                         context.pipeline.syncOperations.removeHandler(boundAPI.value, promise: nil)
                     }
                 ))
+            try channel.pipeline.syncOperations.addHandler(ConnectionGuard.requestSeen())
             try channel.pipeline.syncOperations.addHandler(api)
         }
         httpChannel.channel = http

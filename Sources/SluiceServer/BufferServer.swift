@@ -19,14 +19,18 @@ public final class BufferServer: Service, @unchecked Sendable {
         /// Mutual TLS on the listener: only controllers with a certificate
         /// from the CA (and an allowed name, if any are listed) get in.
         public var tls: LinkTLS?
+        /// Connections at once, and how long a frame may take.
+        public var connections: ConnectionGuard.Settings
 
         public init(
             zone: String = "z1",
             listen: Endpoint,
             limits: EnvelopeStore.Limits = .init(),
             maxFramePayload: Int = FrameHeader.defaultMaxPayload,
-            tls: LinkTLS? = nil
+            tls: LinkTLS? = nil,
+            connections: ConnectionGuard.Settings = .init()
         ) {
+            self.connections = connections
             self.zone = zone
             self.listen = listen
             self.limits = limits
@@ -45,6 +49,7 @@ public final class BufferServer: Service, @unchecked Sendable {
     private let channelBox = ChannelBox()
     private let connections = ConnectionSet()
     private let noticeTimer = NIOLockedValueBox<RepeatedTask?>(nil)
+    private let connectionGuard: ConnectionGuard
 
     public init(
         configuration: Configuration,
@@ -56,6 +61,8 @@ public final class BufferServer: Service, @unchecked Sendable {
         self.group = group
         self.logger = logger
         self.store = EnvelopeStore(limits: configuration.limits, metrics: metrics)
+        self.connectionGuard = ConnectionGuard(
+            role: "server", settings: configuration.connections, logger: logger, metrics: metrics)
     }
 
     /// Binds the listening socket; returns the bound address (port 0 picks one).
@@ -71,10 +78,11 @@ public final class BufferServer: Service, @unchecked Sendable {
         let channel = try await Listener.bind(
             configuration.listen, group: group, connections: connections,
             writeBufferWaterMark: .init(low: 8 * 1024 * 1024, high: 32 * 1024 * 1024),
-            tls: configuration.tls?.listener(role: "server", logger: logger)
+            tls: configuration.tls?.listener(role: "server", logger: logger), guard: connectionGuard
         ) { channel in
             try channel.pipeline.syncOperations.addHandlers([
                 ByteToMessageHandler(FrameDecoder(maxPayload: maxPayload)),
+                ConnectionGuard.messageSeen(),
                 ServerConnectionHandler(store: store, logger: logger),
                 ConnectionErrorHandler(role: "server", logger: logger),
             ])

@@ -24,6 +24,9 @@ public enum MetricNames {
     // Links between parts (every role).
     /// TLS handshakes refused or failed, by `role` (the listener or link).
     public static let tlsRefused = "sluice_tls_handshakes_refused_total"
+    /// Connections a listener closed for its limits, by `role` and `reason`
+    /// (`max_connections`, `stalled`).
+    public static let connectionsClosed = "sluice_connections_closed_total"
 
     // The traffic controller.
     public static let controllerReceived = "sluice_controller_envelopes_received_total"

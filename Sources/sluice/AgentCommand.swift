@@ -62,6 +62,8 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("PEM CA certificates: with it, senders to the TLS inputs must show a certificate from it.", valueName: "FILE"))
     var inputTlsCa: String?
 
+    @OptionGroup(title: "Connections") var connections: ConnectionOptions
+
     @OptionGroup var logging: LoggingOptions
 
     func settings() throws -> Agent.Configuration {
@@ -102,6 +104,7 @@ struct AgentCommand: AsyncParsableCommand {
         let registry = PrometheusCollectorRegistry()
         var settings = try settings()
         settings.tls = try TLSOptions.load(try tls.files(), registry: registry, logger: logger)
+        settings.connections = connections.settings
         settings.syslogTLS = try syslogTls.map { try parseEndpoint($0, option: "--syslog-tls") }
         settings.https = try https.map { try parseEndpoint($0, option: "--https") }
         if let inputTlsCert, let inputTlsKey {

@@ -35,6 +35,7 @@ struct ControllerCommand: AsyncParsableCommand {
     @OptionGroup var controller: ControllerOptions
     @OptionGroup var link: LinkOptions
     @OptionGroup var bindings: BindingsOptions
+    @OptionGroup(title: "Connections") var connections: ConnectionOptions
     @OptionGroup(title: "Tokens") var auth: AuthOptions
     @OptionGroup(title: "TLS (default: the cluster file's tls, if any)") var tls: TLSOptions
 
@@ -85,6 +86,7 @@ struct ControllerCommand: AsyncParsableCommand {
         var member = MemberSettings()
         controller.apply(to: &member)
         try link.apply(to: &member)
+        member.connections = connections.settings
         var zone = self.zone
         var entry = ClusterConfig.Controller(name: name ?? "controller", ingress: ingress, http: http)
         var zones = try Self.parseZones(servers)

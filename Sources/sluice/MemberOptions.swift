@@ -4,6 +4,8 @@ import SluiceAuth
 import SluiceBindings
 import SluiceCLI
 import SluiceDrain
+import NIOCore
+import SluiceTransport
 
 /// What every buffer server takes: `sluice server`, and `sluice up` for
 /// all its servers.
@@ -69,6 +71,29 @@ struct LinkOptions: ParsableArguments {
 
     func apply(to settings: inout MemberSettings) throws {
         settings.maxFramePayload = try parseSize(maxFrame, option: "--max-frame")
+    }
+}
+
+/// A listener's limits: servers, controllers, agents and `sluice up`.
+struct ConnectionOptions: ParsableArguments {
+    @Option(help: "Connections each listener keeps open at once; past it a new one is closed at once, logged and counted.")
+    var maxConnections: Int = 10_000
+
+    @Option(
+        help:
+            "Seconds a connection may take to send its first message, or to finish one it began (a frame, a syslog message, an HTTP request); past it the connection is closed, logged and counted. 0: no limit."
+    )
+    var stallTimeout: Double = 30
+
+    func validate() throws {
+        guard maxConnections > 0 else { throw ValidationError("--max-connections must be at least 1") }
+        guard stallTimeout >= 0 else { throw ValidationError("--stall-timeout must not be negative") }
+    }
+
+    var settings: ConnectionGuard.Settings {
+        ConnectionGuard.Settings(
+            maxConnections: maxConnections,
+            stallTimeout: stallTimeout > 0 ? .milliseconds(Int64(stallTimeout * 1000)) : nil)
     }
 }
 

@@ -26,6 +26,7 @@ struct ServerCommand: AsyncParsableCommand {
     @OptionGroup var server: ServerOptions
     @OptionGroup var link: LinkOptions
     @OptionGroup var bindings: BindingsOptions
+    @OptionGroup(title: "Connections") var connections: ConnectionOptions
     @OptionGroup(title: "TLS (default: the cluster file's tls, if any)") var tls: TLSOptions
 
     @Option(help: "HOST:PORT for GET /metrics (Prometheus text) and /healthz; none if not given.")
@@ -52,6 +53,7 @@ struct ServerCommand: AsyncParsableCommand {
         var member = MemberSettings()
         try server.apply(to: &member)
         try link.apply(to: &member)
+        member.connections = connections.settings
         let metrics = try self.metrics.map { try parseEndpoint($0, option: "--metrics") }
         var zone = self.zone
         var entry = ClusterConfig.Server(name: name ?? "server", listen: listen)

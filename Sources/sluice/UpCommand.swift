@@ -47,6 +47,7 @@ struct UpCommand: AsyncParsableCommand {
     @OptionGroup(title: "Controllers") var controller: ControllerOptions
     @OptionGroup var link: LinkOptions
     @OptionGroup var bindings: BindingsOptions
+    @OptionGroup(title: "Connections (every member's listeners)") var connections: ConnectionOptions
     @OptionGroup(title: "Tokens (default: a key of its own in $SLUICE_HOME/token-key, and an admin token in config.json)")
     var auth: AuthOptions
 
@@ -131,6 +132,7 @@ struct UpCommand: AsyncParsableCommand {
                 http: Endpoint(host: "127.0.0.1", port: agentHttpPort),
                 instanceLogRateLimit: try instanceLogRateLimit.flatMap { try parseRate($0, option: "--instance-log-rate-limit") })
         agent?.tls = linkTLS?.agent
+        agent?.connections = connections.settings
         var member = MemberSettings()
         member.tls = linkTLS?.member
         member.serverTLS = linkTLS?.server
@@ -138,6 +140,7 @@ struct UpCommand: AsyncParsableCommand {
         try server.apply(to: &member)
         controller.apply(to: &member)
         try link.apply(to: &member)
+        member.connections = connections.settings
         // Its own signing key, made once, unless keys are given: the CLI
         // gets an admin token signed with it.
         var ownKey: String? = nil

@@ -37,7 +37,8 @@ struct TestCluster {
         maxFramePayload: Int = FrameHeader.defaultMaxPayload, pingInterval: TimeAmount = .seconds(30),
         bindings: (any BindingStore)? = nil, controllerBindings: (any BindingStore)? = nil,
         drainSettings: DrainRunner.Settings = .init(), authorizer: Authorizer? = nil,
-        tls: (controller: LinkTLS, server: LinkTLS)? = nil, logger: Logger = .quiet
+        tls: (controller: LinkTLS, server: LinkTLS)? = nil, logger: Logger = .quiet,
+        connections: ConnectionGuard.Settings = .init()
     ) async throws -> TestCluster {
         let registry = PrometheusCollectorRegistry()
         let factory = PrometheusMetricsFactory(registry: registry)
@@ -48,7 +49,7 @@ struct TestCluster {
             let server = BufferServer(
                 configuration: .init(
                     listen: Endpoint(host: "127.0.0.1", port: 0), limits: .init(recentPerApp: recentPerApp),
-                    maxFramePayload: maxFramePayload, tls: tls?.server),
+                    maxFramePayload: maxFramePayload, tls: tls?.server, connections: connections),
                 group: serverGroup, logger: logger, metrics: factory)
             endpoints.append(try await server.bind())
             servers.append(server)
@@ -67,7 +68,7 @@ struct TestCluster {
                 ingress: Endpoint(host: "127.0.0.1", port: 0), http: Endpoint(host: "127.0.0.1", port: 0),
                 zones: ["z1": endpoints], maxFramePayload: maxFramePayload, tailQueueLimit: tailQueueLimit,
                 pingInterval: pingInterval, bindings: controllerBindings ?? bindings, authorizer: authorizer,
-                tls: tls?.controller),
+                tls: tls?.controller, connections: connections),
             logger: logger, registry: registry)
         let (ingress, http) = try await controller.bind()
         return TestCluster(

@@ -1,0 +1,155 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import Prometheus
+import SluiceAgent
+import SluiceCLI
+import SluiceController
+import SluiceServer
+import SluiceShipping
+import SluiceProto
+import SluiceTransport
+import SluiceWire
+import Testing
+
+/// Listeners' limits: hostile or idle clients by the thousand, one over the
+/// connection limit, a sender that drips a byte at a time. Well-behaved
+/// clients are served throughout, and every closing is counted.
+@Suite(.serialized) struct ConnectionLimitTests {
+    static let lines = (1...1_000).map { "well behaved line \($0)" }
+
+    /// Opens `count` connections to `endpoint`: with `garbage`, the even ones
+    /// send bytes no frame starts with; the others send two bytes of a
+    /// message, then nothing.
+    static func hostile(_ count: Int, at endpoint: Endpoint, garbage: Bool = true) async throws -> [RawConnection] {
+        var connections: [RawConnection] = []
+        for index in 0..<count {
+            let connection = try await RawConnection.connect(to: endpoint)
+            try await connection.write(garbage && index % 2 == 0 ? "GET / HTTP/1.1\r\n\r\nnot a frame at all" : "SL")
+            connections.append(connection)
+        }
+        return connections
+    }
+
+    @Test func aThousandHostileConnectionsLeaveTheControllerAndServerServing() async throws {
+        let log = LogRecorder()
+        let cluster = try await TestCluster.start(
+            servers: 1, logger: log.logger,
+            connections: ConnectionGuard.Settings(maxConnections: 5_000, stallTimeout: .seconds(2)))
+        let server = try await cluster.servers[0].bind()
+        let received = Received()
+        let tail = try await cluster.tail(app: "good", into: received)
+
+        let atController = try await Self.hostile(1_000, at: cluster.ingress)
+        let atServer = try await Self.hostile(1_000, at: server)
+        try await cluster.emit(app: "good", lines: Self.lines)
+        #expect(await received.wait(for: Self.lines.count))
+        #expect(try await cluster.recent(app: "good").map(\.text) == Self.lines)
+
+        // Every hostile connection is closed: garbage at once, the stalled
+        // ones when the stall timeout passes.
+        for connection in atController + atServer { #expect(await connection.waitForClose()) }
+        #expect(cluster.metric(#"sluice_connections_closed_total{role="controller-ingress",reason="stalled"}"#) == 500)
+        #expect(cluster.metric(#"sluice_connections_closed_total{role="server",reason="stalled"}"#) == 500)
+        // At most one warning per listener and reason in 10 s, not one per
+        // connection: 1,000 closings, a handful of lines.
+        let warnings = log.entries.filter { $0.message == "connection closed: nothing sent in time" }.count
+        #expect((2...20).contains(warnings), "\(warnings) warnings")
+        // The live reader, quiet past the stall timeout, is still served.
+        try await cluster.emit(app: "good", lines: ["after the storm"])
+        #expect(await received.wait(for: Self.lines.count + 1))
+        await tail.close()
+        await cluster.shutdown()
+    }
+
+    @Test func oneOverTheLimitIsClosedAndTheOthersServed() async throws {
+        let log = LogRecorder()
+        let cluster = try await TestCluster.start(
+            servers: 1, logger: log.logger, connections: ConnectionGuard.Settings(maxConnections: 4, stallTimeout: nil))
+        var idle: [RawConnection] = []
+        for _ in 0..<4 { idle.append(try await RawConnection.connect(to: cluster.ingress)) }
+        let extra = try await RawConnection.connect(to: cluster.ingress)
+        #expect(await extra.waitForClose())
+        #expect(cluster.metric(#"sluice_connections_closed_total{role="controller-ingress",reason="max_connections"}"#) == 1)
+        let warning = await log.first { $0.message == "connection refused: the listener is full" }
+        #expect(warning?.metadata["sluice.limit"] == "4")
+        // A place frees up: a sender gets in and is served.
+        idle.removeFirst().close()
+        #expect(await waitUntil { cluster.controller.openIngressConnections < 4 })
+        try await cluster.emit(app: "room", lines: ["there is room now"])
+        #expect(try await cluster.recent(app: "room").map(\.text) == ["there is room now"])
+        for connection in idle { connection.close() }
+        await cluster.shutdown()
+    }
+
+    @Test func aSenderThatDripsAByteAtATimeIsClosed() async throws {
+        let cluster = try await TestCluster.start(
+            servers: 1, connections: ConnectionGuard.Settings(maxConnections: 100, stallTimeout: .milliseconds(600)))
+        let drip = try await RawConnection.connect(to: cluster.ingress)
+        var frame = BatchFrameBuilder()
+        var line = "dripped"
+        line.withUTF8 { frame.appendLog(LogEnvelopeFields(sourceID: "drip"), timestamp: 1, payload: UnsafeRawBufferPointer($0)) }
+        let bytes = Array(frame.finish(type: .envelopes, sequence: 1)!.readableBytesView)
+        // A byte every 100 ms: bytes keep coming, the frame never ends in time.
+        for byte in bytes.prefix(30) {
+            if !drip.channel.isActive { break }
+            try? await drip.channel.writeAndFlush(ByteBuffer(bytes: [byte]))
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(await drip.waitForClose())
+        #expect(cluster.metric(#"sluice_connections_closed_total{role="controller-ingress",reason="stalled"}"#) == 1)
+        #expect(try await cluster.recent(app: "drip").isEmpty)
+        await cluster.shutdown()
+    }
+
+    @Test func anHTTPClientThatStallsIsClosedAndATailIsNot() async throws {
+        let cluster = try await TestCluster.start(
+            servers: 1, connections: ConnectionGuard.Settings(maxConnections: 100, stallTimeout: .milliseconds(500)))
+        let received = Received()
+        let tail = try await cluster.tail(app: "http-stall", into: received)
+        let half = try await RawConnection.connect(to: Endpoint(host: cluster.http.host, port: cluster.http.port))
+        try await half.write("GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        #expect(await half.waitForClose())
+        #expect(cluster.metric(#"sluice_connections_closed_total{role="controller-http",reason="stalled"}"#) == 1)
+        // The websocket, quiet for longer than the stall timeout, still
+        // carries lines.
+        try await cluster.emit(app: "http-stall", lines: ["still here"])
+        #expect(await received.wait(for: 1))
+        // A whole request is answered as ever.
+        let health = try await HTTPClient.get(cluster.http.with(path: "/healthz"))
+        #expect(health.status == .ok)
+        await tail.close()
+        await cluster.shutdown()
+    }
+
+    @Test func theAgentsListenersKeepServingThroughAStorm() async throws {
+        let cluster = try await TestCluster.start(servers: 1)
+        let loopback = Endpoint(host: "127.0.0.1", port: 0)
+        var configuration = Agent.Configuration(
+            controllers: [cluster.ingress], listen: loopback, syslogTCP: loopback, http: loopback)
+        configuration.connections = ConnectionGuard.Settings(maxConnections: 5_000, stallTimeout: .seconds(2))
+        let registry = PrometheusCollectorRegistry()
+        let agent = Agent(configuration: configuration, logger: .quiet, registry: registry)
+        let addresses = try await agent.bind()
+        let received = Received()
+        let tail = try await cluster.tail(app: "agent-good", into: received)
+
+        var hostile = try await Self.hostile(400, at: addresses.listen)
+        hostile += try await Self.hostile(300, at: try #require(addresses.syslogTCP), garbage: false)
+        hostile += try await Self.hostile(300, at: try #require(addresses.http), garbage: false)
+        let syslog = try await RawConnection.connect(to: try #require(addresses.syslogTCP))
+        let messages = (1...200).map { octetCounted("<14>1 2026-11-29T10:00:00Z host agent-good [APP/PROC/WEB/0] - - syslog \($0)") }
+        try await syslog.write(messages.joined())
+        #expect(await received.wait(for: 200))
+        for connection in hostile { #expect(await connection.waitForClose()) }
+        let stalled = ["agent-ingress", "agent-syslog", "agent-http"].map {
+            registry.value(of: #"sluice_connections_closed_total{role="\#($0)",reason="stalled"}"#) ?? 0
+        }
+        #expect(stalled == [200, 300, 300], "\(stalled)")
+        syslog.close()
+        await tail.close()
+        try await agent.shutdown(timeout: .seconds(1))
+        await cluster.shutdown()
+    }
+}
