@@ -98,6 +98,9 @@ public struct Logs: Sendable {
                 }
                 if Task.isCancelled { return }
                 output.printError("sluice: the connection to \(url) closed; reconnecting in \(Self.describe(backoff))")
+            } catch let tls as WebSocketTLSFailure {
+                // Nor does a certificate the CLI does not trust.
+                throw Failure(description: "\(tls)")
             } catch let refused as WebSocketRefused {
                 // A refused token does not get better by trying again.
                 if let status = refused.status,

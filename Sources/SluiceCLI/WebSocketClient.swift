@@ -84,6 +84,9 @@ public final class WebSocketClient: Sendable {
         } catch let refused as WebSocketRefused {
             channel.close(promise: nil)
             throw refused
+        } catch let tls as WebSocketTLSFailure {
+            channel.close(promise: nil)
+            throw tls
         } catch {
             channel.close(promise: nil)
             throw WebSocketRefused(url: url.description)
@@ -111,6 +114,16 @@ public final class WebSocketClient: Sendable {
     /// Ends the connection at once, without a close handshake.
     public func abort() {
         channel.close(promise: nil)
+    }
+}
+
+/// The TLS handshake with the controller failed: a wrong or missing CA,
+/// or `http://` against HTTPS (and the reverse). Trying again will not help.
+public struct WebSocketTLSFailure: Error, CustomStringConvertible {
+    public var url: String
+    public var error: String
+    public var description: String {
+        "TLS with \(url) failed: \(error) (is the URL's scheme right, and --ca the controller's CA?)"
     }
 }
 
@@ -158,6 +171,13 @@ private final class UpgradeRequester: ChannelInboundHandler, RemovableChannelHan
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         context.fireChannelActive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if error is NIOSSLError || error is BoringSSLError {
+            failed.fail(WebSocketTLSFailure(url: url.description, error: "\(error)"))
+        }
+        context.fireErrorCaught(error)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

@@ -168,7 +168,14 @@ final class StallWatch: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func inspect(_ context: ChannelHandlerContext) {
-        guard let since = pendingSince, .now() - since >= timeout else { return }
+        guard let since = pendingSince else { return }
+        // While we have stopped reading (backpressure: a full link to a
+        // server), the wait is ours, not the peer's: the clock restarts.
+        if (try? context.channel.syncOptions?.getOption(.autoRead)) == false {
+            pendingSince = .now()
+            return
+        }
+        guard .now() - since >= timeout else { return }
         disarm()
         connectionGuard.closedStalled(context.channel, pending: sawMessage, timeout: timeout)
         context.close(promise: nil)
@@ -190,9 +197,9 @@ final class MessageSeen: ChannelInboundHandler, RemovableChannelHandler {
     }
 }
 
-/// After the HTTP server pipeline: a request's end marks the stall watch;
-/// a request that asks to upgrade ends the watch (the upgrade may be
-/// refused, and the connection is then closed or answered at once).
+/// After the HTTP server pipeline: a request's end marks the stall watch.
+/// A websocket upgrade that succeeds ends the watch (`upgraded`); one that
+/// is refused leaves it as for any request.
 final class RequestSeen: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart

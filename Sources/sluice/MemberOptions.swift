@@ -87,7 +87,9 @@ struct ConnectionOptions: ParsableArguments {
 
     func validate() throws {
         guard maxConnections > 0 else { throw ValidationError("--max-connections must be at least 1") }
-        guard stallTimeout >= 0 else { throw ValidationError("--stall-timeout must not be negative") }
+        guard stallTimeout == 0 || (0.1...86_400).contains(stallTimeout) else {
+            throw ValidationError("--stall-timeout must be 0 (none) or from 0.1 to 86400 seconds")
+        }
     }
 
     var settings: ConnectionGuard.Settings {

@@ -184,33 +184,46 @@ struct CLIProcessTests {
             try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(at: home) }
             let bindings = home.appendingPathComponent("bindings.sqlite").path
-            var started: [(process: Process, metrics: Int)] = []
-            defer { for member in started { stopProcess(member.process) } }
+            var started: [Process] = []
+            defer { for process in started { stopProcess(process) } }
             for _ in 0..<6 {
-                let metrics = try freeLoopbackPort(udp: false)
                 let process = Process()
                 process.executableURL = sluiceExecutable()
+                // Port 0 for metrics too: the port is read from the log, so
+                // no other test can take it between choosing and binding.
                 process.arguments = [
-                    "server", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:\(metrics)", "--bindings", bindings,
-                    "--log-level", "error",
+                    "server", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--bindings", bindings,
+                    "--log-level", "info",
                 ]
-                // What a server says on its way out is kept, to be shown if it exits.
+                // What a server says, kept to find its metrics port and to be
+                // shown if it exits.
                 let log = home.appendingPathComponent("server-\(started.count).log")
                 _ = FileManager.default.createFile(atPath: log.path, contents: nil)
                 process.standardError = try FileHandle(forWritingTo: log)
-                started.append((process, metrics))
+                started.append(process)
             }
-            for member in started { try member.process.run() }
-            for (index, member) in started.enumerated() {
+            for process in started { try process.run() }
+            for (index, process) in started.enumerated() {
+                let logPath = home.appendingPathComponent("server-\(index).log")
+                func said() -> String { (try? String(contentsOf: logPath, encoding: .utf8)) ?? "" }
                 let healthy = await waitUntil(timeout: .seconds(30)) {
-                    guard member.process.isRunning else { return true }
-                    let health = HTTPURL(host: "127.0.0.1", port: member.metrics, path: "/healthz")
+                    guard process.isRunning else { return true }
+                    guard let port = Self.metricsPort(inLog: said()) else { return false }
+                    let health = HTTPURL(host: "127.0.0.1", port: port, path: "/healthz")
                     return (try? await HTTPClient.get(health))?.status == .ok
                 }
-                let said = (try? String(contentsOf: home.appendingPathComponent("server-\(index).log"), encoding: .utf8)) ?? ""
-                #expect(healthy && member.process.isRunning, "round \(round): a server exited at start: \(said)")
+                #expect(healthy && process.isRunning, "round \(round): a server exited at start: \(said())")
             }
         }
+    }
+
+    /// The port a server's log says its metrics listen on (`--metrics
+    /// 127.0.0.1:0`, `--log-level info`).
+    static func metricsPort(inLog log: String) -> Int? {
+        guard let line = log.split(separator: "\n").first(where: { $0.contains("metrics listening") }),
+            let range = line.range(of: "sluice.address=127.0.0.1:")
+        else { return nil }
+        return Int(line[range.upperBound...].prefix { $0.isNumber })
     }
 
     /// A buffer server run alone serves its metrics, drains' among them.
@@ -220,19 +233,25 @@ struct CLIProcessTests {
         try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
         let bindingsPath = home.appendingPathComponent("bindings.sqlite").path
         let bindings = try SQLiteBindingStore(path: bindingsPath)
-        let metricsPort = try freeLoopbackPort(udp: false)
         let process = Process()
         process.executableURL = sluiceExecutable()
         process.arguments = [
-            "server", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:\(metricsPort)", "--bindings", bindingsPath,
-            "--log-level", "warning",
+            "server", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--bindings", bindingsPath,
+            "--log-level", "info",
         ]
-        process.standardError = FileHandle.nullDevice
+        let log = home.appendingPathComponent("server.log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        process.standardError = try FileHandle(forWritingTo: log)
         try process.run()
         defer {
             stopProcess(process, grace: .seconds(10))
             try? FileManager.default.removeItem(at: home)
         }
+        var metricsPort = 0
+        #expect(await waitUntil(timeout: .seconds(20)) {
+            metricsPort = Self.metricsPort(inLog: (try? String(contentsOf: log, encoding: .utf8)) ?? "") ?? 0
+            return metricsPort != 0
+        })
         let metrics = HTTPURL(host: "127.0.0.1", port: metricsPort, path: "/metrics")
         let binding = try await bindings.add(app: "metrics-app", url: "syslog://127.0.0.1:9", name: nil)
         var text = ""

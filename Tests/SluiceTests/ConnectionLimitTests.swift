@@ -22,11 +22,13 @@ import Testing
     /// Opens `count` connections to `endpoint`: with `garbage`, the even ones
     /// send bytes no frame starts with; the others send two bytes of a
     /// message, then nothing.
-    static func hostile(_ count: Int, at endpoint: Endpoint, garbage: Bool = true) async throws -> [RawConnection] {
+    static func hostile(
+        _ count: Int, at endpoint: Endpoint, garbage: Bool = true, start: String = "SL"
+    ) async throws -> [RawConnection] {
         var connections: [RawConnection] = []
         for index in 0..<count {
             let connection = try await RawConnection.connect(to: endpoint)
-            try await connection.write(garbage && index % 2 == 0 ? "GET / HTTP/1.1\r\n\r\nnot a frame at all" : "SL")
+            try await connection.write(garbage && index % 2 == 0 ? "GET / HTTP/1.1\r\n\r\nnot a frame at all" : start)
             connections.append(connection)
         }
         return connections
@@ -69,6 +71,8 @@ import Testing
             servers: 1, logger: log.logger, connections: ConnectionGuard.Settings(maxConnections: 4, stallTimeout: nil))
         var idle: [RawConnection] = []
         for _ in 0..<4 { idle.append(try await RawConnection.connect(to: cluster.ingress)) }
+        // All four taken in before the fifth knocks.
+        #expect(await waitUntil { cluster.controller.openIngressConnections == 4 })
         let extra = try await RawConnection.connect(to: cluster.ingress)
         #expect(await extra.waitForClose())
         #expect(cluster.metric(#"sluice_connections_closed_total{role="controller-ingress",reason="max_connections"}"#) == 1)
@@ -85,18 +89,23 @@ import Testing
 
     @Test func aSenderThatDripsAByteAtATimeIsClosed() async throws {
         let cluster = try await TestCluster.start(
-            servers: 1, connections: ConnectionGuard.Settings(maxConnections: 100, stallTimeout: .milliseconds(600)))
+            servers: 1, connections: ConnectionGuard.Settings(maxConnections: 100, stallTimeout: .seconds(2)))
         let drip = try await RawConnection.connect(to: cluster.ingress)
         var frame = BatchFrameBuilder()
-        var line = "dripped"
+        var line = String(repeating: "dripped ", count: 40)
         line.withUTF8 { frame.appendLog(LogEnvelopeFields(sourceID: "drip"), timestamp: 1, payload: UnsafeRawBufferPointer($0)) }
         let bytes = Array(frame.finish(type: .envelopes, sequence: 1)!.readableBytesView)
-        // A byte every 100 ms: bytes keep coming, the frame never ends in time.
-        for byte in bytes.prefix(30) {
-            if !drip.channel.isActive { break }
+        // A byte every 50 ms: bytes keep coming (the whole frame would take
+        // over 15 s), and the connection is closed while they do, not after
+        // they stop.
+        var sent = 0
+        for byte in bytes {
+            guard drip.channel.isActive else { break }
             try? await drip.channel.writeAndFlush(ByteBuffer(bytes: [byte]))
-            try await Task.sleep(for: .milliseconds(100))
+            sent += 1
+            try await Task.sleep(for: .milliseconds(50))
         }
+        #expect(sent < bytes.count, "\(sent) of \(bytes.count) bytes went before the close")
         #expect(await drip.waitForClose())
         #expect(cluster.metric(#"sluice_connections_closed_total{role="controller-ingress",reason="stalled"}"#) == 1)
         #expect(try await cluster.recent(app: "drip").isEmpty)
@@ -105,13 +114,17 @@ import Testing
 
     @Test func anHTTPClientThatStallsIsClosedAndATailIsNot() async throws {
         let cluster = try await TestCluster.start(
-            servers: 1, connections: ConnectionGuard.Settings(maxConnections: 100, stallTimeout: .milliseconds(500)))
+            servers: 1, connections: ConnectionGuard.Settings(maxConnections: 100, stallTimeout: .seconds(2)))
         let received = Received()
         let tail = try await cluster.tail(app: "http-stall", into: received)
+        // A keep-alive client that sent whole requests stays open past it.
+        let keepAlive = try await RawConnection.connect(to: Endpoint(host: cluster.http.host, port: cluster.http.port))
+        try await keepAlive.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         let half = try await RawConnection.connect(to: Endpoint(host: cluster.http.host, port: cluster.http.port))
         try await half.write("GET /healthz HTTP/1.1\r\nHost: x\r\n")
         #expect(await half.waitForClose())
         #expect(cluster.metric(#"sluice_connections_closed_total{role="controller-http",reason="stalled"}"#) == 1)
+        #expect(keepAlive.channel.isActive)
         // The websocket, quiet for longer than the stall timeout, still
         // carries lines.
         try await cluster.emit(app: "http-stall", lines: ["still here"])
@@ -137,7 +150,8 @@ import Testing
 
         var hostile = try await Self.hostile(400, at: addresses.listen)
         hostile += try await Self.hostile(300, at: try #require(addresses.syslogTCP), garbage: false)
-        hostile += try await Self.hostile(300, at: try #require(addresses.http), garbage: false)
+        hostile += try await Self.hostile(
+            300, at: try #require(addresses.http), garbage: false, start: "POST /logs HTTP/1.1\r\nHost: x\r\n")
         let syslog = try await RawConnection.connect(to: try #require(addresses.syslogTCP))
         let messages = (1...200).map { octetCounted("<14>1 2026-11-29T10:00:00Z host agent-good [APP/PROC/WEB/0] - - syslog \($0)") }
         try await syslog.write(messages.joined())

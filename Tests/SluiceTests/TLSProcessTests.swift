@@ -111,6 +111,14 @@ struct TLSProcessTests {
         #expect(try await runSluice(["emit", "--app", "tls-app", "live over wss"], environment: environment).status == 0)
         #expect(await received.wait(for: 1))
         await stream.close()
+        // Trusting another CA, sluice logs stops at once and says why,
+        // rather than retrying for ever.
+        let otherCA = home.appendingPathComponent("other-ca").path
+        #expect(try await runSluice(["certs", otherCA]).status == 0)
+        let distrust = try await runSluice(
+            ["logs", "tls-app", "--ca", "\(otherCA)/ca.pem"], environment: environment, timeout: .seconds(60))
+        #expect(distrust.status != 0)
+        #expect(distrust.stderr.contains("TLS with https://"), "\(distrust.stderr)")
         // A new CA and certificates, read on SIGHUP: the CLI's new
         // certificate is taken only once the cluster has read them.
         let tlsDirectory = home.appendingPathComponent("tls").path
