@@ -57,22 +57,10 @@ import Testing
                      template="RSYSLOG_SyslogProtocol23Format")
             }
             """
-        try config.write(to: directory.appendingPathComponent("rsyslog.conf"), atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: rsyslogd)
-        process.arguments = [
-            "-n", "-f", directory.appendingPathComponent("rsyslog.conf").path, "-i",
-            directory.appendingPathComponent("rsyslog.pid").path,
-        ]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        defer {
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            process.waitUntilExit()
+        let arrived = try await withRsyslogd(rsyslogd, config: config, in: directory) {
+            await received.wait(for: lines.count, timeout: .seconds(60))
         }
-
-        #expect(await received.wait(for: lines.count, timeout: .seconds(60)))
+        #expect(arrived)
         #expect(received.envelopes.map(\.text) == lines)
         await tail.close()
         try await agent.shutdown(timeout: .seconds(1))

@@ -106,23 +106,10 @@ struct AgentTests {
                      template="RSYSLOG_SyslogProtocol23Format")
             }
             """
-        try config.write(to: directory.appendingPathComponent("rsyslog.conf"), atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: rsyslogd)
-        process.arguments = [
-            "-n", "-f", directory.appendingPathComponent("rsyslog.conf").path, "-i",
-            directory.appendingPathComponent("rsyslog.pid").path,
-        ]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        defer {
-            // rsyslogd may inherit a mask that blocks SIGTERM: SIGKILL it.
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            process.waitUntilExit()
+        let arrived = try await withRsyslogd(rsyslogd, config: config, in: directory) {
+            await received.wait(for: lines.count, timeout: .seconds(60))
         }
-
-        #expect(await received.wait(for: lines.count, timeout: .seconds(60)))
+        #expect(arrived)
         #expect(received.envelopes.map(\.text) == lines)
         #expect(received.envelopes.allSatisfy { $0.sourceID == "rsyslog-app" && $0.log.type == .out })
     }

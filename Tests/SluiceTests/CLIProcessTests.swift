@@ -13,18 +13,12 @@ import Testing
 struct CLIProcessTests {
     @Test func upServesEmitAndLogsAndStopsOnSIGTERM() async throws {
         let home = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-up-\(getpid())")
-        try? FileManager.default.removeItem(at: home)
-        let process = Process()
-        process.executableURL = sluiceExecutable()
-        process.arguments = [
-            "up", "--servers", "2", "--http-port", "0", "--ingress-port", "0", "--agent-port", "0", "--syslog-port", "0",
-            "--agent-http-port", "0", "--log-level", "warning",
-        ]
-        process.environment = ProcessInfo.processInfo.environment.merging(["SLUICE_HOME": home.path]) { $1 }
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let (process, out) = try startSluiceUp(
+            home: home,
+            [
+                "--servers", "2", "--http-port", "0", "--ingress-port", "0", "--agent-port", "0", "--syslog-port", "0",
+                "--agent-http-port", "0", "--log-level", "warning",
+            ])
         // Stopped however the test ends; a no-op once it has exited below.
         defer { stopProcess(process, grace: .seconds(10)) }
 
@@ -129,18 +123,12 @@ struct CLIProcessTests {
     /// place: here, how many lines each server keeps per app.
     @Test func upTakesTheServersOptions() async throws {
         let home = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-up-options-\(getpid())")
-        try? FileManager.default.removeItem(at: home)
-        let process = Process()
-        process.executableURL = sluiceExecutable()
-        process.arguments = [
-            "up", "--servers", "1", "--http-port", "0", "--ingress-port", "0", "--no-agent", "--recent-per-app", "3",
-            "--tail-queue", "50", "--drain-queue", "7", "--log-level", "warning",
-        ]
-        process.environment = ProcessInfo.processInfo.environment.merging(["SLUICE_HOME": home.path]) { $1 }
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let (process, out) = try startSluiceUp(
+            home: home,
+            [
+                "--servers", "1", "--http-port", "0", "--ingress-port", "0", "--no-agent", "--recent-per-app", "3",
+                "--tail-queue", "50", "--drain-queue", "7", "--log-level", "warning",
+            ])
         defer {
             stopProcess(process, grace: .seconds(10))
             try? FileManager.default.removeItem(at: home)

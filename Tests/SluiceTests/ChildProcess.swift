@@ -111,3 +111,44 @@ private func waitReadable(_ fds: [Int32], before deadline: ContinuousClock.Insta
         if count < 0 && errno != EINTR { return fds.map { _ in true } }
     }
 }
+
+/// Starts `sluice up ARGUMENTS` with `$SLUICE_HOME` at `home` (removed
+/// first); its standard output is the pipe returned, its standard error
+/// goes to `stderr` (nothing by default).
+func startSluiceUp(
+    home: URL, _ arguments: [String], stderr: FileHandle = FileHandle.nullDevice
+) throws -> (process: Process, out: Pipe) {
+    try? FileManager.default.removeItem(at: home)
+    let process = Process()
+    process.executableURL = sluiceExecutable()
+    process.arguments = ["up"] + arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(["SLUICE_HOME": home.path]) { $1 }
+    let out = Pipe()
+    process.standardOutput = out
+    process.standardError = stderr
+    try process.run()
+    return (process, out)
+}
+
+/// Runs `rsyslogd -n` with `config` (written to `directory/rsyslog.conf`)
+/// until `body` returns; it is killed then, however `body` ends.
+func withRsyslogd<Result>(
+    _ rsyslogd: String, config: String, in directory: URL, _ body: () async throws -> Result
+) async throws -> Result {
+    try config.write(to: directory.appendingPathComponent("rsyslog.conf"), atomically: true, encoding: .utf8)
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: rsyslogd)
+    process.arguments = [
+        "-n", "-f", directory.appendingPathComponent("rsyslog.conf").path, "-i",
+        directory.appendingPathComponent("rsyslog.pid").path,
+    ]
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    defer {
+        // rsyslogd may inherit a mask that blocks SIGTERM: SIGKILL it.
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+    return try await body()
+}

@@ -44,20 +44,13 @@ struct TLSProcessTests {
 
     @Test func upWithTLSCarriesLinesAndTakesANewCAOnSIGHUP() async throws {
         let home = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-up-tls-\(getpid())")
-        try? FileManager.default.removeItem(at: home)
         defer { try? FileManager.default.removeItem(at: home) }
-        let process = Process()
-        process.executableURL = sluiceExecutable()
-        process.arguments = [
-            "up", "--tls", "--servers", "2", "--http-port", "0", "--ingress-port", "0", "--agent-port", "0",
-            "--syslog-port", "0", "--agent-http-port", "0", "--log-level", "warning",
-        ]
-        process.environment = ProcessInfo.processInfo.environment.merging(["SLUICE_HOME": home.path]) { $1 }
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
+        let (process, out) = try startSluiceUp(
+            home: home,
+            [
+                "--tls", "--servers", "2", "--http-port", "0", "--ingress-port", "0", "--agent-port", "0",
+                "--syslog-port", "0", "--agent-http-port", "0", "--log-level", "warning",
+            ])
         defer { stopProcess(process, grace: .seconds(10)) }
         let banner = try read(out, timeout: .seconds(60)) { $0.contains("Ctrl-C stops it.") }
         #expect(banner.contains("every link mutual TLS"), "\(banner)")
