@@ -2,6 +2,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import SluiceTLS
 
 /// A one-request HTTP/1.1 client: enough for `sluice logs --recent` and tests.
 public enum HTTPClient {
@@ -34,7 +35,7 @@ public enum HTTPClient {
     /// The name to send and check for `host`: nil for an address (its IP
     /// SAN is checked against the address connected to).
     static func serverName(_ host: String) -> String? {
-        host.contains(":") || host.allSatisfy({ $0.isNumber || $0 == "." }) ? nil : host
+        PeerNames.isAddress(host) ? nil : host
     }
 
     /// `Authorization: Bearer TOKEN`, or no header without a token.

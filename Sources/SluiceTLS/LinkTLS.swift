@@ -79,7 +79,7 @@ public final class LinkTLS: Sendable {
         guard let context = contexts.withLockedValue({ $0.client }) else {
             throw LoadError(description: "\(flags)-cert serves only: it has no CA to check a server with")
         }
-        let name = files.serverName ?? (Self.isAddress(host) ? nil : host)
+        let name = files.serverName ?? (PeerNames.isAddress(host) ? nil : host)
         return [
             try NIOSSLClientHandler(context: context, serverHostname: name),
             TLSPeerCheck(
@@ -97,10 +97,6 @@ public final class LinkTLS: Sendable {
         }
     }
 
-    static func isAddress(_ host: String) -> Bool {
-        (try? SocketAddress(ipAddress: host, port: 0)) != nil
-    }
-
     static func load(_ files: TLSFiles, flags: String = "--tls") throws -> Contexts {
         let serving = files.ca.isEmpty
         let paths = [("\(flags)-cert", files.cert), ("\(flags)-key", files.key)] + (serving ? [] : [("\(flags)-ca", files.ca)])
@@ -108,7 +104,7 @@ public final class LinkTLS: Sendable {
             throw LoadError(
                 description: "\(flag) \(path): \(FileManager.default.fileExists(atPath: path) ? "cannot be read" : "no such file")")
         }
-        if let name = files.serverName, isAddress(name) {
+        if let name = files.serverName, PeerNames.isAddress(name) {
             throw LoadError(
                 description:
                     "\(flags)-server-name \(name) is an address: give a DNS name the server's certificate carries (an address dialled is checked against the certificate's IP names already)"
@@ -158,18 +154,11 @@ public final class LinkTLS: Sendable {
                 server: try NIOSSLContext(configuration: server),
                 client: serving ? nil : try NIOSSLContext(configuration: client),
                 summary: "\(PeerNames.of(leaf).joined(separator: ",")) until \(Self.date(leaf.notValidAfter))")
-        } catch let error as BoringSSLError {
-            let codes: [String]
-            switch error {
-            case .unknownError(let stack), .sslError(let stack): codes = stack.map { TLSRefusal.code(of: $0) }
-            default: codes = ["\(error)"]
-            }
-            let mismatch = codes.contains("KEY_VALUES_MISMATCH")
+        } catch let error as BoringSSLError where !TLSRefusal.codes(of: error).contains("KEY_VALUES_MISMATCH") {
             throw LoadError(
-                description: mismatch
-                    ? "\(flags)-key \(files.key) is not the key of the certificate in \(files.cert)"
-                    : "\(flags)-cert \(files.cert) with \(flags)-key \(files.key): \(codes.joined(separator: ", "))")
-        } catch NIOSSLError.failedToLoadPrivateKey {
+                description:
+                    "\(flags)-cert \(files.cert) with \(flags)-key \(files.key): \(TLSRefusal.codes(of: error).joined(separator: ", "))")
+        } catch is BoringSSLError, NIOSSLError.failedToLoadPrivateKey {
             throw LoadError(description: "\(flags)-key \(files.key) is not the key of the certificate in \(files.cert)")
         } catch {
             throw LoadError(description: "\(flags)-cert \(files.cert) with \(flags)-key \(files.key): \(error)")

@@ -34,6 +34,11 @@ public enum PeerNames {
         return names
     }
 
+    /// Whether `host` is an IP address (v4 or v6) rather than a DNS name.
+    public static func isAddress(_ host: String) -> Bool {
+        DevelopmentCA.addressBytes(host) != nil
+    }
+
     /// Whether `name` (from a certificate) is one of `wanted`: DNS names
     /// without regard to case, addresses as written by `address`.
     public static func matches(_ name: String, _ wanted: [String]) -> Bool {

@@ -61,17 +61,9 @@ struct ControllerCommand: AsyncParsableCommand {
         return zones
     }
 
-    /// The flags' TLS files, else this member's or the cluster file's.
-    func tlsFiles() throws -> TLSFiles? {
-        guard let config, let name else { return try tls.files() }
-        do { return try tls.files(fallback: try ClusterConfig.load(path: config).tls(of: name)) } catch let error as ValidationError {
-            throw error
-        } catch { throw ValidationError("\(error)") }
-    }
-
     func validate() throws {
         _ = try settings()
-        _ = try tlsFiles()
+        _ = try tls.files(config: config, name: name)
         guard (httpTlsCert == nil) == (httpTlsKey == nil) else {
             throw ValidationError("HTTPS needs both --http-tls-cert and --http-tls-key")
         }
@@ -120,7 +112,7 @@ struct ControllerCommand: AsyncParsableCommand {
         settings.bindings = try await bindings.open(logger: logger)
         settings.authorizer = try await auth.authorizer(logger: logger)
         let registry = PrometheusCollectorRegistry()
-        settings.tls = try TLSOptions.load(try tlsFiles(), registry: registry, logger: logger)
+        settings.tls = try TLSOptions.load(try tls.files(config: config, name: name), registry: registry, logger: logger)
         if let httpTlsCert, let httpTlsKey {
             settings.httpTLS = try TLSOptions.loadServing(
                 cert: httpTlsCert, key: httpTlsKey, flags: "--http-tls", registry: registry, logger: logger)

@@ -36,15 +36,7 @@ struct ServerCommand: AsyncParsableCommand {
 
     func validate() throws {
         _ = try settings()
-        _ = try tlsFiles()
-    }
-
-    /// The flags' TLS files, else this member's or the cluster file's.
-    func tlsFiles() throws -> TLSFiles? {
-        guard let config, let name else { return try tls.files() }
-        do { return try tls.files(fallback: try ClusterConfig.load(path: config).tls(of: name)) } catch let error as ValidationError {
-            throw error
-        } catch { throw ValidationError("\(error)") }
+        _ = try tls.files(config: config, name: name)
     }
 
     /// The settings, from the cluster file when one is named (its entry's
@@ -81,7 +73,7 @@ struct ServerCommand: AsyncParsableCommand {
         let store = try await bindings.open(logger: logger)
         let registry = PrometheusCollectorRegistry()
         var settings = try settings()
-        let linkTLS = try TLSOptions.load(try tlsFiles(), registry: registry, logger: logger)
+        let linkTLS = try TLSOptions.load(try tls.files(config: config, name: name), registry: registry, logger: logger)
         settings.server.tls = linkTLS
         let node = Assembly.server(settings, bindings: store, registry: registry, logger: logger)
         try await node.bind()

@@ -49,23 +49,28 @@ struct TLSOptions: ParsableArguments {
         return files
     }
 
+    /// The flags' TLS files, else the cluster file's for member `name`
+    /// (its own, else the file's top-level `tls`).
+    func files(config: String?, name: String?) throws -> TLSFiles? {
+        guard let config, let name else { return try files() }
+        do {
+            return try files(fallback: try ClusterConfig.load(path: config).tls(of: name))
+        } catch let error as ValidationError {
+            throw error
+        } catch {
+            throw ValidationError("\(error)")
+        }
+    }
+
     /// A certificate and key that only serve (HTTPS, the agent's TLS inputs).
     static func loadServing(
         cert: String, key: String, flags: String, registry: PrometheusCollectorRegistry?, logger: Logger
     ) throws -> LinkTLS {
-        do {
-            let tls = try LinkTLS(
-                servingCert: cert, key: key,
-                metrics: registry.map { PrometheusMetricsFactory(registry: $0) as any MetricsFactory } ?? MetricsSystem.factory,
-                flags: flags)
-            logger.info("serving TLS", metadata: ["sluice.tls": "\(tls.summary)", "sluice.flags": "\(flags)"])
-            return tls
-        } catch {
-            throw CommandFailure("\(error)")
-        }
+        try load(TLSFiles(cert: cert, key: key, ca: ""), registry: registry, logger: logger, flags: flags)!
     }
 
     /// The files read: a file that cannot be used stops the command with why.
+    /// An empty `ca` only serves (no client certificates asked).
     static func load(
         _ files: TLSFiles?, registry: PrometheusCollectorRegistry?, logger: Logger, flags: String = "--tls"
     ) throws -> LinkTLS? {
@@ -75,7 +80,11 @@ struct TLSOptions: ParsableArguments {
                 files: files,
                 metrics: registry.map { PrometheusMetricsFactory(registry: $0) as any MetricsFactory } ?? MetricsSystem.factory,
                 flags: flags)
-            logger.info(flags == "--tls" ? "links use mutual TLS" : "mutual TLS", metadata: ["sluice.tls": "\(tls.summary)"])
+            if files.ca.isEmpty {
+                logger.info("serving TLS", metadata: ["sluice.tls": "\(tls.summary)", "sluice.flags": "\(flags)"])
+            } else {
+                logger.info(flags == "--tls" ? "links use mutual TLS" : "mutual TLS", metadata: ["sluice.tls": "\(tls.summary)"])
+            }
             return tls
         } catch {
             throw CommandFailure("\(error)")
