@@ -1,12 +1,19 @@
 // swift-tools-version:6.2
 import PackageDescription
 
+// bin/fuzz sets SLUICE_FUZZ=1: Sluice's own modules are built for libFuzzer
+// (coverage) and AddressSanitizer, its dependencies as they are, so that a
+// fuzzing build reuses their release build; and the target sluice-fuzz is
+// added (below).
+let fuzzing = Context.environment["SLUICE_FUZZ"] == "1"
+
 // bin/test (and so CI) sets SLUICE_STRICT=1: warnings are errors there.
 let strict: [SwiftSetting] =
     [
         .enableUpcomingFeature("ExistentialAny"),
         .enableUpcomingFeature("MemberImportVisibility"),
     ] + (Context.environment["SLUICE_STRICT"] == "1" ? [.treatAllWarnings(as: .error)] : [])
+    + (fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"])] : [])
 
 let package = Package(
     name: "sluice",
@@ -286,3 +293,24 @@ let package = Package(
         ),
     ]
 )
+
+// libFuzzer targets for every parser that reads bytes from outside
+// (Tests/Fuzz), built only by bin/fuzz; they run under libFuzzer's driver.
+if fuzzing {
+    package.targets.append(.target(name: "CFuzzDriver", path: "Tests/Fuzz/CFuzzDriver"))
+    package.targets.append(
+        .executableTarget(
+            name: "sluice-fuzz",
+            dependencies: [
+                "SluiceWire", "SluiceProto", "SluiceTransport", "SluiceServer", "SluiceController", "SluiceSyslog",
+                "SluiceShipping", "SluiceBindings", "SluiceDrain", "CFuzzDriver",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            path: "Tests/Fuzz/SluiceFuzz",
+            swiftSettings: strict + [.unsafeFlags(["-parse-as-library"])],
+            linkerSettings: [.unsafeFlags(["-sanitize=fuzzer,address", "-use-ld=lld"])]
+        ))
+}

@@ -8,13 +8,11 @@ import SluiceWire
 
 /// The agent's HTTP side: `POST /logs` takes a logplex-1 body (octet-counted
 /// RFC 5424 frames, as log-shuttle sends them), `GET /healthz` and
-/// `GET /metrics`. A body is checked whole before any of it is taken, so a
-/// sender that retries after a 400 never duplicates lines.
+/// `GET /metrics`. A body is checked whole (`LogplexBody`) before any of it
+/// is taken.
 final class AgentHTTPHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
-
-    static let contentType = "application/logplex-1"
 
     private let intake: SyslogIntake
     private let registry: PrometheusCollectorRegistry?
@@ -78,10 +76,10 @@ final class AgentHTTPHandler: ChannelInboundHandler {
             return (.payloadTooLarge, error("body_too_large", "the body is over \(maxBodyBytes) bytes"))
         }
         let type = head.headers.first(name: "Content-Type")?.split(separator: ";").first?.trimmingSpaces ?? ""
-        guard type.lowercased() == Self.contentType else {
+        guard type.lowercased() == LogplexBody.contentType else {
             return (
                 .badRequest,
-                error("bad_content_type", "Content-Type must be \(Self.contentType), not '\(type)'")
+                error("bad_content_type", "Content-Type must be \(LogplexBody.contentType), not '\(type)'")
             )
         }
         if let app = query["app"], app.isEmpty {
@@ -90,20 +88,12 @@ final class AgentHTTPHandler: ChannelInboundHandler {
         let body = self.body ?? ByteBuffer()
         let frames: [Range<Int>]
         do {
-            frames = try body.withUnsafeReadableBytes { bytes in
-                try OctetCounting.frames(in: bytes, maxMessageBytes: maxBodyBytes)
+            frames = try body.withUnsafeReadableBytes { bytes throws(LogplexBody.Refusal) in
+                try LogplexBody.messages(
+                    in: bytes, declaredCount: head.headers.first(name: "Logplex-Msg-Count"), maxMessageBytes: maxBodyBytes)
             }
         } catch {
-            return (.badRequest, self.error("bad_frame", "\(error)"))
-        }
-        if let declared = head.headers.first(name: "Logplex-Msg-Count") {
-            guard Int(declared) == frames.count else {
-                return (
-                    .badRequest,
-                    error(
-                        "bad_count", "Logplex-Msg-Count says \(declared) but the body holds \(frames.count) messages")
-                )
-            }
+            return (.badRequest, self.error(error.code, error.message))
         }
         body.withUnsafeReadableBytes { bytes in
             for frame in frames {

@@ -26,6 +26,9 @@ public struct MemberSettings: Sendable {
     public var appLogRateLimit: Int? = nil
     /// Envelopes waiting for one websocket reader before the oldest drop.
     public var tailQueueLimit: Int = 100_000
+    /// Live readers at once at each controller, in all and of one app.
+    public var maxReaders: Int = 10_000
+    public var maxReadersPerApp: Int = 100
     /// Checks every reader's token at every controller; nil: none checked.
     public var authorizer: Authorizer? = nil
     /// Mutual TLS on every link; nil: plain TCP.
@@ -67,6 +70,7 @@ public struct MemberSettings: Sendable {
         .init(
             zone: zone, ingress: try Endpoint(parsing: entry.ingress), http: try Endpoint(parsing: entry.http),
             zones: servers, maxFramePayload: maxFramePayload, tailQueueLimit: tailQueueLimit, bindings: bindings,
-            authorizer: authorizer, tls: tls, httpTLS: httpTLS, connections: connections)
+            authorizer: authorizer, tls: tls, httpTLS: httpTLS, connections: connections, maxReaders: maxReaders,
+            maxReadersPerApp: maxReadersPerApp)
     }
 }

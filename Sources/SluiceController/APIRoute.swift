@@ -106,6 +106,22 @@ enum APIRoute: Equatable {
         }
     }
 
+    /// A reader past `--max-readers` or `--max-readers-per-app`: 429, as
+    /// for any client that should come back later (or try another
+    /// controller).
+    static func tooManyReaders(_ refusal: ReaderCounts.Refusal, target: StreamTarget, readers: Int) -> Failure {
+        let message =
+            switch (refusal, target) {
+            case (.total, _):
+                "this controller serves \(readers) readers, its limit (--max-readers): try again later or another controller"
+            case (.perApp, .app(let app)):
+                "app \(app) has \(readers) readers, the limit (--max-readers-per-app)"
+            case (.perApp, .firehose(let subscription)):
+                "firehose subscription \(subscription) has \(readers) readers, the limit (--max-readers-per-app)"
+            }
+        return Failure(status: 429, error: "too_many_readers", message: message)
+    }
+
     static let defaultLimit = 1000
     static let maxLimit = 100_000
     static let maxAppIDBytes = 256

@@ -41,6 +41,10 @@ public final class Controller: Service, @unchecked Sendable {
         /// Connections at once on each listener, and how long a message
         /// (a frame, an HTTP request) may take.
         public var connections: ConnectionGuard.Settings
+        /// Live readers at once, in all and of one app (or firehose
+        /// subscription); past either a new one is answered 429.
+        public var maxReaders: Int
+        public var maxReadersPerApp: Int
 
         public init(
             zone: String = "z1",
@@ -55,8 +59,13 @@ public final class Controller: Service, @unchecked Sendable {
             authorizer: Authorizer? = nil,
             tls: LinkTLS? = nil,
             httpTLS: LinkTLS? = nil,
-            connections: ConnectionGuard.Settings = .init()
+            connections: ConnectionGuard.Settings = .init(),
+            maxReaders: Int = 10_000,
+            maxReadersPerApp: Int = 100
         ) {
+            precondition(maxReaders > 0 && maxReadersPerApp > 0)
+            self.maxReaders = maxReaders
+            self.maxReadersPerApp = maxReadersPerApp
             self.connections = connections
             self.tls = tls
             self.httpTLS = httpTLS
@@ -85,6 +94,7 @@ public final class Controller: Service, @unchecked Sendable {
     private let ingressChannel = ChannelBox()
     private let httpChannel = ChannelBox()
     private let connections = ConnectionSet()
+    private let readers: NIOLockedValueBox<ReaderCounts>
 
     public init(
         configuration: Configuration,
@@ -115,6 +125,8 @@ public final class Controller: Service, @unchecked Sendable {
         self.router = IngressRouter(links: zones[0].links, metrics: metrics)
         self.egress = Egress(zones: zones, zoneTimeout: configuration.zoneTimeout)
         self.tailMetrics = TailMetrics(factory: metrics)
+        self.readers = NIOLockedValueBox(
+            ReaderCounts(limits: .init(total: configuration.maxReaders, perApp: configuration.maxReadersPerApp)))
         self.ingressGuard = ConnectionGuard(
             role: "controller-ingress", settings: configuration.connections, logger: logger, metrics: metrics)
         self.httpGuard = ConnectionGuard(
@@ -151,6 +163,7 @@ public final class Controller: Service, @unchecked Sendable {
         let egress = self.egress
         let registry = self.registry
         let tailMetrics = self.tailMetrics
+        let readers = self.readers
         let bindings = configuration.bindings
         let authorizer = configuration.authorizer
         let settings = WebSocketTailHandler.Settings(
@@ -172,6 +185,23 @@ public final class Controller: Service, @unchecked Sendable {
                         let (target, json) = route.stream
                     else { return channel.eventLoop.makeSucceededFuture(nil) }
                     let upgrade: @Sendable () -> EventLoopFuture<HTTPHeaders?> = {
+                        let limits = readers.withLockedValue { counts in
+                            counts.admit(target, now: .now()).map { ($0, $1, counts.count(of: target), counts.total) }
+                        }
+                        if let (refusal, log, ofTarget, total) = limits {
+                            tailMetrics.refused[refusal]!.increment()
+                            let failure = APIRoute.tooManyReaders(
+                                refusal, target: target, readers: refusal == .total ? total : ofTarget)
+                            // At most one line in 10 s for each limit.
+                            if log {
+                                logger.warning(
+                                    "refusing a reader: \(failure.message)",
+                                    metadata: [LogKeys.remote: "\(channel.remoteAddress.map { "\($0)" } ?? "?")"])
+                            }
+                            refused.set(failure)
+                            return channel.eventLoop.makeSucceededFuture(nil)
+                        }
+                        channel.closeFuture.whenComplete { _ in readers.withLockedValue { $0.release(target) } }
                         var settings = settings
                         settings.json = json
                         let feed = TailFeed(target: target, links: egress.links(for: target), eventLoop: channel.eventLoop)

@@ -50,7 +50,7 @@ public struct DrainLineWriter {
                 let log = try reader.readLengthDelimited()
                 isLog = true
                 (payload, isError) = try Self.log(envelope, log)
-            case (5, _), (6, _), (7, _), (10, _):
+            case (5, .lengthDelimited), (6, .lengthDelimited), (7, .lengthDelimited), (10, .lengthDelimited):
                 isLog = false
                 try reader.skip(wireType)
             default:

@@ -73,7 +73,7 @@ extension LogShipper.LineOrigin {
                         }
                     }
                 default:
-                    if (5...7).contains(field) || field == 10 { logBytes = nil }
+                    if wireType == .lengthDelimited && EnvelopeFields.isMessageField(field) { logBytes = nil }
                     try reader.skip(wireType)
                 }
             }

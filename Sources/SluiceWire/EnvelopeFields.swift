@@ -32,12 +32,22 @@ public struct EnvelopeFields: Hashable, Sendable {
                 throw WireError(.malformedBatch, "envelope field \(field) has wire type \(wireType.rawValue)")
             default:
                 // The message oneof: log 4, counter 5, gauge 6, timer 7,
-                // event 10; a later one replaces an earlier one.
-                if (4...7).contains(field) || field == 10 { isLog = field == 4 }
+                // event 10; a later one replaces an earlier one. With any
+                // wire type but length-delimited it is an unknown field to
+                // protobuf's decoders, and so changes nothing (found by
+                // bin/fuzz).
+                if wireType == .lengthDelimited && EnvelopeFields.isMessageField(field) { isLog = field == 4 }
                 try reader.skip(wireType)
             }
         }
         return EnvelopeFields(sourceID: sourceID, timestamp: timestamp, isLog: isLog)
+    }
+
+    /// Whether `field` is one of the envelope's `message` oneof: log 4,
+    /// counter 5, gauge 6, timer 7, event 10.
+    @inlinable
+    public static func isMessageField(_ field: UInt64) -> Bool {
+        (4...7).contains(field) || field == 10
     }
 }
 

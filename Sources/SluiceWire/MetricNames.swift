@@ -34,6 +34,9 @@ public enum MetricNames {
     public static let streamReaders = "sluice_controller_stream_readers"
     public static let streamSent = "sluice_controller_stream_envelopes_sent_total"
     public static let streamDropped = "sluice_controller_stream_envelopes_dropped_total"
+    /// Readers refused a websocket by `--max-readers` (`reason="total"`)
+    /// or `--max-readers-per-app` (`reason="per_app"`).
+    public static let streamRefused = "sluice_controller_stream_readers_refused_total"
 
     // The buffer server.
     public static let serverStored = "sluice_server_envelopes_stored_total"

@@ -51,12 +51,22 @@ struct ControllerOptions: ParsableArguments {
     @Option(help: "Envelopes waiting for one websocket reader before its oldest are dropped.")
     var tailQueue: Int = 100_000
 
+    @Option(help: "Live readers (websocket tails and firehose readers) at once; past it a new one is answered 429.")
+    var maxReaders: Int = 10_000
+
+    @Option(help: "Live readers at once of one app, or of one firehose subscription; past it a new one is answered 429.")
+    var maxReadersPerApp: Int = 100
+
     func validate() throws {
         guard tailQueue > 0 else { throw ValidationError("--tail-queue must be at least 1") }
+        guard maxReaders > 0 else { throw ValidationError("--max-readers must be at least 1") }
+        guard maxReadersPerApp > 0 else { throw ValidationError("--max-readers-per-app must be at least 1") }
     }
 
     func apply(to settings: inout MemberSettings) {
         settings.tailQueueLimit = tailQueue
+        settings.maxReaders = maxReaders
+        settings.maxReadersPerApp = maxReadersPerApp
     }
 }
 

@@ -167,3 +167,53 @@ import Testing
         await cluster.shutdown()
     }
 }
+
+/// `--max-readers` and `--max-readers-per-app`: a reader past either is
+/// answered 429 with the reason and counted; the readers already served
+/// keep getting every line, and a place freed is taken again.
+@Suite struct ReaderLimitTests {
+    static func refusal(_ cluster: TestCluster, app: String) async -> WebSocketRefused? {
+        do {
+            let client = try await cluster.tail(app: app, into: Received())
+            await client.close()
+            return nil
+        } catch {
+            return error as? WebSocketRefused
+        }
+    }
+
+    @Test func readersPastTheLimitsAre429AndTheOthersServed() async throws {
+        let log = LogRecorder()
+        let cluster = try await TestCluster.start(servers: 1, logger: log.logger, maxReaders: (total: 3, perApp: 2))
+        let first = Received()
+        let second = Received()
+        let a1 = try await cluster.tail(app: "a", into: first)
+        let a2 = try await cluster.tail(app: "a", into: second)
+
+        let perApp = await Self.refusal(cluster, app: "a")
+        #expect(perApp?.status == 429)
+        #expect(perApp?.message == "app a has 2 readers, the limit (--max-readers-per-app)")
+        let b = try await cluster.tail(app: "b", into: Received())
+        let total = await Self.refusal(cluster, app: "c")
+        #expect(total?.status == 429)
+        #expect(
+            total?.message
+                == "this controller serves 3 readers, its limit (--max-readers): try again later or another controller")
+        #expect(cluster.metric(#"sluice_controller_stream_readers_refused_total{reason="per_app"}"#) == 1)
+        #expect(cluster.metric(#"sluice_controller_stream_readers_refused_total{reason="total"}"#) == 1)
+        #expect(await log.first { $0.message.hasPrefix("refusing a reader: app a has 2 readers") } != nil)
+
+        // The readers taken get every line.
+        let lines = (1...100).map { "line \($0)" }
+        try await cluster.emit(app: "a", lines: lines)
+        #expect(await first.wait(for: lines.count))
+        #expect(await second.wait(for: lines.count))
+
+        // A reader that leaves frees its place.
+        await b.close()
+        #expect(await waitUntil { await Self.refusal(cluster, app: "c") == nil })
+        await a1.close()
+        await a2.close()
+        await cluster.shutdown()
+    }
+}

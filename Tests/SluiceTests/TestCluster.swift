@@ -38,7 +38,7 @@ struct TestCluster {
         bindings: (any BindingStore)? = nil, controllerBindings: (any BindingStore)? = nil,
         drainSettings: DrainRunner.Settings = .init(), authorizer: Authorizer? = nil,
         tls: (controller: LinkTLS, server: LinkTLS)? = nil, logger: Logger = .quiet,
-        connections: ConnectionGuard.Settings = .init()
+        connections: ConnectionGuard.Settings = .init(), maxReaders: (total: Int, perApp: Int) = (10_000, 100)
     ) async throws -> TestCluster {
         let registry = PrometheusCollectorRegistry()
         let factory = PrometheusMetricsFactory(registry: registry)
@@ -68,7 +68,8 @@ struct TestCluster {
                 ingress: Endpoint(host: "127.0.0.1", port: 0), http: Endpoint(host: "127.0.0.1", port: 0),
                 zones: ["z1": endpoints], maxFramePayload: maxFramePayload, tailQueueLimit: tailQueueLimit,
                 pingInterval: pingInterval, bindings: controllerBindings ?? bindings, authorizer: authorizer,
-                tls: tls?.controller, connections: connections),
+                tls: tls?.controller, connections: connections, maxReaders: maxReaders.total,
+                maxReadersPerApp: maxReaders.perApp),
             logger: logger, registry: registry)
         let (ingress, http) = try await controller.bind()
         return TestCluster(

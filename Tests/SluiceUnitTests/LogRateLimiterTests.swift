@@ -75,4 +75,17 @@ import Testing
         #expect(origins.map(\.instance) == ["7"])
         #expect(origins.map(\.logBytes) == [5])
     }
+
+    /// As protobuf reads it (found by bin/fuzz in EnvelopeFields): a
+    /// `counter` field (5) with the varint wire type after the log is an
+    /// unknown field, and the envelope is still a Log of 5 bytes.
+    @Test func aMisTypedMessageFieldDoesNotUnmakeALog() {
+        // source_id "a", log { payload "hello" }, then field 5 as a varint.
+        let envelope: [UInt8] = [0x12, 0x01, 0x61, 0x22, 0x07, 0x0A, 0x05] + Array("hello".utf8) + [0x28, 0x01]
+        let origin = envelope.withUnsafeBytes { LogShipper.LineOrigin(app: "a", envelope: $0) }
+        #expect(origin.logBytes == 5)
+        // With the right wire type, the counter replaces the log.
+        let counter: [UInt8] = [0x12, 0x01, 0x61, 0x22, 0x07, 0x0A, 0x05] + Array("hello".utf8) + [0x2A, 0x00]
+        #expect(counter.withUnsafeBytes { LogShipper.LineOrigin(app: "a", envelope: $0) }.logBytes == nil)
+    }
 }

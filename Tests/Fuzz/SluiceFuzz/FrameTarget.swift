@@ -1,0 +1,55 @@
+import NIOCore
+import NIOEmbedded
+@testable import SluiceController
+import SluiceServer
+import SluiceTransport
+import SluiceWire
+
+/// The framed protocol as a controller's ingress and a buffer server read
+/// it: `FrameDecoder` over a stream cut into chunks, then each ENVELOPES
+/// frame routed as the ingress routes it and taken by an `EnvelopeStore`
+/// as a server takes it (IDENTIFIED parts included).
+enum FrameTarget: FuzzTarget {
+    static let name = "frame"
+    static let router = BatchRouter(servers: ["s0", "s1", "s2"])
+
+    static func run(_ input: UnsafeRawBufferPointer) {
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(FrameDecoder(maxPayload: 64 * 1024)))
+        let store = EnvelopeStore(limits: .init(recentPerApp: 16, memoryLimit: 1 << 20, maxFramePayload: 64 * 1024))
+        defer { _ = try? channel.finish() }
+        for chunk in FuzzTargets.chunks(input) {
+            do {
+                try channel.writeInbound(ByteBuffer(bytes: chunk))
+            } catch {
+                return  // the connection would be closed with this reason
+            }
+            while let frame = try? channel.readInbound(as: Frame.self) {
+                take(frame, store: store)
+            }
+        }
+    }
+
+    static func take(_ frame: Frame, store: EnvelopeStore) {
+        guard frame.header.type == .envelopes else { return }
+        // The controller's ingress: one part, every envelope of the frame.
+        var builders = (0..<router.serverCount).map { _ in PendingBatchBuilder<Int>() }
+        let part = RoutedPart(sender: 1, sequence: frame.header.sequence, count: .max, origin: 0)
+        let routed = try? frame.payload.withUnsafeReadableBytesTyped { bytes throws(WireError) in
+            try router.route(bytes, parts: CollectionOfOne(part), live: .all(3), into: &builders) { _, _ in }
+        }
+        // A well-formed batch is one the server takes too, and it finds as
+        // many envelopes as the router did.
+        let validated = try? frame.payload.withUnsafeReadableBytesTyped { bytes throws(WireError) in
+            try EnvelopeBatchScanner.validate(bytes)
+        }
+        if let routed, routed.routed + routed.unroutable != validated {
+            fatalError("the router saw \(routed.routed + routed.unroutable) envelopes, the scanner \(String(describing: validated))")
+        }
+        for index in builders.indices {
+            _ = builders[index].finish()
+        }
+        // The server's side of the link.
+        guard let (batch, parts) = try? frame.batchAndParts() else { return }
+        _ = try? store.ingest(batch, parts: parts)
+    }
+}
