@@ -40,6 +40,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
     ],
     targets: [
         // Generated from Protos/ by bin/generate-protos. Never edited by hand.
@@ -227,6 +228,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                // `sluice run`'s signal handler reads the child's pid (already built for SwiftNIO).
+                .product(name: "Atomics", package: "swift-atomics"),
             ],
             swiftSettings: strict
         ),

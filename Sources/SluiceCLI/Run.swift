@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Atomics
 import Dispatch
 import Foundation
 import NIOCore
@@ -10,8 +11,10 @@ import SluiceTransport
 import SluiceShipping
 import SluiceWire
 
-/// The pid of the command `sluice run` started, for the signal handler.
-nonisolated(unsafe) private var runChildPID: pid_t = 0
+/// The pid of the command `sluice run` started, for the signal handler: an
+/// atomic, since the handler runs on whichever thread the signal lands on
+/// (ThreadSanitizer found the plain variable this was racing).
+private let runChildPID = ManagedAtomic<pid_t>(0)
 
 /// `sluice run -- CMD ARGS…`: runs CMD with its standard output and error
 /// going through pipes that this process copies to its own, unchanged, and
@@ -56,7 +59,7 @@ public struct Run: Sendable {
         let pid = try spawn(command, stdout: outPipe[1], stderr: errPipe[1], closing: [outPipe[0], errPipe[0]])
         close(outPipe[1])
         close(errPipe[1])
-        runChildPID = pid
+        runChildPID.store(pid, ordering: .sequentiallyConsistent)
         installSignalForwarding()
         // A reader of our output that goes away (`sluice run … | head`) ends
         // the copying, not this process: see `copyLines`.
@@ -165,9 +168,11 @@ public struct Run: Sendable {
     /// terminal sends (Ctrl-C) reach the command by themselves, as it is in
     /// the same process group, so they are not sent twice.
     private func installSignalForwarding() {
+        // Made here, not first in the handler, where allocating is unsafe.
+        _ = runChildPID.load(ordering: .relaxed)
         let forward: @convention(c) (Int32, UnsafeMutablePointer<siginfo_t>?, UnsafeMutableRawPointer?) -> Void = {
             signal, info, _ in
-            let pid = runChildPID
+            let pid = runChildPID.load(ordering: .sequentiallyConsistent)
             guard let info, info.pointee.si_code <= 0, pid > 0 else { return }
             let saved = errno
             kill(pid, signal)
@@ -191,7 +196,7 @@ public struct Run: Sendable {
     private static func wait(for pid: pid_t) -> Int32 {
         var info = siginfo_t()
         while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR {}
-        runChildPID = 0
+        runChildPID.store(0, ordering: .sequentiallyConsistent)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         let signal = status & 0x7F
