@@ -83,17 +83,19 @@ rfc3164 = [
     b"no priority at all",
 ]
 
+# The stream targets (frame, syslog, websocket) take the first byte as the
+# size of the chunks the rest arrives in.
 seeds = {
     "frame": {
-        "envelopes": frame(1, batch([log_envelope(b"app-1", b"hello"), log_envelope(b"app-2", b"world", err=True)])),
-        "metrics": frame(1, batch([counter_envelope(b"app-1"), gauge_envelope(b"app-3")]), seq=7),
-        "hello-then-envelopes": frame(8, struct.pack(">Q", 42)) + frame(1, batch([log_envelope(b"a", b"x")]), seq=2),
-        "identified": frame(1, identified([log_envelope(b"a", b"1"), log_envelope(b"b", b"2"), log_envelope(b"a", b"3")],
+        "envelopes": b"\x0f" + frame(1, batch([log_envelope(b"app-1", b"hello"), log_envelope(b"app-2", b"world", err=True)])),
+        "metrics": b"\x0f" + frame(1, batch([counter_envelope(b"app-1"), gauge_envelope(b"app-3")]), seq=7),
+        "hello-then-envelopes": b"\x0f" + frame(8, struct.pack(">Q", 42)) + frame(1, batch([log_envelope(b"a", b"x")]), seq=2),
+        "identified": b"\x0f" + frame(1, identified([log_envelope(b"a", b"1"), log_envelope(b"b", b"2"), log_envelope(b"a", b"3")],
                                           [(9, 1, 2, 0), (10, 5, 1, 0)]), flags=2),
-        "identified-ordinals": frame(5, identified([log_envelope(b"a", b"1")], [(9, 1, 1, 4)], ordinals=True), flags=7),
-        "ack": frame(7, b"", seq=99),
-        "subscribe": frame(2, field(1, 2, b"app-1"), seq=3),
-        "no-source-id": frame(1, batch([field(4, 2, field(1, 2, b"orphan"))])),
+        "identified-ordinals": b"\x0f" + frame(5, identified([log_envelope(b"a", b"1")], [(9, 1, 1, 4)], ordinals=True), flags=7),
+        "ack": b"\x0f" + frame(7, b"", seq=99),
+        "subscribe": b"\x0f" + frame(2, field(1, 2, b"app-1"), seq=3),
+        "no-source-id": b"\x0f" + frame(1, batch([field(4, 2, field(1, 2, b"orphan"))])),
     },
     "envelope": {
         "log": log_envelope(b"app-guid", b"a line\n"),
@@ -139,7 +141,7 @@ for i, line in enumerate(rfc5424 + rfc3164):
     seeds["syslog"][f"lf-{i}"] = b"\x05" + line + b"\n" + line + b"\r\n"
     seeds["syslog"][f"octet-{i}"] = b"\x10" + str(len(line)).encode() + b" " + line + b"3 abc"
     seeds["logplex"][f"body-{i}"] = b"2\n" + str(len(line)).encode() + b" " + line + b"5 <1>1 "
-seeds["logplex"]["no-count"] = b"x\n" + b"".join(str(len(l)).encode() + b" " + l for l in rfc5424)
+seeds["logplex"]["no-count"] = b"".join(str(len(l)).encode() + b" " + l for l in rfc5424)
 
 target_dir = os.path.join(here, "corpus")
 for target, files in seeds.items():

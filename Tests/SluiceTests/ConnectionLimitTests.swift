@@ -172,13 +172,30 @@ import Testing
 /// answered 429 with the reason and counted; the readers already served
 /// keep getting every line, and a place freed is taken again.
 @Suite struct ReaderLimitTests {
-    static func refusal(_ cluster: TestCluster, app: String) async -> WebSocketRefused? {
+    enum Outcome {
+        case served
+        case refused(WebSocketRefused)
+        case failed(any Error)
+
+        var refusal: WebSocketRefused? {
+            if case .refused(let refusal) = self { refusal } else { nil }
+        }
+        var served: Bool {
+            if case .served = self { true } else { false }
+        }
+    }
+
+    /// Opens a tail of `app` and closes it again: served, refused with an
+    /// answer, or failed some other way.
+    static func tail(_ cluster: TestCluster, app: String) async -> Outcome {
         do {
             let client = try await cluster.tail(app: app, into: Received())
             await client.close()
-            return nil
+            return .served
+        } catch let refused as WebSocketRefused {
+            return .refused(refused)
         } catch {
-            return error as? WebSocketRefused
+            return .failed(error)
         }
     }
 
@@ -190,11 +207,11 @@ import Testing
         let a1 = try await cluster.tail(app: "a", into: first)
         let a2 = try await cluster.tail(app: "a", into: second)
 
-        let perApp = await Self.refusal(cluster, app: "a")
+        let perApp = await Self.tail(cluster, app: "a").refusal
         #expect(perApp?.status == 429)
         #expect(perApp?.message == "app a has 2 readers, the limit (--max-readers-per-app)")
         let b = try await cluster.tail(app: "b", into: Received())
-        let total = await Self.refusal(cluster, app: "c")
+        let total = await Self.tail(cluster, app: "c").refusal
         #expect(total?.status == 429)
         #expect(
             total?.message
@@ -211,7 +228,7 @@ import Testing
 
         // A reader that leaves frees its place.
         await b.close()
-        #expect(await waitUntil { await Self.refusal(cluster, app: "c") == nil })
+        #expect(await waitUntil { await Self.tail(cluster, app: "c").served })
         await a1.close()
         await a2.close()
         await cluster.shutdown()
