@@ -168,8 +168,6 @@ public struct Run: Sendable {
     /// terminal sends (Ctrl-C) reach the command by themselves, as it is in
     /// the same process group, so they are not sent twice.
     private func installSignalForwarding() {
-        // Made here, not first in the handler, where allocating is unsafe.
-        _ = runChildPID.load(ordering: .relaxed)
         let forward: @convention(c) (Int32, UnsafeMutablePointer<siginfo_t>?, UnsafeMutableRawPointer?) -> Void = {
             signal, info, _ in
             let pid = runChildPID.load(ordering: .sequentiallyConsistent)

@@ -13,7 +13,7 @@ struct ReaderCounts {
         /// Readers at once of one app, or of one firehose subscription.
         var perApp: Int
 
-        init(total: Int = 10_000, perApp: Int = 100) {
+        init(total: Int, perApp: Int) {
             precondition(total > 0 && perApp > 0)
             self.total = total
             self.perApp = perApp

@@ -20,12 +20,7 @@ enum FrameTarget: FuzzTarget {
         let channel = EmbeddedChannel(handler: ByteToMessageHandler(FrameDecoder(maxPayload: 64 * 1024)))
         let store = EnvelopeStore(limits: .init(recentPerApp: 16, memoryLimit: 1 << 20, maxFramePayload: 64 * 1024))
         defer { _ = try? channel.finish() }
-        for chunk in FuzzTargets.chunks(input) {
-            do {
-                try channel.writeInbound(ByteBuffer(bytes: chunk))
-            } catch {
-                return  // the connection would be closed with this reason
-            }
+        FuzzTargets.stream(input, into: channel) {
             while let frame = try? channel.readInbound(as: Frame.self) {
                 take(frame, store: store)
             }

@@ -1,5 +1,7 @@
 import CFuzzDriver
 import Foundation
+import NIOCore
+import NIOEmbedded
 
 /// One libFuzzer target: `run` is given every input libFuzzer makes and
 /// must come back, whatever the bytes; a crash, a hang or a leak is what
@@ -44,6 +46,22 @@ enum FuzzTargets {
             start = end
         }
         return pieces
+    }
+
+    /// Writes `input`'s chunks (`chunks`) into `channel` as reads, calling
+    /// `read` after each, and stops at the first error, as the connection
+    /// would be closed. Returns whether every chunk was taken.
+    @discardableResult
+    static func stream(_ input: UnsafeRawBufferPointer, into channel: EmbeddedChannel, read: () -> Void = {}) -> Bool {
+        for chunk in chunks(input) {
+            do {
+                try channel.writeInbound(ByteBuffer(bytes: chunk))
+            } catch {
+                return false
+            }
+            read()
+        }
+        return true
     }
 }
 

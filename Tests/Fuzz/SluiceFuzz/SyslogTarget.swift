@@ -18,17 +18,9 @@ enum SyslogTarget: FuzzTarget {
         // The input after its chunk-size byte is also one UDP datagram.
         if !input.isEmpty { take(UnsafeRawBufferPointer(rebasing: input.dropFirst())) }
         let channel = EmbeddedChannel(handler: ByteToMessageHandler(SyslogFrameDecoder(maxMessageBytes: 4096)))
-        for chunk in FuzzTargets.chunks(input) {
-            do {
-                try channel.writeInbound(ByteBuffer(bytes: chunk))
-            } catch {
-                _ = try? channel.finish()
-                return
-            }
-            drain(channel)
-        }
+        let whole = FuzzTargets.stream(input, into: channel) { drain(channel) }
         _ = try? channel.finish()
-        drain(channel)
+        if whole { drain(channel) }
     }
 
     static func drain(_ channel: EmbeddedChannel) {

@@ -46,12 +46,7 @@ enum WebSocketTarget: FuzzTarget {
             ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: 1 << 16)), Reader(),
         ])
         defer { _ = try? channel.finish() }
-        for chunk in FuzzTargets.chunks(input) {
-            do {
-                try channel.writeInbound(ByteBuffer(bytes: chunk))
-            } catch {
-                return  // the handler closes the connection on a decoder error
-            }
-        }
+        // A decoder error ends it: the handler closes the connection.
+        FuzzTargets.stream(input, into: channel)
     }
 }
