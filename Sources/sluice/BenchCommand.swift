@@ -20,11 +20,15 @@ struct BenchCommand: AsyncParsableCommand {
         @OptionGroup(title: "TLS") var tls: TLSOptions
 
         func run() async throws {
+            // Only what goes wrong: a bench runs many loads, and each would
+            // say that its links use TLS.
+            var logger = Logger(label: "sluice.bench")
+            logger.logLevel = .warning
             let result = try await Bench.load(
                 controllers: try controller.split(separator: ",").map { try parseEndpoint(String($0), option: "--controller") },
                 app: app, count: count, rate: rate,
                 batch: batch, payloadBytes: payload,
-                tls: try TLSOptions.load(try tls.files(), registry: nil, logger: Logger(label: "sluice.bench")))
+                tls: try TLSOptions.load(try tls.files(), registry: nil, logger: logger))
             let usage = Bench.resourceUsage()
             print(
                 "load sent=\(result.sent) seconds=\(result.seconds) rate=\(Int(Double(result.sent) / result.seconds)) cpu_seconds=\(usage.cpuSeconds) peak_rss=\(usage.peakRSS)"
