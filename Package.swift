@@ -162,7 +162,8 @@ let package = Package(
         .target(
             name: "SluiceServer",
             dependencies: [
-                "SluiceWire", "SluiceTransport", "SluiceTLS",
+                "SluiceWire", "SluiceProto", "SluiceTransport", "SluiceTLS",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "DequeModule", package: "swift-collections"),

@@ -23,6 +23,12 @@ enum APIRoute: Equatable {
     case setLogRateLimit(app: String)
     /// `DELETE /apps/{app}/log-rate-limit`: back to the servers' default.
     case removeLogRateLimit(app: String)
+    /// log-cache's `GET /api/v1/info`.
+    case logCacheInfo
+    /// log-cache's `GET /api/v1/meta`: what is held of each app.
+    case logCacheMeta
+    /// log-cache's `GET /api/v1/read/{source_id}`.
+    case logCacheRead(LogCacheQuery)
 
     struct Failure: Error, Equatable {
         var status: Int
@@ -35,13 +41,29 @@ enum APIRoute: Equatable {
     /// What the route reads or changes, for the access rules.
     var resource: Resource {
         switch self {
-        case .health, .metrics: .open
+        case .health, .metrics, .logCacheInfo: .open
         case .recentLogs(let app, _), .stream(let app, _), .addDrain(let app), .removeDrain(let app, _),
             .logRateLimit(let app):
             .app(app)
+        case .logCacheRead(let query): .app(query.sourceID)
         case .listDrains(let app): app.map(Resource.app) ?? .everyApp
+        case .logCacheMeta: .everyApp
         case .firehose: .firehose
         case .setLogRateLimit(let app), .removeLogRateLimit(let app): .appAdmin(app)
+        }
+    }
+
+    /// How a refused request on this route is answered: as `failure(for:)`
+    /// says, but the Cloud Foundry APIs (log-cache, the RLP gateway) answer
+    /// every refusal of access with 404 (REFERENCE §8), so that no one can
+    /// tell an app they may not read from one that does not exist.
+    func refusal(for outcome: AccessOutcome) -> Failure? {
+        guard let failure = Self.failure(for: outcome) else { return nil }
+        switch self {
+        case .logCacheInfo, .logCacheMeta, .logCacheRead:
+            return failure.status == 503 ? failure : Failure(status: 404, error: "not_found", message: "resource not found")
+        default:
+            return failure
         }
     }
 
@@ -127,7 +149,8 @@ enum APIRoute: Equatable {
     static let maxAppIDBytes = 256
 
     static func parse(method: String, uri: String) -> Result<APIRoute, Failure> {
-        let (path, query) = URIQuery.split(uri)
+        let (path, pairs) = URIQuery.pairs(uri)
+        let query = Dictionary(pairs, uniquingKeysWith: { _, last in last })
         let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
         let route: Result<APIRoute, Failure>
         var methods = ["GET"]
@@ -149,6 +172,12 @@ enum APIRoute: Equatable {
                 .flatMap { id in format(query["format"]).map { .firehose(subscription: id, json: $0) } }
         case ["drains"]:
             route = .success(.listDrains(app: nil))
+        case ["api", "v1", "info"]:
+            route = .success(.logCacheInfo)
+        case ["api", "v1", "meta"]:
+            route = .success(.logCacheMeta)
+        case let parts where parts.count == 4 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "read":
+            route = appID(parts[3]).flatMap { LogCacheQuery.parse(sourceID: $0, pairs: pairs).map(APIRoute.logCacheRead) }
         case let parts where parts.count == 3 && parts[0] == "apps" && parts[2] == "drains":
             methods = ["GET", "POST"]
             route = appID(parts[1]).map { method == "POST" ? .addDrain(app: $0) : .listDrains(app: $0) }

@@ -95,6 +95,7 @@ public final class Controller: Service, @unchecked Sendable {
     private let httpChannel = ChannelBox()
     private let connections = ConnectionSet()
     private let readers: NIOLockedValueBox<ReaderCounts>
+    private let startedAt = WallClock.nowNanos()
 
     public init(
         configuration: Configuration,
@@ -166,6 +167,7 @@ public final class Controller: Service, @unchecked Sendable {
         let readers = self.readers
         let bindings = configuration.bindings
         let authorizer = configuration.authorizer
+        let startedAt = self.startedAt
         let settings = WebSocketTailHandler.Settings(
             queueLimit: configuration.tailQueueLimit, pingInterval: configuration.pingInterval, json: false)
         let http = try await Listener.bind(
@@ -228,7 +230,7 @@ public final class Controller: Service, @unchecked Sendable {
                 })
             let api = HTTPAPIHandler(
                 egress: egress, bindings: bindings, authorizer: authorizer, refusedUpgrade: refused, registry: registry,
-                logger: logger)
+                logger: logger, startedAt: startedAt)
             let boundAPI = NIOLoopBound(api, eventLoop: channel.eventLoop)
             try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                 withServerUpgrade: (

@@ -1,4 +1,6 @@
 import NIOCore
+import SluiceProto
+import SwiftProtobuf
 import SluiceTransport
 import SluiceWire
 
@@ -59,10 +61,22 @@ final class Egress: Sendable {
     /// `zoneTimeout` is left out and named in `partial`; it never fails the
     /// request.
     func recent(app: String, limit: Int, on loop: any EventLoop) -> EventLoopFuture<Recent> {
+        var request = Sluice_V1_StreamRequest()
+        request.sourceID = app
+        request.limit = UInt32(clamping: limit)
+        return read(request, on: loop).map { Recent(envelopes: Array($0.envelopes.suffix(limit)), partial: $0.partial) }
+    }
+
+    /// What a RECENT_REQUEST asks of an app, from its owner and stand-in in
+    /// every zone: each answers its share in timestamp order, and the
+    /// answers are merged (`RecentMerge`), oldest first. Each server
+    /// already kept to the request's limit; the caller takes the newest or
+    /// the oldest `limit` of the merge. Zones are left out as for `recent`.
+    func read(_ request: Sluice_V1_StreamRequest, on loop: any EventLoop) -> EventLoopFuture<Recent> {
         var asked: [(zone: String, owner: Bool, answer: EventLoopFuture<[Frame]>)] = []
         for zone in zones {
-            for (rank, link) in zone.candidates(for: app).enumerated() {
-                let answer = withTimeout(link.recent(app: app, limit: limit), server: "\(link.endpoint)", on: loop)
+            for (rank, link) in zone.candidates(for: request.sourceID).enumerated() {
+                let answer = withTimeout(link.recent(request), server: "\(link.endpoint)", on: loop)
                 asked.append((zone.name, rank == 0, answer))
             }
         }
@@ -78,8 +92,49 @@ final class Egress: Sendable {
                     if entry.owner && !partial.contains(entry.zone) { partial.append(entry.zone) }
                 }
             }
-            let merged = RecentMerge.merge(lists)
-            return Recent(envelopes: merged.suffix(limit).map(\.bytes), partial: partial)
+            return Recent(envelopes: RecentMerge.merge(lists).map(\.bytes), partial: partial)
+        }
+    }
+
+    /// What every server of every zone holds of each app (log-cache's
+    /// meta), summed over servers: counts and expirations added, the
+    /// oldest and newest times over all. A zone any of whose servers does
+    /// not answer is named in `partial`.
+    func meta(on loop: any EventLoop) -> EventLoopFuture<(sources: [String: Sluice_V1_SourceMeta], partial: [String])> {
+        var request = Sluice_V1_StreamRequest()
+        request.meta = true
+        let asked = zones.flatMap { zone in
+            zone.links.map { link in (zone.name, withTimeout(link.recent(request), server: "\(link.endpoint)", on: loop)) }
+        }
+        return EventLoopFuture.whenAllComplete(asked.map(\.1), on: loop).map { results in
+            var sources: [String: Sluice_V1_SourceMeta] = [:]
+            var partial: [String] = []
+            for ((zone, _), result) in zip(asked, results) {
+                guard case .success(let frames) = result, let frame = frames.last,
+                    let meta = try? Sluice_V1_MetaResponse(serializedBytes: Array(frame.payload.readableBytesView))
+                else {
+                    if !partial.contains(zone) { partial.append(zone) }
+                    continue
+                }
+                for source in meta.sources {
+                    guard var merged = sources[source.sourceID] else {
+                        sources[source.sourceID] = source
+                        continue
+                    }
+                    // Times only from servers that hold some of the app.
+                    if merged.count == 0 {
+                        merged.oldestTimestamp = source.oldestTimestamp
+                        merged.newestTimestamp = source.newestTimestamp
+                    } else if source.count > 0 {
+                        merged.oldestTimestamp = min(merged.oldestTimestamp, source.oldestTimestamp)
+                        merged.newestTimestamp = max(merged.newestTimestamp, source.newestTimestamp)
+                    }
+                    merged.count += source.count
+                    merged.expired += source.expired
+                    sources[source.sourceID] = merged
+                }
+            }
+            return (sources, partial)
         }
     }
 

@@ -25,14 +25,18 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let refusedUpgrade: RefusedUpgrade?
     private let registry: PrometheusCollectorRegistry?
     private let logger: Logger
+    /// When the controller started (for log-cache's `vm_uptime`).
+    private let startedAt: Int64
     private var request: HTTPRequestHead?
     private var body = ByteBuffer()
     private var bodyTooLarge = false
 
     init(
         egress: Egress, bindings: (any BindingStore)?, authorizer: Authorizer? = nil,
-        refusedUpgrade: RefusedUpgrade? = nil, registry: PrometheusCollectorRegistry?, logger: Logger
+        refusedUpgrade: RefusedUpgrade? = nil, registry: PrometheusCollectorRegistry?, logger: Logger,
+        startedAt: Int64 = WallClock.nowNanos()
     ) {
+        self.startedAt = startedAt
         self.egress = egress
         self.bindings = bindings
         self.authorizer = authorizer
@@ -90,7 +94,7 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
         let boundContext = NIOLoopBound(context, eventLoop: loop)
         let bound = NIOLoopBound(self, eventLoop: loop)
         authorizer.check(route, head, on: loop).whenSuccess { outcome in
-            if let failure = APIRoute.failure(for: outcome) {
+            if let failure = route.refusal(for: outcome) {
                 bound.value.respondError(failure, head: head, context: boundContext.value)
             } else if case .allowed(let grant) = outcome {
                 bound.value.serve(route, grant: grant, head: head, body: body, context: boundContext.value)
@@ -165,6 +169,37 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
                 try await store.setLogRateLimit(app: app, bytesPerSecond: nil)
                 logger.info("app log rate limit removed", metadata: [LogKeys.appID: "\(app)"])
                 return (204, nil)
+            }
+        case .logCacheInfo:
+            let uptime = (WallClock.nowNanos() - startedAt) / 1_000_000_000
+            respond(
+                status: .ok, contentType: "application/json",
+                body: ByteBuffer(string: #"{"version":"\#(Self.logCacheVersion)","vm_uptime":"\#(uptime)"}"#), head: head,
+                context: context)
+        case .logCacheMeta:
+            let only: Grant? = grant.flatMap { $0.admin ? nil : $0 }
+            let loop = context.eventLoop
+            let boundContext = NIOLoopBound(context, eventLoop: loop)
+            let bound = NIOLoopBound(self, eventLoop: loop)
+            egress.meta(on: loop).whenSuccess { meta in
+                var extra: [(String, String)] = []
+                if !meta.partial.isEmpty { extra.append(("Sluice-Partial", meta.partial.joined(separator: ","))) }
+                let sources = meta.sources.values.filter { only?.names($0.sourceID) ?? true }
+                bound.value.respond(
+                    status: .ok, contentType: "application/json", body: ByteBuffer(string: Self.metaJSON(sources)),
+                    head: head, context: boundContext.value, extraHeaders: extra)
+            }
+        case .logCacheRead(let query):
+            let loop = context.eventLoop
+            let boundContext = NIOLoopBound(context, eventLoop: loop)
+            let bound = NIOLoopBound(self, eventLoop: loop)
+            egress.read(query.request(now: WallClock.nowNanos()), on: loop).whenSuccess { read in
+                var extra: [(String, String)] = []
+                if !read.partial.isEmpty { extra.append(("Sluice-Partial", read.partial.joined(separator: ","))) }
+                let body = #"{"envelopes":"# + EnvelopeJSON.batch(query.order(read.envelopes)) + "}"
+                bound.value.respond(
+                    status: .ok, contentType: "application/json", body: ByteBuffer(string: body), head: head,
+                    context: boundContext.value, extraHeaders: extra)
             }
         case .recentLogs(let app, let limit):
             let wantsProtobuf = head.headers["Accept"].contains { $0.lowercased().contains("application/x-protobuf") }
@@ -289,6 +324,19 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
     static func logRateLimitJSON(app: String, bytesPerSecond: Int?) -> String {
         let value = bytesPerSecond.map(String.init) ?? "null"
         return #"{"app":"\#(jsonEscape(app))","bytes_per_second":\#(value),"source":"\#(bytesPerSecond == nil ? "default" : "app")"}"#
+    }
+
+    /// The log-cache version `/api/v1/info` gives: clients such as
+    /// go-log-cache use the `/api/v1` paths from 2.0.0 on.
+    static let logCacheVersion = "3.0.0"
+
+    /// log-cache's meta: `{"meta":{"APP":{"count":"N","expired":"N",
+    /// "oldestTimestamp":"T","newestTimestamp":"T"}}}` (its JSON names).
+    static func metaJSON(_ sources: some Sequence<Sluice_V1_SourceMeta>) -> String {
+        let entries = sources.sorted { $0.sourceID < $1.sourceID }.map { source in
+            #""\#(jsonEscape(source.sourceID))":{"count":"\#(source.count)","expired":"\#(source.expired)","oldestTimestamp":"\#(source.oldestTimestamp)","newestTimestamp":"\#(source.newestTimestamp)"}"#
+        }
+        return #"{"meta":{"# + entries.joined(separator: ",") + "}}"
     }
 
     static func drainsJSON(_ list: [DrainBinding]) -> String {

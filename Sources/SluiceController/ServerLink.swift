@@ -216,22 +216,24 @@ public final class ServerLink: @unchecked Sendable {
     /// The frames of the server's answer with the newest `limit` envelopes
     /// of `app`, oldest first.
     func recent(app: String, limit: Int) -> EventLoopFuture<[Frame]> {
+        var request = Sluice_V1_StreamRequest()
+        request.sourceID = app
+        request.limit = UInt32(clamping: limit)
+        return recent(request)
+    }
+
+    /// Sends a RECENT_REQUEST (a recent read, a time-range read or a meta
+    /// request); the future has every frame of the answer.
+    func recent(_ request: Sluice_V1_StreamRequest) -> EventLoopFuture<[Frame]> {
         eventLoop.flatSubmit {
             guard let channel = self.channel else {
                 return self.eventLoop.makeFailedFuture(LinkUnavailable(server: "\(self.endpoint)"))
             }
             let promise = self.eventLoop.makePromise(of: [Frame].self)
             let id = self.requests.begin(promise)
-            channel.writeAndFlush(Self.requestFrame(.recentRequest, app: app, limit: limit, sequence: id), promise: nil)
+            channel.writeAndFlush(Self.frame(.recentRequest, request, sequence: id), promise: nil)
             return promise.futureResult
         }
-    }
-
-    static func requestFrame(_ type: FrameType, app: String, limit: Int = 0, sequence: UInt64) -> ByteBuffer {
-        var request = Sluice_V1_StreamRequest()
-        request.sourceID = app
-        request.limit = UInt32(clamping: limit)
-        return frame(type, request, sequence: sequence)
     }
 
     /// A SUBSCRIBE or UNSUBSCRIBE frame for an app or the firehose.

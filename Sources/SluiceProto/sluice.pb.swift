@@ -32,7 +32,8 @@ public nonisolated struct Sluice_V1_StreamRequest: Sendable {
   /// The application id (an envelope's source_id).
   public var sourceID: String = String()
 
-  /// RECENT_REQUEST: at most this many envelopes, the newest ones.
+  /// RECENT_REQUEST: at most this many envelopes, the newest ones (or the
+  /// oldest, with oldest_first).
   public var limit: UInt32 = 0
 
   /// SUBSCRIBE: every app's envelopes (the firehose) rather than
@@ -41,6 +42,62 @@ public nonisolated struct Sluice_V1_StreamRequest: Sendable {
   public var firehose: Bool = false
 
   public var subscriptionID: String = String()
+
+  /// RECENT_REQUEST, a time-range read (log-cache's): only envelopes with
+  /// start_time <= timestamp < end_time (Unix nanoseconds; end_time 0: no
+  /// end). A plain recent request leaves all of these unset.
+  public var startTime: Int64 = 0
+
+  public var endTime: Int64 = 0
+
+  /// The oldest `limit` of the range rather than the newest.
+  public var oldestFirst: Bool = false
+
+  /// Only envelopes whose message is one of these fields of Envelope (log 4,
+  /// counter 5, gauge 6, timer 7, event 10); empty: any.
+  public var messageFields: [UInt32] = []
+
+  /// A regular expression: only counters and timers whose name matches, and
+  /// gauges with a metric whose name matches (with only those metrics);
+  /// no logs or events. Empty: no filter.
+  public var nameFilter: String = String()
+
+  /// RECENT_REQUEST: instead of envelopes, the answer is one MetaResponse.
+  public var meta: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// What a buffer server holds of each app (log-cache's /api/v1/meta).
+public nonisolated struct Sluice_V1_MetaResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var sources: [Sluice_V1_SourceMeta] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Sluice_V1_SourceMeta: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var sourceID: String = String()
+
+  public var count: UInt64 = 0
+
+  /// Envelopes let go to make room.
+  public var expired: UInt64 = 0
+
+  public var oldestTimestamp: Int64 = 0
+
+  public var newestTimestamp: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -53,7 +110,7 @@ fileprivate nonisolated let _protobuf_package = "sluice.v1"
 
 nonisolated extension Sluice_V1_StreamRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StreamRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}source_id\0\u{1}limit\0\u{1}firehose\0\u{3}subscription_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}source_id\0\u{1}limit\0\u{1}firehose\0\u{3}subscription_id\0\u{3}start_time\0\u{3}end_time\0\u{3}oldest_first\0\u{3}message_fields\0\u{3}name_filter\0\u{1}meta\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -65,6 +122,12 @@ nonisolated extension Sluice_V1_StreamRequest: SwiftProtobuf.Message, SwiftProto
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.limit) }()
       case 3: try { try decoder.decodeSingularBoolField(value: &self.firehose) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.subscriptionID) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.startTime) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.endTime) }()
+      case 7: try { try decoder.decodeSingularBoolField(value: &self.oldestFirst) }()
+      case 8: try { try decoder.decodeRepeatedUInt32Field(value: &self.messageFields) }()
+      case 9: try { try decoder.decodeSingularStringField(value: &self.nameFilter) }()
+      case 10: try { try decoder.decodeSingularBoolField(value: &self.meta) }()
       default: break
       }
     }
@@ -83,6 +146,24 @@ nonisolated extension Sluice_V1_StreamRequest: SwiftProtobuf.Message, SwiftProto
     if !self.subscriptionID.isEmpty {
       try visitor.visitSingularStringField(value: self.subscriptionID, fieldNumber: 4)
     }
+    if self.startTime != 0 {
+      try visitor.visitSingularInt64Field(value: self.startTime, fieldNumber: 5)
+    }
+    if self.endTime != 0 {
+      try visitor.visitSingularInt64Field(value: self.endTime, fieldNumber: 6)
+    }
+    if self.oldestFirst != false {
+      try visitor.visitSingularBoolField(value: self.oldestFirst, fieldNumber: 7)
+    }
+    if !self.messageFields.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.messageFields, fieldNumber: 8)
+    }
+    if !self.nameFilter.isEmpty {
+      try visitor.visitSingularStringField(value: self.nameFilter, fieldNumber: 9)
+    }
+    if self.meta != false {
+      try visitor.visitSingularBoolField(value: self.meta, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -91,6 +172,92 @@ nonisolated extension Sluice_V1_StreamRequest: SwiftProtobuf.Message, SwiftProto
     if lhs.limit != rhs.limit {return false}
     if lhs.firehose != rhs.firehose {return false}
     if lhs.subscriptionID != rhs.subscriptionID {return false}
+    if lhs.startTime != rhs.startTime {return false}
+    if lhs.endTime != rhs.endTime {return false}
+    if lhs.oldestFirst != rhs.oldestFirst {return false}
+    if lhs.messageFields != rhs.messageFields {return false}
+    if lhs.nameFilter != rhs.nameFilter {return false}
+    if lhs.meta != rhs.meta {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Sluice_V1_MetaResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MetaResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sources\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.sources) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.sources.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.sources, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sluice_V1_MetaResponse, rhs: Sluice_V1_MetaResponse) -> Bool {
+    if lhs.sources != rhs.sources {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Sluice_V1_SourceMeta: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SourceMeta"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}source_id\0\u{1}count\0\u{1}expired\0\u{3}oldest_timestamp\0\u{3}newest_timestamp\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.sourceID) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.count) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.expired) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.oldestTimestamp) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.newestTimestamp) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.sourceID.isEmpty {
+      try visitor.visitSingularStringField(value: self.sourceID, fieldNumber: 1)
+    }
+    if self.count != 0 {
+      try visitor.visitSingularUInt64Field(value: self.count, fieldNumber: 2)
+    }
+    if self.expired != 0 {
+      try visitor.visitSingularUInt64Field(value: self.expired, fieldNumber: 3)
+    }
+    if self.oldestTimestamp != 0 {
+      try visitor.visitSingularInt64Field(value: self.oldestTimestamp, fieldNumber: 4)
+    }
+    if self.newestTimestamp != 0 {
+      try visitor.visitSingularInt64Field(value: self.newestTimestamp, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sluice_V1_SourceMeta, rhs: Sluice_V1_SourceMeta) -> Bool {
+    if lhs.sourceID != rhs.sourceID {return false}
+    if lhs.count != rhs.count {return false}
+    if lhs.expired != rhs.expired {return false}
+    if lhs.oldestTimestamp != rhs.oldestTimestamp {return false}
+    if lhs.newestTimestamp != rhs.newestTimestamp {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,6 +1,7 @@
 import CoreMetrics
 import NIOConcurrencyHelpers
 import NIOCore
+import SluiceProto
 import SluiceTransport
 import SluiceWire
 
@@ -193,8 +194,10 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
                     }
                     totalBytes +=
                         parts.isEmpty
-                        ? app.append(envelope)
-                        : app.append(envelope, sender: cursor.current.sender, sequence: cursor.current.sequence)
+                        ? app.append(envelope, timestamp: fields.timestamp)
+                        : app.append(
+                            envelope, timestamp: fields.timestamp, sender: cursor.current.sender,
+                            sequence: cursor.current.sequence)
                     if app.count > limits.recentPerApp {
                         totalBytes -= app.removeOldest()
                     }
@@ -367,12 +370,36 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
     /// ordinals), so that the controller merging this answer with a stand-in's
     /// takes each envelope once and identical lines each time.
     public func recentFrames(app: String, limit: Int, sequence: UInt64) -> [ByteBuffer] {
-        var key = ByteBuffer()
-        key.writeString(app)
+        answerFrames(sequence: sequence) { append in
+            apps[ByteBuffer(string: app)]?.forEachRecent(limit: limit, append)
+        }
+    }
+
+    /// The envelopes of `app` that `query` asks for, in timestamp order,
+    /// oldest first, as RECENT_RESPONSE frames as `recentFrames` gives them.
+    public func recentFrames(app: String, query: RecentQuery, sequence: UInt64) -> [ByteBuffer] {
+        answerFrames(sequence: sequence) { append in
+            apps[ByteBuffer(string: app)]?.read(
+                query.range, limit: query.limit, newest: !query.oldestFirst, admit: query.admits
+            ) { envelope, identity in
+                if let changed = query.rewritten(envelope) {
+                    changed.withUnsafeBytes { append($0, identity) }
+                } else {
+                    append(envelope, identity)
+                }
+            }
+        }
+    }
+
+    /// Under the lock, `fill` hands envelopes and identities to its
+    /// argument; they go out in frames of at most `maxFramePayload`.
+    private func answerFrames(
+        sequence: UInt64, _ fill: ((UnsafeRawBufferPointer, EnvelopeIdentity) -> Void) -> Void
+    ) -> [ByteBuffer] {
         var frames: [ByteBuffer] = []
         var builder = BatchFrameBuilder(capacity: 64 * 1024)
         lock.withLock {
-            apps[key]?.forEachRecent(limit: limit) { envelope, identity in
+            fill { envelope, identity in
                 // Room for the envelope, its entry header and a part with its ordinal.
                 if !builder.isEmpty && builder.payloadBytes + builder.partCount * 4 + envelope.count + 40
                     > limits.maxFramePayload
@@ -386,6 +413,24 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
         frames.append(
             builder.finish(type: .recentResponse, flags: .final, sequence: sequence, allowEmpty: true, ordinals: true)!)
         return frames
+    }
+
+    /// What this server holds of each app: how many envelopes, how many
+    /// let go, the oldest and newest times (log-cache's meta).
+    public func meta() -> Sluice_V1_MetaResponse {
+        lock.withLock {
+            var response = Sluice_V1_MetaResponse()
+            for (key, app) in apps where app.count > 0 || app.expired > 0 {
+                var source = Sluice_V1_SourceMeta()
+                source.sourceID = String(buffer: key)
+                source.count = UInt64(app.count)
+                source.expired = UInt64(app.expired)
+                source.oldestTimestamp = app.oldestTimestamp ?? 0
+                source.newestTimestamp = app.newestTimestamp ?? 0
+                response.sources.append(source)
+            }
+            return response
+        }
     }
 
     public func subscribe(app: String, id: UInt64, channel: any Channel) {

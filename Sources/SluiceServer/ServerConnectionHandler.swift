@@ -62,10 +62,19 @@ final class ServerConnectionHandler: ChannelInboundHandler {
                 store.unsubscribe(id: frame.header.sequence, channel: context.channel)
             case .recentRequest:
                 let request = try Self.request(frame)
-                let limit = request.limit == 0 ? store.limits.recentPerApp : Int(request.limit)
-                for part in store.recentFrames(app: request.sourceID, limit: limit, sequence: frame.header.sequence) {
-                    context.write(wrapOutboundOut(part), promise: nil)
+                let sequence = frame.header.sequence
+                let parts: [ByteBuffer]
+                if request.meta {
+                    parts = [Self.metaFrame(store.meta(), sequence: sequence, maxPayload: store.limits.maxFramePayload)]
+                } else if Self.isPlainRecent(request) {
+                    let limit = request.limit == 0 ? store.limits.recentPerApp : Int(request.limit)
+                    parts = store.recentFrames(app: request.sourceID, limit: limit, sequence: sequence)
+                } else if let query = RecentQuery(request, defaultLimit: store.limits.recentPerApp) {
+                    parts = store.recentFrames(app: request.sourceID, query: query, sequence: sequence)
+                } else {
+                    parts = store.recentFrames(app: request.sourceID, limit: 0, sequence: sequence)
                 }
+                for part in parts { context.write(wrapOutboundOut(part), promise: nil) }
             case .hello:
                 break
             case .recentResponse, .stream, .ack:
@@ -108,6 +117,31 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         store.unsubscribeAll(channel: context.channel)
         context.fireChannelInactive()
+    }
+
+    /// A request with only a source id and a limit: the newest envelopes.
+    private static func isPlainRecent(_ request: Sluice_V1_StreamRequest) -> Bool {
+        request.startTime == 0 && request.endTime == 0 && !request.oldestFirst && request.messageFields.isEmpty
+            && request.nameFilter.isEmpty
+    }
+
+    /// The one RECENT_RESPONSE frame, flagged final, that answers a meta
+    /// request: a `MetaResponse`. Past `maxPayload` bytes the apps written
+    /// to least recently are left out.
+    private static func metaFrame(_ meta: Sluice_V1_MetaResponse, sequence: UInt64, maxPayload: Int) -> ByteBuffer {
+        var meta = meta
+        var bytes: [UInt8] = (try? meta.serializedBytes()) ?? []
+        if bytes.count > maxPayload {
+            meta.sources.sort { $0.newestTimestamp > $1.newestTimestamp }
+            while bytes.count > maxPayload, !meta.sources.isEmpty {
+                meta.sources.removeLast(max(1, meta.sources.count * (bytes.count - maxPayload) / bytes.count))
+                bytes = (try? meta.serializedBytes()) ?? []
+            }
+        }
+        let payload = ByteBuffer(bytes: bytes)
+        var frame = ByteBuffer()
+        frame.writeFrame(type: .recentResponse, flags: .final, sequence: sequence, payload: payload)
+        return frame
     }
 
     private static func request(_ frame: Frame) throws -> Sluice_V1_StreamRequest {

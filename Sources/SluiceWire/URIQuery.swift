@@ -1,16 +1,26 @@
 /// A request URI's path and query, percent-decoded: plain logic shared by
 /// every HTTP endpoint (the controller's API, the agent's `/logs`).
 public enum URIQuery {
+    /// The path and the query's names and values (a name given twice: the
+    /// last value).
     public static func split(_ uri: String) -> (path: String, query: [String: String]) {
-        guard let mark = uri.firstIndex(of: "?") else { return (uri, [:]) }
-        var query: [String: String] = [:]
+        let (path, pairs) = pairs(uri)
+        return (path, Dictionary(pairs, uniquingKeysWith: { _, last in last }))
+    }
+
+    /// The path and every name and value of the query, in order, repeated
+    /// names each time (`?envelope_types=LOG&envelope_types=GAUGE`); a name
+    /// without `=` has the value "".
+    public static func pairs(_ uri: String) -> (path: String, pairs: [(name: String, value: String)]) {
+        guard let mark = uri.firstIndex(of: "?") else { return (uri, []) }
+        var pairs: [(String, String)] = []
         for pair in uri[uri.index(after: mark)...].split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let key = percentDecode(parts[0], plusIsSpace: true) ?? String(parts[0])
             let value = parts.count > 1 ? (percentDecode(parts[1], plusIsSpace: true) ?? String(parts[1])) : ""
-            query[key] = value
+            pairs.append((key, value))
         }
-        return (String(uri[..<mark]), query)
+        return (String(uri[..<mark]), pairs)
     }
 
     /// Every byte but the unreserved ones (`A-Z a-z 0-9 - . _ ~`) as `%XX`:
