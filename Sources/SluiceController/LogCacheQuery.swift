@@ -26,7 +26,6 @@ struct LogCacheQuery: Equatable {
 
     static func parse(sourceID: String, pairs: [(name: String, value: String)]) -> Result<LogCacheQuery, APIRoute.Failure> {
         var query = LogCacheQuery(sourceID: sourceID)
-        var any = false
         for (name, value) in pairs {
             switch name {
             case "start_time":
@@ -34,7 +33,8 @@ struct LogCacheQuery: Equatable {
                 query.startTime = time
             case "end_time":
                 guard let time = Int64(value) else { return .failure(bad("end_time", value, "Unix nanoseconds")) }
-                query.endTime = time
+                // 0 is log-cache's "now", as is no end_time at all.
+                query.endTime = time == 0 ? nil : time
             case "limit":
                 guard let limit = Int(value), limit >= 0 else {
                     return .failure(bad("limit", value, "a whole number"))
@@ -50,9 +50,11 @@ struct LogCacheQuery: Equatable {
                 guard let field = envelopeTypes[value.uppercased()] else {
                     return .failure(bad("envelope_types", value, "LOG, COUNTER, GAUGE, TIMER, EVENT or ANY"))
                 }
-                if let field { query.messageFields.append(field) } else { any = true }
+                // ANY alone is every type; beside others, log-cache leaves it out.
+                if let field { query.messageFields.append(field) }
             case "name_filter":
                 guard !value.isEmpty else { continue }
+                if let refusal = unsafePattern(value) { return .failure(invalid("name_filter: \(refusal)")) }
                 guard (try? Regex(value)) != nil else {
                     return .failure(invalid("name_filter '\(value)' is not a regular expression"))
                 }
@@ -63,8 +65,44 @@ struct LogCacheQuery: Equatable {
                 continue
             }
         }
-        if any { query.messageFields = [] }
+        // An end at or before the start is an empty range, answered with
+        // an empty batch: the cf CLI's walk starts a second before the
+        // newest envelope and reads up to two seconds ago, so its first
+        // reads have such a range.
         return .success(query)
+    }
+
+    static let maxPatternBytes = 512
+
+    /// Why a name filter is refused though it is a regular expression: a
+    /// buffer server matches it with Swift's backtracking `Regex`, and a
+    /// repeated group (`(a|aa)*`) or a backreference can take exponential
+    /// time on a short name, where log-cache's RE2 takes linear time. Nil:
+    /// it may be used.
+    static func unsafePattern(_ pattern: String) -> String? {
+        guard pattern.utf8.count <= maxPatternBytes else { return "longer than \(maxPatternBytes) bytes" }
+        let characters = Array(pattern)
+        var index = 0
+        var inClass = false
+        while index < characters.count {
+            let character = characters[index]
+            if character == "\\" {
+                if index + 1 < characters.count, let digit = characters[index + 1].wholeNumberValue, digit > 0 {
+                    return "backreferences (\\\(digit)) are not taken"
+                }
+                index += 2
+                continue
+            }
+            if inClass {
+                if character == "]" { inClass = false }
+            } else if character == "[" {
+                inClass = true
+            } else if character == ")", index + 1 < characters.count, "*+?{".contains(characters[index + 1]) {
+                return "a repeated group ('\(String(characters[...(index + 1)].suffix(12)))') is not taken: its matching time can grow exponentially"
+            }
+            index += 1
+        }
+        return nil
     }
 
     /// What the buffer servers are asked, `now` standing for a missing end.

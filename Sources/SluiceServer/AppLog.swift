@@ -24,11 +24,18 @@ final class AppLog {
         var chunk: Int
         var offset: UInt32
         var length: UInt32
-        /// The greatest timestamp of this envelope and every one before it:
-        /// never decreasing, so a time can be found by binary search even
-        /// though envelopes arrive a little out of time order.
+        /// The envelope's timestamp.
+        var time: Int64
+    }
+
+    /// The oldest and newest timestamps of `blockSize` consecutive entries
+    /// (of those taken in: some may have been let go since).
+    struct Block {
+        var oldest: Int64
         var newest: Int64
     }
+
+    static let blockSize = 256
 
     static let firstChunkSize = 4 * 1024
     static let largestChunkSize = 64 * 1024
@@ -49,12 +56,13 @@ final class AppLog {
 
     /// Bytes allocated for this app's chunks.
     private(set) var storedBytes = 0
-    /// How far behind the newest timestamp before it any envelope's own
-    /// timestamp has been (0 while they arrive in time order): every
-    /// envelope's timestamp is at least its entry's `newest` less this.
-    private(set) var lateness: Int64 = 0
-    /// Envelopes let go to make room, ever.
+    /// Envelopes let go to make room, ever; also the absolute number of
+    /// `entries.first`.
     private(set) var expired = 0
+    /// The time span of each block of entries: block `k` holds the entries
+    /// numbered `k * blockSize` to `(k + 1) * blockSize - 1` counting every
+    /// one ever taken in; `blocks.first` is the block of `entries.first`.
+    private var blocks: Deque<Block> = []
     /// The app's log rate limit at this server, if it has one.
     var rateLimit: AppRateLimit?
 
@@ -82,10 +90,13 @@ final class AppLog {
         let last = chunks.count - 1
         let offset = chunks[last].writerIndex
         chunks[last].writeBytes(envelope)
-        let before = entries.last?.newest ?? timestamp
-        if timestamp < before { lateness = max(lateness, Self.minus(before, timestamp)) }
-        entries.append(
-            Entry(chunk: firstChunk + last, offset: UInt32(offset), length: UInt32(length), newest: max(before, timestamp)))
+        if (expired + entries.count) % Self.blockSize == 0 || blocks.isEmpty {
+            blocks.append(Block(oldest: timestamp, newest: timestamp))
+        } else {
+            blocks[blocks.count - 1].oldest = min(blocks[blocks.count - 1].oldest, timestamp)
+            blocks[blocks.count - 1].newest = max(blocks[blocks.count - 1].newest, timestamp)
+        }
+        entries.append(Entry(chunk: firstChunk + last, offset: UInt32(offset), length: UInt32(length), time: timestamp))
         if open != nil, open!.sender == sender, open!.sequence == sequence {
             open!.count += 1
         } else {
@@ -101,6 +112,7 @@ final class AppLog {
         guard !entries.isEmpty else { return 0 }
         entries.removeFirst()
         expired += 1
+        if expired % Self.blockSize == 0 || entries.isEmpty { blocks.removeFirst() }
         consumed += 1
         if let oldest = runs.first {
             if consumed == oldest.count {
@@ -129,19 +141,20 @@ final class AppLog {
     }
 
     /// The newest timestamp stored; nil when nothing is.
-    var newestTimestamp: Int64? { entries.last?.newest }
+    var newestTimestamp: Int64? { span(\.newest, max) }
 
-    /// The oldest timestamp stored; nil when nothing is. Reads only the
-    /// envelopes that could be older than the first one.
-    var oldestTimestamp: Int64? {
-        var oldest: Int64? = nil
-        for index in entries.indices {
-            // Every envelope from here on is at least this old.
-            if let found = oldest, Self.minus(entries[index].newest, lateness) > found { break }
-            let time = timestamp(at: index)
-            if oldest == nil || time < oldest! { oldest = time }
-        }
-        return oldest
+    /// The oldest timestamp stored; nil when nothing is.
+    var oldestTimestamp: Int64? { span(\.oldest, min) }
+
+    /// The oldest or newest time: the first block's own entries (some of its
+    /// span may be of envelopes let go), then the other blocks' spans.
+    private func span(_ side: KeyPath<Block, Int64>, _ pick: (Int64, Int64) -> Int64) -> Int64? {
+        guard !entries.isEmpty else { return nil }
+        let firstBlockEnd = min(entries.count, Self.blockSize - expired % Self.blockSize)
+        var found = entries[0].time
+        for index in 1..<firstBlockEnd { found = pick(found, entries[index].time) }
+        for block in blocks.dropFirst() { found = pick(found, block[keyPath: side]) }
+        return found
     }
 
     /// The envelopes whose timestamps are in `range` and which `admit`
@@ -149,12 +162,12 @@ final class AppLog {
     /// the newest. They are given to `body` in timestamp order, oldest
     /// first, envelopes of the same time in the order they arrived.
     ///
-    /// Entries are in arrival order, and each knows the newest time up to
-    /// it (`Entry.newest`, never decreasing) and how late any envelope has
-    /// been (`lateness`): the read starts by binary search and stops as
-    /// soon as no envelope further on can be one of those wanted, so it
-    /// reads about `limit` envelopes when they came in time order, and
-    /// never more than the app holds.
+    /// Entries are in arrival order, in blocks that each know the oldest
+    /// and newest time among them. A read looks into a block only if its
+    /// span overlaps the range and, once `limit` envelopes are found, only
+    /// if it could hold a better one. Envelopes that arrive in about time
+    /// order make a read look at a few blocks; one envelope far from the
+    /// others in time widens only its own block.
     func read(
         _ range: Range<Int64>, limit: Int, newest: Bool, admit: (UnsafeRawBufferPointer) -> Bool,
         _ body: (UnsafeRawBufferPointer, EnvelopeIdentity) -> Void
@@ -170,37 +183,32 @@ final class AppLog {
             found.removeLast(found.count - limit)
             bound = found[limit - 1].time
         }
+        /// Whether an envelope of time `time` can still be one of those wanted.
+        func wanted(_ time: Int64) -> Bool {
+            guard range.contains(time) else { return false }
+            guard let bound else { return true }
+            // A tie loses to the one found first (arrival order decides).
+            return newest ? time > bound : time < bound
+        }
         func consider(_ index: Int) {
-            let time = timestamp(at: index)
-            guard range.contains(time) else { return }
-            let admitted = withBytes(at: index) { admit($0) }
-            guard admitted else { return }
+            let time = entries[index].time
+            guard wanted(time) else { return }
+            guard withBytes(at: index, admit) else { return }
             found.append((time, index))
             if found.count == limit || found.count >= 2 * limit { settle() }
         }
-        if newest {
-            // No envelope at or after the first entry whose newest time, less
-            // the lateness, reaches the range's end is in it.
-            var index = firstIndex { Self.minus($0.newest, lateness) >= range.upperBound } - 1
-            while index >= 0 {
-                let reach = entries[index].newest
-                // Nothing here or before is as new as needed.
-                if reach < range.lowerBound { break }
-                if let bound, reach < bound { break }
-                consider(index)
-                index -= 1
-            }
-        } else {
-            // Everything before the first entry whose newest time reaches
-            // the range's start is older than it.
-            var index = firstIndex { $0.newest >= range.lowerBound }
-            while index < entries.count {
-                let least = Self.minus(entries[index].newest, lateness)
-                // Nothing here or after is as old as needed.
-                if least >= range.upperBound { break }
-                if let bound, least > bound { break }
-                consider(index)
-                index += 1
+        let firstBlock = expired / Self.blockSize
+        let blockOrder = newest ? Array(blocks.indices.reversed()) : Array(blocks.indices)
+        for block in blockOrder {
+            let span = blocks[block]
+            guard span.newest >= range.lowerBound, span.oldest < range.upperBound else { continue }
+            if let bound, newest ? span.newest <= bound : span.oldest >= bound { continue }
+            let start = (firstBlock + block) * Self.blockSize - expired
+            let indices = max(0, start)..<min(entries.count, start + Self.blockSize)
+            if newest {
+                for index in indices.reversed() { consider(index) }
+            } else {
+                for index in indices { consider(index) }
             }
         }
         settle()
@@ -211,36 +219,11 @@ final class AppLog {
         }
     }
 
-    /// `a - b`, held at Int64's bounds (timestamps come from outside).
-    private static func minus(_ a: Int64, _ b: Int64) -> Int64 {
-        let (difference, overflow) = a.subtractingReportingOverflow(b)
-        guard overflow else { return difference }
-        return b < 0 ? .max : .min
-    }
-
-    /// The first index whose entry satisfies `reached`, which is false and
-    /// then true along the entries; `entries.count` if none does.
-    private func firstIndex(where reached: (Entry) -> Bool) -> Int {
-        var low = 0
-        var high = entries.count
-        while low < high {
-            let middle = (low + high) / 2
-            if reached(entries[middle]) { high = middle } else { low = middle + 1 }
-        }
-        return low
-    }
-
     private func withBytes<T>(at index: Int, _ body: (UnsafeRawBufferPointer) -> T) -> T {
         let entry = entries[index]
         return chunks[entry.chunk - firstChunk].withUnsafeReadableBytes { bytes in
             body(UnsafeRawBufferPointer(rebasing: bytes[Int(entry.offset)..<Int(entry.offset + entry.length)]))
         }
-    }
-
-    /// The timestamp of the envelope at `index`, read from its bytes (it was
-    /// checked when it was taken in).
-    private func timestamp(at index: Int) -> Int64 {
-        withBytes(at: index) { (try? EnvelopeFields.scan($0).timestamp) ?? 0 }
     }
 
     /// Calls `body` with the envelopes at `indices` and their identities.

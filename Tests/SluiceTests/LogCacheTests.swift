@@ -93,6 +93,16 @@ import Testing
         #expect(status == 0, "\(errors)")
         #expect(try Self.lines(recent) == (0..<600).map(Self.line))
 
+        // Each zone's server keeps to the limit, and the merge takes the
+        // newest (or oldest) of both: 25 lines from each zone here.
+        for (query, expected) in [("descending=true&limit=50", Array((550..<600).reversed())), ("limit=50", Array(0..<50))] {
+            let response = try await HTTPClient.get(zones.clients["z1"]!.http.with(path: "/api/v1/read/\(app)?\(query)"))
+            let object = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]
+            let batch = ((object?["envelopes"] as? [String: Any])?["batch"] as? [[String: Any]]) ?? []
+            let lines = batch.compactMap { ($0["log"] as? [String: Any])?["payload"] as? String }
+                .compactMap { Data(base64Encoded: $0) }.map { String(decoding: $0, as: UTF8.self) }
+            #expect(lines == expected.map(Self.line), "\(query)")
+        }
         let meta = try await HTTPClient.get(zones.clients["z1"]!.http.with(path: "/api/v1/meta"))
         #expect(meta.status.code == 200)
         let object = try JSONSerialization.jsonObject(with: Data(meta.body.readableBytesView)) as? [String: Any]
@@ -148,6 +158,7 @@ import Testing
         #expect(metrics.map { Array($0.keys) } == ["memory"])
         let logs = try await read("envelope_types=LOG&start_time=1000003&end_time=1000010")
         #expect(logs.map { $0["timestamp"] as? String } == ["1000003", "1000006", "1000009"])
+        #expect(try await read("start_time=1000010&end_time=1000010").isEmpty)
         let everything = try await read("limit=1000")
         #expect(everything.count == 30)
         let tooMany = try await HTTPClient.get(cluster.http.with(path: "/api/v1/read/\(app)?limit=1001"))

@@ -146,6 +146,46 @@ import Testing
         #expect(asked <= 101)
     }
 
+    /// An envelope far from the others in time (a clock years ahead, a
+    /// line buffered for hours) costs reads only its own block: the reads
+    /// still ask about `limit` envelopes (at most twice that), and answer
+    /// as the model does.
+    @Test func anOutlierWidensOnlyItsOwnBlock() {
+        let log = AppLog(appID: ByteBuffer(string: "app"))
+        var stored: [Stored] = []
+        for number in 0..<50_000 {
+            let time: Int64 = number == 100 ? 4_000_000_000_000_000_000 : number == 40_000 ? 5 : Int64(number)
+            _ = Self.envelope(number, time: time).withUnsafeBytes { log.append($0, timestamp: time) }
+            stored.append(Stored(number: number, time: time))
+        }
+        for (range, newest) in [(20_000..<Int64.max, false), (0..<30_000, true), (Int64.min..<Int64.max, true)] {
+            var asked = 0
+            var got: [Int] = []
+            log.read(range, limit: 100, newest: newest, admit: { _ in asked += 1; return true }) { bytes, _ in
+                got.append(Self.number(bytes))
+            }
+            #expect(got == Self.model(stored, range, limit: 100, newest: newest), "\(range)")
+            // A found outlier can hold the bound back until the next
+            // settling, at twice the limit: never the whole log.
+            #expect(asked <= 203, "\(range): \(asked)")
+        }
+        #expect(log.oldestTimestamp == 0)
+        #expect(log.newestTimestamp == 4_000_000_000_000_000_000)
+    }
+
+    /// What `admit` refuses is not counted against the limit.
+    @Test func refusedEnvelopesDoNotCount() {
+        let log = AppLog(appID: ByteBuffer(string: "app"))
+        for number in 0..<1_000 {
+            _ = Self.envelope(number, time: Int64(number)).withUnsafeBytes { log.append($0, timestamp: Int64(number)) }
+        }
+        var got: [Int] = []
+        log.read(0..<Int64.max, limit: 5, newest: true, admit: { Self.number($0) % 7 == 0 }) { bytes, _ in
+            got.append(Self.number(bytes))
+        }
+        #expect(got == [966, 973, 980, 987, 994])
+    }
+
     /// Timestamps at Int64's ends do not overflow the bookkeeping.
     @Test func extremeTimestamps() {
         let log = AppLog(appID: ByteBuffer(string: "app"))

@@ -37,8 +37,15 @@ import Testing
         #expect(try Self.route("/api/v1/read/a").get() == .logCacheRead(LogCacheQuery(sourceID: "a")))
         let both = try Self.route("/api/v1/read/a?envelope_types=COUNTER&envelope_types=gauge&end_time=9&limit=0").get()
         #expect(both == .logCacheRead(LogCacheQuery(sourceID: "a", endTime: 9, messageFields: [5, 6], limit: 100)))
-        let any = try Self.route("/api/v1/read/a?envelope_types=LOG&envelope_types=ANY").get()
+        let any = try Self.route("/api/v1/read/a?envelope_types=ANY").get()
         #expect(any == .logCacheRead(LogCacheQuery(sourceID: "a")))
+        // Beside another type, ANY is left out, as log-cache leaves it.
+        let logAndAny = try Self.route("/api/v1/read/a?envelope_types=LOG&envelope_types=ANY").get()
+        #expect(logAndAny == .logCacheRead(LogCacheQuery(sourceID: "a", messageFields: [4])))
+        // An end_time of 0 is now.
+        #expect(try Self.route("/api/v1/read/a?end_time=0").get() == .logCacheRead(LogCacheQuery(sourceID: "a")))
+        // Groups that are not repeated, classes and escapes are taken.
+        #expect((try? Self.route("/api/v1/read/a?name_filter=%5E(cpu%7Cmem)%5Ba-z%5D%2B%5C.%2A%24").get()) != nil)
         #expect(try Self.route("/api/v1/read/a?descending=1").get() == .logCacheRead(LogCacheQuery(sourceID: "a", descending: true)))
         #expect(try Self.route("/api/v1/info").get() == .logCacheInfo)
         #expect(try Self.route("/api/v1/meta").get() == .logCacheMeta)
@@ -52,6 +59,8 @@ import Testing
         ("descending=yes", "descending must be true or false, not 'yes'"),
         ("envelope_types=LOGS", "envelope_types must be LOG, COUNTER, GAUGE, TIMER, EVENT or ANY, not 'LOGS'"),
         ("name_filter=%5B", "name_filter '[' is not a regular expression"),
+        ("name_filter=(a%7Caa)%2A", "name_filter: a repeated group ('(a|aa)*') is not taken: its matching time can grow exponentially"),
+        ("name_filter=(a)%5C1", "name_filter: backreferences (\\1) are not taken"),
     ])
     func badParameters(query: String, message: String) {
         guard case .failure(let failure) = Self.route("/api/v1/read/a?\(query)") else {
