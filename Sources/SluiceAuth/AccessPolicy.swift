@@ -4,6 +4,9 @@ public enum Resource: Equatable, Sendable {
     case open
     /// One app's logs, tail or drains.
     case app(String)
+    /// Several apps' envelopes at once (the RLP gateway's `source_id`s):
+    /// the token must be able to read each.
+    case apps([String])
     /// An app setting only an admin changes (its log rate limit).
     case appAdmin(String)
     /// Every app's drains: an admin sees all, others only their apps'.
@@ -40,6 +43,9 @@ public enum AccessPolicy {
             return .allow
         case .app(let app):
             return grant.admin || grant.names(app) ? .allow : .askExternally(app: app)
+        case .apps(let apps):
+            if grant.admin { return .allow }
+            return apps.first { !grant.names($0) }.map { .askExternally(app: $0) } ?? .allow
         case .appAdmin(let app):
             if grant.admin { return .allow }
             // Whether the app may even be named to this token decides 404

@@ -28,33 +28,35 @@ public final class Authorizer: Sendable {
         case .failure(let rejection): return .unauthorized(reason: rejection.reason)
         case .success(let verified): grant = verified
         }
-        switch AccessPolicy.decide(grant, resource) {
-        case .allow: return .allowed(grant)
-        case .forbidden(let message): return .forbidden(message)
-        case .askExternally(let app):
-            guard let check, let template = verifier.settings.authorizeURL else { return .notFound }
-            let now = WallClock.nowNanos()
-            let known = cache.withLockedValue { $0.answer(token: token, app: app, now: now) }
-            let allowed: Bool
-            if let known {
-                allowed = known
-            } else {
-                do {
-                    allowed = try await check(Self.url(template, app: app), token)
-                } catch {
-                    return .unavailable("the authorization service (--authorize-url) could not be asked: \(error)")
-                }
-                cache.withLockedValue { $0.remember(token: token, app: app, allowed: allowed, now: WallClock.nowNanos()) }
-            }
-            guard allowed else { return .notFound }
-            // Named to this token now: the rules say the rest (an admin's
-            // setting stays an admin's).
-            var widened = grant
-            widened.apps.insert(app)
+        // Each app the token does not name is asked of the external check
+        // in turn (once each: an app it allows is named from then on).
+        var widened = grant
+        var asked: Set<String> = []
+        while true {
             switch AccessPolicy.decide(widened, resource) {
             case .allow: return .allowed(widened)
             case .forbidden(let message): return .forbidden(message)
-            case .askExternally: return .notFound
+            case .askExternally(let app):
+                guard let check, let template = verifier.settings.authorizeURL, asked.insert(app).inserted else {
+                    return .notFound
+                }
+                let now = WallClock.nowNanos()
+                let known = cache.withLockedValue { $0.answer(token: token, app: app, now: now) }
+                let allowed: Bool
+                if let known {
+                    allowed = known
+                } else {
+                    do {
+                        allowed = try await check(Self.url(template, app: app), token)
+                    } catch {
+                        return .unavailable("the authorization service (--authorize-url) could not be asked: \(error)")
+                    }
+                    cache.withLockedValue { $0.remember(token: token, app: app, allowed: allowed, now: WallClock.nowNanos()) }
+                }
+                guard allowed else { return .notFound }
+                // Named to this token now: the rules say the rest (an admin's
+                // setting stays an admin's).
+                widened.apps.insert(app)
             }
         }
     }

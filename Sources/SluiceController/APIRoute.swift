@@ -29,6 +29,8 @@ enum APIRoute: Equatable {
     case logCacheMeta
     /// log-cache's `GET /api/v1/read/{source_id}`.
     case logCacheRead(LogCacheQuery)
+    /// The RLP gateway's `GET /v2/read`: server-sent events.
+    case rlpRead(RLPQuery)
 
     struct Failure: Error, Equatable {
         var status: Int
@@ -48,6 +50,12 @@ enum APIRoute: Equatable {
         case .logCacheRead(let query): .app(query.sourceID)
         case .listDrains(let app): app.map(Resource.app) ?? .everyApp
         case .logCacheMeta: .everyApp
+        case .rlpRead(let query):
+            switch query.sourceIDs.count {
+            case 0: .firehose
+            case 1: .app(query.sourceIDs[0])
+            default: .apps(query.sourceIDs)
+            }
         case .firehose: .firehose
         case .setLogRateLimit(let app), .removeLogRateLimit(let app): .appAdmin(app)
         }
@@ -60,7 +68,7 @@ enum APIRoute: Equatable {
     func refusal(for outcome: AccessOutcome) -> Failure? {
         guard let failure = Self.failure(for: outcome) else { return nil }
         switch self {
-        case .logCacheInfo, .logCacheMeta, .logCacheRead:
+        case .logCacheInfo, .logCacheMeta, .logCacheRead, .rlpRead:
             return failure.status == 503 ? failure : Failure(status: 404, error: "not_found", message: "resource not found")
         default:
             return failure
@@ -172,6 +180,8 @@ enum APIRoute: Equatable {
                 .flatMap { id in format(query["format"]).map { .firehose(subscription: id, json: $0) } }
         case ["drains"]:
             route = .success(.listDrains(app: nil))
+        case ["v2", "read"]:
+            route = RLPQuery.parse(pairs).map(APIRoute.rlpRead)
         case ["api", "v1", "info"]:
             route = .success(.logCacheInfo)
         case ["api", "v1", "meta"]:

@@ -45,6 +45,11 @@ public final class Controller: Service, @unchecked Sendable {
         /// subscription); past either a new one is answered 429.
         public var maxReaders: Int
         public var maxReadersPerApp: Int
+        /// `/v2/read`: a heartbeat event after this long without data, and
+        /// the stream closed after `eventStreamTimeout` (the RLP gateway's
+        /// 15 s and 14 minutes).
+        public var eventHeartbeat: TimeAmount = .seconds(15)
+        public var eventStreamTimeout: TimeAmount = .minutes(14)
 
         public init(
             zone: String = "z1",
@@ -94,7 +99,7 @@ public final class Controller: Service, @unchecked Sendable {
     private let ingressChannel = ChannelBox()
     private let httpChannel = ChannelBox()
     private let connections = ConnectionSet()
-    private let readers: NIOLockedValueBox<ReaderCounts>
+    private let readers: ReaderAdmission
     private let startedAt = WallClock.nowNanos()
 
     public init(
@@ -125,9 +130,11 @@ public final class Controller: Service, @unchecked Sendable {
         }
         self.router = IngressRouter(links: zones[0].links, metrics: metrics)
         self.egress = Egress(zones: zones, zoneTimeout: configuration.zoneTimeout)
-        self.tailMetrics = TailMetrics(factory: metrics)
-        self.readers = NIOLockedValueBox(
-            ReaderCounts(limits: .init(total: configuration.maxReaders, perApp: configuration.maxReadersPerApp)))
+        let tailMetrics = TailMetrics(factory: metrics)
+        self.tailMetrics = tailMetrics
+        self.readers = ReaderAdmission(
+            limits: .init(total: configuration.maxReaders, perApp: configuration.maxReadersPerApp), metrics: tailMetrics,
+            logger: logger)
         self.ingressGuard = ConnectionGuard(
             role: "controller-ingress", settings: configuration.connections, logger: logger, metrics: metrics)
         self.httpGuard = ConnectionGuard(
@@ -168,6 +175,9 @@ public final class Controller: Service, @unchecked Sendable {
         let bindings = configuration.bindings
         let authorizer = configuration.authorizer
         let startedAt = self.startedAt
+        let eventSettings = EventStreamReader.Settings(
+            queueLimit: configuration.tailQueueLimit, heartbeat: configuration.eventHeartbeat,
+            streamTimeout: configuration.eventStreamTimeout)
         let settings = WebSocketTailHandler.Settings(
             queueLimit: configuration.tailQueueLimit, pingInterval: configuration.pingInterval, json: false)
         let http = try await Listener.bind(
@@ -187,23 +197,11 @@ public final class Controller: Service, @unchecked Sendable {
                         let (target, json) = route.stream
                     else { return channel.eventLoop.makeSucceededFuture(nil) }
                     let upgrade: @Sendable () -> EventLoopFuture<HTTPHeaders?> = {
-                        let limits = readers.withLockedValue { counts in
-                            counts.admit(target, now: .now()).map { ($0, $1, counts.count(of: target), counts.total) }
-                        }
-                        if let (refusal, log, ofTarget, total) = limits {
-                            tailMetrics.refused[refusal]!.increment()
-                            let failure = APIRoute.tooManyReaders(
-                                refusal, target: target, readers: refusal == .total ? total : ofTarget)
-                            // At most one line in 10 s for each limit.
-                            if log {
-                                logger.warning(
-                                    "refusing a reader: \(failure.message)",
-                                    metadata: [LogKeys.remote: "\(channel.remoteAddress.map { "\($0)" } ?? "?")"])
-                            }
+                        if let failure = readers.admit([target], remote: channel.remoteAddress.map { "\($0)" } ?? "?") {
                             refused.set(failure)
                             return channel.eventLoop.makeSucceededFuture(nil)
                         }
-                        channel.closeFuture.whenComplete { _ in readers.withLockedValue { $0.release(target) } }
+                        channel.closeFuture.whenComplete { _ in readers.release([target]) }
                         var settings = settings
                         settings.json = json
                         let feed = TailFeed(target: target, links: egress.links(for: target), eventLoop: channel.eventLoop)
@@ -230,7 +228,8 @@ public final class Controller: Service, @unchecked Sendable {
                 })
             let api = HTTPAPIHandler(
                 egress: egress, bindings: bindings, authorizer: authorizer, refusedUpgrade: refused, registry: registry,
-                logger: logger, startedAt: startedAt)
+                logger: logger, startedAt: startedAt,
+                events: .init(readers: readers, metrics: tailMetrics, settings: eventSettings))
             let boundAPI = NIOLoopBound(api, eventLoop: channel.eventLoop)
             try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                 withServerUpgrade: (

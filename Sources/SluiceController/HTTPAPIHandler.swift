@@ -27,16 +27,28 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let logger: Logger
     /// When the controller started (for log-cache's `vm_uptime`).
     private let startedAt: Int64
+    /// What `/v2/read` streams need; nil: the route answers 503.
+    private let events: Events?
+    /// The server-sent-events stream this connection carries, once one
+    /// began: the connection is the stream's from then on.
+    private var stream: EventStreamReader?
     private var request: HTTPRequestHead?
+
+    struct Events: Sendable {
+        var readers: ReaderAdmission
+        var metrics: TailMetrics
+        var settings: EventStreamReader.Settings
+    }
     private var body = ByteBuffer()
     private var bodyTooLarge = false
 
     init(
         egress: Egress, bindings: (any BindingStore)?, authorizer: Authorizer? = nil,
         refusedUpgrade: RefusedUpgrade? = nil, registry: PrometheusCollectorRegistry?, logger: Logger,
-        startedAt: Int64 = WallClock.nowNanos()
+        startedAt: Int64 = WallClock.nowNanos(), events: Events? = nil
     ) {
         self.startedAt = startedAt
+        self.events = events
         self.egress = egress
         self.bindings = bindings
         self.authorizer = authorizer
@@ -46,6 +58,8 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // A connection carrying an event stream takes no more requests.
+        guard stream == nil else { return }
         switch unwrapInboundIn(data) {
         case .head(let head):
             request = head
@@ -69,6 +83,20 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
             handle(head, body: body, context: context)
         }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        stream?.writabilityChanged()
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        stream?.stop()
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        stream?.stop()
     }
 
     /// Parses the route, checks the token where one is needed (every route
@@ -189,6 +217,29 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
                     status: .ok, contentType: "application/json", body: ByteBuffer(string: Self.metaJSON(sources)),
                     head: head, context: boundContext.value, extraHeaders: extra)
             }
+        case .rlpRead(let query):
+            guard let events else {
+                respondError(
+                    .init(status: 503, error: "streaming_unavailable", message: "this controller serves no event streams"),
+                    head: head, context: context)
+                return
+            }
+            let targets: [StreamTarget] =
+                query.sourceIDs.isEmpty
+                ? [.firehose(subscription: query.shardID.isEmpty ? "rlp-\(UUID().uuidString)" : query.shardID)]
+                : query.sourceIDs.map(StreamTarget.app)
+            let remote = context.channel.remoteAddress.map { "\($0)" } ?? "?"
+            if let failure = events.readers.admit(targets, remote: remote) {
+                respondError(failure, head: head, context: context)
+                return
+            }
+            let reader = EventStreamReader(
+                targets: targets, egress: egress, selectors: query.selectors, settings: events.settings,
+                metrics: events.metrics, logger: logger, context: context)
+            stream = reader
+            let readers = events.readers
+            context.channel.closeFuture.whenComplete { _ in readers.release(targets) }
+            reader.start(request: head)
         case .logCacheRead(let query):
             let loop = context.eventLoop
             let boundContext = NIOLoopBound(context, eventLoop: loop)

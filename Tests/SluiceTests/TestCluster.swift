@@ -38,7 +38,8 @@ struct TestCluster {
         bindings: (any BindingStore)? = nil, controllerBindings: (any BindingStore)? = nil,
         drainSettings: DrainRunner.Settings = .init(), authorizer: Authorizer? = nil,
         tls: (controller: LinkTLS, server: LinkTLS)? = nil, logger: Logger = .quiet,
-        connections: ConnectionGuard.Settings = .init(), maxReaders: (total: Int, perApp: Int) = (10_000, 100)
+        connections: ConnectionGuard.Settings = .init(), maxReaders: (total: Int, perApp: Int) = (10_000, 100),
+        events: (heartbeat: TimeAmount, timeout: TimeAmount)? = nil
     ) async throws -> TestCluster {
         let registry = PrometheusCollectorRegistry()
         let factory = PrometheusMetricsFactory(registry: registry)
@@ -63,14 +64,17 @@ struct TestCluster {
                 drains.append(manager)
             }
         }
-        let controller = Controller(
-            configuration: .init(
-                ingress: Endpoint(host: "127.0.0.1", port: 0), http: Endpoint(host: "127.0.0.1", port: 0),
-                zones: ["z1": endpoints], maxFramePayload: maxFramePayload, tailQueueLimit: tailQueueLimit,
-                pingInterval: pingInterval, bindings: controllerBindings ?? bindings, authorizer: authorizer,
-                tls: tls?.controller, connections: connections, maxReaders: maxReaders.total,
-                maxReadersPerApp: maxReaders.perApp),
-            logger: logger, registry: registry)
+        var configuration = Controller.Configuration(
+            ingress: Endpoint(host: "127.0.0.1", port: 0), http: Endpoint(host: "127.0.0.1", port: 0),
+            zones: ["z1": endpoints], maxFramePayload: maxFramePayload, tailQueueLimit: tailQueueLimit,
+            pingInterval: pingInterval, bindings: controllerBindings ?? bindings, authorizer: authorizer,
+            tls: tls?.controller, connections: connections, maxReaders: maxReaders.total,
+            maxReadersPerApp: maxReaders.perApp)
+        if let events {
+            configuration.eventHeartbeat = events.heartbeat
+            configuration.eventStreamTimeout = events.timeout
+        }
+        let controller = Controller(configuration: configuration, logger: logger, registry: registry)
         let (ingress, http) = try await controller.bind()
         return TestCluster(
             servers: servers, serverGroup: serverGroup, controller: controller, ingress: ingress,

@@ -1,0 +1,187 @@
+import CoreMetrics
+import FoundationEssentials
+import Logging
+import NIOCore
+import NIOHTTP1
+import SluiceProto
+import SluiceWire
+import SwiftProtobuf
+
+/// The server-sent-events adapter of the egress core: the RLP gateway's
+/// `GET /v2/read` (REFERENCE §8). One `TailStateMachine` per source read
+/// (or one for every source: the firehose, shared by `shard_id`) does the
+/// queueing, drop-oldest with an L10 notice and zone notices, as for a
+/// websocket tail; this adapter writes what they give as events:
+///
+/// - `data: {"batch":[…]}` per write, envelopes in log-cache's JSON, only
+///   those a selector takes (Sluice's own notices always);
+/// - `event: heartbeat` with the Unix time after `heartbeat` without data;
+/// - `event: closing` after `streamTimeout`, then the response ends and
+///   the connection closes: clients reconnect, as the gateway's do.
+///
+/// It writes through the HTTP handler's context, on its event loop.
+final class EventStreamReader: @unchecked Sendable {
+    struct Settings: Sendable {
+        var queueLimit: Int
+        var heartbeat: TimeAmount = .seconds(15)
+        var streamTimeout: TimeAmount = .minutes(14)
+    }
+
+    /// One source's (or the firehose's) feed and state machine.
+    private final class Source: TailFeedSink {
+        let feed: TailFeed
+        var machine: TailStateMachine
+        unowned let reader: EventStreamReader
+
+        init(feed: TailFeed, queueLimit: Int, reader: EventStreamReader) {
+            self.feed = feed
+            self.reader = reader
+            machine = TailStateMachine(
+                app: feed.target.noticeSource, queueLimit: queueLimit,
+                zones: feed.zoneStates.mapValues { _ in TailStateMachine.ZoneState.up })
+        }
+
+        func feedDelivered(_ batch: ByteBuffer, parts: [BatchPart]) {
+            do {
+                let (dropped, action) = try machine.delivered(batch, parts: parts, now: WallClock.nowNanos())
+                if dropped > 0 { reader.metrics.dropped.increment(by: dropped) }
+                if action == .write { reader.writePending() }
+            } catch {
+                reader.logger.warning(
+                    "dropping a malformed batch from a buffer server", metadata: [LogKeys.reason: "\(error)"])
+            }
+        }
+
+        func feedZoneChanged(_ zone: String, to state: TailStateMachine.ZoneState, lost: String) {
+            if machine.zoneChanged(zone, to: state, lost: lost, now: WallClock.nowNanos()) == .write {
+                reader.writePending()
+            }
+        }
+    }
+
+    let selectors: [EnvelopeSelector]
+    let settings: Settings
+    fileprivate let metrics: TailMetrics
+    fileprivate let logger: Logger
+    private let context: ChannelHandlerContext
+    private var sources: [Source] = []
+    private var heartbeatTask: RepeatedTask?
+    private var timeoutTask: Scheduled<Void>?
+    private var lastEvent = NIODeadline.now()
+    private var ended = false
+
+    init(
+        targets: [StreamTarget], egress: Egress, selectors: [EnvelopeSelector], settings: Settings, metrics: TailMetrics,
+        logger: Logger, context: ChannelHandlerContext
+    ) {
+        self.selectors = selectors
+        self.settings = settings
+        self.metrics = metrics
+        self.logger = logger
+        self.context = context
+        sources = targets.map { target in
+            Source(
+                feed: TailFeed(target: target, links: egress.links(for: target), eventLoop: context.eventLoop),
+                queueLimit: settings.queueLimit, reader: self)
+        }
+    }
+
+    /// Answers the request's head and subscribes; events follow as they come.
+    func start(request: HTTPRequestHead) {
+        context.eventLoop.preconditionInEventLoop()
+        metrics.readers.increment()
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "text/event-stream")
+        headers.add(name: "Cache-Control", value: "no-cache")
+        headers.add(name: "Connection", value: "keep-alive")
+        context.writeAndFlush(
+            NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: request.version, status: .ok, headers: headers))),
+            promise: nil)
+        for source in sources { _ = source.feed.start(sink: source) }
+        heartbeatTask = context.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) {
+            [weak self] _ in self?.heartbeatIfDue()
+        }
+        timeoutTask = context.eventLoop.scheduleTask(in: settings.streamTimeout) { [weak self] in self?.closeForTimeout() }
+    }
+
+    /// The connection is gone, or the stream ended: subscriptions end; once.
+    func stop() {
+        guard !ended else { return }
+        ended = true
+        heartbeatTask?.cancel()
+        timeoutTask?.cancel()
+        metrics.readers.decrement()
+        for source in sources {
+            source.feed.stop()
+            source.machine.closed()
+        }
+    }
+
+    /// Writes what waits while the socket takes it: one `data:` event per
+    /// round of each source.
+    func writePending() {
+        guard !ended else { return }
+        var wrote = false
+        for source in sources {
+            while context.channel.isWritable && source.machine.hasPending {
+                var batch = #"{"batch":["#
+                var first = true
+                let sent = source.machine.take(maxBytes: 256 * 1024, now: WallClock.nowNanos()) { item in
+                    let bytes: [UInt8]
+                    let notice: Bool
+                    switch item {
+                    case .envelope(let envelope):
+                        bytes = Array(envelope.readableBytesView)
+                        notice = false
+                    case .notice(let text):
+                        bytes = text
+                        notice = true
+                    }
+                    guard let decoded = try? Loggregator_V2_Envelope(serializedBytes: bytes) else {
+                        metrics.undecodable.increment()
+                        return bytes.count
+                    }
+                    guard notice || EnvelopeSelector.any(selectors, take: decoded) else { return bytes.count }
+                    if !first { batch += "," }
+                    first = false
+                    EnvelopeJSON.write(decoded, into: &batch)
+                    return bytes.count
+                }
+                metrics.sent.increment(by: sent)
+                guard !first else { continue }
+                batch += "]}"
+                write(event: nil, data: batch)
+                wrote = true
+            }
+        }
+        if wrote { context.flush() }
+    }
+
+    func writabilityChanged() {
+        writePending()
+    }
+
+    private func write(event: String?, data: String) {
+        var out = context.channel.allocator.buffer(capacity: data.utf8.count + 32)
+        if let event { out.writeString("event: \(event)\n") }
+        out.writeString("data: ")
+        out.writeString(data)
+        out.writeString("\n\n")
+        context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(out))), promise: nil)
+        lastEvent = .now()
+    }
+
+    private func heartbeatIfDue() {
+        guard !ended, NIODeadline.now() - lastEvent >= settings.heartbeat else { return }
+        write(event: "heartbeat", data: "\(WallClock.nowNanos() / 1_000_000_000)")
+        context.flush()
+    }
+
+    private func closeForTimeout() {
+        guard !ended else { return }
+        write(event: "closing", data: "closing due to stream timeout")
+        stop()
+        let channel = context.channel
+        context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+    }
+}
