@@ -33,21 +33,10 @@ enum EnvelopeJSON {
         string(envelope.sourceID, into: &out)
         out += #","instance_id":"#
         string(envelope.instanceID, into: &out)
-        out += #","deprecated_tags":{"#
-        for (index, key) in envelope.deprecatedTags.keys.sorted().enumerated() {
-            if index > 0 { out += "," }
-            string(key, into: &out)
-            out += ":"
-            value(envelope.deprecatedTags[key]!, into: &out)
-        }
-        out += #"},"tags":{"#
-        for (index, key) in envelope.tags.keys.sorted().enumerated() {
-            if index > 0 { out += "," }
-            string(key, into: &out)
-            out += ":"
-            string(envelope.tags[key]!, into: &out)
-        }
-        out += "}"
+        out += #","deprecated_tags":"#
+        object(envelope.deprecatedTags, into: &out, value)
+        out += #","tags":"#
+        object(envelope.tags, into: &out, string)
         switch envelope.message {
         case .log(let log):
             out += #","log":{"payload":"\#(Data(log.payload).base64EncodedString())","type":"\#(log.type == .err ? "ERR" : "OUT")"}"#
@@ -56,18 +45,15 @@ enum EnvelopeJSON {
             string(counter.name, into: &out)
             out += #","delta":"\#(counter.delta)","total":"\#(counter.total)"}"#
         case .gauge(let gauge):
-            out += #","gauge":{"metrics":{"#
-            for (index, name) in gauge.metrics.keys.sorted().enumerated() {
-                if index > 0 { out += "," }
-                let metric = gauge.metrics[name]!
-                string(name, into: &out)
-                out += #":{"unit":"#
+            out += #","gauge":{"metrics":"#
+            object(gauge.metrics, into: &out) { metric, out in
+                out += #"{"unit":"#
                 string(metric.unit, into: &out)
                 out += #","value":"#
                 double(metric.value, into: &out)
                 out += "}"
             }
-            out += "}}"
+            out += "}"
         case .timer(let timer):
             out += #","timer":{"name":"#
             string(timer.name, into: &out)
@@ -80,6 +66,20 @@ enum EnvelopeJSON {
             out += "}"
         case nil:
             break
+        }
+        out += "}"
+    }
+
+    /// A map as a JSON object, keys in order (Go's encoder sorts them too).
+    private static func object<Value>(
+        _ map: [String: Value], into out: inout String, _ value: (Value, inout String) -> Void
+    ) {
+        out += "{"
+        for (index, key) in map.keys.sorted().enumerated() {
+            if index > 0 { out += "," }
+            string(key, into: &out)
+            out += ":"
+            value(map[key]!, &out)
         }
         out += "}"
     }

@@ -45,7 +45,7 @@ import Testing
 
     @Test(arguments: [0, 1, 50, 5_000])
     func matchesTheModel(lateness: Int64) {
-        var generator = SplitMix(seed: UInt64(lateness) &+ 7)
+        var generator = SeededGenerator(seed: UInt64(lateness) &+ 7)
         let log = AppLog(appID: ByteBuffer(string: "app"))
         var stored: [Stored] = []
         var clock: Int64 = 1_000_000
@@ -197,18 +197,5 @@ import Testing
         #expect(Self.read(log, Int64.min..<Int64.max, limit: 2, newest: true) == [5, 2])
         #expect(log.oldestTimestamp == .min)
         #expect(log.newestTimestamp == .max)
-    }
-}
-
-/// A small seeded generator, so that a failure can be run again.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
