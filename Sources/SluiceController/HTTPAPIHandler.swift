@@ -210,8 +210,7 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
             let boundContext = NIOLoopBound(context, eventLoop: loop)
             let bound = NIOLoopBound(self, eventLoop: loop)
             egress.meta(on: loop).whenSuccess { meta in
-                var extra: [(String, String)] = []
-                if !meta.partial.isEmpty { extra.append(("Sluice-Partial", meta.partial.joined(separator: ","))) }
+                let extra = Self.partialHeaders(meta.partial)
                 let sources = meta.sources.values.filter { only?.names($0.sourceID) ?? true }
                 bound.value.respond(
                     status: .ok, contentType: "application/json", body: ByteBuffer(string: Self.metaJSON(sources)),
@@ -245,8 +244,7 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
             let boundContext = NIOLoopBound(context, eventLoop: loop)
             let bound = NIOLoopBound(self, eventLoop: loop)
             egress.read(query.request(now: WallClock.nowNanos()), on: loop).whenSuccess { read in
-                var extra: [(String, String)] = []
-                if !read.partial.isEmpty { extra.append(("Sluice-Partial", read.partial.joined(separator: ","))) }
+                let extra = Self.partialHeaders(read.partial)
                 let body = #"{"envelopes":"# + EnvelopeJSON.batch(query.order(read.envelopes)) + "}"
                 bound.value.respond(
                     status: .ok, contentType: "application/json", body: ByteBuffer(string: body), head: head,
@@ -260,8 +258,7 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
             egress.recent(app: app, limit: limit, on: loop).whenSuccess { recent in
                 let context = boundContext.value
                 let handler = bound.value
-                var extra: [(String, String)] = []
-                if !recent.partial.isEmpty { extra.append(("Sluice-Partial", recent.partial.joined(separator: ","))) }
+                let extra = Self.partialHeaders(recent.partial)
                 if wantsProtobuf {
                     var body = context.channel.allocator.buffer(
                         capacity: recent.envelopes.reduce(0) { $0 + $1.readableBytes + 6 })
@@ -375,6 +372,12 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
     static func logRateLimitJSON(app: String, bytesPerSecond: Int?) -> String {
         let value = bytesPerSecond.map(String.init) ?? "null"
         return #"{"app":"\#(jsonEscape(app))","bytes_per_second":\#(value),"source":"\#(bytesPerSecond == nil ? "default" : "app")"}"#
+    }
+
+    /// `Sluice-Partial: z2,…` naming the zones left out of an answer; none
+    /// when every zone answered.
+    static func partialHeaders(_ zones: [String]) -> [(String, String)] {
+        zones.isEmpty ? [] : [("Sluice-Partial", zones.joined(separator: ","))]
     }
 
     /// The log-cache version `/api/v1/info` gives: clients such as
