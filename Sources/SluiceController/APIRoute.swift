@@ -181,6 +181,11 @@ enum APIRoute: Equatable {
         case ["drains"]:
             route = .success(.listDrains(app: nil))
         case ["v2", "read"]:
+            // The gateway answers another method with 405 before it reads the query.
+            guard method == "GET" else {
+                return .failure(
+                    Failure(status: 405, error: "method_not_allowed", message: "\(path) takes GET, not \(method)"))
+            }
             route = RLPQuery.parse(pairs).map(APIRoute.rlpRead)
         case ["api", "v1", "info"]:
             route = .success(.logCacheInfo)

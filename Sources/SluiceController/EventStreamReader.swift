@@ -65,9 +65,11 @@ final class EventStreamReader: @unchecked Sendable {
     fileprivate let logger: Logger
     private let context: ChannelHandlerContext
     private var sources: [Source] = []
-    private var heartbeatTask: RepeatedTask?
+    private var heartbeatTask: Scheduled<Void>?
     private var timeoutTask: Scheduled<Void>?
-    private var lastEvent = NIODeadline.now()
+    private var closeTask: Scheduled<Void>?
+    /// The head is out and the reader counted in `metrics.readers`.
+    private var answering = false
     private var ended = false
 
     init(
@@ -86,22 +88,29 @@ final class EventStreamReader: @unchecked Sendable {
         }
     }
 
-    /// Answers the request's head and subscribes; events follow as they come.
+    /// Subscribes, and answers the request's head once every subscription
+    /// is queued on its links: a client that has the head gets every
+    /// envelope taken in after. Events follow as they come.
     func start(request: HTTPRequestHead) {
         context.eventLoop.preconditionInEventLoop()
-        metrics.readers.increment()
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: "text/event-stream")
-        headers.add(name: "Cache-Control", value: "no-cache")
-        headers.add(name: "Connection", value: "keep-alive")
-        context.writeAndFlush(
-            NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: request.version, status: .ok, headers: headers))),
-            promise: nil)
-        for source in sources { _ = source.feed.start(sink: source) }
-        heartbeatTask = context.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) {
-            [weak self] _ in self?.heartbeatIfDue()
+        let subscribed = sources.map { $0.feed.start(sink: $0) }
+        EventLoopFuture.andAllComplete(subscribed, on: context.eventLoop).whenComplete { [weak self] _ in
+            guard let self, !self.ended else { return }
+            self.answering = true
+            self.metrics.readers.increment()
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: "text/event-stream")
+            headers.add(name: "Cache-Control", value: "no-cache")
+            headers.add(name: "Connection", value: "keep-alive")
+            self.context.writeAndFlush(
+                NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: request.version, status: .ok, headers: headers))),
+                promise: nil)
+            self.scheduleHeartbeat()
+            self.timeoutTask = self.context.eventLoop.scheduleTask(in: self.settings.streamTimeout) { [weak self] in
+                self?.closeForTimeout()
+            }
+            self.writePending()
         }
-        timeoutTask = context.eventLoop.scheduleTask(in: settings.streamTimeout) { [weak self] in self?.closeForTimeout() }
     }
 
     /// The connection is gone, or the stream ended: subscriptions end; once.
@@ -110,7 +119,7 @@ final class EventStreamReader: @unchecked Sendable {
         ended = true
         heartbeatTask?.cancel()
         timeoutTask?.cancel()
-        metrics.readers.decrement()
+        if answering { metrics.readers.decrement() }
         for source in sources {
             source.feed.stop()
             source.machine.closed()
@@ -120,7 +129,8 @@ final class EventStreamReader: @unchecked Sendable {
     /// Writes what waits while the socket takes it: one `data:` event per
     /// round of each source.
     func writePending() {
-        guard !ended else { return }
+        // Nothing before the head is out (the subscriptions are queued).
+        guard !ended, answering else { return }
         var wrote = false
         for source in sources {
             while context.channel.isWritable && source.machine.hasPending {
@@ -168,13 +178,17 @@ final class EventStreamReader: @unchecked Sendable {
         out.writeString(data)
         out.writeString("\n\n")
         context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(out))), promise: nil)
-        lastEvent = .now()
+        scheduleHeartbeat()
     }
 
-    private func heartbeatIfDue() {
-        guard !ended, NIODeadline.now() - lastEvent >= settings.heartbeat else { return }
-        write(event: "heartbeat", data: "\(WallClock.nowNanos() / 1_000_000_000)")
-        context.flush()
+    /// A heartbeat `heartbeat` after the last event, unless another comes.
+    private func scheduleHeartbeat() {
+        heartbeatTask?.cancel()
+        heartbeatTask = context.eventLoop.scheduleTask(in: settings.heartbeat) { [weak self] in
+            guard let self, !self.ended else { return }
+            self.write(event: "heartbeat", data: "\(WallClock.nowNanos() / 1_000_000_000)")
+            self.context.flush()
+        }
     }
 
     private func closeForTimeout() {
@@ -183,5 +197,7 @@ final class EventStreamReader: @unchecked Sendable {
         stop()
         let channel = context.channel
         context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+        // A client that has stopped reading does not keep its place.
+        closeTask = context.eventLoop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
     }
 }

@@ -32,6 +32,8 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The server-sent-events stream this connection carries, once one
     /// began: the connection is the stream's from then on.
     private var stream: EventStreamReader?
+    /// Out of the pipeline: a token check that ends now starts nothing.
+    private var removed = false
     private var request: HTTPRequestHead?
 
     struct Events: Sendable {
@@ -96,7 +98,10 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        removed = true
         stream?.stop()
+        // The stream holds this handler's context: let both go.
+        stream = nil
     }
 
     /// Parses the route, checks the token where one is needed (every route
@@ -223,6 +228,8 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
                     head: head, context: context)
                 return
             }
+            // The client may have gone while its token was checked.
+            guard !removed, context.channel.isActive else { return }
             let targets: [StreamTarget] =
                 query.sourceIDs.isEmpty
                 ? [.firehose(subscription: query.shardID.isEmpty ? "rlp-\(UUID().uuidString)" : query.shardID)]

@@ -39,7 +39,8 @@ struct RLPQuery: Equatable {
                 return .failure(
                     APIRoute.Failure(status: 400, error: "missing_gauge_name", message: "gauge.name is invalid without value"))
             }
-            kinds += lists.map { .gauge(names: $0.split(separator: ",").map(String.init)) }
+            // As Go's strings.Split: "a,,b" has an empty name, which no gauge has.
+            kinds += lists.map { .gauge(names: $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init)) }
         } else if values["gauge"] != nil {
             kinds.append(.gauge(names: []))
         }
@@ -65,7 +66,7 @@ struct RLPQuery: Equatable {
         }
         return .success(
             RLPQuery(
-                selectors: selectors, shardID: values["shard_id"]?.last ?? "",
-                deterministicName: values["deterministic_name"]?.last ?? ""))
+                selectors: selectors, shardID: values["shard_id"]?.first ?? "",
+                deterministicName: values["deterministic_name"]?.first ?? ""))
     }
 }

@@ -28,7 +28,10 @@ import Testing
         var connections: [RawConnection] = []
         for index in 0..<count {
             let connection = try await RawConnection.connect(to: endpoint)
-            try await connection.write(garbage && index % 2 == 0 ? "GET / HTTP/1.1\r\n\r\nnot a frame at all" : start)
+            // A listener may close a hostile connection before this write
+            // is done with (on a loaded machine, while it closes the ones
+            // before): that is what is being tested, not a failure.
+            try? await connection.write(garbage && index % 2 == 0 ? "GET / HTTP/1.1\r\n\r\nnot a frame at all" : start)
             connections.append(connection)
         }
         return connections

@@ -51,7 +51,7 @@ import Testing
     /// nothing more to send, a heartbeat, and at the stream timeout the
     /// closing event, after which the server ends the stream.
     @Test func aNozzleGetsItsLogsHeartbeatsAndTheClosingEvent() async throws {
-        let cluster = try await TestCluster.start(servers: 2, events: (heartbeat: .seconds(1), timeout: .seconds(4)))
+        let cluster = try await TestCluster.start(servers: 2, events: (heartbeat: .seconds(1), timeout: .seconds(5)))
         defer { Task { await cluster.shutdown() } }
         let app = "sse-app"
         let nozzle = try Self.start(
@@ -88,7 +88,7 @@ import Testing
     /// `counter.name` selects counters of that name only; `curl -N` shows
     /// the events as they are written.
     @Test func curlSeesTheCountersItSelected() async throws {
-        let cluster = try await TestCluster.start(servers: 1, events: (heartbeat: .seconds(30), timeout: .seconds(3)))
+        let cluster = try await TestCluster.start(servers: 1, events: (heartbeat: .seconds(30), timeout: .seconds(4)))
         defer { Task { await cluster.shutdown() } }
         let app = "sse-counters"
         let curl = try Self.start(
@@ -135,7 +135,7 @@ import Testing
             let body = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: String]
             #expect(body?["error"] == error && body?["message"] == message, "\(query): \(String(buffer: response.body))")
         }
-        let post = try await HTTPClient.request(.POST, cluster.http.with(path: "/v2/read?log"))
+        let post = try await HTTPClient.request(.POST, cluster.http.with(path: "/v2/read"))
         #expect(post.status.code == 405)
         #expect(String(buffer: post.body).contains(#""error":"method_not_allowed""#))
     }
@@ -150,7 +150,7 @@ import Testing
         try TokenIssuer.ensureSecret(at: secret)
         let verifier = try await TokenVerifier(settings: TokenSettings(secretFiles: [secret]))
         let cluster = try await TestCluster.start(
-            servers: 1, authorizer: Authorizer(verifier: verifier), events: (heartbeat: .seconds(30), timeout: .seconds(2)))
+            servers: 1, authorizer: Authorizer(verifier: verifier), events: (heartbeat: .seconds(30), timeout: .seconds(3)))
         defer { Task { await cluster.shutdown() } }
         let mine = try await TokenIssuer.create(keyFile: secret, admin: false, apps: ["sse-a"], ttl: 600)
         for (query, token) in [

@@ -33,6 +33,22 @@ import Testing
                 == [.gauge(names: ["cpu", "memory"]), .gauge(names: ["jvm.stuff"])])
     }
 
+    /// As the gateway's Go: an empty name in a list matches no gauge, and
+    /// the first `shard_id` counts.
+    @Test func edges() throws {
+        #expect(try Self.selectors("?gauge.name=cpu,").map(\.kind) == [.gauge(names: ["cpu", ""])])
+        guard case .rlpRead(let query) = try Self.parse("?log&shard_id=first&shard_id=second").get() else {
+            Issue.record("not parsed")
+            return
+        }
+        #expect(query.shardID == "first")
+        guard case .failure(let failure) = APIRoute.parse(method: "POST", uri: "/v2/read") else {
+            Issue.record("POST taken")
+            return
+        }
+        #expect(failure.status == 405)
+    }
+
     @Test func resourcesAndRefusals() throws {
         guard case .rlpRead(let all) = try Self.parse("?log&shard_id=nozzle").get(),
             case .rlpRead(let one) = try Self.parse("?log&source_id=a").get(),
