@@ -83,8 +83,12 @@ public struct Run: Sendable {
         // them; a background child that keeps them open is not waited for long.
         _ = await onThread { readers.wait(timeout: .now() + 2) }
 
-        let connected = await shipper.client.isConnected
-        let (unsent, acknowledged) = await shipper.finish(timeout: connected ? deliveryTimeout : .milliseconds(200))
+        // An agent being connected to (a command that ends before the
+        // connection is made, on a loaded machine) is waited for as one
+        // that answered; only one that refused gets the short wait.
+        let reachable = await shipper.client.isConnectedOrConnecting
+        let (unsent, acknowledged) = await shipper.finish(timeout: reachable ? deliveryTimeout : .milliseconds(200))
+        let connected = await shipper.client.hasConnected
         let dropped = shipper.droppedTotal
         var report: [String] = []
         if dropped > 0 { report.append("\(dropped) lines dropped while the buffer was full") }

@@ -34,6 +34,8 @@ public final class IngressClient: @unchecked Sendable {
     private var drainWaiters: [EventLoopPromise<Void>] = []
     private var backoff = TimeAmount.milliseconds(100)
     private var connectedTo: Endpoint?
+    /// Some controller took a connection at some time.
+    private var everConnected = false
     /// A controller that refused our certificate after the TLS handshake
     /// (TLS 1.3): the next round tries it last, so that a list with a
     /// controller that takes us fails over to it.
@@ -105,6 +107,17 @@ public final class IngressClient: @unchecked Sendable {
     /// Whether a controller is connected now.
     public var isConnected: Bool {
         get async { (try? await loop.submit { self.channel != nil }.get()) ?? false }
+    }
+
+    /// Whether a controller is connected now or a connection is being
+    /// made: a caller that ends soon waits for the one in progress.
+    public var isConnectedOrConnecting: Bool {
+        get async { (try? await loop.submit { self.channel != nil || self.connecting }.get()) ?? false }
+    }
+
+    /// Whether a controller ever took a connection (it may be gone now).
+    public var hasConnected: Bool {
+        get async { (try? await loop.submit { self.everConnected }.get()) ?? false }
     }
 
     public static func connect(to endpoint: Endpoint) async throws -> IngressClient {
@@ -256,6 +269,7 @@ public final class IngressClient: @unchecked Sendable {
     private func connected(_ channel: any Channel, to endpoint: Endpoint) {
         self.channel = channel
         connectedTo = endpoint
+        everConnected = true
         var hello = channel.allocator.buffer(capacity: FrameHeader.size + 8)
         hello.writeFrameHeader(type: .hello, sequence: 0, length: 8)
         hello.writeInteger(senderID)
