@@ -41,6 +41,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
+        .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
     ],
     targets: [
         // Generated from Protos/ by bin/generate-protos. Never edited by hand.
@@ -95,6 +96,21 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        // gRPC over HTTP/2 on the NIO event loops, Sluice's own framing (see
+        // docs/cloud-foundry.md, "Why not grpc-swift"): the server codec,
+        // routes, the listener with ALPN h2, and Loggregator's ingress and
+        // egress calls as plain state.
+        .target(
+            name: "SluiceGRPC",
+            dependencies: [
+                "SluiceWire", "SluiceTransport", "SluiceTLS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
@@ -176,7 +192,7 @@ let package = Package(
         .target(
             name: "SluiceController",
             dependencies: [
-                "SluiceWire", "SluiceProto", "SluiceTransport", "SluiceTLS", "SluiceBindings", "SluiceAuth",
+                "SluiceWire", "SluiceProto", "SluiceTransport", "SluiceTLS", "SluiceBindings", "SluiceAuth", "SluiceGRPC",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -194,7 +210,7 @@ let package = Package(
         .target(
             name: "SluiceAgent",
             dependencies: [
-                "SluiceWire", "SluiceTransport", "SluiceTLS", "SluiceSyslog", "SluiceShipping",
+                "SluiceWire", "SluiceTransport", "SluiceTLS", "SluiceSyslog", "SluiceShipping", "SluiceGRPC",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -262,7 +278,9 @@ let package = Package(
             name: "SluiceUnitTests",
             dependencies: [
                 "SluiceWire", "SluiceProto", "SluiceTransport", "SluiceTLS", "SluiceServer", "SluiceController", "SluiceCLI",
-                "SluiceAgent", "SluiceDrain", "SluiceBindings", "SluiceSyslog", "SluiceShipping", "SluiceAuth",
+                "SluiceAgent", "SluiceDrain", "SluiceBindings", "SluiceSyslog", "SluiceShipping", "SluiceAuth", "SluiceGRPC",
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -279,7 +297,7 @@ let package = Package(
             dependencies: [
                 "sluice", "SluiceWire", "SluiceProto", "SluiceTransport", "SluiceTLS", "SluiceServer", "SluiceController", "SluiceCLI",
                 "SluiceAgent", "SluiceEmitter", "SluiceBindings", "SluiceDrain", "SluiceSyslog", "SluiceShipping",
-                "SluiceAuth",
+                "SluiceAuth", "SluiceGRPC",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -307,8 +325,11 @@ if fuzzing {
             name: "sluice-fuzz",
             dependencies: [
                 "SluiceWire", "SluiceProto", "SluiceTransport", "SluiceServer", "SluiceController", "SluiceSyslog",
-                "SluiceShipping", "SluiceBindings", "SluiceDrain", "CFuzzDriver",
+                "SluiceShipping", "SluiceBindings", "SluiceDrain", "SluiceGRPC", "CFuzzDriver",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),

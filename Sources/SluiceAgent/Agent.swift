@@ -6,6 +6,7 @@ import NIOHTTP1
 import NIOPosix
 import Prometheus
 import ServiceLifecycle
+import SluiceGRPC
 import SluiceTLS
 import SluiceTransport
 import SluiceShipping
@@ -46,6 +47,10 @@ public final class Agent: Service, @unchecked Sendable {
         /// some senders do) and HTTPS for `POST /logs`, with `inputTLS`.
         public var syslogTLS: Endpoint?
         public var https: Endpoint?
+        /// Loggregator's v2 ingress over gRPC (`Sender`, `BatchSender`,
+        /// `Send`; Loggregator's agent listens on 3458). With `inputTLS` it
+        /// is served over TLS (mutual with its CA), else plain.
+        public var grpc: Endpoint?
         /// The certificate the TLS inputs show; with a CA, senders must
         /// show a certificate from it too.
         public var inputTLS: LinkTLS?
@@ -81,6 +86,7 @@ public final class Agent: Service, @unchecked Sendable {
         public var http: Endpoint?
         public var syslogTLS: Endpoint?
         public var https: Endpoint?
+        public var grpc: Endpoint?
     }
 
     public let configuration: Configuration
@@ -205,6 +211,22 @@ public final class Agent: Service, @unchecked Sendable {
             guard let inputTLS = configuration.inputTLS else { throw MissingInputTLS(input: "HTTPS") }
             addresses.https = try await bindHTTP(endpoint, tls: inputTLS.listener(role: "agent-https", logger: logger))
         }
+        if let endpoint = configuration.grpc {
+            let role = "agent-grpc"
+            var routes = GRPCRoutes()
+            for method in IngressCall.Method.allCases {
+                routes.add(method.rawValue) { pipeline, _ in
+                    let intake = EnvelopeIntake(shipper: shipper, metrics: metrics, logger: logger, input: .grpc)
+                    try pipeline.addHandler(AgentGRPCIngress(method: method, intake: intake, maxBatch: maxMessage))
+                }
+            }
+            let channel = try await GRPCServer.bind(
+                endpoint, group: group, routes: routes, settings: GRPCServer.Settings(maxMessage: maxMessage),
+                connections: connections, tls: configuration.inputTLS?.listener(role: role, logger: logger),
+                guard: connectionGuard(role), logger: logger)
+            listeners.insert(channel)
+            addresses.grpc = Endpoint(channel.localAddress!)
+        }
         logger.info(
             "agent listening",
             metadata: [
@@ -214,6 +236,7 @@ public final class Agent: Service, @unchecked Sendable {
                 "sluice.http": "\(addresses.http.map { "\($0)" } ?? "-")",
                 "sluice.syslog_tls": "\(addresses.syslogTLS.map { "\($0)" } ?? "-")",
                 "sluice.https": "\(addresses.https.map { "\($0)" } ?? "-")",
+                "sluice.grpc": "\(addresses.grpc.map { "\($0)\(configuration.inputTLS == nil ? "" : " (TLS)")" } ?? "-")",
                 LogKeys.zone: "\(configuration.zone)",
                 "sluice.controllers": "\(configuration.controllers.map(\.description).joined(separator: ","))",
             ])

@@ -86,6 +86,8 @@ public struct AgentMetrics: Sendable {
         case syslogTCP = "syslog_tcp"
         case syslogUDP = "syslog_udp"
         case http
+        /// Loggregator's v2 ingress over gRPC (`--grpc-listen`).
+        case grpc
     }
 
     private let receivedCounters: [Input: Counter]

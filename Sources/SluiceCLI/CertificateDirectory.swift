@@ -11,6 +11,11 @@ public enum CertificateDirectory {
     /// `client` is what `sluice emit` and `bench load` show.
     public static let roles = ["agent", "controller", "server", "client"]
 
+    /// The names Loggregator's clients expect of the part a role stands in
+    /// for: `metron` of an agent's gRPC ingress, `doppler` and
+    /// `reverselogproxy` of a controller's.
+    public static let loggregatorNames = ["agent": ["metron"], "controller": ["doppler", "reverselogproxy"]]
+
     /// The names every certificate carries besides its role's and `hosts`.
     public static let localNames = ["localhost", "127.0.0.1", "::1"]
 
@@ -53,7 +58,7 @@ public enum CertificateDirectory {
             {
                 continue
             }
-            var names = ["sluice-\(role)"]
+            var names = ["sluice-\(role)"] + loggregatorNames[role, default: []]
             for name in localNames + hosts where !names.contains(name) { names.append(name) }
             let issued = try ca.issue(names: names, days: days)
             try PrivateFile.write(Data((issued.keyPEM + "\n").utf8), to: files.key)

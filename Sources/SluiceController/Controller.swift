@@ -9,6 +9,7 @@ import Prometheus
 import ServiceLifecycle
 import SluiceAuth
 import SluiceBindings
+import SluiceGRPC
 import SluiceTLS
 import SluiceTransport
 import SluiceWire
@@ -50,6 +51,14 @@ public final class Controller: Service, @unchecked Sendable {
         /// 15 s and 14 minutes).
         public var eventHeartbeat: TimeAmount = .seconds(15)
         public var eventStreamTimeout: TimeAmount = .minutes(14)
+        /// Loggregator's v2 ingress (`Sender`, `BatchSender`, `Send`) and
+        /// egress (`Receiver`, `BatchedReceiver`) over gRPC, with `tls` as
+        /// the framed ingress has it. The same address serves both.
+        public var grpcIngress: Endpoint?
+        public var grpcEgress: Endpoint?
+        /// gRPC egress asks no token: a client certificate from the CA
+        /// (`tls`) lets a nozzle read every app, as in Loggregator.
+        public var grpcEgressByCertificate = false
 
         public init(
             zone: String = "z1",
@@ -98,6 +107,8 @@ public final class Controller: Service, @unchecked Sendable {
     private let httpGuard: ConnectionGuard
     private let ingressChannel = ChannelBox()
     private let httpChannel = ChannelBox()
+    private let grpcChannels = NIOLockedValueBox<[any Channel]>([])
+    private let grpcBound = NIOLockedValueBox<(ingress: Endpoint?, egress: Endpoint?)>((nil, nil))
     private let connections = ConnectionSet()
     private let readers: ReaderAdmission
     private let startedAt = WallClock.nowNanos()
@@ -140,6 +151,9 @@ public final class Controller: Service, @unchecked Sendable {
         self.httpGuard = ConnectionGuard(
             role: "controller-http", settings: configuration.connections, logger: logger, metrics: metrics)
     }
+
+    /// Where the gRPC services listen, once bound.
+    public var grpcAddresses: (ingress: Endpoint?, egress: Endpoint?) { grpcBound.withLockedValue { $0 } }
 
     /// Connections open on the ingress listener now.
     public var openIngressConnections: Int { ingressGuard.openConnections }
@@ -243,13 +257,62 @@ public final class Controller: Service, @unchecked Sendable {
             try channel.pipeline.syncOperations.addHandler(api)
         }
         httpChannel.channel = http
+        try await bindGRPC()
         let bound = (Endpoint(ingress.localAddress!), Endpoint(http.localAddress!))
+        let grpc = grpcAddresses
         logger.info(
             "controller listening",
             metadata: [
                 "sluice.ingress": "\(bound.0)", "sluice.http": "\(bound.1)", LogKeys.zone: "\(configuration.zone)",
+                "sluice.grpc_ingress": "\(grpc.ingress.map { "\($0)" } ?? "-")",
+                "sluice.grpc_egress": "\(grpc.egress.map { "\($0)" } ?? "-")",
             ])
         return bound
+    }
+
+    /// The gRPC listeners: one per address named (both services on one
+    /// when the addresses are the same).
+    private func bindGRPC() async throws {
+        var byAddress: [Endpoint: GRPCRoutes] = [:]
+        let router = self.router
+        let logger = self.logger
+        let maxPayload = configuration.maxFramePayload
+        if let endpoint = configuration.grpcIngress {
+            for method in IngressCall.Method.allCases {
+                byAddress[endpoint, default: GRPCRoutes()].add(method.rawValue) { pipeline, _ in
+                    try pipeline.addHandlers([
+                        GRPCIngressHandler(method: method, maxBatch: maxPayload),
+                        IngressHandler(router: router, logger: logger),
+                    ])
+                }
+            }
+        }
+        if let endpoint = configuration.grpcEgress {
+            let setup = GRPCEgressReader.Setup(
+                egress: egress, authorizer: configuration.authorizer, readers: readers, metrics: tailMetrics,
+                queueLimit: configuration.tailQueueLimit, logger: logger, byCertificate: configuration.grpcEgressByCertificate)
+            for method in GRPCEgressReader.Method.allCases {
+                byAddress[endpoint, default: GRPCRoutes()].add(method.rawValue) { pipeline, _ in
+                    try pipeline.addHandler(GRPCEgressReader(method: method, setup: setup))
+                }
+            }
+        }
+        var bound: (ingress: Endpoint?, egress: Endpoint?) = (nil, nil)
+        for (endpoint, routes) in byAddress.sorted(by: { $0.key.description < $1.key.description }) {
+            let channel = try await GRPCServer.bind(
+                endpoint, group: group, routes: routes,
+                settings: GRPCServer.Settings(maxMessage: configuration.maxFramePayload), connections: connections,
+                tls: configuration.tls?.listener(role: "controller-grpc", logger: logger),
+                guard: ConnectionGuard(
+                    role: "controller-grpc", settings: configuration.connections, logger: logger,
+                    metrics: registry.map { PrometheusMetricsFactory(registry: $0) } ?? MetricsSystem.factory),
+                logger: logger)
+            grpcChannels.withLockedValue { $0.append(channel) }
+            let address = Endpoint(channel.localAddress!)
+            if endpoint == configuration.grpcIngress { bound.ingress = address }
+            if endpoint == configuration.grpcEgress { bound.egress = address }
+        }
+        grpcBound.withLockedValue { $0 = bound }
     }
 
     public func run() async throws {
@@ -263,6 +326,7 @@ public final class Controller: Service, @unchecked Sendable {
         try? await httpChannel.channel?.close()
         ingressChannel.channel = nil
         httpChannel.channel = nil
+        for channel in grpcChannels.withLockedValue({ $0 }) { try? await channel.close() }
         await connections.closeAll()
         for link in egress.zones.flatMap(\.links) { link.stop() }
     }

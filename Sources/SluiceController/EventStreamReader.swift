@@ -27,44 +27,12 @@ final class EventStreamReader: @unchecked Sendable {
         var streamTimeout: TimeAmount = .minutes(14)
     }
 
-    /// One source's (or the firehose's) feed and state machine.
-    private final class Source: TailFeedSink {
-        let feed: TailFeed
-        var machine: TailStateMachine
-        unowned let reader: EventStreamReader
-
-        init(feed: TailFeed, queueLimit: Int, reader: EventStreamReader) {
-            self.feed = feed
-            self.reader = reader
-            machine = TailStateMachine(
-                app: feed.target.noticeSource, queueLimit: queueLimit,
-                zones: feed.zoneStates.mapValues { _ in TailStateMachine.ZoneState.up })
-        }
-
-        func feedDelivered(_ batch: ByteBuffer, parts: [BatchPart]) {
-            do {
-                let (dropped, action) = try machine.delivered(batch, parts: parts, now: WallClock.nowNanos())
-                if dropped > 0 { reader.metrics.dropped.increment(by: dropped) }
-                if action == .write { reader.writePending() }
-            } catch {
-                reader.logger.warning(
-                    "dropping a malformed batch from a buffer server", metadata: [LogKeys.reason: "\(error)"])
-            }
-        }
-
-        func feedZoneChanged(_ zone: String, to state: TailStateMachine.ZoneState, lost: String) {
-            if machine.zoneChanged(zone, to: state, lost: lost, now: WallClock.nowNanos()) == .write {
-                reader.writePending()
-            }
-        }
-    }
-
     let selectors: [EnvelopeSelector]
     let settings: Settings
-    fileprivate let metrics: TailMetrics
-    fileprivate let logger: Logger
+    let metrics: TailMetrics
+    let logger: Logger
     private let context: ChannelHandlerContext
-    private var sources: [Source] = []
+    private let sources: ReaderSources
     private var heartbeatTask: Scheduled<Void>?
     private var timeoutTask: Scheduled<Void>?
     private var closeTask: Scheduled<Void>?
@@ -81,11 +49,10 @@ final class EventStreamReader: @unchecked Sendable {
         self.metrics = metrics
         self.logger = logger
         self.context = context
-        sources = targets.map { target in
-            Source(
-                feed: TailFeed(target: target, links: egress.links(for: target), eventLoop: context.eventLoop),
-                queueLimit: settings.queueLimit, reader: self)
-        }
+        sources = ReaderSources(
+            targets: targets, egress: egress, queueLimit: settings.queueLimit, eventLoop: context.eventLoop,
+            metrics: metrics, logger: logger)
+        sources.pending = { [weak self] in self?.writePending() }
     }
 
     /// Subscribes, and answers the request's head once every subscription
@@ -93,8 +60,7 @@ final class EventStreamReader: @unchecked Sendable {
     /// envelope taken in after. Events follow as they come.
     func start(request: HTTPRequestHead) {
         context.eventLoop.preconditionInEventLoop()
-        let subscribed = sources.map { $0.feed.start(sink: $0) }
-        EventLoopFuture.andAllComplete(subscribed, on: context.eventLoop).whenComplete { [weak self] _ in
+        sources.start(on: context.eventLoop).whenComplete { [weak self] _ in
             guard let self, !self.ended else { return }
             self.answering = true
             self.metrics.readers.increment()
@@ -120,10 +86,7 @@ final class EventStreamReader: @unchecked Sendable {
         heartbeatTask?.cancel()
         timeoutTask?.cancel()
         if answering { metrics.readers.decrement() }
-        for source in sources {
-            source.feed.stop()
-            source.machine.closed()
-        }
+        sources.stop()
     }
 
     /// Writes what waits while the socket takes it: one `data:` event per
@@ -132,7 +95,7 @@ final class EventStreamReader: @unchecked Sendable {
         // Nothing before the head is out (the subscriptions are queued).
         guard !ended, answering else { return }
         var wrote = false
-        for source in sources {
+        for source in sources.sources {
             while context.channel.isWritable && source.machine.hasPending {
                 var batch = #"{"batch":["#
                 var first = true

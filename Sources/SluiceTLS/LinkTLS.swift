@@ -28,6 +28,9 @@ public final class LinkTLS: Sendable {
 
     struct Contexts {
         var server: NIOSSLContext
+        /// The same, offering ALPN `h2` (gRPC's listeners: gRPC clients
+        /// refuse a TLS server that does not agree on it).
+        var http2Server: NIOSSLContext
         /// Nil when serving only.
         var client: NIOSSLContext?
         var summary: String
@@ -64,8 +67,8 @@ public final class LinkTLS: Sendable {
 
     /// The handlers a listener puts first on each connection: TLS, then
     /// the check that logs, counts and closes a refused handshake.
-    public func serverHandlers(role: String, logger: Logger) -> [any ChannelHandler] {
-        let context = contexts.withLockedValue { $0.server }
+    public func serverHandlers(role: String, logger: Logger, http2: Bool = false) -> [any ChannelHandler] {
+        let context = contexts.withLockedValue { http2 ? $0.http2Server : $0.server }
         return [
             NIOSSLServerHandler(context: context),
             TLSPeerCheck(
@@ -149,9 +152,12 @@ public final class LinkTLS: Sendable {
         client.certificateVerification = .fullVerification
         client.minimumTLSVersion = .tlsv12
         client.shutdownTimeout = .seconds(2)
+        var http2Server = server
+        http2Server.applicationProtocols = ["h2"]
         do {
             return Contexts(
                 server: try NIOSSLContext(configuration: server),
+                http2Server: try NIOSSLContext(configuration: http2Server),
                 client: serving ? nil : try NIOSSLContext(configuration: client),
                 summary: "\(PeerNames.of(leaf).joined(separator: ",")) until \(Self.date(leaf.notValidAfter))")
         } catch let error as BoringSSLError where !TLSRefusal.codes(of: error).contains("KEY_VALUES_MISMATCH") {
@@ -194,6 +200,15 @@ public struct TLSLayer: Sendable {
     public let role: String
     let logger: Logger
     let server: Bool
+    /// A listener that offers ALPN `h2` (gRPC).
+    var http2 = false
+
+    /// The same layer offering ALPN `protocols` (only `h2` is known).
+    public func speaking(_ protocols: [String]) -> TLSLayer {
+        var layer = self
+        layer.http2 = protocols.contains("h2")
+        return layer
+    }
 
     /// Adds the TLS handlers at the front of `channel`'s pipeline; call on
     /// its event loop (in a channel initializer). `host` is what a dialler
@@ -201,7 +216,7 @@ public struct TLSLayer: Sendable {
     public func add(to channel: any Channel, host: String = "") throws {
         let handlers =
             server
-            ? tls.serverHandlers(role: role, logger: logger)
+            ? tls.serverHandlers(role: role, logger: logger, http2: http2)
             : try tls.clientHandlers(host: host, role: role, logger: logger)
         try channel.pipeline.syncOperations.addHandlers(handlers, position: .first)
     }

@@ -53,7 +53,10 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "HOST:PORT for HTTPS: POST /logs (application/logplex-1), /healthz, /metrics.")
     var https: String?
 
-    @Option(help: ArgumentHelp("PEM certificate the TLS inputs (--syslog-tls, --https) show.", valueName: "FILE"))
+    @Option(help: "HOST:PORT for Loggregator's v2 ingress over gRPC (Sender, BatchSender, Send; Loggregator's agent uses 3458). Over TLS with --input-tls-cert (mutual with --input-tls-ca), else plain.")
+    var grpcListen: String?
+
+    @Option(help: ArgumentHelp("PEM certificate the TLS inputs (--syslog-tls, --https, --grpc-listen) show.", valueName: "FILE"))
     var inputTlsCert: String?
 
     @Option(help: ArgumentHelp("PEM private key of --input-tls-cert.", valueName: "FILE"))
@@ -90,6 +93,7 @@ struct AgentCommand: AsyncParsableCommand {
 
     func validate() throws {
         _ = try settings()
+        _ = try grpcListen.map { try parseEndpoint($0, option: "--grpc-listen") }
         guard (inputTlsCert == nil) == (inputTlsKey == nil) else {
             throw ValidationError("the TLS inputs need both --input-tls-cert and --input-tls-key")
         }
@@ -107,6 +111,7 @@ struct AgentCommand: AsyncParsableCommand {
         settings.connections = connections.settings
         settings.syslogTLS = try syslogTls.map { try parseEndpoint($0, option: "--syslog-tls") }
         settings.https = try https.map { try parseEndpoint($0, option: "--https") }
+        settings.grpc = try grpcListen.map { try parseEndpoint($0, option: "--grpc-listen") }
         if let inputTlsCert, let inputTlsKey {
             if let inputTlsCa {
                 settings.inputTLS = try TLSOptions.load(

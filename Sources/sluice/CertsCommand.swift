@@ -10,7 +10,8 @@ struct CertsCommand: ParsableCommand {
         discussion: """
             Writes DIR/ca.pem and DIR/ca-key.pem (kept if there, so certificates can be added for new hosts), and \
             DIR/ROLE.pem with DIR/ROLE-key.pem for each role; every certificate names sluice-ROLE, localhost, \
-            127.0.0.1, ::1 and each --hosts entry, and serves as both server and client certificate. Keys are \
+            127.0.0.1, ::1 and each --hosts entry (the agent's also metron, the controller's also doppler and \
+            reverselogproxy: the names Loggregator's gRPC clients expect), and serves as both server and client certificate. Keys are \
             readable by their owner only. For development and tests: in production use the platform's own CA.
             """)
 

@@ -29,6 +29,15 @@ struct ControllerCommand: AsyncParsableCommand {
     @Option(help: "HOST:PORT for the HTTP API (recent logs, websocket streams, /healthz, /metrics).")
     var http: String = "127.0.0.1:8080"
 
+    @Option(help: "HOST:PORT for Loggregator's v2 ingress over gRPC (Sender, BatchSender, Send), with the --tls certificates as --ingress has them.")
+    var grpcIngress: String?
+
+    @Option(help: "HOST:PORT for Loggregator's v2 egress over gRPC (Receiver, BatchedReceiver), with the --tls certificates; the same address as --grpc-ingress serves both.")
+    var grpcEgress: String?
+
+    @Flag(help: "--grpc-egress asks no token: a nozzle with a client certificate from the --tls CA reads every app, as Loggregator's reverse log proxy allows. Needs --tls.")
+    var grpcEgressByCertificate = false
+
     @Option(help: "A zone's buffer servers: ZONE=HOST:PORT,HOST:PORT. Repeat for each zone.")
     var servers: [String] = []
 
@@ -63,6 +72,12 @@ struct ControllerCommand: AsyncParsableCommand {
 
     func validate() throws {
         _ = try settings()
+        _ = try grpcIngress.map { try parseEndpoint($0, option: "--grpc-ingress") }
+        _ = try grpcEgress.map { try parseEndpoint($0, option: "--grpc-egress") }
+        let tlsFiles = try tls.files(config: config, name: name)
+        if grpcEgressByCertificate && (grpcEgress == nil || tlsFiles == nil) {
+            throw ValidationError("--grpc-egress-by-certificate needs --grpc-egress and the --tls certificates (mutual TLS is then the check)")
+        }
         _ = try tls.files(config: config, name: name)
         guard (httpTlsCert == nil) == (httpTlsKey == nil) else {
             throw ValidationError("HTTPS needs both --http-tls-cert and --http-tls-key")
@@ -111,6 +126,9 @@ struct ControllerCommand: AsyncParsableCommand {
         var settings = try settings()
         settings.bindings = try await bindings.open(logger: logger)
         settings.authorizer = try await auth.authorizer(logger: logger)
+        settings.grpcIngress = try grpcIngress.map { try parseEndpoint($0, option: "--grpc-ingress") }
+        settings.grpcEgress = try grpcEgress.map { try parseEndpoint($0, option: "--grpc-egress") }
+        settings.grpcEgressByCertificate = grpcEgressByCertificate
         let registry = PrometheusCollectorRegistry()
         settings.tls = try TLSOptions.load(try tls.files(config: config, name: name), registry: registry, logger: logger)
         if let httpTlsCert, let httpTlsKey {

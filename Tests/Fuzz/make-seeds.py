@@ -137,6 +137,25 @@ seeds = {
     },
 }
 
+# grpc: the first byte picks the head (bits 0-1: BatchSender, Send, Sender,
+# BatchedReceiver; bit 2 a content type that is not gRPC; bit 3 GET; bit 4
+# the head ends the stream; bit 7 the last DATA frame does), the second the
+# DATA frames' size, then the request's bytes: messages with their 5-byte
+# prefix.
+def grpc_message(payload, flag=0):
+    return struct.pack(">BI", flag, len(payload)) + payload
+
+selector = field(1, 2, b"app-1") + field(2, 2, b"")
+seeds["grpc"] = {
+    "batch-sender": b"\x80\x20" + grpc_message(batch([log_envelope(b"app-1", b"hello"), counter_envelope(b"app-1")]))
+                    + grpc_message(batch([gauge_envelope(b"app-2")])),
+    "send": b"\x81\x3f" + grpc_message(batch([log_envelope(b"app-1", b"one")])),
+    "sender": b"\x82\x07" + grpc_message(log_envelope(b"app-1", b"a")) + grpc_message(log_envelope(b"app-1", b"b")),
+    "batched-receiver": b"\x83\x10" + grpc_message(field(1, 2, b"shard") + field(3, 0, 1) + field(4, 2, selector)),
+    "compressed": b"\x80\x10" + grpc_message(b"\x00\x01", flag=1),
+    "not-grpc": b"\x0c\x10" + b"GET / HTTP/1.1",
+}
+
 for i, line in enumerate(rfc5424 + rfc3164):
     seeds["syslog"][f"lf-{i}"] = b"\x05" + line + b"\n" + line + b"\r\n"
     seeds["syslog"][f"octet-{i}"] = b"\x10" + str(len(line)).encode() + b" " + line + b"3 abc"

@@ -143,16 +143,12 @@ import Testing
     /// A token must read every source id asked for; the firehose (no
     /// source id) takes an admin; every refusal is the gateway's 404.
     @Test func everyRefusalIsNotFound() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-sse-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let secret = directory.appendingPathComponent("secret").path
-        try TokenIssuer.ensureSecret(at: secret)
-        let verifier = try await TokenVerifier(settings: TokenSettings(secretFiles: [secret]))
+        let tokens = try await TestTokens.make("sse")
+        defer { tokens.remove() }
         let cluster = try await TestCluster.start(
-            servers: 1, authorizer: Authorizer(verifier: verifier), events: (heartbeat: .seconds(30), timeout: .seconds(3)))
+            servers: 1, authorizer: tokens.authorizer, events: (heartbeat: .seconds(30), timeout: .seconds(3)))
         defer { Task { await cluster.shutdown() } }
-        let mine = try await TokenIssuer.create(keyFile: secret, admin: false, apps: ["sse-a"], ttl: 600)
+        let mine = try await tokens.token(apps: ["sse-a"])
         for (query, token) in [
             ("?log&source_id=sse-a", nil), ("?log&source_id=sse-a&source_id=sse-b", mine), ("?log", mine),
             ("?log&source_id=sse-a", "not.a.token"),

@@ -49,14 +49,11 @@ import Testing
     }
 
     @Test func readersSharingAnIdSplitEveryEnvelopeAndAnotherIdGetsThemAll() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-firehose-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let secret = directory.appendingPathComponent("secret").path
-        try TokenIssuer.ensureSecret(at: secret)
-        let verifier = try await TokenVerifier(settings: TokenSettings(secretFiles: [secret]))
-        let zones = try await ZonesTests.Zones.start(authorizer: Authorizer(verifier: verifier))
-        let admin = try await TokenIssuer.create(keyFile: secret, admin: true, apps: [], ttl: 600)
-        let appToken = try await TokenIssuer.create(keyFile: secret, admin: false, apps: ["fh-app-1"], ttl: 600)
+        let tokens = try await TestTokens.make("firehose")
+        defer { tokens.remove() }
+        let zones = try await ZonesTests.Zones.start(authorizer: tokens.authorizer)
+        let admin = try await tokens.token(admin: true)
+        let appToken = try await tokens.token(apps: ["fh-app-1"])
         let z1 = zones.clients["z1"]!
         let z2 = zones.clients["z2"]!
 

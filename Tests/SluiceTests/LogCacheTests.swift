@@ -172,16 +172,12 @@ import Testing
     /// reads it (sent as the cf CLI sends it, `bearer`), and meta shows a
     /// token only its own apps.
     @Test func accessIsNotFoundUnlessTheTokenNamesTheApp() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-logcache-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let secret = directory.appendingPathComponent("secret").path
-        try TokenIssuer.ensureSecret(at: secret)
-        let verifier = try await TokenVerifier(settings: TokenSettings(secretFiles: [secret]))
-        let cluster = try await TestCluster.start(servers: 1, authorizer: Authorizer(verifier: verifier))
+        let tokens = try await TestTokens.make("logcache")
+        defer { tokens.remove() }
+        let cluster = try await TestCluster.start(servers: 1, authorizer: tokens.authorizer)
         defer { Task { await cluster.shutdown() } }
-        let admin = try await TokenIssuer.create(keyFile: secret, admin: true, apps: [], ttl: 600)
-        let mine = try await TokenIssuer.create(keyFile: secret, admin: false, apps: ["lc-mine"], ttl: 600)
+        let admin = try await tokens.token(admin: true)
+        let mine = try await tokens.token(apps: ["lc-mine"])
         var client = cluster.client
         client.token = admin
         try await client.emit(app: "lc-mine", lines: [Self.line(1)])
@@ -194,7 +190,7 @@ import Testing
             #expect(response.status.code == 404, "\(path)")
             #expect(String(buffer: response.body).contains(#""error":"not_found","message":"resource not found""#))
         }
-        let out = directory.appendingPathComponent("recent").path
+        let out = tokens.directory.appendingPathComponent("recent").path
         let (status, errors) = try Self.finish(try Self.start(cluster.http, app: "lc-mine", "recent", out: out, token: mine))
         #expect(status == 0, "\(errors)")
         #expect(try Self.lines(out) == [Self.line(1)])

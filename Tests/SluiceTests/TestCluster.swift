@@ -39,7 +39,7 @@ struct TestCluster {
         drainSettings: DrainRunner.Settings = .init(), authorizer: Authorizer? = nil,
         tls: (controller: LinkTLS, server: LinkTLS)? = nil, logger: Logger = .quiet,
         connections: ConnectionGuard.Settings = .init(), maxReaders: (total: Int, perApp: Int) = (10_000, 100),
-        events: (heartbeat: TimeAmount, timeout: TimeAmount)? = nil
+        events: (heartbeat: TimeAmount, timeout: TimeAmount)? = nil, grpc: Bool = false
     ) async throws -> TestCluster {
         let registry = PrometheusCollectorRegistry()
         let factory = PrometheusMetricsFactory(registry: registry)
@@ -74,6 +74,11 @@ struct TestCluster {
             configuration.eventHeartbeat = events.heartbeat
             configuration.eventStreamTimeout = events.timeout
         }
+        if grpc {
+            // One listener serving both services.
+            configuration.grpcIngress = Endpoint(host: "127.0.0.1", port: 0)
+            configuration.grpcEgress = configuration.grpcIngress
+        }
         let controller = Controller(configuration: configuration, logger: logger, registry: registry)
         let (ingress, http) = try await controller.bind()
         return TestCluster(
@@ -87,6 +92,9 @@ struct TestCluster {
         for server in servers { try? await server.shutdown() }
         try? await serverGroup.shutdownGracefully()
     }
+
+    /// The controller's gRPC listener (ingress and egress), with `grpc: true`.
+    var grpc: Endpoint? { controller.grpcAddresses.ingress }
 
     var client: ControllerClient { ControllerClient(ingress: ingress, http: http) }
 
