@@ -55,8 +55,14 @@ import Testing
         // Every hostile connection is closed: garbage at once, the stalled
         // ones when the stall timeout passes.
         for connection in atController + atServer { #expect(await connection.waitForClose()) }
-        #expect(cluster.metric(#"sluice_connections_closed_total{role="controller-ingress",reason="stalled"}"#) == 500)
-        #expect(cluster.metric(#"sluice_connections_closed_total{role="server",reason="stalled"}"#) == 500)
+        // The 500 that stalled, each counted once. A garbage connection
+        // whose bytes a loaded listener had not yet read when the stall
+        // timeout passed is closed as stalled too (seen once in CI): a few
+        // more, never fewer.
+        for role in ["controller-ingress", "server"] {
+            let stalled = cluster.metric(#"sluice_connections_closed_total{role="\#(role)",reason="stalled"}"#) ?? 0
+            #expect((500...510).contains(stalled), "\(role): \(stalled) closed as stalled")
+        }
         // At most one warning per listener and reason in 10 s, not one per
         // connection: 1,000 closings, a handful of lines.
         let warnings = log.entries.filter { $0.message == "connection closed: nothing sent in time" }.count
