@@ -17,7 +17,8 @@ import SwiftProtobuf
 /// are read into an `EgressQuery`. What the codec writes must be one
 /// well-formed answer: headers first; an HTTP refusal is headers and one
 /// DATA frame; otherwise messages each with its 5-byte prefix, and the
-/// stream ended once, last, with a `grpc-status` in 0...16.
+/// stream ended once with a `grpc-status` in 0...16, followed by nothing
+/// but (for a call the client had not ended) one RST_STREAM(NO_ERROR).
 enum GRPCTarget: FuzzTarget {
     static let name = "grpc"
 
@@ -129,7 +130,15 @@ enum GRPCTarget: FuzzTarget {
             return
         }
         var ended = head.endStream
+        var reset = false
         for frame in frames.dropFirst() {
+            // After the trailers, only the reset of a call the client had
+            // not ended, with NO_ERROR, once.
+            if case .rstStream(let code) = frame, ended, !reset {
+                guard code == .noError else { fatalError("reset with \(code) after the trailers") }
+                reset = true
+                continue
+            }
             if ended { fatalError("a frame after the stream ended: \(frames)") }
             switch frame {
             case .data(let data):
@@ -145,7 +154,9 @@ enum GRPCTarget: FuzzTarget {
             }
         }
         guard ended else { return }  // still open: waiting for more of the call
-        let trailers = frames.last.flatMap { if case .headers(let h) = $0 { h.headers } else { nil } } ?? head.headers
+        let trailers =
+            frames.last { if case .headers = $0 { true } else { false } }
+            .flatMap { if case .headers(let h) = $0 { h.headers } else { nil } } ?? head.headers
         guard let code = trailers.first(name: "grpc-status").flatMap(Int.init), (0...16).contains(code) else {
             fatalError("no grpc-status in 0...16 in the trailers: \(trailers)")
         }
