@@ -12,10 +12,7 @@ struct EgressQuery: Equatable {
 
     /// The source ids read; empty when any selector reads every source.
     var sourceIDs: [String] {
-        guard !selectors.contains(where: { $0.sourceID.isEmpty }) else { return [] }
-        var seen: [String] = []
-        for selector in selectors where !seen.contains(selector.sourceID) { seen.append(selector.sourceID) }
-        return seen
+        EnvelopeSelector.sourceIDs(of: selectors)
     }
 
     /// The request, or why it is refused (`INVALID_ARGUMENT`). Selectors

@@ -80,4 +80,13 @@ struct EnvelopeSelector: Equatable, Sendable {
         }
         return false
     }
+
+    /// The source ids `selectors` read, each once, in order; empty when any
+    /// of them reads every source.
+    static func sourceIDs(of selectors: [EnvelopeSelector]) -> [String] {
+        guard !selectors.contains(where: { $0.sourceID.isEmpty }) else { return [] }
+        var seen: [String] = []
+        for selector in selectors where !seen.contains(selector.sourceID) { seen.append(selector.sourceID) }
+        return seen
+    }
 }

@@ -10,10 +10,7 @@ struct RLPQuery: Equatable {
 
     /// The source ids read; empty when any selector reads every source.
     var sourceIDs: [String] {
-        guard !selectors.contains(where: { $0.sourceID.isEmpty }) else { return [] }
-        var seen: [String] = []
-        for selector in selectors where !seen.contains(selector.sourceID) { seen.append(selector.sourceID) }
-        return seen
+        EnvelopeSelector.sourceIDs(of: selectors)
     }
 
     static func parse(_ pairs: [(name: String, value: String)]) -> Result<RLPQuery, APIRoute.Failure> {
