@@ -15,6 +15,12 @@ let strict: [SwiftSetting] =
     ] + (Context.environment["SLUICE_STRICT"] == "1" ? [.treatAllWarnings(as: .error)] : [])
     + (fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"])] : [])
 
+// Test code is compiled without optimization even in bin/test's release
+// build: what the tests exercise is Sluice's modules, optimized as they
+// ship; optimizing the tests' own code cost minutes of CI on two cores
+// and bought nothing.
+let testCode: [SwiftSetting] = [.unsafeFlags(["-Onone"])]
+
 let package = Package(
     name: "sluice",
     platforms: [.macOS(.v14)],
@@ -272,7 +278,7 @@ let package = Package(
                 "SluiceWire", "SluiceProto", "SluiceSyslog", "SluiceBindings", "SluiceDrain", "SluiceCLI",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
-            swiftSettings: strict
+            swiftSettings: strict + testCode
         ),
         .testTarget(
             name: "SluiceUnitTests",
@@ -290,7 +296,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
-            swiftSettings: strict
+            swiftSettings: strict + testCode
         ),
         .testTarget(
             name: "SluiceTests",
@@ -311,7 +317,7 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
-            swiftSettings: strict
+            swiftSettings: strict + testCode
         ),
     ]
 )
