@@ -39,6 +39,9 @@ public struct MemberSettings: Sendable {
     public var httpTLS: LinkTLS? = nil
     /// Every listener's limits.
     public var connections = ConnectionGuard.Settings()
+    /// What a controller keeps of what each server acknowledged, for the
+    /// servers standing in if it stops.
+    public var handover = ServerLink.Handover()
 
     public init() {}
 
@@ -67,10 +70,12 @@ public struct MemberSettings: Sendable {
     public func controller(
         zone: String, entry: ClusterConfig.Controller, servers: [String: [Endpoint]], bindings: (any BindingStore)?
     ) throws -> Controller.Configuration {
-        .init(
+        var configuration = Controller.Configuration(
             zone: zone, ingress: try Endpoint(parsing: entry.ingress), http: try Endpoint(parsing: entry.http),
             zones: servers, maxFramePayload: maxFramePayload, tailQueueLimit: tailQueueLimit, bindings: bindings,
             authorizer: authorizer, tls: tls, httpTLS: httpTLS, connections: connections, maxReaders: maxReaders,
             maxReadersPerApp: maxReadersPerApp)
+        configuration.handover = handover
+        return configuration
     }
 }

@@ -59,6 +59,9 @@ public final class Controller: Service, @unchecked Sendable {
         /// gRPC egress asks no token: a client certificate from the CA
         /// (`tls`) lets a nozzle read every app, as in Loggregator.
         public var grpcEgressByCertificate = false
+        /// What each link to an own-zone server keeps of what it
+        /// acknowledged, for the stand-ins if it stops.
+        public var handover = ServerLink.Handover()
 
         public init(
             zone: String = "z1",
@@ -136,7 +139,11 @@ public final class Controller: Service, @unchecked Sendable {
                     ServerLink(
                         endpoint: server, zone: name, index: index, eventLoop: group.next(), logger: logger,
                         maxPayload: configuration.maxFramePayload,
-                        tls: configuration.tls?.dialer(role: "controller-link", logger: logger))
+                        tls: configuration.tls?.dialer(role: "controller-link", logger: logger),
+                        // Only the own zone's links carry ingress to hand over;
+                        // another zone's controllers hand over what its
+                        // servers took, with (it is assumed) the same window.
+                        handover: configuration.handover)
                 })
         }
         self.router = IngressRouter(links: zones[0].links, metrics: metrics)

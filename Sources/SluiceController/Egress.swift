@@ -81,8 +81,9 @@ final class Egress: Sendable {
             }
         }
         let questions = asked
+        let notices = outageNotices(request)
         return EventLoopFuture.whenAllComplete(questions.map(\.answer), on: loop).map { results in
-            var lists: [[RecentEnvelope]] = []
+            var lists: [[RecentEnvelope]] = notices.isEmpty ? [] : [notices]
             var partial: [String] = []
             for (entry, result) in zip(questions, results) {
                 switch result {
@@ -94,6 +95,27 @@ final class Egress: Sendable {
             }
             return Recent(envelopes: RecentMerge.merge(lists).map(\.bytes), partial: partial)
         }
+    }
+
+    /// In-band notices for what the servers that held the app's lines
+    /// in the request's time range lost by stopping (`ReadOutageNotices`),
+    /// oldest first; none when the read takes no logs.
+    func outageNotices(_ request: Sluice_V1_StreamRequest) -> [RecentEnvelope] {
+        guard ReadOutageNotices.readTakesLogs(messageFields: request.messageFields, nameFilter: request.nameFilter)
+        else { return [] }
+        var notices: [(timestamp: Int64, text: String)] = []
+        for zone in zones {
+            let candidates = zone.candidates(for: request.sourceID)
+            guard let owner = candidates.first else { continue }
+            let standIn = candidates.dropFirst().first
+            notices += ReadOutageNotices.notices(
+                app: request.sourceID, zone: zone.name,
+                owner: ("\(owner.endpoint)", owner.outages),
+                standIn: standIn.map { ("\($0.endpoint)", $0.outages) },
+                start: request.startTime, end: request.endTime)
+        }
+        notices.sort { $0.timestamp < $1.timestamp }
+        return ReadOutageNotices.envelopes(app: request.sourceID, notices)
     }
 
     /// What every server of every zone holds of each app (log-cache's

@@ -2,9 +2,10 @@ import NIOCore
 import SluiceTransport
 
 /// Where a part of a link batch came from: an ingress connection and the
-/// number of the emitter's frame.
+/// number of the emitter's frame. Nil `acks` once the part is kept only as
+/// history (`AckedHistory`), so that it holds no connection.
 struct IngressOrigin: Sendable {
-    var acks: IngressAcknowledger
+    var acks: IngressAcknowledger?
     var sequence: UInt64
 }
 

@@ -15,6 +15,9 @@ final class IngressRouter: ServerLinkOwner, Sendable {
     let received: Counter
     let unroutable: Counter
     private let unreachable: Counter
+    /// Envelopes of a stopped server's history handed to a stand-in, and
+    /// let go for want of one.
+    private let handedOver: [Counter]
     private let live = NIOLockedValueBox(LiveServers.none)
 
     init(links: [ServerLink], metrics: any MetricsFactory) {
@@ -25,6 +28,9 @@ final class IngressRouter: ServerLinkOwner, Sendable {
             label: MetricNames.controllerDropped, dimensions: [("reason", "no_source_id")], factory: metrics)
         self.unreachable = Counter(
             label: MetricNames.controllerDropped, dimensions: [("reason", "server_unreachable")], factory: metrics)
+        self.handedOver = ["handed_over", "no_server"].map {
+            Counter(label: MetricNames.controllerHistory, dimensions: [("outcome", $0)], factory: metrics)
+        }
         for link in links { link.setOwner(self) }
     }
 
@@ -47,11 +53,30 @@ final class IngressRouter: ServerLinkOwner, Sendable {
     /// The batches are handed on first, with the server already counted
     /// out; only then may new ingress route past it. Ingress routed to it
     /// meanwhile comes back through `returned`, behind them.
-    func link(_ link: ServerLink, wentDownWith unacknowledged: [LinkBatch]) {
+    func link(_ link: ServerLink, wentDownWith unacknowledged: [LinkBatch], history: [LinkBatch]) -> Bool {
         var live = liveServers
         live.set(link.index, up: false)
+        let handed = handOver(history, live: live)
         reroute(unacknowledged, from: link, live: live)
         self.live.withLockedValue { $0.set(link.index, up: false) }
+        return handed
+    }
+
+    /// Sends what a stopped server acknowledged lately to the servers that
+    /// now own its apps, flagged as history (stored, not streamed), ahead
+    /// of its unacknowledged batches. Their origins were told already. With
+    /// no server up it is let go (false): the outage's notice tells readers.
+    /// Counted as handed over when a stand-in acknowledges it.
+    @discardableResult
+    private func handOver(_ history: [LinkBatch], live: LiveServers) -> Bool {
+        let envelopes = history.reduce(0) { $0 + $1.envelopes }
+        guard envelopes > 0 else { return true }
+        guard !live.isEmpty else {
+            handedOver[1].increment(by: envelopes)
+            return false
+        }
+        send(history, live: live, asHistory: true)
+        return true
     }
 
     func link(_ link: ServerLink, returned batches: [LinkBatch]) {
@@ -62,38 +87,60 @@ final class IngressRouter: ServerLinkOwner, Sendable {
 
     /// Sends batches to the servers that own their apps among `live`, or
     /// keeps them at `link` when none is up.
-    private func reroute(_ batches: [LinkBatch], from link: ServerLink, live: LiveServers) {
+    private func reroute(_ all: [LinkBatch], from link: ServerLink, live: LiveServers) {
+        // History handed to a server that stopped too goes on as history.
+        handOver(all.filter(\.history), live: live)
+        let batches = all.filter { !$0.history }
         guard !batches.isEmpty else { return }
         guard !live.isEmpty else {
             link.keep(batches)
             return
         }
+        send(batches, live: live, asHistory: false)
+    }
+
+    /// Routes batches to the servers that own their apps among `live`
+    /// (not empty), gathered per server. A batch to a server stays within
+    /// what one ingress flush makes: what waits goes out before a batch
+    /// that could take it past. Ingress parts are told how many servers
+    /// they now wait for; history's origins were told long ago.
+    private func send(_ batches: [LinkBatch], live: LiveServers, asHistory: Bool) {
         var builders = builders()
+        func flush(_ index: Int) {
+            guard var batch = builders[index].finish() else { return }
+            batch.history = asHistory
+            links[index].send(batch)
+        }
         for pending in batches {
-            // A batch to a server stays within what one ingress flush makes:
-            // what waits goes out before a batch that could take it past.
             for index in builders.indices
             where !builders[index].isEmpty && builders[index].frameBytes + pending.frameBytes > IngressHandler.flushThreshold {
-                if let batch = builders[index].finish() { links[index].send(batch) }
+                flush(index)
             }
-            for (origin, servers) in router.reroute([pending], live: live, into: &builders) {
-                origin.acks.partRerouted(origin.sequence, servers: servers)
+            let fanout = router.reroute([pending], live: live, into: &builders)
+            if !asHistory {
+                for (origin, servers) in fanout { origin.acks?.partRerouted(origin.sequence, servers: servers) }
             }
         }
-        for index in builders.indices {
-            if let batch = builders[index].finish() { links[index].send(batch) }
-        }
+        for index in builders.indices { flush(index) }
     }
 
     func link(_ link: ServerLink, acknowledged batches: [LinkBatch]) {
         for batch in batches {
-            for origin in batch.origins { origin.acks.partDone(origin.sequence) }
+            if batch.history {
+                handedOver[0].increment(by: batch.envelopes)
+            } else {
+                for origin in batch.origins { origin.acks?.partDone(origin.sequence) }
+            }
         }
     }
 
     func link(_ link: ServerLink, dropped batches: [LinkBatch]) {
+        // History never waits at a link (`reroute` hands it over or lets
+        // it go), so what is dropped here is ingress.
         unreachable.increment(by: batches.reduce(0) { $0 + $1.envelopes })
         // Nothing more will come of them: the emitter is not held up for them.
-        self.link(link, acknowledged: batches)
+        for batch in batches where !batch.history {
+            for origin in batch.origins { origin.acks?.partDone(origin.sequence) }
+        }
     }
 }

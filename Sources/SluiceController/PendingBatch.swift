@@ -13,6 +13,10 @@ struct PendingBatch<Origin> {
     var parts: [BatchPart]
     var origins: [Origin]
     var envelopes: Int
+    /// Envelopes a stopped server held, handed to a server standing in
+    /// for it (`AckedHistory`): stored for reads, not streamed or drained
+    /// again. Their origins were told long ago and are not told again.
+    var history = false
 
     /// Bytes of the frame as written: header, batch, parts trailer.
     var frameBytes: Int { FrameHeader.size + batch.readableBytes + trailerBytes }
@@ -23,7 +27,7 @@ struct PendingBatch<Origin> {
     func header(sequence: UInt64, allocator: ByteBufferAllocator) -> ByteBuffer {
         var header = allocator.buffer(capacity: FrameHeader.size)
         header.writeFrameHeader(
-            type: .envelopes, flags: parts.isEmpty ? [] : .identified, sequence: sequence,
+            type: .envelopes, flags: (parts.isEmpty ? FrameFlags() : .identified).union(history ? .history : []), sequence: sequence,
             length: batch.readableBytes + trailerBytes)
         return header
     }

@@ -32,6 +32,7 @@ public final class ServerLink: @unchecked Sendable {
     private let ownerBox = NIOLockedValueBox<WeakOwner>(WeakOwner())
     private let answering = NIOLockedValueBox(Answering.notYetKnown)
     private let writable = NIOLockedValueBox(true)
+    private let outageList = NIOLockedValueBox<[LinkOutage]>([])
 
     // All below on `eventLoop`.
     private var channel: (any Channel)?
@@ -53,11 +54,15 @@ public final class ServerLink: @unchecked Sendable {
     private var subscriptions = LinkSubscriptions()
     private var requests = RecentRequests()
     private var writableWaiters: [@Sendable () -> Void] = []
+    /// What the server acknowledged lately, handed on if it stops.
+    private var acked: AckedHistory
 
     init(
         endpoint: Endpoint, zone: String = "z1", index: Int = 0, eventLoop: any EventLoop, logger: Logger,
-        maxPayload: Int = FrameHeader.defaultMaxPayload, maxBacklog: Int = 64 * 1024 * 1024, tls: TLSLayer? = nil
+        maxPayload: Int = FrameHeader.defaultMaxPayload, maxBacklog: Int = 64 * 1024 * 1024, tls: TLSLayer? = nil,
+        handover: Handover = Handover()
     ) {
+        self.acked = AckedHistory(window: handover.window.nanoseconds, maxBytes: handover.maxBytes)
         self.tls = tls
         self.endpoint = endpoint
         self.zone = zone
@@ -67,6 +72,19 @@ public final class ServerLink: @unchecked Sendable {
         self.maxPayload = maxPayload
         self.maxBacklog = maxBacklog
         self.window = AckWindow(maxBytes: maxBacklog)
+    }
+
+    /// How much of what a server acknowledged its link keeps, to hand to
+    /// the servers standing in when it stops (`AckedHistory`):
+    /// `--handover-window` and `--handover-max-bytes`.
+    public struct Handover: Sendable {
+        public var window: TimeAmount
+        public var maxBytes: Int
+
+        public init(window: TimeAmount = .seconds(5), maxBytes: Int = 32 * 1024 * 1024) {
+            self.window = window
+            self.maxBytes = maxBytes
+        }
     }
 
     private struct WeakOwner {
@@ -91,6 +109,11 @@ public final class ServerLink: @unchecked Sendable {
 
     /// Whether the connection to the server is up; read from any thread.
     public var isUp: Bool { answers == .up }
+
+    /// The newest times the server stopped answering after having been up
+    /// (at most `LinkOutage.kept`), oldest first; read from any thread.
+    /// Reads tell them in band (`ReadOutageNotices`).
+    public var outages: [LinkOutage] { outageList.withLockedValue { $0 } }
 
     /// Whether ingress may keep sending; read from any thread.
     public var isWritable: Bool { writable.withLockedValue { $0 } }
@@ -345,6 +368,9 @@ public final class ServerLink: @unchecked Sendable {
         backoff = .milliseconds(100)
         wasUp = true
         answering.withLockedValue { $0 = .up }
+        outageList.withLockedValue { outages in
+            if let last = outages.indices.last, outages[last].up == nil { outages[last].up = WallClock.nowNanos() }
+        }
         owner?.linkCameUp(self)
         logger.info("connected to buffer server", metadata: [LogKeys.server: "\(endpoint)"])
         for reader in subscriptions.allReaders { reader.linkChanged(self) }
@@ -356,6 +382,8 @@ public final class ServerLink: @unchecked Sendable {
     /// late means the loop was busy and may not have read what the server
     /// sent, so silence is not counted against the server then.
     private func checkSilence() {
+        // An idle link lets go of history as it ages, not only at the next ack.
+        acked.trim(now: WallClock.nowNanos())
         let now = NIODeadline.now()
         let late = now - lastCheck > Self.checkInterval * 2
         lastCheck = now
@@ -373,17 +401,35 @@ public final class ServerLink: @unchecked Sendable {
         self.channel = nil
         watchdog?.cancel()
         watchdog = nil
+        // What the server acknowledged lately goes to the servers standing
+        // in, for reads; what it held from before then is not read while
+        // it is down, which the outage tells readers.
+        let wasConfirmed = confirmed
+        let now = WallClock.nowNanos()
+        let handed = acked.takeAll(now: now)
         answering.withLockedValue { $0 = .down }
         window.connectionLost()
         for promise in requests.removeAll() { promise.fail(LinkUnavailable(server: "\(endpoint)")) }
-        guard !stopped else { return }
         // What the server did not acknowledge goes to the owner, which
-        // hands it to the servers standing in (or back here if none is up).
+        // hands it to the servers standing in (or back here if none is up),
+        // after what it acknowledged lately, as history.
+        guard !stopped else { return }
         let unacknowledged = window.removeAll().filter { $0.envelopes > 0 }
+        let handedOver: Bool
         if let owner {
-            owner.link(self, wentDownWith: unacknowledged)
+            handedOver = owner.link(self, wentDownWith: unacknowledged, history: handed.batches)
         } else {
+            // Another zone's server: that zone's controllers hand over
+            // what it took, as this one does for its own zone.
+            handedOver = true
             keep(unacknowledged)
+        }
+        if wasConfirmed {
+            let outage = LinkOutage(down: now, handedOverSince: handedOver ? handed.since : nil)
+            outageList.withLockedValue { outages in
+                outages.append(outage)
+                if outages.count > LinkOutage.kept { outages.removeFirst(outages.count - LinkOutage.kept) }
+            }
         }
         updateWritable()
         logger.warning("lost buffer server; reconnecting", metadata: [LogKeys.server: "\(endpoint)"])
@@ -415,7 +461,13 @@ public final class ServerLink: @unchecked Sendable {
             let released = window.acknowledge(upTo: frame.header.sequence)
             if window.isEmpty { waitingSince = .now() }
             let carried = released.filter { $0.envelopes > 0 }
-            if !carried.isEmpty { owner?.link(self, acknowledged: carried) }
+            if !carried.isEmpty {
+                owner?.link(self, acknowledged: carried)
+                // What the server took as history (another's) is not its own
+                // to hand on, nor counted twice.
+                let now = WallClock.nowNanos()
+                for batch in carried where !batch.history { acked.add(batch, at: now) }
+            }
             updateWritable()
         case .recentResponse:
             if let (frames, promise) = requests.received(frame) { promise.succeed(frames) }

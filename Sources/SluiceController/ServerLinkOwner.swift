@@ -10,7 +10,11 @@ protocol ServerLinkOwner: AnyObject, Sendable {
     /// The connection was lost, with these batches not acknowledged: they go
     /// to the servers standing in *before* new ingress may go there, so
     /// that an app's envelopes keep their order.
-    func link(_ link: ServerLink, wentDownWith unacknowledged: [LinkBatch])
+    /// `history` is what the server acknowledged lately (`AckedHistory`),
+    /// oldest first: it goes to the servers standing in, to be stored
+    /// for reads only, ahead of the rest. Returns whether it went (or
+    /// there was none): false when no server was up to take it.
+    func link(_ link: ServerLink, wentDownWith unacknowledged: [LinkBatch], history: [LinkBatch]) -> Bool
     /// Batches routed to the link after its connection was lost.
     func link(_ link: ServerLink, returned batches: [LinkBatch])
     /// The server took these batches in.

@@ -129,11 +129,14 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
     /// order stored. An app over its log rate limit loses the Log envelopes
     /// past it: not stored, streamed or tapped, counted, and told later by
     /// `tellRateLimitDrops`. `notice: true` is Sluice's own notice: kept
-    /// from the taps and from the rate limit.
-    public func ingest(_ batch: ByteBuffer, parts: [BatchPart] = [], notice: Bool = false) throws(WireError)
-        -> [Delivery]
+    /// from the taps and from the rate limit. `history: true` is what a
+    /// stopped server held, handed on by a controller (`FrameFlags.history`):
+    /// only stored, since readers, taps and the rate limit had it already.
+    public func ingest(_ batch: ByteBuffer, parts: [BatchPart] = [], notice: Bool = false, history: Bool = false)
+        throws(WireError) -> [Delivery]
     {
-        let toTaps = !notice
+        let toTaps = !notice && !history
+        let admitAll = notice || history
         let now = WallClock.nowNanos()
         var rateDropped = 0
         var tapWork = TapWork()
@@ -168,6 +171,7 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
                 let key = UnsafeRawBufferPointer(rebasing: envelope[fields.sourceID])
                 if currentApp == nil || !currentApp!.appID.readableBytesView.elementsEqual(key) {
                     (currentApp, currentSubscribers) = appLog(for: key)
+                    if history { currentSubscribers = [] }
                     currentTaps = toTaps ? taps[currentApp!.appID] ?? [] : []
                     decide = true
                 }
@@ -185,7 +189,7 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
                 }
                 if keepPart {
                     let app = currentApp!
-                    if app.rateLimit != nil && fields.isLog && !notice
+                    if app.rateLimit != nil && fields.isLog && !admitAll
                         && !app.rateLimit!.admit(bytes: envelope.count, now: now)
                     {
                         rateDropped += 1
@@ -218,7 +222,7 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
                 }
                 // The firehose gets no parts: its readers split one sender
                 // frame among them, so they cannot skip a part they got.
-                for group in firehoseGroups {
+                for group in firehoseGroups where !history {
                     let subscriber = group.pick()
                     if subscriber.pending.isEmpty { touched.append(subscriber) }
                     subscriber.pending.append(envelope)

@@ -33,7 +33,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             switch frame.header.type {
             case .envelopes:
                 let (batch, parts) = try frame.batchAndParts()
-                let deliveries = try store.ingest(batch, parts: parts)
+                let deliveries = try store.ingest(batch, parts: parts, history: frame.header.flags.contains(.history))
                 taken = frame.header.sequence
                 for delivery in deliveries {
                     if delivery.channel === context.channel {

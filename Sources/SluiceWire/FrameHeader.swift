@@ -109,6 +109,10 @@ public struct FrameFlags: OptionSet, Hashable, Sendable {
     /// With `identified`: each part also carries its first envelope's
     /// ordinal (24 bytes a part; a recent answer's parts).
     public static let ordinals = FrameFlags(rawValue: 4)
+    /// On ENVELOPES: what a stopped buffer server held, handed by a
+    /// controller to the server standing in for it. Stored for reads;
+    /// not streamed to readers nor sent to drains, which had it already.
+    public static let history = FrameFlags(rawValue: 8)
 }
 
 extension FixedWidthInteger {

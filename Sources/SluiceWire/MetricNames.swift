@@ -31,6 +31,10 @@ public enum MetricNames {
     // The traffic controller.
     public static let controllerReceived = "sluice_controller_envelopes_received_total"
     public static let controllerDropped = "sluice_controller_envelopes_dropped_total"
+    /// Envelopes a stopped buffer server had acknowledged lately, by
+    /// `outcome`: `handed_over` to the servers standing in (for reads), or
+    /// `no_server` up to take them.
+    public static let controllerHistory = "sluice_controller_history_envelopes_total"
     public static let streamReaders = "sluice_controller_stream_readers"
     public static let streamSent = "sluice_controller_stream_envelopes_sent_total"
     public static let streamDropped = "sluice_controller_stream_envelopes_dropped_total"

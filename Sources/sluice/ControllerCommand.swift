@@ -91,7 +91,7 @@ struct ControllerCommand: AsyncParsableCommand {
     /// The settings, from the cluster file when one is named.
     func settings() throws -> Controller.Configuration {
         var member = MemberSettings()
-        controller.apply(to: &member)
+        try controller.apply(to: &member)
         try link.apply(to: &member)
         member.connections = connections.settings
         var zone = self.zone

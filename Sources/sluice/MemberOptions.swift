@@ -3,6 +3,7 @@ import Logging
 import SluiceAuth
 import SluiceBindings
 import SluiceCLI
+import SluiceController
 import SluiceDrain
 import NIOCore
 import SluiceTransport
@@ -57,16 +58,31 @@ struct ControllerOptions: ParsableArguments {
     @Option(help: "Live readers at once of one app, or of one firehose subscription; past it a new one is answered 429.")
     var maxReadersPerApp: Int = 100
 
+    @Option(
+        help: ArgumentHelp(
+            "Seconds of what each own-zone server acknowledged to keep, handed to the servers standing in when it stops, so that reads a little behind (cf logs) miss nothing; 0: none.",
+            valueName: "seconds"))
+    var handoverWindow: Double = 5
+
+    @Option(help: "Bytes of buffer each link's handover may hold at most (e.g. 32MiB); the oldest go first.")
+    var handoverMaxBytes: String = "32MiB"
+
     func validate() throws {
         guard tailQueue > 0 else { throw ValidationError("--tail-queue must be at least 1") }
         guard maxReaders > 0 else { throw ValidationError("--max-readers must be at least 1") }
         guard maxReadersPerApp > 0 else { throw ValidationError("--max-readers-per-app must be at least 1") }
+        guard handoverWindow >= 0, handoverWindow <= 3600 else {
+            throw ValidationError("--handover-window: \(handoverWindow) is not between 0 and 3600 seconds")
+        }
+        _ = try parseSize(handoverMaxBytes, option: "--handover-max-bytes")
     }
 
-    func apply(to settings: inout MemberSettings) {
+    func apply(to settings: inout MemberSettings) throws {
         settings.tailQueueLimit = tailQueue
         settings.maxReaders = maxReaders
         settings.maxReadersPerApp = maxReadersPerApp
+        settings.handover = .init(
+            window: .nanoseconds(Int64(handoverWindow * 1e9)), maxBytes: try parseSize(handoverMaxBytes, option: "--handover-max-bytes"))
     }
 }
 

@@ -138,7 +138,7 @@ struct UpCommand: AsyncParsableCommand {
         member.serverTLS = linkTLS?.server
         member.httpTLS = httpTLS
         try server.apply(to: &member)
-        controller.apply(to: &member)
+        try controller.apply(to: &member)
         try link.apply(to: &member)
         member.connections = connections.settings
         // Its own signing key, made once, unless keys are given: the CLI

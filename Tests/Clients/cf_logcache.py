@@ -2,7 +2,7 @@
 """A client of log-cache's HTTP API that reads as the cf CLI (v8) does.
 
     cf_logcache.py URL SOURCE_ID recent OUT
-    cf_logcache.py URL SOURCE_ID walk OUT --expect N [--timeout S]
+    cf_logcache.py URL SOURCE_ID walk OUT (--expect N | --until LINE) [--timeout S]
 
 recent: `cf logs --recent`: one read, limit 1000, descending, logs only,
 from the zero time; on 429 the limit is halved and the read tried again;
@@ -12,7 +12,8 @@ walk: `cf logs`: a read of the newest log envelope (limit 1, descending),
 then go-log-cache's Walk from one second before it: read from the start
 time to two seconds ago, hand over what came, start again one nanosecond
 after the last envelope's time; 250 ms between empty reads. It stops once
-it has handed over N envelopes, or at the timeout.
+it has handed over N envelopes (or one whose payload is LINE), or at the
+timeout.
 
 Each envelope's payload goes to OUT, one per line, in the order handed
 over. Every answer is checked for the JSON log-cache gives: proto field
@@ -87,16 +88,18 @@ def recent(url, source, out):
         out.write(check(envelope) + "\n")
 
 
-def walk(url, source, out, expect, timeout):
+def walk(url, source, out, expect, until, timeout):
     deadline = time.monotonic() + timeout
     newest = read(url, source, start_time=GO_ZERO_TIME, envelope_types="LOG", limit=1, descending=True)
     start = int(newest[0]["timestamp"]) if newest else time.time_ns()
     start -= 1_000_000_000
     handed = 0
-    while handed < expect:
+    seen_last = False
+    while handed < expect and not seen_last:
         if time.monotonic() > deadline:
             out.flush()
-            fail("timed out with %d of %d envelopes after %d reads" % (handed, expect, reads), 2)
+            wanted = "%d" % expect if until is None else "up to %r" % until
+            fail("timed out with %d envelopes of %s after %d reads" % (handed, wanted, reads), 2)
         end = time.time_ns() - 2_000_000_000
         try:
             batch = read(url, source, start_time=start, end_time=end, envelope_types="LOG")
@@ -109,7 +112,9 @@ def walk(url, source, out, expect, timeout):
         if times != sorted(times) or times[0] < start or times[-1] >= end:
             fail("a walk read out of order or out of its range")
         for envelope in batch:
-            out.write(check(envelope) + "\n")
+            payload = check(envelope)
+            out.write(payload + "\n")
+            seen_last = seen_last or payload == until
         handed += len(batch)
         start = times[-1] + 1
 
@@ -124,7 +129,8 @@ def main():
         if mode == "recent":
             recent(url.rstrip("/"), source, out)
         else:
-            walk(url.rstrip("/"), source, out, int(options["--expect"]), float(options.get("--timeout", "60")))
+            expect = int(options["--expect"]) if "--expect" in options else float("inf")
+            walk(url.rstrip("/"), source, out, expect, options.get("--until"), float(options.get("--timeout", "60")))
     print("reads=%d" % reads)
 
 

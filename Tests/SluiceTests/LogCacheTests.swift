@@ -3,6 +3,8 @@ import NIOCore
 import NIOHTTP1
 import SluiceAuth
 import SluiceCLI
+import SluiceController
+import SluiceServer
 import SluiceProto
 import SluiceShipping
 import SluiceTransport
@@ -75,6 +77,119 @@ import Testing
         let (recentStatus, recentErrors) = try Self.finish(try Self.start(cluster.http, app: app, "recent", out: recent))
         #expect(recentStatus == 0, "\(recentErrors)")
         #expect(try Self.lines(recent) == ((total - 1_000)..<total).map(Self.line))
+    }
+
+    /// What a walk read while lines arrived at about 1,000 a second and the
+    /// app's owning server stopped half way (`total` lines, the stop after
+    /// line `stop`).
+    struct FailoverWalk {
+        var out: [String]
+        var cluster: TestCluster
+        var owner: Endpoint
+        /// When each batch of 100 lines was emitted.
+        var emittedAt: [ContinuousClock.Instant]
+        /// When the owner was stopped.
+        var stoppedAt: ContinuousClock.Instant
+        static let total = 6_000
+        static let stop = 3_000
+
+        var notices: [(offset: Int, element: String)] { out.enumerated().filter { $0.element.hasPrefix("Sluice: ") } }
+        var numbers: [Int] { out.filter { !$0.hasPrefix("Sluice: ") }.compactMap { Int($0.dropFirst("line ".count)) } }
+    }
+
+    static func walkAcrossAFailover(app: String, handover: ServerLink.Handover) async throws -> FailoverWalk {
+        let cluster = try await TestCluster.start(servers: 2, recentPerApp: 20_000, handover: handover)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-logcache-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let endpoints = try await cluster.servers.asyncMap { try await $0.bind() }
+        let owner = try #require(RendezvousHash(nodes: endpoints.map(\.description)).owner(of: app))
+        let (total, stop) = (FailoverWalk.total, FailoverWalk.stop)
+        try await cluster.emit(app: app, lines: [Self.line(0)])
+        let walked = directory.appendingPathComponent("walk").path
+        let walker = try Self.start(
+            cluster.http, app: app, "walk", out: walked, ["--until", Self.line(total - 1), "--timeout", "120"])
+        var emittedAt: [ContinuousClock.Instant] = []
+        var stoppedAt = ContinuousClock.now
+        for start in stride(from: 1, to: total, by: 100) {
+            if start > stop && emittedAt.count == stop / 100 {
+                // Every line before here was acknowledged by the owner.
+                stoppedAt = .now
+                try await cluster.servers[owner].shutdown()
+                // Once the controller has noticed, lines go to the stand-in.
+                let noticed = await waitUntil(timeout: .seconds(30)) {
+                    let response = try? await HTTPClient.get(
+                        cluster.http.with(path: "/api/v1/read/\(app)?envelope_types=LOG&limit=1000"))
+                    return response.map { String(buffer: $0.body).contains(#""sluice_notice":"server_lost""#) } ?? false
+                }
+                #expect(noticed, "reads never told of the stop")
+            }
+            emittedAt.append(.now)
+            try await cluster.emit(app: app, lines: (start..<min(start + 100, total)).map(Self.line))
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let (status, errors) = try Self.finish(walker)
+        #expect(status == 0, "\(errors)")
+        return FailoverWalk(
+            out: try Self.lines(walked), cluster: cluster, owner: endpoints[owner], emittedAt: emittedAt, stoppedAt: stoppedAt)
+    }
+
+    /// `cf logs` across a buffer server failover: the controller hands what
+    /// the stopped owner acknowledged lately (five seconds by default, 30
+    /// here, so that the whole run is handed over however slow the
+    /// machine) to the stand-in, so the walk, which reads up to two seconds
+    /// ago, misses nothing. Reads of the app's history are told where what
+    /// the owner held stops.
+    @Test func aWalkAcrossAServerFailoverMissesNothing() async throws {
+        let app = "lc-failover"
+        let walk = try await Self.walkAcrossAFailover(app: app, handover: .init(window: .seconds(30)))
+        defer { Task { await walk.cluster.shutdown() } }
+        #expect(walk.notices.isEmpty, "\(walk.notices)")
+        #expect(walk.numbers == Array(0..<FailoverWalk.total), "\(walk.numbers.count) lines")
+        // The oldest log the app's servers have now is the notice: the
+        // stand-in holds the five seconds handed to it, which reach back
+        // before the first line here, and what is newer.
+        let response = try await HTTPClient.get(
+            walk.cluster.http.with(path: "/api/v1/read/\(app)?envelope_types=LOG&limit=1000"))
+        let body = String(buffer: response.body)
+        #expect(response.headers["Sluice-Partial"] == ["z1"])
+        let notice = try #require(body.range(of: #""sluice_notice":"server_lost""#))
+        let lineZero = try #require(body.range(of: Data(Self.line(0).utf8).base64EncodedString()))
+        #expect(notice.lowerBound < lineZero.lowerBound)
+        #expect(walk.cluster.metric(#"sluice_controller_history_envelopes_total{outcome="handed_over"}"#) ?? 0 >= Double(FailoverWalk.stop))
+    }
+
+    /// With no handover (`--handover-window 0`), the lines the owner held
+    /// that the walk had not yet read are gone with it, as with
+    /// log-cache's nodes: the walk gets every other line once, in order,
+    /// and where the gap is it meets the notice that tells of it.
+    @Test func withoutAHandoverAWalkIsToldWhatItMissed() async throws {
+        let walk = try await Self.walkAcrossAFailover(app: "lc-failover-0", handover: .init(window: .zero, maxBytes: 0))
+        defer { Task { await walk.cluster.shutdown() } }
+        let (out, notices, numbers) = (walk.out, walk.notices, walk.numbers)
+        let (total, stop) = (FailoverWalk.total, FailoverWalk.stop)
+        #expect(notices.count == 1, "\(notices)")
+        let expected = "Sluice: buffer server \(walk.owner) of zone z1 stopped answering at "
+        #expect(notices.first?.element.hasPrefix(expected) == true, "\(notices)")
+        #expect(numbers.count == out.count - notices.count, "lines that are neither a line nor a notice")
+        #expect(numbers == numbers.sorted() && Set(numbers).count == numbers.count, "out of order or twice")
+        // What is missing is one run of lines just before the stop: the
+        // owner had them, the walk had not read them.
+        let missing = Set(0..<total).subtracting(numbers).sorted()
+        #expect(!missing.isEmpty && missing == Array(missing[0]..<(stop + 1)), "missing \(missing.prefix(5))…\(missing.suffix(5))")
+        if let first = missing.first {
+            // Emitted within the walk's lag of two seconds (and its 250 ms
+            // between reads), with a second to spare for a loaded machine.
+            let lag = walk.stoppedAt - walk.emittedAt[(first - 1) / 100]
+            #expect(lag < .seconds(3.5), "lines emitted \(lag) before the stop were lost")
+        }
+        #expect(numbers.contains(0) && numbers.suffix(total - stop - 1) == Array((stop + 1)..<total))
+        // The notice stands where the gap is.
+        if let notice = notices.first {
+            let before = out[..<notice.offset].compactMap { Int($0.dropFirst("line ".count)) }
+            let after = out[(notice.offset + 1)...].compactMap { Int($0.dropFirst("line ".count)) }
+            #expect(before.allSatisfy { $0 <= stop } && after.allSatisfy { $0 > stop })
+        }
     }
 
     /// A read merges both zones by time, and meta adds up both zones.

@@ -39,7 +39,8 @@ struct TestCluster {
         drainSettings: DrainRunner.Settings = .init(), authorizer: Authorizer? = nil,
         tls: (controller: LinkTLS, server: LinkTLS)? = nil, logger: Logger = .quiet,
         connections: ConnectionGuard.Settings = .init(), maxReaders: (total: Int, perApp: Int) = (10_000, 100),
-        events: (heartbeat: TimeAmount, timeout: TimeAmount)? = nil, grpc: Bool = false
+        events: (heartbeat: TimeAmount, timeout: TimeAmount)? = nil, grpc: Bool = false,
+        handover: ServerLink.Handover = .init()
     ) async throws -> TestCluster {
         let registry = PrometheusCollectorRegistry()
         let factory = PrometheusMetricsFactory(registry: registry)
@@ -74,6 +75,7 @@ struct TestCluster {
             configuration.eventHeartbeat = events.heartbeat
             configuration.eventStreamTimeout = events.timeout
         }
+        configuration.handover = handover
         if grpc {
             // One listener serving both services.
             configuration.grpcIngress = Endpoint(host: "127.0.0.1", port: 0)

@@ -138,7 +138,10 @@ struct ZonesTests {
         #expect(response.status == .ok)
         #expect(response.headers["Sluice-Partial"].first == "z2")
         let batch = try Loggregator_V2_EnvelopeBatch(serializedBytes: Array(response.body.readableBytesView))
-        #expect(batch.batch.map(\.text) == ["from z1"])
+        // Zone 2's server is told of: what it held is not read while it is down.
+        let notices = batch.batch.filter { $0.tags["sluice_notice"] == "server_lost" }.map(\.text)
+        #expect(!notices.isEmpty && notices.allSatisfy { $0.contains(" of zone z2 stopped answering at ") }, "\(notices)")
+        #expect(batch.batch.filter { $0.tags["sluice_notice"] == nil }.map(\.text) == ["from z1"])
         let json = try await HTTPClient.get(z1.http.with(path: "/apps/app/recentlogs"))
         let object = try JSONSerialization.jsonObject(with: Data(json.body.readableBytesView)) as? [String: Any]
         #expect(object?["partial"] as? [String] == ["z2"])

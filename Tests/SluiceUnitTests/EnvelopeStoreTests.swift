@@ -256,6 +256,25 @@ import Testing
         #expect(try Self.recent(store, app: "B").envelopes == [b[0], b[0], b[0]])
     }
 
+    /// What a stopped server held, handed on by a controller, is stored
+    /// for reads and goes to no reader, firehose or not: they had it.
+    @Test func historyIsStoredAndStreamedToNoOne() throws {
+        let store = Self.store()
+        let app = EmbeddedChannel()
+        let firehose = EmbeddedChannel()
+        defer {
+            _ = try? app.finish()
+            _ = try? firehose.finish()
+        }
+        store.subscribe(app: "A", id: 1, channel: app)
+        store.subscribeFirehose(subscription: "nozzle", id: 2, channel: firehose)
+        let old = (0..<3).map { Make.log(app: "A", "old\($0)", timestamp: Int64($0)) }
+        #expect(try store.ingest(try Make.batch(old), history: true).isEmpty)
+        let live = Make.log(app: "A", "live", timestamp: 10)
+        #expect(try Self.ingest(store, [live]).count == 2)
+        #expect(try Self.recent(store, app: "A").envelopes == old + [live])
+    }
+
     @Test func unsubscribeTakesTheIdAndTheChannel() throws {
         let store = Self.store()
         let first = EmbeddedChannel()
