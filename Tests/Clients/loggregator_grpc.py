@@ -12,10 +12,18 @@ names and field numbers) the first time, and kept for the protos' version.
   call     --target H:P --path /pkg.Service/Method [--raw HEX]
            prints the status code name and details of a raw unary call
   load     --target H:P --app A --count N [--batch B] [--payload BYTES]
+           [--rate R]
            bin/bench's gRPC load: BatchSender with batches made by patching
            a template's bytes (each payload starts with its 12-digit
-           sequence, as `sluice bench load`'s); prints
+           sequence, as `sluice bench load`'s), at most R envelopes a second
+           (0: as fast as it can); prints
            "load sent=N rate=R cpu_seconds=C peak_rss=B"
+  tail     --target H:P --app A --expect N [--idle-timeout S]
+           bin/bench's gRPC reader: BatchedReceiver of the app's logs; prints
+           "ready" once subscribed, then, after N envelopes or S seconds
+           without one, "tail received=N seconds=S rate=R notices=K
+           dropped_reported=D out_of_order=O cpu_seconds=C peak_rss=B",
+           as `sluice bench tail` does
 
 TLS: --ca, --cert, --key (mutual), --server-name (e.g. metron).
 --token T sends `authorization: bearer T`.
@@ -207,7 +215,13 @@ def load(args):
 
     def batches():
         sent = 0
+        began = time.monotonic()
         while sent < args.count:
+            if args.rate > 0:
+                # Paced: the batch goes out when the rate allows it.
+                wait = began + sent / args.rate - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
             n = min(args.batch, args.count - sent)
             template.timestamp = time.time_ns()
             one = template.SerializeToString()
@@ -230,6 +244,66 @@ def load(args):
           f"peak_rss={usage.ru_maxrss * 1024}", flush=True)
 
 
+def tail(args):
+    import re
+    import resource
+    import threading
+    _, _, _, egress, egress_grpc = stubs()
+    selector = egress.Selector(source_id=args.app)
+    selector.log.SetInParent()
+    state = {"received": 0, "notices": 0, "dropped": 0, "out_of_order": 0, "last": -1, "first": 0.0, "at": 0.0}
+    dropped = re.compile(rb" (\d+) messages dropped")
+    with channel(args) as ch:
+        stub = egress_grpc.EgressStub(ch)
+        call = stub.BatchedReceiver(egress.EgressBatchRequest(selectors=[selector], use_preferred_tags=True),
+                                    metadata=metadata(args))
+        # Ends the call after --idle-timeout seconds without an envelope.
+        def watch():
+            while not done.wait(0.25):
+                since = state["at"] or started
+                if time.monotonic() - since > args.idle_timeout:
+                    call.cancel()
+                    return
+        done = threading.Event()
+        started = time.monotonic()
+        threading.Thread(target=watch, daemon=True).start()
+        print("ready", flush=True)
+        try:
+            for message in call:
+                now = time.monotonic()
+                for e in message.batch:
+                    payload = e.log.payload
+                    if e.tags.get("source_type") == "SLUICE":
+                        state["notices"] += 1
+                        m = dropped.search(payload)
+                        if m:
+                            state["dropped"] += int(m.group(1))
+                        continue
+                    if not state["first"]:
+                        state["first"] = now
+                    state["received"] += 1
+                    sequence = int(payload[:12]) if payload[:12].isdigit() else None
+                    if sequence is not None:
+                        if sequence < state["last"]:
+                            state["out_of_order"] += 1
+                        state["last"] = sequence
+                state["at"] = now
+                if state["received"] >= args.expect:
+                    call.cancel()
+                    break
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.CANCELLED:
+                print(f"status {error.code().name} {error.details()}", file=sys.stderr, flush=True)
+                sys.exit(3)
+        finally:
+            done.set()
+    seconds = max(state["at"] - state["first"], 1e-9)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(f"tail received={state['received']} seconds={seconds:.3f} rate={state['received'] / seconds:.0f} "
+          f"notices={state['notices']} dropped_reported={state['dropped']} out_of_order={state['out_of_order']} "
+          f"cpu_seconds={usage.ru_utime + usage.ru_stime:.2f} peak_rss={usage.ru_maxrss * 1024}", flush=True)
+
+
 def varint(value):
     out = bytearray()
     while value >= 0x80:
@@ -242,7 +316,7 @@ def varint(value):
 def main():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("send", "receive", "call", "load"):
+    for name in ("send", "receive", "call", "load", "tail"):
         p = sub.add_parser(name)
         p.add_argument("--target", required=True)
         p.add_argument("--ca")
@@ -272,11 +346,16 @@ def main():
             p.add_argument("--count", type=int, default=100000)
             p.add_argument("--batch", type=int, default=100)
             p.add_argument("--payload", type=int, default=200)
+            p.add_argument("--rate", type=float, default=0)
+        elif name == "tail":
+            p.add_argument("--app", default="bench-app")
+            p.add_argument("--expect", type=int, required=True)
+            p.add_argument("--idle-timeout", type=float, default=5)
         else:
             p.add_argument("--path", required=True)
             p.add_argument("--raw", default="")
     args = parser.parse_args()
-    {"send": send, "receive": receive, "call": call, "load": load}[args.command](args)
+    {"send": send, "receive": receive, "call": call, "load": load, "tail": tail}[args.command](args)
 
 
 if __name__ == "__main__":
