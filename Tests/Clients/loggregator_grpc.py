@@ -8,7 +8,9 @@ names and field numbers) the first time, and kept for the protos' version.
            prints "sent N" once every call returned OK
   receive  --target H:P [--source-id A]... [--shard S] [--batched]
            [--types log,...] [--counter-name X] [--count N] [--timeout S]
-           prints one JSON line per envelope, then "done N"
+           [--out FILE]
+           prints one JSON line per envelope (to FILE with --out, so that
+           a reader of many is never held up by a full pipe), then "done N"
   call     --target H:P --path /pkg.Service/Method [--raw HEX]
            prints the status code name and details of a raw unary call
   load     --target H:P --app A --count N [--batch B] [--payload BYTES]
@@ -164,6 +166,7 @@ def receive(args):
             selectors.append(s)
     received = 0
     deadline = time.time() + args.timeout
+    out = open(args.out, "w") if args.out else sys.stdout
     with channel(args) as ch:
         stub = egress_grpc.EgressStub(ch)
         if args.batched:
@@ -179,7 +182,7 @@ def receive(args):
             for message in call:
                 envelopes = message.batch if args.batched else [message]
                 for e in envelopes:
-                    print(json.dumps(describe(env, e)), flush=True)
+                    print(json.dumps(describe(env, e)), file=out, flush=True)
                     received += 1
                 if args.count and received >= args.count:
                     call.cancel()
@@ -341,6 +344,7 @@ def main():
             p.add_argument("--gauge-name", action="append")
             p.add_argument("--count", type=int, default=0)
             p.add_argument("--timeout", type=float, default=30)
+            p.add_argument("--out")
         elif name == "load":
             p.add_argument("--app", default="bench-app")
             p.add_argument("--count", type=int, default=100000)

@@ -2,6 +2,7 @@ import Foundation
 import SluiceAuth
 import NIOCore
 import SluiceProto
+import SluiceTLS
 import SluiceWire
 import Testing
 
@@ -83,6 +84,61 @@ import Testing
         #expect(gauges.allSatisfy {
             ($0["deprecated_tags"] as? [String: String])?["source_type"] == "APP/PROC/WEB" && ($0["tags"] as? [String: String])?.isEmpty == true
         })
+    }
+
+    /// Over mutual TLS (the controller's `--tls` certificates, the server
+    /// name `doppler` Loggregator's clients expect): two nozzles sharing a
+    /// `shard_id` on the firehose split what `BatchSender` sent between
+    /// them, each envelope to one of them; a client without a certificate
+    /// is refused.
+    @Test func nozzlesSharingAShardSplitTheFirehoseOverMutualTLS() async throws {
+        let fixture = try TLSFixture("grpc-shard")
+        defer { fixture.remove() }
+        let cluster = try await TestCluster.start(
+            servers: 2, tls: (try fixture.tls("controller"), try fixture.tls("server")), grpc: true)
+        defer { Task { await cluster.shutdown() } }
+        let target = try #require(cluster.grpc).description
+        let client = fixture.files("client")
+        let tls = ["--ca", client.ca, "--cert", client.cert, "--key", client.key, "--server-name", "doppler"]
+        // Each writes what it gets to a file: a reader's pipe that fills
+        // while the test reads the other's would hold it up.
+        let outputs = (0..<2).map { index in FileManager.default.temporaryDirectory.appendingPathComponent("sluice-nozzle-\(index)-\(UUID().uuidString)").path }
+        defer { for path in outputs { try? FileManager.default.removeItem(atPath: path) } }
+        let nozzles = try outputs.map { path in
+            try EventStreamTests.start(
+                Self.python,
+                [Self.client, "receive", "--target", target, "--batched", "--shard", "nozzle", "--types", "log",
+                 "--timeout", "10", "--out", path] + tls)
+        }
+        #expect(await EventStreamTests.readers(cluster, 2))
+        let apps = (0..<4).map { "grpc-shard-\($0)" }
+        for app in apps {
+            let out = try Self.run(
+                ["send", "--target", target, "--app", app, "--count", "250", "--method", "batch", "--batch", "50"] + tls)
+            #expect(out.contains("sent 250"))
+        }
+        var shares: [[String]] = []
+        for (nozzle, path) in zip(nozzles, outputs) {
+            let (status, _, errors) = try EventStreamTests.finish(nozzle, timeout: .seconds(30))
+            #expect(status == 0, "\(errors)")
+            shares.append(Self.lines(try String(contentsOfFile: path, encoding: .utf8)).map { "\($0["source_id"] as? String ?? "?") \($0["payload"] as? String ?? "?")" })
+        }
+        let everything = apps.flatMap { app in (0..<250).map { "\(app) line \($0)" } }
+        #expect(shares.allSatisfy { !$0.isEmpty }, "\(shares.map(\.count))")
+        #expect(Set(shares[0]).isDisjoint(with: shares[1]))
+        let got = shares[0] + shares[1]
+        let missing = Set(everything).subtracting(got)
+        let extra = got.filter { !Set(everything).contains($0) }
+        #expect(got.count == everything.count && missing.isEmpty && extra.isEmpty,
+            "\(shares.map(\.count)) received, \(missing.count) missing: \(missing.sorted().prefix(8)), extra: \(extra.prefix(5))")
+
+        // No client certificate: the handshake is refused.
+        let (status, _, _) = try EventStreamTests.finish(
+            EventStreamTests.start(
+                Self.python,
+                [Self.client, "send", "--target", target, "--app", apps[0], "--count", "1", "--ca", client.ca,
+                 "--server-name", "doppler"]))
+        #expect(status != 0)
     }
 
     /// What is not a good call is refused with a status and a reason; the

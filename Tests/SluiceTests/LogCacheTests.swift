@@ -70,8 +70,17 @@ import Testing
             try await Task.sleep(for: .milliseconds(100))
         }
         let (status, errors) = try Self.finish(walker)
-        #expect(status == 0, "\(errors)")
-        #expect(try Self.lines(walked) == (0..<total).map(Self.line))
+        let got = try Self.lines(walked)
+        // Which lines the walk passed by, if any, and whether the servers
+        // hold them: what to look at if this fails.
+        let missing = Set((0..<total).map(Self.line)).subtracting(got).sorted()
+        var held = "?"
+        if !missing.isEmpty {
+            let recent = try await cluster.recent(app: app, limit: 20_000).map { String(decoding: $0.log.payload, as: UTF8.self) }
+            held = "\(Set(missing).isSubset(of: recent) ? "all" : "not all") held by the servers"
+        }
+        #expect(status == 0, "\(errors); missing \(missing.count): \(missing.prefix(5))…\(missing.suffix(5)), \(held)")
+        #expect(got == (0..<total).map(Self.line), "\(got.count) lines, missing \(missing.count)")
 
         let recent = directory.appendingPathComponent("recent").path
         let (recentStatus, recentErrors) = try Self.finish(try Self.start(cluster.http, app: app, "recent", out: recent))
