@@ -17,7 +17,8 @@ final class IngressRouter: ServerLinkOwner, Sendable {
     private let unreachable: Counter
     /// Envelopes of a stopped server's history handed to a stand-in, and
     /// let go for want of one.
-    private let handedOver: [Counter]
+    private let historyHandedOver: Counter
+    private let historyNoServer: Counter
     private let live = NIOLockedValueBox(LiveServers.none)
 
     init(links: [ServerLink], metrics: any MetricsFactory) {
@@ -28,9 +29,10 @@ final class IngressRouter: ServerLinkOwner, Sendable {
             label: MetricNames.controllerDropped, dimensions: [("reason", "no_source_id")], factory: metrics)
         self.unreachable = Counter(
             label: MetricNames.controllerDropped, dimensions: [("reason", "server_unreachable")], factory: metrics)
-        self.handedOver = ["handed_over", "no_server"].map {
-            Counter(label: MetricNames.controllerHistory, dimensions: [("outcome", $0)], factory: metrics)
-        }
+        self.historyHandedOver = Counter(
+            label: MetricNames.controllerHistory, dimensions: [("outcome", "handed_over")], factory: metrics)
+        self.historyNoServer = Counter(
+            label: MetricNames.controllerHistory, dimensions: [("outcome", "no_server")], factory: metrics)
         for link in links { link.setOwner(self) }
     }
 
@@ -72,7 +74,7 @@ final class IngressRouter: ServerLinkOwner, Sendable {
         let envelopes = history.reduce(0) { $0 + $1.envelopes }
         guard envelopes > 0 else { return true }
         guard !live.isEmpty else {
-            handedOver[1].increment(by: envelopes)
+            historyNoServer.increment(by: envelopes)
             return false
         }
         send(history, live: live, asHistory: true)
@@ -125,13 +127,11 @@ final class IngressRouter: ServerLinkOwner, Sendable {
     }
 
     func link(_ link: ServerLink, acknowledged batches: [LinkBatch]) {
-        for batch in batches {
-            if batch.history {
-                handedOver[0].increment(by: batch.envelopes)
-            } else {
-                for origin in batch.origins { origin.acks?.partDone(origin.sequence) }
-            }
-        }
+        // Every acknowledgement comes here: no array is made for the count.
+        var handed = 0
+        for batch in batches where batch.history { handed += batch.envelopes }
+        if handed > 0 { historyHandedOver.increment(by: handed) }
+        partsDone(batches)
     }
 
     func link(_ link: ServerLink, dropped batches: [LinkBatch]) {
@@ -139,6 +139,12 @@ final class IngressRouter: ServerLinkOwner, Sendable {
         // it go), so what is dropped here is ingress.
         unreachable.increment(by: batches.reduce(0) { $0 + $1.envelopes })
         // Nothing more will come of them: the emitter is not held up for them.
+        partsDone(batches)
+    }
+
+    /// Tells the origins of the ingress batches' parts that their server
+    /// is done with them; history's were told long ago.
+    private func partsDone(_ batches: [LinkBatch]) {
         for batch in batches where !batch.history {
             for origin in batch.origins { origin.acks?.partDone(origin.sequence) }
         }
