@@ -42,13 +42,15 @@ public final class ServerLink: @unchecked Sendable {
     private var wasUp = false
     /// Whether the server has answered on the current connection.
     private var confirmed = false
-    private var lastHeard = NIODeadline.now()
-    /// When the window last went from empty to holding a batch.
-    private var waitingSince = NIODeadline.now()
+    /// Heartbeats on an idle link, and the silence that ends a link.
+    private var liveness = LinkLiveness(ServerLink.liveness, now: .now())
     private var watchdog: RepeatedTask?
-    private var lastCheck = NIODeadline.now()
-    static let silenceLimit = TimeAmount.seconds(1)
-    static let checkInterval = TimeAmount.milliseconds(250)
+    /// A link idle for half a second sends a probe; a server that owes an
+    /// acknowledgement (of a batch or a probe) and says nothing for a
+    /// second is taken for dead: a silent partition is noticed within
+    /// about 1.75 s, idle or busy (docs/reliability.md).
+    public static let liveness = LinkLiveness.Settings(
+        heartbeat: .milliseconds(500), silence: .seconds(1), checkInterval: .milliseconds(250))
     private var backoff = TimeAmount.milliseconds(100)
     private var window: AckWindow<LinkBatch>
     private var subscriptions = LinkSubscriptions()
@@ -183,7 +185,7 @@ public final class ServerLink: @unchecked Sendable {
     /// Puts a batch in the window and writes it if connected: header,
     /// batch and parts as three buffers, so the batch is never copied.
     private func transmit(_ batch: LinkBatch) {
-        if window.isEmpty { waitingSince = .now() }
+        if window.isEmpty { liveness.startedWaiting(now: .now()) }
         guard let sequence = window.send(batch, bytes: batch.frameBytes), let channel else { return }
         write(batch, sequence: sequence, on: channel)
     }
@@ -298,7 +300,10 @@ public final class ServerLink: @unchecked Sendable {
         let host = endpoint.host
         ClientBootstrap(group: eventLoop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelOption(.connectTimeout, value: .seconds(2))
+            // One SYN per try: a server cut off silently is tried again
+            // after the backoff, so a healed link is found within about a
+            // second (and the backoff) rather than at TCP's second SYN.
+            .channelOption(.connectTimeout, value: .seconds(1))
             .channelOption(.writeBufferWaterMark, value: .init(low: 1024 * 1024, high: 4 * 1024 * 1024))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -343,11 +348,10 @@ public final class ServerLink: @unchecked Sendable {
     private func connected(_ channel: any Channel) {
         self.channel = channel
         confirmed = false
-        lastHeard = .now()
-        waitingSince = .now()
+        liveness.connected(now: .now())
         watchdog?.cancel()
-        lastCheck = .now()
-        watchdog = eventLoop.scheduleRepeatedTask(initialDelay: Self.checkInterval, delay: Self.checkInterval) {
+        let interval = liveness.settings.checkInterval
+        watchdog = eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) {
             [weak self] _ in self?.checkSilence()
         }
         subscriptions.connected()
@@ -377,23 +381,29 @@ public final class ServerLink: @unchecked Sendable {
     }
 
     /// A server that stops answering without closing its socket (hung, or
-    /// cut off) is noticed within about a second while batches wait for it.
-    /// Only while this link's own event loop keeps up: a check that runs
-    /// late means the loop was busy and may not have read what the server
-    /// sent, so silence is not counted against the server then.
+    /// cut off by a silent partition) is noticed within about a second of
+    /// owing an acknowledgement; an idle link sends a probe (an empty
+    /// batch) to owe one. See `LinkLiveness`.
     private func checkSilence() {
         // An idle link lets go of history as it ages, not only at the next ack.
         acked.trim(now: WallClock.nowNanos())
-        let now = NIODeadline.now()
-        let late = now - lastCheck > Self.checkInterval * 2
-        lastCheck = now
-        guard !late, let channel, let oldest = window.oldest,
-            now - max(lastHeard, waitingSince) > Self.silenceLimit
-        else { return }
-        logger.warning(
-            "buffer server stopped acknowledging; taking it for dead",
-            metadata: [LogKeys.server: "\(endpoint)", LogKeys.count: "\(window.count)", "sluice.oldest": "\(oldest.sequence)"])
-        channel.close(promise: nil)
+        guard let channel else { return }
+        switch liveness.check(now: .now(), waiting: !window.isEmpty) {
+        case .none:
+            return
+        case .probe:
+            guard confirmed else { return }
+            transmit(.probe)
+            channel.flush()
+        case .dead(let silent):
+            logger.warning(
+                "buffer server stopped acknowledging; taking it for dead",
+                metadata: [
+                    LogKeys.server: "\(endpoint)", LogKeys.count: "\(window.count)",
+                    "sluice.silent_ms": "\(silent.nanoseconds / 1_000_000)",
+                ])
+            channel.close(promise: nil)
+        }
     }
 
     fileprivate func disconnected(_ channel: any Channel) {
@@ -445,7 +455,7 @@ public final class ServerLink: @unchecked Sendable {
     }
 
     fileprivate func received(_ frame: Frame) throws {
-        lastHeard = .now()
+        liveness.heard(now: .now())
         if !confirmed { confirm() }
         switch frame.header.type {
         case .stream:
@@ -459,7 +469,6 @@ public final class ServerLink: @unchecked Sendable {
             }
         case .ack:
             let released = window.acknowledge(upTo: frame.header.sequence)
-            if window.isEmpty { waitingSince = .now() }
             let carried = released.filter { $0.envelopes > 0 }
             if !carried.isEmpty {
                 owner?.link(self, acknowledged: carried)

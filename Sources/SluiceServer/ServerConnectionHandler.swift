@@ -21,10 +21,38 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private var gate = AckGate()
     /// How long an acknowledgement waits for writes to other controllers.
     static let writeWait = TimeAmount.milliseconds(500)
+    /// A controller probes an idle link every half second (`ServerLink`):
+    /// one silent for 5 s is gone (a silent partition) and its connection
+    /// is closed, so that its subscriptions stop taking writes.
+    static let liveness = LinkLiveness.Settings(heartbeat: .seconds(5), silence: .seconds(5), checkInterval: .seconds(1))
+    private var liveness = LinkLiveness(ServerConnectionHandler.liveness, now: .now())
+    private var watchdog: RepeatedTask?
 
     init(store: EnvelopeStore, logger: Logger) {
         self.store = store
         self.logger = logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        liveness.connected(now: .now())
+        let interval = liveness.settings.checkInterval
+        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        watchdog = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+            let (handler, context) = bound.value
+            guard case .dead(let silent) = handler.liveness.check(now: .now(), waiting: true) else { return }
+            handler.logger.warning(
+                "controller silent; closing its connection",
+                metadata: [
+                    LogKeys.address: "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")",
+                    "sluice.silent_ms": "\(silent.nanoseconds / 1_000_000)",
+                ])
+            context.close(promise: nil)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        watchdog?.cancel()
+        watchdog = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -86,6 +114,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        liveness.heard(now: .now())
         let (burst, ack) = gate.burstEnded(taken: taken, writes: burstWrites.count)
         if let ack { context.write(wrapOutboundOut(.ackFrame(upTo: ack, allocator: context.channel.allocator)), promise: nil) }
         if !burstWrites.isEmpty {

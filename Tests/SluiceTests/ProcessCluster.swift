@@ -1,6 +1,7 @@
 import Foundation
 import SluiceAuth
 import NIOConcurrencyHelpers
+import NIOCore
 import SluiceCLI
 import SluiceWire
 
@@ -39,8 +40,39 @@ final class ProcessCluster: @unchecked Sendable {
     let secretPath: String
     let token: String
 
-    init(config: ClusterConfig) async throws {
+    /// The hosts the members run on, one network namespace each; nil: all
+    /// on this host's loopback.
+    let bed: NetnsBed?
+    /// More arguments for a member, by name.
+    let extraArguments: [String: [String]]
+
+    /// The hosts of `twoZones(on:)`, one per member.
+    static let twoZoneHosts = ["z1-controller", "z1-server-1", "z1-server-2", "z2-controller", "z2-server-1", "z2-server-2"]
+
+    /// 2 zones × 2 servers and a controller per zone, each member on its
+    /// own host of `bed` (its address, fixed ports): servers listen on 9001
+    /// and serve /metrics on 9100, controllers take ingress on 9000 and
+    /// HTTP on 8080. `serverArguments` go to every server.
+    static func twoZones(on bed: NetnsBed, serverArguments: [String] = []) async throws -> ProcessCluster {
+        func address(_ host: String, _ port: Int) -> String { "\(bed.addresses[host]!):\(port)" }
+        var zones: [ClusterConfig.Zone] = []
+        var extra: [String: [String]] = [:]
+        for zone in ["z1", "z2"] {
+            let servers = (1...2).map { ClusterConfig.Server(name: "\(zone)-server-\($0)", listen: address("\(zone)-server-\($0)", 9001)) }
+            for server in servers { extra[server.name] = ["--metrics", address(server.name, 9100)] + serverArguments }
+            let controller = "\(zone)-controller"
+            zones.append(
+                .init(
+                    name: zone, servers: servers,
+                    controllers: [.init(name: controller, ingress: address(controller, 9000), http: address(controller, 8080))]))
+        }
+        return try await ProcessCluster(config: ClusterConfig(zones: zones), bed: bed, extraArguments: extra)
+    }
+
+    init(config: ClusterConfig, bed: NetnsBed? = nil, extraArguments: [String: [String]] = [:]) async throws {
         self.config = config
+        self.bed = bed
+        self.extraArguments = extraArguments
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-cluster-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         configPath = directory.appendingPathComponent("cluster.json").path
@@ -78,6 +110,13 @@ final class ProcessCluster: @unchecked Sendable {
                 "controller", "--config", configPath, "--name", name, "--token-secret", secretPath, "--log-level", "warning",
             ]
             address = controller.http
+        }
+        process.arguments! += extraArguments[name] ?? []
+        if let bed {
+            // On its own host: `ip netns exec` puts it in the host's
+            // namespace and execs it, so the pid is the member's own.
+            process.arguments = ["netns", "exec", bed.namespace(of: name), Self.binary.path] + process.arguments!
+            process.executableURL = URL(fileURLWithPath: findProgram("ip") ?? "/usr/sbin/ip")
         }
         // Its own data directory (drain bindings), not the user's ~/.sluice.
         process.environment = ProcessInfo.processInfo.environment.merging(
@@ -188,6 +227,20 @@ final class ProcessCluster: @unchecked Sendable {
         let servers = config.zones.first { $0.name == zone }!.servers
         let index = RendezvousHash(nodes: servers.map { Endpoint($0.listen)!.description }).owner(of: app)!
         return servers[index].name
+    }
+
+    /// The sum of a counter's series in a server's /metrics (a member of
+    /// `twoZones(on:)`).
+    func serverMetric(_ server: String, _ metric: String) async throws -> Double {
+        let address = try Endpoint(parsing: extraArguments[server]![1])
+        let response = try await HTTPClient.get(HTTPURL(host: address.host, port: address.port, path: "/metrics"))
+        var sum = 0.0
+        for line in String(buffer: response.body).split(separator: "\n") where !line.hasPrefix("#") {
+            let fields = line.split(separator: " ")
+            guard fields.count >= 2, fields[0] == metric || fields[0].hasPrefix(metric + "{") else { continue }
+            sum += Double(fields[1]) ?? 0
+        }
+        return sum
     }
 
     static func freePort() throws -> Int {
