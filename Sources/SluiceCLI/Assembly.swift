@@ -49,9 +49,12 @@ public final class ServerNode: Sendable {
         return endpoint
     }
 
-    /// What to run in a `ServiceGroup` once bound.
+    /// What to run in a `ServiceGroup` once bound. A group stops its
+    /// services last to first: the server leaves first (handing its apps
+    /// and history over while it still stores, streams and drains), then
+    /// the drains stop, then /metrics.
     public var services: [any Service] {
-        [server] + (drains.map { [$0] } ?? []) + (metricsServer.map { [$0] } ?? [])
+        (metricsServer.map { [$0] } ?? []) + (drains.map { [$0] } ?? []) + [server]
     }
 
     public func shutdown() async throws {

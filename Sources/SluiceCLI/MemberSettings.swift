@@ -42,6 +42,8 @@ public struct MemberSettings: Sendable {
     /// What a controller keeps of what each server acknowledged, for the
     /// servers standing in if it stops.
     public var handover = ServerLink.Handover()
+    /// How long a graceful stop may take (`--shutdown-timeout`).
+    public var shutdownTimeout: TimeAmount = .seconds(10)
 
     public init() {}
 
@@ -56,14 +58,14 @@ public struct MemberSettings: Sendable {
         } else {
             memory = memoryLimit
         }
-        return ServerSettings(
-            server: .init(
-                zone: zone, listen: try Endpoint(parsing: entry.listen),
-                limits: .init(
-                    recentPerApp: entry.recentPerApp ?? recentPerApp, memoryLimit: memory,
-                    appLogRateLimit: appLogRateLimit),
-                maxFramePayload: maxFramePayload, tls: serverTLS ?? tls, connections: connections),
-            drains: drains, metrics: metrics)
+        var server = BufferServer.Configuration(
+            zone: zone, listen: try Endpoint(parsing: entry.listen),
+            limits: .init(
+                recentPerApp: entry.recentPerApp ?? recentPerApp, memoryLimit: memory,
+                appLogRateLimit: appLogRateLimit),
+            maxFramePayload: maxFramePayload, tls: serverTLS ?? tls, connections: connections)
+        server.shutdownTimeout = shutdownTimeout
+        return ServerSettings(server: server, drains: drains, metrics: metrics)
     }
 
     /// A controller's settings; it reads every zone's `servers`.

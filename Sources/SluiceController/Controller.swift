@@ -143,7 +143,7 @@ public final class Controller: Service, @unchecked Sendable {
                         // Only the own zone's links carry ingress to hand over;
                         // another zone's controllers hand over what its
                         // servers took, with (it is assumed) the same window.
-                        handover: configuration.handover)
+                        handover: configuration.handover, localZone: configuration.zone)
                 })
         }
         self.router = IngressRouter(links: zones[0].links, metrics: metrics)

@@ -1,6 +1,7 @@
 import CoreMetrics
 import NIOConcurrencyHelpers
 import NIOCore
+import SluiceTransport
 import SluiceWire
 
 /// What every ingress connection of a controller shares: the links to its
@@ -50,6 +51,13 @@ final class IngressRouter: ServerLinkOwner, Sendable {
     func linkCameUp(_ link: ServerLink) {
         live.withLockedValue { $0.set(link.index, up: true) }
         for other in links where other !== link && !other.isUp { other.handBack() }
+        for other in links where other !== link { other.anotherServerCameUp() }
+    }
+
+    func anotherServerIsUp(than link: ServerLink) -> Bool {
+        var live = liveServers
+        live.set(link.index, up: false)
+        return !live.isEmpty
     }
 
     /// The batches are handed on first, with the server already counted
@@ -77,8 +85,50 @@ final class IngressRouter: ServerLinkOwner, Sendable {
             historyNoServer.increment(by: envelopes)
             return false
         }
-        send(history, live: live, asHistory: true)
+        // A leaving server's history goes whole, keeping its identities.
+        sendWhole(history.filter(\.ordinals), live: live)
+        send(history.filter { !$0.ordinals }, live: live, asHistory: true)
         return true
+    }
+
+    /// The server is leaving: new ingress routes past it; what it was
+    /// sent it still acknowledges.
+    func linkLeaving(_ link: ServerLink) {
+        live.withLockedValue { $0.set(link.index, up: false) }
+    }
+
+    /// A leaving server's history, one app's envelopes a frame, goes to the
+    /// server that now takes each app, as history with its identities.
+    func link(_ link: ServerLink, handsOver frames: [Frame]) {
+        var live = liveServers
+        live.set(link.index, up: false)
+        var batches: [LinkBatch] = []
+        for frame in frames {
+            guard let (batch, parts) = try? frame.batchAndParts(), !parts.isEmpty else { continue }
+            let envelopes = parts.reduce(0) { $0 + Int($1.count) }
+            batches.append(
+                LinkBatch(batch: batch, parts: parts, origins: [], envelopes: envelopes, history: true, ordinals: true))
+        }
+        handOver(batches, live: live)
+    }
+
+    /// Sends each batch of one app's history, whole, to the server that
+    /// takes that app among `live` (not empty).
+    private func sendWhole(_ batches: [LinkBatch], live: LiveServers) {
+        for batch in batches {
+            var key: ByteBuffer?
+            batch.batch.withUnsafeReadableBytes { bytes in
+                try? EnvelopeBatchScanner.forEach(in: bytes) { range, fields in
+                    guard key == nil, !fields.sourceID.isEmpty else { return }
+                    let envelope = UnsafeRawBufferPointer(rebasing: bytes[range])
+                    key = ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: envelope[fields.sourceID]))
+                }
+            }
+            guard let key,
+                let index = key.withUnsafeReadableBytes({ router.owner(of: $0, live: live) })
+            else { continue }
+            links[index].send(batch)
+        }
     }
 
     func link(_ link: ServerLink, returned batches: [LinkBatch]) {

@@ -17,17 +17,26 @@ struct PendingBatch<Origin> {
     /// for it (`AckedHistory`): stored for reads, not streamed or drained
     /// again. Their origins were told long ago and are not told again.
     var history = false
+    /// The parts carry their first envelope's ordinal (`FrameFlags.ordinals`):
+    /// a leaving server's history, whose older envelopes of a frame may
+    /// have been let go. Such a batch holds one app's envelopes.
+    var ordinals = false
 
     /// Bytes of the frame as written: header, batch, parts trailer.
     var frameBytes: Int { FrameHeader.size + batch.readableBytes + trailerBytes }
 
-    private var trailerBytes: Int { parts.isEmpty ? 0 : parts.count * BatchPart.size + 4 }
+    private var trailerBytes: Int {
+        parts.isEmpty ? 0 : parts.count * (ordinals ? BatchPart.sizeWithOrdinal : BatchPart.size) + 4
+    }
 
     /// The frame's header, for the frame numbered `sequence`.
     func header(sequence: UInt64, allocator: ByteBufferAllocator) -> ByteBuffer {
         var header = allocator.buffer(capacity: FrameHeader.size)
         header.writeFrameHeader(
-            type: .envelopes, flags: (parts.isEmpty ? FrameFlags() : .identified).union(history ? .history : []), sequence: sequence,
+            type: .envelopes,
+            flags: (parts.isEmpty ? FrameFlags() : .identified).union(history ? .history : [])
+                .union(ordinals && !parts.isEmpty ? .ordinals : []),
+            sequence: sequence,
             length: batch.readableBytes + trailerBytes)
         return header
     }
@@ -39,6 +48,7 @@ struct PendingBatch<Origin> {
         for part in parts {
             trailer.writeInteger(part.sender)
             trailer.writeInteger(part.sequence)
+            if ordinals { trailer.writeInteger(part.first) }
             trailer.writeInteger(part.count)
         }
         trailer.writeInteger(UInt32(parts.count))

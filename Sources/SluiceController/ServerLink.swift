@@ -58,12 +58,32 @@ public final class ServerLink: @unchecked Sendable {
     private var writableWaiters: [@Sendable () -> Void] = []
     /// What the server acknowledged lately, handed on if it stops.
     private var acked: AckedHistory
+    /// The server's graceful stop, if it is stopping.
+    private var leave = LinkLeave()
+    /// Batches routed here while the server leaves with no other server of
+    /// the zone up to take them: not sent to it (its history is taken
+    /// once), but routed again when its connection closes.
+    private var held: [LinkBatch] = []
+    private var heldBytes = 0
+    /// The history of this leaving server waits for another server to be up.
+    private var handoverWaits = false
+    /// When the last connection was lost (Unix nanoseconds; 0: never).
+    private var lastDown: Int64 = 0
+    /// How far before `lastDown` a renewed subscription asks for stored
+    /// envelopes: emitters' clocks and buffers put some lines a little
+    /// behind the time they reach a server.
+    static let replayMargin: Int64 = 2_000_000_000
+    /// The controller's own zone, named in the HELLO that opens each
+    /// connection: a server waits for its own zone's controllers to take
+    /// its history when it leaves.
+    private let localZone: String
 
     init(
         endpoint: Endpoint, zone: String = "z1", index: Int = 0, eventLoop: any EventLoop, logger: Logger,
         maxPayload: Int = FrameHeader.defaultMaxPayload, maxBacklog: Int = 64 * 1024 * 1024, tls: TLSLayer? = nil,
-        handover: Handover = Handover()
+        handover: Handover = Handover(), localZone: String? = nil
     ) {
+        self.localZone = localZone ?? zone
         self.acked = AckedHistory(window: handover.window.nanoseconds, maxBytes: handover.maxBytes)
         self.tls = tls
         self.endpoint = endpoint
@@ -185,7 +205,13 @@ public final class ServerLink: @unchecked Sendable {
     /// Puts a batch in the window and writes it if connected: header,
     /// batch and parts as three buffers, so the batch is never copied.
     private func transmit(_ batch: LinkBatch) {
+        if leave.isLeaving && batch.envelopes > 0 {
+            held.append(batch)
+            heldBytes += batch.frameBytes
+            return
+        }
         if window.isEmpty { liveness.startedWaiting(now: .now()) }
+        if channel != nil { liveness.sent(now: .now()) }
         guard let sequence = window.send(batch, bytes: batch.frameBytes), let channel else { return }
         write(batch, sequence: sequence, on: channel)
     }
@@ -199,7 +225,7 @@ public final class ServerLink: @unchecked Sendable {
     /// Runs `action` once this link may take more ingest.
     public func whenWritable(_ action: @escaping @Sendable () -> Void) {
         eventLoop.execute {
-            if self.window.bytes < self.maxBacklog {
+            if self.window.bytes + self.heldBytes < self.maxBacklog {
                 action()
             } else {
                 self.writableWaiters.append(action)
@@ -208,7 +234,7 @@ public final class ServerLink: @unchecked Sendable {
     }
 
     fileprivate func updateWritable() {
-        let now = window.bytes < maxBacklog
+        let now = window.bytes + heldBytes < maxBacklog
         writable.withLockedValue { $0 = now }
         if now && !writableWaiters.isEmpty {
             let waiters = writableWaiters
@@ -261,12 +287,15 @@ public final class ServerLink: @unchecked Sendable {
         }
     }
 
-    /// A SUBSCRIBE or UNSUBSCRIBE frame for an app or the firehose.
-    static func subscriptionFrame(_ type: FrameType, _ target: StreamTarget, sequence: UInt64) -> ByteBuffer {
+    /// A SUBSCRIBE or UNSUBSCRIBE frame for an app or the firehose; an
+    /// app's SUBSCRIBE with `since` asks for what the server stored from
+    /// then on first (`EnvelopeStore.subscribe`).
+    static func subscriptionFrame(_ type: FrameType, _ target: StreamTarget, sequence: UInt64, since: Int64 = 0) -> ByteBuffer {
         var request = Sluice_V1_StreamRequest()
         switch target {
         case .app(let app):
             request.sourceID = app
+            request.startTime = since
         case .firehose(let subscription):
             request.firehose = true
             request.subscriptionID = subscription
@@ -354,9 +383,18 @@ public final class ServerLink: @unchecked Sendable {
         watchdog = eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) {
             [weak self] _ in self?.checkSilence()
         }
+        leave.connected()
+        var hello = channel.allocator.buffer(capacity: FrameHeader.size + localZone.utf8.count)
+        hello.writeFrameHeader(type: .hello, sequence: 0, length: localZone.utf8.count)
+        hello.writeString(localZone)
+        channel.write(hello, promise: nil)
         subscriptions.connected()
         for (id, target) in subscriptions.all {
-            channel.write(Self.subscriptionFrame(.subscribe, target, sequence: id), promise: nil)
+            // What the server stored while this link was down (a server
+            // that restarted: all it has), from 2 s before the link went
+            // down; readers skip what they had.
+            let since = lastDown > 0 ? max(1, lastDown - Self.replayMargin) : 0
+            channel.write(Self.subscriptionFrame(.subscribe, target, sequence: id, since: since), promise: nil)
         }
         for entry in window.connected() { write(entry.item, sequence: entry.sequence, on: channel) }
         transmit(.probe)
@@ -411,20 +449,44 @@ public final class ServerLink: @unchecked Sendable {
         self.channel = nil
         watchdog?.cancel()
         watchdog = nil
-        // What the server acknowledged lately goes to the servers standing
-        // in, for reads; what it held from before then is not read while
-        // it is down, which the outage tells readers.
         let wasConfirmed = confirmed
         let now = WallClock.nowNanos()
         let handed = acked.takeAll(now: now)
+        lastDown = now
         answering.withLockedValue { $0 = .down }
         window.connectionLost()
         for promise in requests.removeAll() { promise.fail(LinkUnavailable(server: "\(endpoint)")) }
-        // What the server did not acknowledge goes to the owner, which
-        // hands it to the servers standing in (or back here if none is up),
-        // after what it acknowledged lately, as history.
         guard !stopped else { return }
-        let unacknowledged = window.removeAll().filter { $0.envelopes > 0 }
+        let graceful = leave.leftGracefully
+        leave.connected()
+        let unacknowledged = window.removeAll().filter { $0.envelopes > 0 } + held
+        held = []
+        heldBytes = 0
+        defer {
+            updateWritable()
+            for reader in subscriptions.allReaders { reader.linkChanged(self) }
+            scheduleReconnect()
+        }
+        if graceful {
+            // The server left on purpose and its history went on (or, in
+            // another zone, goes on through that zone's controllers):
+            // nothing is lost, so no outage is recorded or told. What was
+            // held back while it left goes where its apps go now, or
+            // waits here for the first server of the zone to come up.
+            logger.info(
+                "buffer server left; its apps and history went to the others", metadata: [LogKeys.server: "\(endpoint)"])
+            if let owner {
+                _ = owner.link(self, wentDownWith: unacknowledged, history: [])
+            } else {
+                keep(unacknowledged)
+            }
+            return
+        }
+        // What the server acknowledged lately goes to the servers standing
+        // in, for reads; what it held from before then is not read while
+        // it is down, which the outage tells readers. What the server did
+        // not acknowledge goes to the owner, which hands it to the servers
+        // standing in (or back here if none is up), after that history.
         let handedOver: Bool
         if let owner {
             handedOver = owner.link(self, wentDownWith: unacknowledged, history: handed.batches)
@@ -441,10 +503,7 @@ public final class ServerLink: @unchecked Sendable {
                 if outages.count > LinkOutage.kept { outages.removeFirst(outages.count - LinkOutage.kept) }
             }
         }
-        updateWritable()
         logger.warning("lost buffer server; reconnecting", metadata: [LogKeys.server: "\(endpoint)"])
-        for reader in subscriptions.allReaders { reader.linkChanged(self) }
-        scheduleReconnect()
     }
 
     private func scheduleReconnect() {
@@ -452,6 +511,56 @@ public final class ServerLink: @unchecked Sendable {
         let delay = backoff
         backoff = min(backoff * 2, .seconds(5))
         eventLoop.scheduleTask(in: delay) { self.connect() }
+    }
+
+    /// Another server of the zone came up: a leaving server's history
+    /// that waited for one goes now.
+    func anotherServerCameUp() {
+        onLoop { link in
+            guard link.handoverWaits, link.leave.state == .handingOver else { return }
+            link.perform([.requestHandover])
+        }
+    }
+
+    /// Carries out a graceful leave's actions (`LinkLeave`).
+    private func perform(_ actions: [LinkLeave.Action]) {
+        for action in actions {
+            switch action {
+            case .stopRouting:
+                // Its history is on its way to the servers that take its
+                // apps; what was held follows it there.
+                owner?.linkLeaving(self)
+                let released = held
+                held = []
+                heldBytes = 0
+                if !released.isEmpty { owner?.link(self, returned: released) }
+                updateWritable()
+            case .requestHandover:
+                // Its history needs a server to go to: with none other of
+                // the zone up, it waits for one (`anotherServerCameUp`),
+                // while the leaving server's timeout allows.
+                guard owner?.anotherServerIsUp(than: self) ?? true else {
+                    handoverWaits = true
+                    logger.warning(
+                        "buffer server leaving with no other server of the zone up; its history waits for one",
+                        metadata: [LogKeys.server: "\(endpoint)"])
+                    return
+                }
+                handoverWaits = false
+                guard let channel else { return }
+                let promise = eventLoop.makePromise(of: [Frame].self)
+                let id = requests.begin(promise)
+                var request = channel.allocator.buffer(capacity: FrameHeader.size)
+                request.writeFrameHeader(type: .handoverRequest, sequence: id, length: 0)
+                channel.writeAndFlush(request, promise: nil)
+                promise.futureResult.whenSuccess { frames in
+                    self.owner?.link(self, handsOver: frames)
+                    self.perform(self.leave.handedOver())
+                }
+            case .close:
+                channel?.close(promise: nil)
+            }
+        }
     }
 
     fileprivate func received(_ frame: Frame) throws {
@@ -467,8 +576,12 @@ public final class ServerLink: @unchecked Sendable {
                 let (batch, parts) = try frame.batchAndParts()
                 heir.deliver(batch: batch, parts: parts)
             }
+        case .leaving:
+            logger.info("buffer server leaving; taking its history", metadata: [LogKeys.server: "\(endpoint)"])
+            perform(leave.serverLeaving(ownZone: owner != nil, windowEmpty: window.isEmpty))
         case .ack:
             let released = window.acknowledge(upTo: frame.header.sequence)
+            if window.isEmpty { perform(leave.windowEmptied()) }
             let carried = released.filter { $0.envelopes > 0 }
             if !carried.isEmpty {
                 owner?.link(self, acknowledged: carried)

@@ -1,3 +1,5 @@
+import SluiceTransport
+
 /// A batch bound for a buffer server, with the ingress frames it carries
 /// parts of.
 typealias LinkBatch = PendingBatch<IngressOrigin>
@@ -17,6 +19,16 @@ protocol ServerLinkOwner: AnyObject, Sendable {
     func link(_ link: ServerLink, wentDownWith unacknowledged: [LinkBatch], history: [LinkBatch]) -> Bool
     /// Batches routed to the link after its connection was lost.
     func link(_ link: ServerLink, returned batches: [LinkBatch])
+    /// The server is leaving gracefully: route its apps elsewhere from now
+    /// on; what was sent to it still comes back acknowledged.
+    func linkLeaving(_ link: ServerLink)
+    /// Whether a server of the zone other than `link`'s is up, to take a
+    /// leaving server's history.
+    func anotherServerIsUp(than link: ServerLink) -> Bool
+    /// The history of a server leaving gracefully (RECENT_RESPONSE frames,
+    /// each one app's envelopes with ordinals): to the servers that now
+    /// take each app, as history.
+    func link(_ link: ServerLink, handsOver frames: [Frame])
     /// The server took these batches in.
     func link(_ link: ServerLink, acknowledged batches: [LinkBatch])
     /// These batches were dropped: no server could take them and the

@@ -73,10 +73,14 @@ final class AppLog {
     var count: Int { entries.count }
 
     /// Appends one envelope's bytes, which came in frame `sequence` of
-    /// `sender` (0: a sender without identity), with its `timestamp`.
-    /// Returns the change in `storedBytes`.
+    /// `sender` (0: a sender without identity), with its `timestamp`. One
+    /// that starts a run of that frame's envelopes has ordinal `first`
+    /// (more than 0 in a server's history handed over, whose older
+    /// envelopes of the frame were let go). Returns the change in
+    /// `storedBytes`.
     func append(
-        _ envelope: UnsafeRawBufferPointer, timestamp: Int64 = 0, sender: UInt64 = 0, sequence: UInt64 = 0
+        _ envelope: UnsafeRawBufferPointer, timestamp: Int64 = 0, sender: UInt64 = 0, sequence: UInt64 = 0,
+        first: UInt32 = 0, ordinal: UInt32? = nil
     ) -> Int {
         let length = envelope.count
         var grown = 0
@@ -97,11 +101,13 @@ final class AppLog {
             blocks[blocks.count - 1].newest = max(blocks[blocks.count - 1].newest, timestamp)
         }
         entries.append(Entry(chunk: firstChunk + last, offset: UInt32(offset), length: UInt32(length), time: timestamp))
-        if open != nil, open!.sender == sender, open!.sequence == sequence {
+        if open != nil, open!.sender == sender, open!.sequence == sequence,
+            ordinal == nil || ordinal! == open!.first + open!.count
+        {
             open!.count += 1
         } else {
             if let previous = open { runs.append(previous) }
-            open = Run(sender: sender, sequence: sequence, first: 0, count: 1)
+            open = Run(sender: sender, sequence: sequence, first: ordinal ?? first, count: 1)
         }
         return grown
     }
@@ -132,6 +138,57 @@ final class AppLog {
         if chunks.isEmpty { nextChunkSize = Self.firstChunkSize }
         storedBytes -= freed
         return freed
+    }
+
+    /// Takes in `history`'s envelopes (what another server held, handed
+    /// over), keeping the log in time order: appended when all of it is as
+    /// new as what is here, else the two are merged by timestamp (stable:
+    /// on a tie, what was here first). Returns the change in
+    /// `storedBytes`.
+    func absorb(_ history: AppLog) -> Int {
+        guard history.count > 0 else { return 0 }
+        let before = storedBytes
+        var items: [(time: Int64, bytes: [UInt8], identity: EnvelopeIdentity)] = []
+        items.reserveCapacity(history.count)
+        history.forEach(at: 0..<history.count) { bytes, identity in
+            items.append((0, Array(bytes), identity))
+        }
+        for index in items.indices { items[index].time = history.entries[index].time }
+        let newestHere = entries.isEmpty ? Int64.min : entries.map(\.time).max()!
+        if items.allSatisfy({ $0.time >= newestHere }) {
+            for item in items.enumerated().sorted(by: { ($0.element.time, $0.offset) < ($1.element.time, $1.offset) }) {
+                append(item.element)
+            }
+            return storedBytes - before
+        }
+        // Merged: everything here and the history, by time.
+        var all: [(time: Int64, bytes: [UInt8], identity: EnvelopeIdentity)] = []
+        all.reserveCapacity(entries.count + items.count)
+        forEach(at: 0..<entries.count) { bytes, identity in all.append((0, Array(bytes), identity)) }
+        for index in all.indices { all[index].time = entries[index].time }
+        let merged = AppLog(appID: appID)
+        merged.expired = expired
+        for item in (all + items).enumerated().sorted(by: { ($0.element.time, $0.offset) < ($1.element.time, $1.offset) }) {
+            merged.append(item.element)
+        }
+        chunks = merged.chunks
+        firstChunk = merged.firstChunk
+        entries = merged.entries
+        runs = merged.runs
+        open = merged.open
+        consumed = merged.consumed
+        nextChunkSize = merged.nextChunkSize
+        storedBytes = merged.storedBytes
+        blocks = merged.blocks
+        return storedBytes - before
+    }
+
+    private func append(_ item: (time: Int64, bytes: [UInt8], identity: EnvelopeIdentity)) {
+        _ = item.bytes.withUnsafeBytes {
+            append(
+                $0, timestamp: item.time, sender: item.identity.sender, sequence: item.identity.sequence,
+                ordinal: item.identity.ordinal)
+        }
     }
 
     /// Calls `body` with the newest `limit` envelopes' bytes and identities,

@@ -21,6 +21,9 @@ public final class BufferServer: Service, @unchecked Sendable {
         public var tls: LinkTLS?
         /// Connections at once, and how long a frame may take.
         public var connections: ConnectionGuard.Settings
+        /// How long a graceful stop waits for the zone's controllers to
+        /// take this server's apps and history (`--shutdown-timeout`).
+        public var shutdownTimeout: TimeAmount = .seconds(10)
 
         public init(
             zone: String = "z1",
@@ -50,6 +53,7 @@ public final class BufferServer: Service, @unchecked Sendable {
     private let connections = ConnectionSet()
     private let noticeTimer = NIOLockedValueBox<RepeatedTask?>(nil)
     private let connectionGuard: ConnectionGuard
+    private let roster: ControllerRoster
 
     public init(
         configuration: Configuration,
@@ -61,6 +65,7 @@ public final class BufferServer: Service, @unchecked Sendable {
         self.group = group
         self.logger = logger
         self.store = EnvelopeStore(limits: configuration.limits, metrics: metrics)
+        self.roster = ControllerRoster(zone: configuration.zone)
         self.connectionGuard = ConnectionGuard(
             role: "server", settings: configuration.connections, logger: logger, metrics: metrics)
     }
@@ -75,6 +80,7 @@ public final class BufferServer: Service, @unchecked Sendable {
         // the same limit) plus the parts that say where they came from.
         let maxPayload = configuration.maxFramePayload + Self.partsAllowance
         let connections = self.connections
+        let roster = self.roster
         let channel = try await Listener.bind(
             configuration.listen, group: group, connections: connections,
             writeBufferWaterMark: .init(low: 8 * 1024 * 1024, high: 32 * 1024 * 1024),
@@ -83,7 +89,7 @@ public final class BufferServer: Service, @unchecked Sendable {
             try channel.pipeline.syncOperations.addHandlers([
                 ByteToMessageHandler(FrameDecoder(maxPayload: maxPayload)),
                 ConnectionGuard.messageSeen(),
-                ServerConnectionHandler(store: store, logger: logger),
+                ServerConnectionHandler(store: store, roster: roster, logger: logger),
                 ConnectionErrorHandler(role: "server", logger: logger),
             ])
         }
@@ -103,7 +109,42 @@ public final class BufferServer: Service, @unchecked Sendable {
     public func run() async throws {
         try await bind()
         try? await gracefulShutdown()
+        await leave()
         try await shutdown()
+    }
+
+    /// A graceful stop: takes no new connections, tells every controller it
+    /// is leaving (LEAVING), and waits up to `shutdownTimeout` for its own
+    /// zone's controllers to route its apps elsewhere, take its history to
+    /// the servers that take them (HANDOVER_REQUEST) and close. Meanwhile
+    /// it serves as ever: acknowledges, streams, answers reads.
+    public func leave() async {
+        guard let listener = channelBox.channel, listener.isActive else { return }
+        try? await listener.close()
+        let open = connections.all
+        for channel in open {
+            var frame = channel.allocator.buffer(capacity: FrameHeader.size)
+            frame.writeFrameHeader(type: .leaving, sequence: 0, length: 0)
+            channel.writeAndFlush(frame, promise: nil)
+        }
+        let totals = store.totals
+        logger.info(
+            "leaving: the zone's controllers take this server's apps and history",
+            metadata: [
+                "sluice.controllers": "\(roster.count)", LogKeys.count: "\(totals.envelopes)",
+                "sluice.apps": "\(totals.apps)",
+            ])
+        let deadline = ContinuousClock.now + .nanoseconds(configuration.shutdownTimeout.nanoseconds)
+        while roster.count > 0, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        if roster.count > 0 {
+            logger.warning(
+                "shutdown timeout: controllers did not finish taking over; what they did not take is lost",
+                metadata: ["sluice.controllers": "\(roster.count)"])
+        } else {
+            logger.info("left: every controller of the zone took over")
+        }
     }
 
     /// Stops listening and closes every connection.
@@ -113,7 +154,7 @@ public final class BufferServer: Service, @unchecked Sendable {
             $0?.cancel()
             $0 = nil
         }
-        try? await channel.close()
+        if channel.isActive { try? await channel.close() }
         channelBox.channel = nil
         await connections.closeAll()
     }

@@ -89,6 +89,11 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
     /// envelopes for two apps may come to one server as two parts, by two
     /// routes. At most 2,048 (sender, app) pairs: 16 MiB.
     private var seen = FrameWindows<SenderApp>(maxSources: 2048)
+    /// Where the last history frame's last part ended: a leaving server's
+    /// history comes one app a frame, and a sender frame's run of envelopes
+    /// may go on in the next history frame; that part is its continuation,
+    /// not a resend.
+    private var lastHistoryRun: (app: ObjectIdentifier, sender: UInt64, sequence: UInt64, next: UInt32)?
 
     struct SenderApp: Hashable, Sendable {
         var sender: UInt64
@@ -156,6 +161,9 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
         // taken in already is a resend.
         var keepPart = true
         var decisions: [ObjectIdentifier: Bool] = [:]
+        // History goes into a log of its own per app first, then into the
+        // app's log in time order (`AppLog.absorb`).
+        var incoming: [ObjectIdentifier: (app: AppLog, history: AppLog)] = [:]
         try batch.withUnsafeReadableBytesTyped { bytes throws(WireError) in
             try EnvelopeBatchScanner.forEach(in: bytes, expectedCount: expectedCount) { range, fields in
                 var decide = false
@@ -181,9 +189,15 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
                         keepPart = decided
                     } else {
                         let part = cursor.current
-                        keepPart =
-                            part.sender == 0
-                            || seen.insert(SenderApp(sender: part.sender, app: currentApp!.appID), sequence: part.sequence)
+                        if history, let last = lastHistoryRun, last.app == id, last.sender == part.sender,
+                            last.sequence == part.sequence, last.next == part.first, part.first > 0
+                        {
+                            keepPart = true
+                        } else {
+                            keepPart =
+                                part.sender == 0
+                                || seen.insert(SenderApp(sender: part.sender, app: currentApp!.appID), sequence: part.sequence)
+                        }
                         decisions[id] = keepPart
                     }
                 }
@@ -196,14 +210,24 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
                         untoldRateDrops[app.appID] = app
                         return
                     }
-                    totalBytes +=
-                        parts.isEmpty
-                        ? app.append(envelope, timestamp: fields.timestamp)
-                        : app.append(
-                            envelope, timestamp: fields.timestamp, sender: cursor.current.sender,
-                            sequence: cursor.current.sequence)
-                    if app.count > limits.recentPerApp {
-                        totalBytes -= app.removeOldest()
+                    if history {
+                        let id = ObjectIdentifier(app)
+                        let log = incoming[id]?.history ?? AppLog(appID: app.appID)
+                        if incoming[id] == nil { incoming[id] = (app, log) }
+                        _ = log.append(
+                            envelope, timestamp: fields.timestamp, sender: parts.isEmpty ? 0 : cursor.current.sender,
+                            sequence: parts.isEmpty ? 0 : cursor.current.sequence,
+                            first: parts.isEmpty ? 0 : cursor.current.first)
+                    } else {
+                        totalBytes +=
+                            parts.isEmpty
+                            ? app.append(envelope, timestamp: fields.timestamp)
+                            : app.append(
+                                envelope, timestamp: fields.timestamp, sender: cursor.current.sender,
+                                sequence: cursor.current.sequence, first: cursor.current.first)
+                        if app.count > limits.recentPerApp {
+                            totalBytes -= app.removeOldest()
+                        }
                     }
                     stored += 1
                     if !currentTaps.isEmpty && fields.isLog { tapWork.append(envelope, to: currentTaps) }
@@ -228,6 +252,19 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
                     subscriber.pending.append(envelope)
                 }
             }
+        }
+        if history {
+            // Only a run stored goes on: one skipped as taken already is
+            // skipped in the next frame too.
+            if keepPart, let last = parts.last, let app = currentApp {
+                lastHistoryRun = (ObjectIdentifier(app), last.sender, last.sequence, last.first + last.count)
+            } else {
+                lastHistoryRun = nil
+            }
+        }
+        for (app, log) in incoming.values {
+            totalBytes += app.absorb(log)
+            while app.count > limits.recentPerApp { totalBytes -= app.removeOldest() }
         }
         // Under the lock, so that each tap queues envelopes in the order stored.
         tapWork.enqueue()
@@ -419,6 +456,35 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
         return frames
     }
 
+    /// Every envelope this server holds, oldest first within each app, as
+    /// RECENT_RESPONSE frames answering a HANDOVER_REQUEST `sequence`: each
+    /// frame holds one app's envelopes with their identities (parts with
+    /// ordinals), and an empty one flagged final ends the answer. The copy
+    /// is made under the lock at once: a server leaving needs room for it.
+    public func handoverFrames(sequence: UInt64) -> [ByteBuffer] {
+        var frames: [ByteBuffer] = []
+        lock.withLock {
+            for app in apps.values where app.count > 0 {
+                var builder = BatchFrameBuilder(capacity: 64 * 1024)
+                app.forEachRecent(limit: app.count) { envelope, identity in
+                    if !builder.isEmpty && builder.payloadBytes + builder.partCount * 4 + envelope.count + 40
+                        > limits.maxFramePayload
+                    {
+                        frames.append(builder.finish(type: .recentResponse, sequence: sequence, ordinals: true)!)
+                    }
+                    builder.beginPart(sender: identity.sender, sequence: identity.sequence, first: identity.ordinal)
+                    builder.append(envelope)
+                }
+                if let last = builder.finish(type: .recentResponse, sequence: sequence, ordinals: true) {
+                    frames.append(last)
+                }
+            }
+        }
+        var final = BatchFrameBuilder(capacity: 0)
+        frames.append(final.finish(type: .recentResponse, flags: .final, sequence: sequence, allowEmpty: true, ordinals: true)!)
+        return frames
+    }
+
     /// What this server holds of each app: how many envelopes, how many
     /// let go, the oldest and newest times (log-cache's meta).
     public func meta() -> Sluice_V1_MetaResponse {
@@ -437,11 +503,42 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
         }
     }
 
-    public func subscribe(app: String, id: UInt64, channel: any Channel) {
+    /// Subscribes `channel` to `app`'s envelopes as subscription `id`. With
+    /// `since` (Unix nanoseconds, more than 0) the envelopes stored with
+    /// timestamps from then on come first, as STREAM frames to write before
+    /// any live one: a controller subscribing again after its link was
+    /// down gets what this server took meanwhile (its readers skip what
+    /// they had, by sender frame). Registered and read under one lock, so
+    /// nothing falls between the two.
+    @discardableResult
+    public func subscribe(app: String, id: UInt64, channel: any Channel, since: Int64 = 0) -> [ByteBuffer] {
         var key = ByteBuffer()
         key.writeString(app)
-        lock.withLock {
+        return lock.withLock {
             subscribers[key, default: []].append(Subscriber(id: id, channel: channel, app: app))
+            guard since > 0, let log = apps[key] else { return [] }
+            // Whole runs of one sender frame per STREAM frame (a reader
+            // skips a sender frame it has seen, so one must not be split).
+            var runs: [(sender: UInt64, sequence: UInt64, envelopes: [[UInt8]], bytes: Int)] = []
+            log.read(since..<Int64.max, limit: max(1, log.count), newest: false, admit: { _ in true }) { envelope, identity in
+                if let last = runs.last, last.sender == identity.sender, last.sequence == identity.sequence {
+                    runs[runs.count - 1].envelopes.append(Array(envelope))
+                    runs[runs.count - 1].bytes += envelope.count + 8
+                } else {
+                    runs.append((identity.sender, identity.sequence, [Array(envelope)], envelope.count + 8))
+                }
+            }
+            var frames: [ByteBuffer] = []
+            var builder = BatchFrameBuilder(capacity: 64 * 1024)
+            for run in runs {
+                if !builder.isEmpty && builder.payloadBytes + builder.partCount * 24 + run.bytes + 64 > limits.maxFramePayload {
+                    frames.append(builder.finish(type: .stream, sequence: id)!)
+                }
+                builder.beginPart(sender: run.sender, sequence: run.sequence)
+                for envelope in run.envelopes { envelope.withUnsafeBytes { builder.append($0) } }
+            }
+            if let last = builder.finish(type: .stream, sequence: id) { frames.append(last) }
+            return frames
         }
     }
 

@@ -28,8 +28,11 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private var liveness = LinkLiveness(ServerConnectionHandler.liveness, now: .now())
     private var watchdog: RepeatedTask?
 
-    init(store: EnvelopeStore, logger: Logger) {
+    private let roster: ControllerRoster
+
+    init(store: EnvelopeStore, roster: ControllerRoster, logger: Logger) {
         self.store = store
+        self.roster = roster
         self.logger = logger
     }
 
@@ -78,7 +81,9 @@ final class ServerConnectionHandler: ChannelInboundHandler {
                     store.subscribeFirehose(
                         subscription: request.subscriptionID, id: frame.header.sequence, channel: context.channel)
                 } else {
-                    store.subscribe(app: request.sourceID, id: frame.header.sequence, channel: context.channel)
+                    let replay = store.subscribe(
+                        app: request.sourceID, id: frame.header.sequence, channel: context.channel, since: request.startTime)
+                    for part in replay { context.write(wrapOutboundOut(part), promise: nil) }
                 }
                 logger.debug(
                     "subscribed",
@@ -104,8 +109,15 @@ final class ServerConnectionHandler: ChannelInboundHandler {
                 }
                 for part in parts { context.write(wrapOutboundOut(part), promise: nil) }
             case .hello:
-                break
-            case .recentResponse, .stream, .ack:
+                // A controller names its zone (an older one sends nothing).
+                roster.hello(context.channel, zone: String(decoding: frame.payload.readableBytesView, as: UTF8.self))
+            case .handoverRequest:
+                let frames = store.handoverFrames(sequence: frame.header.sequence)
+                logger.info(
+                    "handing history to a controller",
+                    metadata: [LogKeys.count: "\(frames.count - 1) frames", LogKeys.address: "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")"])
+                for part in frames { context.write(wrapOutboundOut(part), promise: nil) }
+            case .recentResponse, .stream, .ack, .leaving:
                 throw WireError(.unexpectedFrame, "a buffer server does not take \(frame.header.type) frames")
             }
         } catch {

@@ -16,6 +16,9 @@ public final class ConnectionSet: Sendable {
         }
     }
 
+    /// The connections open now.
+    public var all: [any Channel] { channels.withLockedValue { Array($0.values) } }
+
     public func closeAll() async {
         let open = channels.withLockedValue { Array($0.values) }
         for channel in open { try? await channel.close() }

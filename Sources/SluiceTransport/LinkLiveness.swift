@@ -7,7 +7,8 @@ import NIOCore
 /// `heartbeat + silence`, idle or busy.
 ///
 /// The link calls `check` every `checkInterval`. While nothing waits for
-/// an answer, a link silent for `heartbeat` is told to `probe` (send
+/// an answer, a link that has not heard or not sent for `heartbeat` is
+/// told to `probe` (send
 /// something the peer must answer: an empty ENVELOPES frame, which it
 /// acknowledges). While something waits, a peer silent for `silence` since
 /// the later of the last thing heard and the start of the wait is `dead`.
@@ -39,12 +40,14 @@ public struct LinkLiveness: Sendable {
 
     public let settings: Settings
     private var lastHeard: NIODeadline
+    private var lastSent: NIODeadline
     private var waitingSince: NIODeadline
     private var lastCheck: NIODeadline
 
     public init(_ settings: Settings, now: NIODeadline) {
         self.settings = settings
         lastHeard = now
+        lastSent = now
         waitingSince = now
         lastCheck = now
     }
@@ -52,6 +55,7 @@ public struct LinkLiveness: Sendable {
     /// A new connection: nothing counts from before it.
     public mutating func connected(now: NIODeadline) {
         lastHeard = now
+        lastSent = now
         waitingSince = now
         lastCheck = now
     }
@@ -59,6 +63,11 @@ public struct LinkLiveness: Sendable {
     /// The peer sent something.
     public mutating func heard(now: NIODeadline) {
         lastHeard = now
+    }
+
+    /// Something went out to the peer.
+    public mutating func sent(now: NIODeadline) {
+        lastSent = now
     }
 
     /// Something the peer must answer went out while nothing else waited.
@@ -75,6 +84,8 @@ public struct LinkLiveness: Sendable {
             let silent = now - max(lastHeard, waitingSince)
             return silent > settings.silence ? .dead(silentFor: silent) : .none
         }
-        return now - lastHeard >= settings.heartbeat ? .probe : .none
+        // Idle either way: a link that only reads (a controller's link that
+        // carries subscriptions) also probes, so that its peer hears it.
+        return now - min(lastHeard, lastSent) >= settings.heartbeat ? .probe : .none
     }
 }

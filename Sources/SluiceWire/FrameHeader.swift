@@ -95,6 +95,15 @@ public enum FrameType: UInt8, Sendable, CaseIterable {
     /// Sender → receiver, first on a connection: an 8-byte sender id that
     /// names the sender across reconnects (for removing resent duplicates).
     case hello = 8
+    /// Server → controller, empty: this server is stopping gracefully. Its
+    /// zone's controllers route its apps elsewhere, wait for their
+    /// outstanding frames' ACKs, take its history (HANDOVER_REQUEST) to the
+    /// servers that take its apps, and close the connection.
+    case leaving = 9
+    /// Controller → server, empty: every envelope the server holds, app by
+    /// app, as RECENT_RESPONSE frames (IDENTIFIED, ORDINALS) answering this
+    /// frame's sequence, the last one FINAL. Each frame holds one app's.
+    case handoverRequest = 10
 }
 
 public struct FrameFlags: OptionSet, Hashable, Sendable {

@@ -94,6 +94,7 @@ struct ControllerCommand: AsyncParsableCommand {
         try controller.apply(to: &member)
         try link.apply(to: &member)
         member.connections = connections.settings
+        member.shutdownTimeout = connections.shutdown
         var zone = self.zone
         var entry = ClusterConfig.Controller(name: name ?? "controller", ingress: ingress, http: http)
         var zones = try Self.parseZones(servers)

@@ -111,7 +111,19 @@ struct ConnectionOptions: ParsableArguments {
     )
     var stallTimeout: Double = 30
 
+    @Option(
+        help:
+            "Seconds a graceful stop (SIGTERM) may take: a buffer server waits this long for its zone's controllers to take its apps and history (docs/reliability.md)."
+    )
+    var shutdownTimeout: Double = 10
+
+    /// `--shutdown-timeout`.
+    var shutdown: TimeAmount { .milliseconds(Int64(shutdownTimeout * 1000)) }
+
     func validate() throws {
+        guard (0...3600).contains(shutdownTimeout) else {
+            throw ValidationError("--shutdown-timeout must be from 0 to 3600 seconds")
+        }
         guard maxConnections > 0 else { throw ValidationError("--max-connections must be at least 1") }
         guard stallTimeout == 0 || (0.1...86_400).contains(stallTimeout) else {
             throw ValidationError("--stall-timeout must be 0 (none) or from 0.1 to 86400 seconds")

@@ -46,6 +46,7 @@ struct ServerCommand: AsyncParsableCommand {
         try server.apply(to: &member)
         try link.apply(to: &member)
         member.connections = connections.settings
+        member.shutdownTimeout = connections.shutdown
         let metrics = try self.metrics.map { try parseEndpoint($0, option: "--metrics") }
         var zone = self.zone
         var entry = ClusterConfig.Server(name: name ?? "server", listen: listen)

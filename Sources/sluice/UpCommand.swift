@@ -141,6 +141,7 @@ struct UpCommand: AsyncParsableCommand {
         try controller.apply(to: &member)
         try link.apply(to: &member)
         member.connections = connections.settings
+        member.shutdownTimeout = connections.shutdown
         // Its own signing key, made once, unless keys are given: the CLI
         // gets an admin token signed with it.
         var ownKey: String? = nil

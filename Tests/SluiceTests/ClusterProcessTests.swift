@@ -110,6 +110,47 @@ struct ClusterProcessTests {
         await tail.close()
     }
 
+    /// Each server of zone 1 in turn gets SIGTERM under load and is
+    /// started again. The controllers keep no acknowledged history of
+    /// their own (`--handover-window 0`): only the servers' graceful
+    /// handover (LEAVING, HANDOVER_REQUEST) can keep what they held.
+    @Test func aRollingRestartOfEveryServerLosesNoLineAndNoHistory() async throws {
+        let total = PartitionTests.total
+        let cluster = try await ProcessCluster.twoZones(
+            recentPerApp: total + 10_000, controllerArguments: ["--handover-window", "0"])
+        defer { cluster.stopAll() }
+        try await cluster.startAll()
+        let app = "rolling-servers"
+        let counter = SequenceCounter(total: total)
+        let tail = try await cluster.client(zone: "z2").tail(app: app, counting: counter)
+        let load = Task {
+            try await cluster.load(app: app, controllers: [cluster.client(zone: "z1").ingress], rate: Self.rate, count: total)
+        }
+        #expect(await counter.wait(for: 10_000, timeout: .seconds(60)))
+        for server in ["z1-server-1", "z1-server-2"] {
+            let (status, took) = try await cluster.terminate(server)
+            #expect(status == 0, "\(server) exited \(status)")
+            #expect(took < .seconds(10), "\(server) took \(took) to leave")
+            #expect(!cluster.log(server).contains("shutdown timeout"), "\(cluster.log(server))")
+            try await cluster.start(server)
+        }
+        try await load.value
+        await Self.expectEveryLineOnce(counter, total: total)
+        for zone in ["z1", "z2"] {
+            let (numbers, notices) = try await PartitionTests.recent(cluster.client(zone: zone), app: app)
+            let whole = numbers == Array(0..<total)
+            #expect(whole, "through \(zone): \(PartitionTests.describe(numbers))")
+            // Nothing was lost, so nothing is told.
+            #expect(notices.isEmpty, "\(notices)")
+        }
+        await tail.close()
+        if let dir = ProcessInfo.processInfo.environment["KEEP_LOGS"] {
+            for name in ["z1-controller", "z2-controller", "z1-server-1", "z1-server-2"] {
+                try? cluster.log(name).write(toFile: "\(dir)/\(name).log", atomically: true, encoding: .utf8)
+            }
+        }
+    }
+
     @Test func aStoppedZoneIsPartialAndComesBack() async throws {
         let cluster = try await ProcessCluster.twoZones()
         defer { cluster.stopAll() }

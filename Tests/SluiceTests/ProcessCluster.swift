@@ -14,26 +14,28 @@ final class ProcessCluster: @unchecked Sendable {
     private let processes = NIOLockedValueBox<[String: Process]>([:])
 
     /// 2 zones × 2 servers and one controller per zone, on free ports.
-    static func twoZones() async throws -> ProcessCluster {
+    static func twoZones(recentPerApp: Int? = nil, controllerArguments: [String] = []) async throws -> ProcessCluster {
         var ports: [Int] = []
         for _ in 0..<8 { ports.append(try freePort()) }
         let config = ClusterConfig(zones: [
             .init(
                 name: "z1",
                 servers: [
-                    .init(name: "z1-server-1", listen: "127.0.0.1:\(ports[0])"),
-                    .init(name: "z1-server-2", listen: "127.0.0.1:\(ports[1])"),
+                    .init(name: "z1-server-1", listen: "127.0.0.1:\(ports[0])", recentPerApp: recentPerApp),
+                    .init(name: "z1-server-2", listen: "127.0.0.1:\(ports[1])", recentPerApp: recentPerApp),
                 ],
                 controllers: [.init(name: "z1-controller", ingress: "127.0.0.1:\(ports[2])", http: "127.0.0.1:\(ports[3])")]),
             .init(
                 name: "z2",
                 servers: [
-                    .init(name: "z2-server-1", listen: "127.0.0.1:\(ports[4])"),
-                    .init(name: "z2-server-2", listen: "127.0.0.1:\(ports[5])"),
+                    .init(name: "z2-server-1", listen: "127.0.0.1:\(ports[4])", recentPerApp: recentPerApp),
+                    .init(name: "z2-server-2", listen: "127.0.0.1:\(ports[5])", recentPerApp: recentPerApp),
                 ],
                 controllers: [.init(name: "z2-controller", ingress: "127.0.0.1:\(ports[6])", http: "127.0.0.1:\(ports[7])")]),
         ])
-        return try await ProcessCluster(config: config)
+        return try await ProcessCluster(
+            config: config,
+            extraArguments: ["z1-controller": controllerArguments, "z2-controller": controllerArguments])
     }
 
     /// The controllers' token secret, and an admin token signed with it.
@@ -103,11 +105,11 @@ final class ProcessCluster: @unchecked Sendable {
         let address: String
         switch member {
         case .server(_, let server):
-            process.arguments = ["server", "--config", configPath, "--name", name, "--log-level", "warning"]
+            process.arguments = ["server", "--config", configPath, "--name", name, "--log-level", Self.logLevel]
             address = server.listen
         case .controller(_, let controller):
             process.arguments = [
-                "controller", "--config", configPath, "--name", name, "--token-secret", secretPath, "--log-level", "warning",
+                "controller", "--config", configPath, "--name", name, "--token-secret", secretPath, "--log-level", Self.logLevel,
             ]
             address = controller.http
         }
@@ -137,6 +139,10 @@ final class ProcessCluster: @unchecked Sendable {
         }
         throw ProcessClusterError(description: "\(name) did not start listening on \(address)")
     }
+
+    /// The members' log level: warning, or $SLUICE_MEMBER_LOG_LEVEL (info,
+    /// debug) to see more of a failing run.
+    static var logLevel: String { ProcessInfo.processInfo.environment["SLUICE_MEMBER_LOG_LEVEL"] ?? "warning" }
 
     /// The members' binary: the release build when bin/test names one
     /// ($SLUICE_RELEASE_BIN), so that load tests run at full speed.
@@ -192,6 +198,29 @@ final class ProcessCluster: @unchecked Sendable {
         process.waitUntilExit()
     }
 
+    /// SIGTERM, a graceful stop; returns once the member has exited, with
+    /// its exit status and how long it took.
+    func terminate(_ name: String, timeout: Duration = .seconds(30)) async throws -> (status: Int32, took: Duration) {
+        guard let process = processes.withLockedValue({ $0.removeValue(forKey: name) }) else {
+            throw ProcessClusterError(description: "\(name) is not running")
+        }
+        let started = ContinuousClock.now
+        Foundation.kill(process.processIdentifier, SIGTERM)
+        while process.isRunning {
+            guard ContinuousClock.now - started < timeout else {
+                Foundation.kill(process.processIdentifier, SIGKILL)
+                throw ProcessClusterError(description: "\(name) did not exit within \(timeout) of SIGTERM")
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return (process.terminationStatus, ContinuousClock.now - started)
+    }
+
+    /// The member's log so far.
+    func log(_ name: String) -> String {
+        (try? String(contentsOf: directory.appendingPathComponent("\(name).log"), encoding: .utf8)) ?? ""
+    }
+
     /// SIGSTOP: the process hangs with its sockets open.
     func pause(_ name: String) {
         if let process = processes.withLockedValue({ $0[name] }) { Foundation.kill(process.processIdentifier, SIGSTOP) }
@@ -212,7 +241,12 @@ final class ProcessCluster: @unchecked Sendable {
             if process.isRunning { Foundation.kill(process.processIdentifier, SIGCONT) }
             stopProcess(process, grace: .seconds(5))
         }
-        try? FileManager.default.removeItem(at: directory)
+        // $SLUICE_KEEP_CLUSTER_LOGS keeps the members' logs, to read after a failing run.
+        if ProcessInfo.processInfo.environment["SLUICE_KEEP_CLUSTER_LOGS"] != nil {
+            print("cluster logs kept in \(directory.path)")
+        } else {
+            try? FileManager.default.removeItem(at: directory)
+        }
     }
 
     func client(zone: String) -> ControllerClient {

@@ -109,7 +109,7 @@ import Testing
     /// in that order, one ACK per read burst.
     @Test func aBatchIsStoredStreamedThenAcknowledged() throws {
         let store = EnvelopeStore()
-        let channel = EmbeddedChannel(handler: ServerConnectionHandler(store: store, logger: Logger(label: "test")))
+        let channel = EmbeddedChannel(handler: ServerConnectionHandler(store: store, roster: ControllerRoster(zone: "z1"), logger: Logger(label: "test")))
         var request = Sluice_V1_StreamRequest()
         request.sourceID = "a"
         try channel.writeInbound(Self.frame(.subscribe, sequence: 9, payload: Make.buffer(try request.serializedBytes())))

@@ -145,7 +145,7 @@ import SluiceShipping
     @Test(arguments: [
         (99 as UInt8, 1 as UInt8, "unknown_frame_type"),
         (0, 1, "unknown_frame_type"),
-        (9, 1, "unknown_frame_type"),
+        (11, 1, "unknown_frame_type"),
         (1, 2, "unsupported_version"),
         (1, 0, "unsupported_version"),
     ])

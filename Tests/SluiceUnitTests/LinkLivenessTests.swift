@@ -18,12 +18,30 @@ import Testing
             #expect(action != .dead(silentFor: .zero))
             if action == .probe {
                 actions.append(ms)
-                // The peer answers at once.
+                // The probe goes out and the peer answers at once.
+                liveness.sent(now: now)
                 liveness.heard(now: now)
             }
             ms += 250
         }
         #expect(actions == [500, 1000, 1500, 2000, 2500, 3000])
+    }
+
+    @Test func aLinkThatOnlyReadsStillProbesSoThatItsPeerHearsIt() {
+        var liveness = LinkLiveness(Self.settings, now: Self.start)
+        var probes: [Int64] = []
+        var ms: Int64 = 250
+        while ms <= 2000 {
+            let now = Self.start + .milliseconds(ms)
+            // The peer streams all the time; this side sends nothing but probes.
+            liveness.heard(now: now)
+            if liveness.check(now: now, waiting: false) == .probe {
+                probes.append(ms)
+                liveness.sent(now: now)
+            }
+            ms += 250
+        }
+        #expect(probes == [500, 1000, 1500, 2000])
     }
 
     @Test func anIdleLinkCutOffSilentlyIsDeadWithinTwoSeconds() {

@@ -39,7 +39,7 @@ func rawHeader(length: UInt32 = 0, version: UInt8 = 1, type: UInt8 = 1, flags: U
     @Test func frameTypeNumbers() {
         let expected: [(FrameType, UInt8)] = [
             (.envelopes, 1), (.subscribe, 2), (.unsubscribe, 3), (.recentRequest, 4), (.recentResponse, 5), (.stream, 6),
-            (.ack, 7), (.hello, 8),
+            (.ack, 7), (.hello, 8), (.leaving, 9), (.handoverRequest, 10),
         ]
         #expect(FrameType.allCases.count == expected.count)
         for (type, raw) in expected {
@@ -76,7 +76,7 @@ func rawHeader(length: UInt32 = 0, version: UInt8 = 1, type: UInt8 = 1, flags: U
         #expect(parsed.sequence == UInt64.max)
     }
 
-    @Test(arguments: [UInt8(0), 9, 200, 255])
+    @Test(arguments: [UInt8(0), 11, 200, 255])
     func unknownFrameType(_ type: UInt8) {
         let error = #expect(throws: WireError.self) { try parseHeader(rawHeader(type: type)) }
         #expect(error?.code == .unknownFrameType)

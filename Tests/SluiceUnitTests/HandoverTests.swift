@@ -1,0 +1,97 @@
+import NIOCore
+import NIOEmbedded
+import SluiceProto
+import SluiceTransport
+import SluiceWire
+import Testing
+
+@testable import SluiceServer
+
+/// A leaving server's history (`EnvelopeStore.handoverFrames`) taken in by
+/// another server (`ingest(history:)`), and a renewed subscription's replay.
+@Suite struct HandoverTests {
+    /// `count` numbered lines of `app` from sender 7, `perFrame` to a sender frame, at times `start`, `start + 1`…
+    static func ingestFrames(
+        _ store: EnvelopeStore, app: String, count: Int, perFrame: Int, start: Int64, firstSequence: UInt64 = 1
+    ) throws {
+        var sequence = firstSequence
+        for first in stride(from: 0, to: count, by: perFrame) {
+            let envelopes = (first..<min(count, first + perFrame)).map {
+                Make.log(app: app, "line \(Int(start) + $0)", timestamp: start + Int64($0))
+            }
+            _ = try store.ingest(
+                try Make.batch(envelopes), parts: [BatchPart(sender: 7, sequence: sequence, count: UInt32(envelopes.count))])
+            sequence += 1
+        }
+    }
+
+    /// Takes every frame of a handover answer into `store` as history.
+    static func takeIn(_ frames: [ByteBuffer], into store: EnvelopeStore) throws {
+        for bytes in frames {
+            let parsed = try ParsedFrame(bytes, maxPayload: 64 * 1024 * 1024)
+            let (batch, parts) = try Frame(header: parsed.header, payload: parsed.payload).batchAndParts()
+            guard !parts.isEmpty else { continue }
+            _ = try store.ingest(batch, parts: parts, history: true)
+        }
+    }
+
+    static func texts(_ store: EnvelopeStore, app: String) throws -> [String] {
+        try EnvelopeStoreTests.recent(store, app: app, limit: 100_000).envelopes.map { String(decoding: $0.log.payload, as: UTF8.self) }
+    }
+
+    @Test func theHistoryGoesInTimeOrderBeforeNewerLinesAlreadyThere() throws {
+        let leaving = EnvelopeStoreTests.store()
+        try Self.ingestFrames(leaving, app: "A", count: 50, perFrame: 10, start: 0)
+        let taking = EnvelopeStoreTests.store()
+        // The server taking over had newer lines of the app already.
+        try Self.ingestFrames(taking, app: "A", count: 20, perFrame: 10, start: 1000, firstSequence: 100)
+        let frames = leaving.handoverFrames(sequence: 9)
+        let last = try ParsedFrame(frames.last!)
+        #expect(last.header.flags.contains(.final) && last.header.type == .recentResponse && last.header.sequence == 9)
+        try Self.takeIn(frames, into: taking)
+        #expect(try Self.texts(taking, app: "A") == (0..<50).map { "line \($0)" } + (1000..<1020).map { "line \($0)" })
+        // Each envelope keeps its identity: a merge with the leaving
+        // server's own answer would take each once.
+        let before = try EnvelopeStoreTests.recent(leaving, app: "A").frames.flatMap { try Frame(header: $0.header, payload: $0.payload).batchAndParts().parts }
+        let after = try EnvelopeStoreTests.recent(taking, app: "A", limit: 100_000).frames.flatMap { try Frame(header: $0.header, payload: $0.payload).batchAndParts().parts }
+        let beforeIDs = before.flatMap { part in (0..<part.count).map { part.identity(at: $0) } }
+        let afterIDs = Array(after.flatMap { part in (0..<part.count).map { part.identity(at: $0) } }.prefix(50))
+        #expect(afterIDs == beforeIDs)
+    }
+
+    @Test func aSenderFramesRunSplitAcrossHistoryFramesIsKeptWhole() throws {
+        // Small frames: runs of 40 lines are cut across them.
+        let leaving = EnvelopeStoreTests.store(maxFramePayload: 1024)
+        try Self.ingestFrames(leaving, app: "A", count: 200, perFrame: 40, start: 0)
+        let frames = leaving.handoverFrames(sequence: 1)
+        #expect(frames.count > 6)
+        let taking = EnvelopeStoreTests.store()
+        try Self.takeIn(frames, into: taking)
+        #expect(try Self.texts(taking, app: "A") == (0..<200).map { "line \($0)" })
+        // The same history again (a second controller of the zone) is stored once.
+        try Self.takeIn(frames, into: taking)
+        #expect(try Self.texts(taking, app: "A") == (0..<200).map { "line \($0)" })
+    }
+
+    @Test func aRenewedSubscriptionGetsWhatWasStoredSinceItsTimeFirstInWholeSenderFrames() throws {
+        let store = EnvelopeStoreTests.store(maxFramePayload: 1024)
+        try Self.ingestFrames(store, app: "A", count: 100, perFrame: 20, start: 0)
+        let channel = EmbeddedChannel()
+        defer { _ = try? channel.finish() }
+        let replay = store.subscribe(app: "A", id: 5, channel: channel, since: 30)
+        var texts: [String] = []
+        var senderFrames: [UInt64] = []
+        for bytes in replay {
+            let parsed = try ParsedFrame(bytes)
+            #expect(parsed.header.type == .stream && parsed.header.sequence == 5)
+            let (_, parts) = try Frame(header: parsed.header, payload: parsed.payload).batchAndParts()
+            senderFrames += parts.map(\.sequence)
+            texts += try parsed.envelopes().map { String(decoding: $0.log.payload, as: UTF8.self) }
+        }
+        #expect(texts == (30..<100).map { "line \($0)" })
+        // Each sender frame in one part, never cut between two frames.
+        #expect(senderFrames == [2, 3, 4, 5])
+        // Without a time, nothing is replayed; live lines go to both.
+        #expect(store.subscribe(app: "A", id: 6, channel: channel).isEmpty)
+    }
+}
