@@ -57,6 +57,9 @@ public final class Agent: Service, @unchecked Sendable {
         /// Connections at once on each listener, and how long a message
         /// (a frame, a syslog message, an HTTP request) may take.
         public var connections = ConnectionGuard.Settings()
+        /// How long a graceful stop gives what is queued to be delivered
+        /// and acknowledged (`--shutdown-timeout`).
+        public var shutdownTimeout: TimeAmount = .seconds(10)
 
         public init(
             zone: String = "z1", controllers: [Endpoint], listen: Endpoint, syslogTCP: Endpoint? = nil,
@@ -247,7 +250,7 @@ public final class Agent: Service, @unchecked Sendable {
     public func run() async throws {
         try await bind()
         try? await gracefulShutdown()
-        try await shutdown()
+        try await shutdown(timeout: configuration.shutdownTimeout)
     }
 
     /// Stops taking input, then gives what is queued up to `timeout` to be

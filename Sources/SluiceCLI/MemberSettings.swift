@@ -78,6 +78,7 @@ public struct MemberSettings: Sendable {
             authorizer: authorizer, tls: tls, httpTLS: httpTLS, connections: connections, maxReaders: maxReaders,
             maxReadersPerApp: maxReadersPerApp)
         configuration.handover = handover
+        configuration.shutdownTimeout = shutdownTimeout
         return configuration
     }
 }

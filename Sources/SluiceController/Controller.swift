@@ -62,6 +62,9 @@ public final class Controller: Service, @unchecked Sendable {
         /// What each link to an own-zone server keeps of what it
         /// acknowledged, for the stand-ins if it stops.
         public var handover = ServerLink.Handover()
+        /// How long a graceful stop waits for what this controller took in
+        /// to be acknowledged by its servers (`--shutdown-timeout`).
+        public var shutdownTimeout: TimeAmount = .seconds(10)
 
         public init(
             zone: String = "z1",
@@ -113,6 +116,8 @@ public final class Controller: Service, @unchecked Sendable {
     private let grpcChannels = NIOLockedValueBox<[any Channel]>([])
     private let grpcBound = NIOLockedValueBox<(ingress: Endpoint?, egress: Endpoint?)>((nil, nil))
     private let connections = ConnectionSet()
+    /// The framed ingress connections (also in `connections`).
+    private let ingressConnections = ConnectionSet()
     private let readers: ReaderAdmission
     private let startedAt = WallClock.nowNanos()
 
@@ -175,11 +180,13 @@ public final class Controller: Service, @unchecked Sendable {
         let router = self.router
         let logger = self.logger
         let connections = self.connections
+        let ingressConnections = self.ingressConnections
         let maxPayload = configuration.maxFramePayload
         let ingress = try await Listener.bind(
             configuration.ingress, group: group, connections: connections,
             tls: configuration.tls?.listener(role: "controller-ingress", logger: logger), guard: ingressGuard
         ) { channel in
+            ingressConnections.insert(channel)
             try channel.pipeline.syncOperations.addHandlers([
                 ByteToMessageHandler(FrameDecoder(maxPayload: maxPayload)),
                 ConnectionGuard.messageSeen(),
@@ -325,11 +332,39 @@ public final class Controller: Service, @unchecked Sendable {
     public func run() async throws {
         try await bind()
         try? await gracefulShutdown()
+        await drain()
         try await shutdown()
     }
 
+    /// A graceful stop's first half: takes no new ingress connections and
+    /// reads no more frames from those open, then waits (up to
+    /// `shutdownTimeout`) until its servers have acknowledged everything it
+    /// took in, so that its emitters have their acknowledgements and have
+    /// nothing to send again when they move to another controller. Readers
+    /// are served meanwhile.
+    public func drain() async {
+        guard let listener = ingressChannel.channel else { return }
+        try? await listener.close()
+        let open = ingressConnections.all
+        for channel in open { channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in } }
+        let deadline = ContinuousClock.now + .nanoseconds(configuration.shutdownTimeout.nanoseconds)
+        while !router.links.allSatisfy(\.isSettled), ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        let waiting = router.links.filter { !$0.isSettled }.map { "\($0.endpoint)" }
+        if waiting.isEmpty {
+            logger.info("drained: the servers acknowledged everything taken in", metadata: [LogKeys.count: "\(open.count) connections"])
+        } else {
+            logger.warning(
+                "shutdown timeout: batches not acknowledged yet; their emitters send them again elsewhere",
+                metadata: [LogKeys.server: "\(waiting.joined(separator: ","))"])
+        }
+        // Acknowledgements reach each connection's loop before it closes.
+        for channel in open { try? await channel.eventLoop.submit {}.get() }
+    }
+
     public func shutdown() async throws {
-        try? await ingressChannel.channel?.close()
+        if let listener = ingressChannel.channel, listener.isActive { try? await listener.close() }
         try? await httpChannel.channel?.close()
         ingressChannel.channel = nil
         httpChannel.channel = nil

@@ -99,22 +99,29 @@ final class IngressRouter: ServerLinkOwner, Sendable {
 
     /// A leaving server's history, one app's envelopes a frame, goes to the
     /// server that now takes each app, as history with its identities.
-    func link(_ link: ServerLink, handsOver frames: [Frame]) {
+    func link(_ link: ServerLink, handsOver frames: [Frame]) -> Bool {
         var live = liveServers
         live.set(link.index, up: false)
         var batches: [LinkBatch] = []
+        var whole = true
         for frame in frames {
-            guard let (batch, parts) = try? frame.batchAndParts(), !parts.isEmpty else { continue }
+            guard let (batch, parts) = try? frame.batchAndParts() else {
+                whole = false
+                continue
+            }
+            guard !parts.isEmpty else { continue }
             let envelopes = parts.reduce(0) { $0 + Int($1.count) }
             batches.append(
                 LinkBatch(batch: batch, parts: parts, origins: [], envelopes: envelopes, history: true, ordinals: true))
         }
-        handOver(batches, live: live)
+        return handOver(batches, live: live) && whole
     }
 
     /// Sends each batch of one app's history, whole, to the server that
     /// takes that app among `live` (not empty).
     private func sendWhole(_ batches: [LinkBatch], live: LiveServers) {
+        var unroutable = 0
+        defer { if unroutable > 0 { historyNoServer.increment(by: unroutable) } }
         for batch in batches {
             var key: ByteBuffer?
             batch.batch.withUnsafeReadableBytes { bytes in
@@ -126,7 +133,10 @@ final class IngressRouter: ServerLinkOwner, Sendable {
             }
             guard let key,
                 let index = key.withUnsafeReadableBytes({ router.owner(of: $0, live: live) })
-            else { continue }
+            else {
+                unroutable += batch.envelopes
+                continue
+            }
             links[index].send(batch)
         }
     }

@@ -32,6 +32,7 @@ public final class ServerLink: @unchecked Sendable {
     private let ownerBox = NIOLockedValueBox<WeakOwner>(WeakOwner())
     private let answering = NIOLockedValueBox(Answering.notYetKnown)
     private let writable = NIOLockedValueBox(true)
+    private let settled = NIOLockedValueBox(true)
     private let outageList = NIOLockedValueBox<[LinkOutage]>([])
 
     // All below on `eventLoop`.
@@ -67,6 +68,8 @@ public final class ServerLink: @unchecked Sendable {
     private var heldBytes = 0
     /// The history of this leaving server waits for another server to be up.
     private var handoverWaits = false
+    /// Some of this leaving server's history could not be handed on.
+    private var handoverLost = false
     /// When the last connection was lost (Unix nanoseconds; 0: never).
     private var lastDown: Int64 = 0
     /// How far before `lastDown` a renewed subscription asks for stored
@@ -139,6 +142,12 @@ public final class ServerLink: @unchecked Sendable {
 
     /// Whether ingress may keep sending; read from any thread.
     public var isWritable: Bool { writable.withLockedValue { $0 } }
+
+    /// Whether no acknowledgement is to be expected here soon: nothing is
+    /// sent and unacknowledged on a connection to a server that serves (a
+    /// link down, or to a server leaving, waits on events a stopping
+    /// controller cannot wait for); read from any thread.
+    public var isSettled: Bool { settled.withLockedValue { $0 } }
 
     public func start() {
         eventLoop.execute { self.connect() }
@@ -236,6 +245,8 @@ public final class ServerLink: @unchecked Sendable {
     fileprivate func updateWritable() {
         let now = window.bytes + heldBytes < maxBacklog
         writable.withLockedValue { $0 = now }
+        let nothing = window.isEmpty || channel == nil || leave.isLeaving
+        settled.withLockedValue { $0 = nothing }
         if now && !writableWaiters.isEmpty {
             let waiters = writableWaiters
             writableWaiters = []
@@ -457,8 +468,10 @@ public final class ServerLink: @unchecked Sendable {
         window.connectionLost()
         for promise in requests.removeAll() { promise.fail(LinkUnavailable(server: "\(endpoint)")) }
         guard !stopped else { return }
-        let graceful = leave.leftGracefully
+        let graceful = leave.leftGracefully && !handoverLost
         leave.connected()
+        handoverLost = false
+        handoverWaits = false
         let unacknowledged = window.removeAll().filter { $0.envelopes > 0 } + held
         held = []
         heldBytes = 0
@@ -528,12 +541,13 @@ public final class ServerLink: @unchecked Sendable {
             switch action {
             case .stopRouting:
                 // Its history is on its way to the servers that take its
-                // apps; what was held follows it there.
-                owner?.linkLeaving(self)
+                // apps; what was held follows it there, ahead of what
+                // ingress routes past the server from now on.
                 let released = held
                 held = []
                 heldBytes = 0
                 if !released.isEmpty { owner?.link(self, returned: released) }
+                owner?.linkLeaving(self)
                 updateWritable()
             case .requestHandover:
                 // Its history needs a server to go to: with none other of
@@ -554,7 +568,9 @@ public final class ServerLink: @unchecked Sendable {
                 request.writeFrameHeader(type: .handoverRequest, sequence: id, length: 0)
                 channel.writeAndFlush(request, promise: nil)
                 promise.futureResult.whenSuccess { frames in
-                    self.owner?.link(self, handsOver: frames)
+                    // History that could not go makes the server's going
+                    // an outage, told to readers like any other.
+                    self.handoverLost = !(self.owner?.link(self, handsOver: frames) ?? true)
                     self.perform(self.leave.handedOver())
                 }
             case .close:
@@ -579,6 +595,7 @@ public final class ServerLink: @unchecked Sendable {
         case .leaving:
             logger.info("buffer server leaving; taking its history", metadata: [LogKeys.server: "\(endpoint)"])
             perform(leave.serverLeaving(ownZone: owner != nil, windowEmpty: window.isEmpty))
+            updateWritable()
         case .ack:
             let released = window.acknowledge(upTo: frame.header.sequence)
             if window.isEmpty { perform(leave.windowEmptied()) }

@@ -27,8 +27,9 @@ protocol ServerLinkOwner: AnyObject, Sendable {
     func anotherServerIsUp(than link: ServerLink) -> Bool
     /// The history of a server leaving gracefully (RECENT_RESPONSE frames,
     /// each one app's envelopes with ordinals): to the servers that now
-    /// take each app, as history.
-    func link(_ link: ServerLink, handsOver frames: [Frame])
+    /// take each app, as history. Returns whether all of it went (false:
+    /// no server was up to take it, or a frame was malformed).
+    func link(_ link: ServerLink, handsOver frames: [Frame]) -> Bool
     /// The server took these batches in.
     func link(_ link: ServerLink, acknowledged batches: [LinkBatch])
     /// These batches were dropped: no server could take them and the

@@ -102,7 +102,7 @@ final class AppLog {
         }
         entries.append(Entry(chunk: firstChunk + last, offset: UInt32(offset), length: UInt32(length), time: timestamp))
         if open != nil, open!.sender == sender, open!.sequence == sequence,
-            ordinal == nil || ordinal! == open!.first + open!.count
+            ordinal == nil || ordinal! == open!.first &+ open!.count
         {
             open!.count += 1
         } else {
@@ -143,22 +143,39 @@ final class AppLog {
     /// Takes in `history`'s envelopes (what another server held, handed
     /// over), keeping the log in time order: appended when all of it is as
     /// new as what is here, else the two are merged by timestamp (stable:
-    /// on a tie, what was here first). Returns the change in
-    /// `storedBytes`.
+    /// on a tie, what was here first). An envelope whose identity is here
+    /// already, or came twice (two controllers handing the same history),
+    /// is taken once; envelopes of a sender without identity always are.
+    /// Returns the change in `storedBytes`.
     func absorb(_ history: AppLog) -> Int {
         guard history.count > 0 else { return 0 }
         let before = storedBytes
+        // The identities held here, as runs per sender frame.
+        var held: [SenderFrame: [(first: UInt32, count: UInt32)]] = [:]
+        for run in currentRuns() where run.sender != 0 {
+            held[SenderFrame(sender: run.sender, sequence: run.sequence), default: []].append((run.first, run.count))
+        }
+        var taken = Set<EnvelopeIdentity>()
         var items: [(time: Int64, bytes: [UInt8], identity: EnvelopeIdentity)] = []
         items.reserveCapacity(history.count)
+        var index = 0
         history.forEach(at: 0..<history.count) { bytes, identity in
-            items.append((0, Array(bytes), identity))
-        }
-        for index in items.indices { items[index].time = history.entries[index].time }
-        let newestHere = entries.isEmpty ? Int64.min : entries.map(\.time).max()!
-        if items.allSatisfy({ $0.time >= newestHere }) {
-            for item in items.enumerated().sorted(by: { ($0.element.time, $0.offset) < ($1.element.time, $1.offset) }) {
-                append(item.element)
+            defer { index += 1 }
+            if identity.sender != 0 {
+                let ranges = held[SenderFrame(sender: identity.sender, sequence: identity.sequence)] ?? []
+                if ranges.contains(where: { identity.ordinal >= $0.first && identity.ordinal - $0.first < $0.count }) {
+                    return
+                }
+                guard taken.insert(identity).inserted else { return }
             }
+            items.append((history.entries[index].time, Array(bytes), identity))
+        }
+        guard !items.isEmpty else { return 0 }
+        let ordered = { (list: [(time: Int64, bytes: [UInt8], identity: EnvelopeIdentity)]) in
+            list.enumerated().sorted { ($0.element.time, $0.offset) < ($1.element.time, $1.offset) }.map(\.element)
+        }
+        if items.allSatisfy({ $0.time >= (newestTimestamp ?? Int64.min) }) {
+            for item in ordered(items) { append(item) }
             return storedBytes - before
         }
         // Merged: everything here and the history, by time.
@@ -168,9 +185,7 @@ final class AppLog {
         for index in all.indices { all[index].time = entries[index].time }
         let merged = AppLog(appID: appID)
         merged.expired = expired
-        for item in (all + items).enumerated().sorted(by: { ($0.element.time, $0.offset) < ($1.element.time, $1.offset) }) {
-            merged.append(item.element)
-        }
+        for item in ordered(all + items) { merged.append(item) }
         chunks = merged.chunks
         firstChunk = merged.firstChunk
         entries = merged.entries
@@ -181,6 +196,23 @@ final class AppLog {
         storedBytes = merged.storedBytes
         blocks = merged.blocks
         return storedBytes - before
+    }
+
+    /// A sender frame: the runs of one are its envelopes here.
+    private struct SenderFrame: Hashable {
+        var sender: UInt64
+        var sequence: UInt64
+    }
+
+    /// Every run, oldest first, with what was let go of the oldest left out.
+    private func currentRuns() -> [Run] {
+        var all = Array(runs)
+        if let open { all.append(open) }
+        if !all.isEmpty {
+            all[0].first &+= consumed
+            all[0].count -= consumed
+        }
+        return all
     }
 
     private func append(_ item: (time: Int64, bytes: [UInt8], identity: EnvelopeIdentity)) {
@@ -297,7 +329,7 @@ final class AppLog {
         var all = Array(runs)
         if let open { all.append(open) }
         if !all.isEmpty {
-            all[0].first += consumed
+            all[0].first &+= consumed
             all[0].count -= consumed
         }
         // Walks the runs forward alongside the indices: `runStart` is the
@@ -311,7 +343,7 @@ final class AppLog {
             }
             let current = all[run]
             out.append(EnvelopeIdentity(
-                sender: current.sender, sequence: current.sequence, ordinal: current.first + UInt32(index - runStart)))
+                sender: current.sender, sequence: current.sequence, ordinal: current.first &+ UInt32(truncatingIfNeeded: index - runStart)))
         }
         return out
     }

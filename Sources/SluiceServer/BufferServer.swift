@@ -121,6 +121,7 @@ public final class BufferServer: Service, @unchecked Sendable {
     public func leave() async {
         guard let listener = channelBox.channel, listener.isActive else { return }
         try? await listener.close()
+        roster.startLeaving()
         let open = connections.all
         for channel in open {
             var frame = channel.allocator.buffer(capacity: FrameHeader.size)

@@ -8,6 +8,7 @@ import NIOCore
 final class ControllerRoster: Sendable {
     let zone: String
     private let channels = NIOLockedValueBox<Set<ObjectIdentifier>>([])
+    private let state = NIOLockedValueBox<(leaving: Bool, handedOver: Set<ObjectIdentifier>)>((false, []))
 
     init(zone: String) {
         self.zone = zone
@@ -17,10 +18,24 @@ final class ControllerRoster: Sendable {
     func hello(_ channel: any Channel, zone: String) {
         guard zone == self.zone else { return }
         let id = ObjectIdentifier(channel)
-        channels.withLockedValue { _ = $0.insert(id) }
+        guard channels.withLockedValue({ $0.insert(id).inserted }) else { return }
         channel.closeFuture.whenComplete { _ in
             self.channels.withLockedValue { _ = $0.remove(id) }
+            self.state.withLockedValue { _ = $0.handedOver.remove(id) }
         }
+    }
+
+    /// The server is leaving: its zone's controllers may ask for its history.
+    func startLeaving() {
+        state.withLockedValue { $0.leaving = true }
+    }
+
+    /// Whether `channel` may have the history now: the server is leaving,
+    /// the channel is a controller of the zone, and it has not had it.
+    func mayHandOver(_ channel: any Channel) -> Bool {
+        let id = ObjectIdentifier(channel)
+        guard channels.withLockedValue({ $0.contains(id) }) else { return false }
+        return state.withLockedValue { state in state.leaving && state.handedOver.insert(id).inserted }
     }
 
     /// Own-zone controllers connected now.

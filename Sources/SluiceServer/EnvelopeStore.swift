@@ -89,11 +89,6 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
     /// envelopes for two apps may come to one server as two parts, by two
     /// routes. At most 2,048 (sender, app) pairs: 16 MiB.
     private var seen = FrameWindows<SenderApp>(maxSources: 2048)
-    /// Where the last history frame's last part ended: a leaving server's
-    /// history comes one app a frame, and a sender frame's run of envelopes
-    /// may go on in the next history frame; that part is its continuation,
-    /// not a resend.
-    private var lastHistoryRun: (app: ObjectIdentifier, sender: UInt64, sequence: UInt64, next: UInt32)?
 
     struct SenderApp: Hashable, Sendable {
         var sender: UInt64
@@ -189,15 +184,13 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
                         keepPart = decided
                     } else {
                         let part = cursor.current
-                        if history, let last = lastHistoryRun, last.app == id, last.sender == part.sender,
-                            last.sequence == part.sequence, last.next == part.first, part.first > 0
-                        {
-                            keepPart = true
-                        } else {
-                            keepPart =
-                                part.sender == 0
-                                || seen.insert(SenderApp(sender: part.sender, app: currentApp!.appID), sequence: part.sequence)
-                        }
+                        let new =
+                            part.sender == 0
+                            || seen.insert(SenderApp(sender: part.sender, app: currentApp!.appID), sequence: part.sequence)
+                        // History is taken envelope by envelope: what is
+                        // here already is left out by identity when it is
+                        // absorbed (a sender frame's run may come in pieces).
+                        keepPart = new || history
                         decisions[id] = keepPart
                     }
                 }
@@ -251,15 +244,6 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
                     if subscriber.pending.isEmpty { touched.append(subscriber) }
                     subscriber.pending.append(envelope)
                 }
-            }
-        }
-        if history {
-            // Only a run stored goes on: one skipped as taken already is
-            // skipped in the next frame too.
-            if keepPart, let last = parts.last, let app = currentApp {
-                lastHistoryRun = (ObjectIdentifier(app), last.sender, last.sequence, last.first + last.count)
-            } else {
-                lastHistoryRun = nil
             }
         }
         for (app, log) in incoming.values {
@@ -503,6 +487,11 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
         }
     }
 
+    private struct SenderSequence: Hashable {
+        var sender: UInt64
+        var sequence: UInt64
+    }
+
     /// Subscribes `channel` to `app`'s envelopes as subscription `id`. With
     /// `since` (Unix nanoseconds, more than 0) the envelopes stored with
     /// timestamps from then on come first, as STREAM frames to write before
@@ -519,12 +508,17 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
             guard since > 0, let log = apps[key] else { return [] }
             // Whole runs of one sender frame per STREAM frame (a reader
             // skips a sender frame it has seen, so one must not be split).
+            // Gathered by sender frame, in the order each first appears
+            // (one frame's envelopes may be apart in time order).
             var runs: [(sender: UInt64, sequence: UInt64, envelopes: [[UInt8]], bytes: Int)] = []
+            var place: [SenderSequence: Int] = [:]
             log.read(since..<Int64.max, limit: max(1, log.count), newest: false, admit: { _ in true }) { envelope, identity in
-                if let last = runs.last, last.sender == identity.sender, last.sequence == identity.sequence {
-                    runs[runs.count - 1].envelopes.append(Array(envelope))
-                    runs[runs.count - 1].bytes += envelope.count + 8
+                let key = SenderSequence(sender: identity.sender, sequence: identity.sequence)
+                if identity.sender != 0, let index = place[key] {
+                    runs[index].envelopes.append(Array(envelope))
+                    runs[index].bytes += envelope.count + 8
                 } else {
+                    place[key] = runs.count
                     runs.append((identity.sender, identity.sequence, [Array(envelope)], envelope.count + 8))
                 }
             }

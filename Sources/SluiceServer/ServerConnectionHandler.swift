@@ -63,6 +63,10 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         do {
             switch frame.header.type {
             case .envelopes:
+                // Ordinals come only with a leaving server's history.
+                if frame.header.flags.contains(.ordinals) && !frame.header.flags.contains(.history) {
+                    throw WireError(.malformedBatch, "ORDINALS on ENVELOPES is for HISTORY frames only")
+                }
                 let (batch, parts) = try frame.batchAndParts()
                 let deliveries = try store.ingest(batch, parts: parts, history: frame.header.flags.contains(.history))
                 taken = frame.header.sequence
@@ -112,6 +116,12 @@ final class ServerConnectionHandler: ChannelInboundHandler {
                 // A controller names its zone (an older one sends nothing).
                 roster.hello(context.channel, zone: String(decoding: frame.payload.readableBytesView, as: UTF8.self))
             case .handoverRequest:
+                // Only while this server leaves, from a controller of its
+                // zone, once per connection.
+                guard roster.mayHandOver(context.channel) else {
+                    throw WireError(
+                        .unexpectedFrame, "HANDOVER_REQUEST is taken only while leaving, once, from a controller of the zone")
+                }
                 let frames = store.handoverFrames(sequence: frame.header.sequence)
                 logger.info(
                     "handing history to a controller",

@@ -238,10 +238,14 @@ extension Frame {
         var offset = payload.writerIndex - trailer
         for _ in 0..<count {
             let first: UInt32 = ordinals ? payload.getInteger(at: offset + 16)! : 0
+            let envelopes: UInt32 = payload.getInteger(at: offset + size - 4)!
+            guard !first.addingReportingOverflow(envelopes).overflow else {
+                throw WireError(.malformedBatch, "a part's first ordinal \(first) and count \(envelopes) overflow")
+            }
             parts.append(
                 BatchPart(
                     sender: payload.getInteger(at: offset)!, sequence: payload.getInteger(at: offset + 8)!,
-                    count: payload.getInteger(at: offset + size - 4)!, first: first))
+                    count: envelopes, first: first))
             offset += size
         }
         return (payload.getSlice(at: payload.readerIndex, length: payload.readableBytes - trailer)!, parts)

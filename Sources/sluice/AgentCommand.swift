@@ -109,6 +109,7 @@ struct AgentCommand: AsyncParsableCommand {
         var settings = try settings()
         settings.tls = try TLSOptions.load(try tls.files(), registry: registry, logger: logger)
         settings.connections = connections.settings
+        settings.shutdownTimeout = connections.shutdown
         settings.syslogTLS = try syslogTls.map { try parseEndpoint($0, option: "--syslog-tls") }
         settings.https = try https.map { try parseEndpoint($0, option: "--https") }
         settings.grpc = try grpcListen.map { try parseEndpoint($0, option: "--grpc-listen") }

@@ -133,6 +133,7 @@ struct UpCommand: AsyncParsableCommand {
                 instanceLogRateLimit: try instanceLogRateLimit.flatMap { try parseRate($0, option: "--instance-log-rate-limit") })
         agent?.tls = linkTLS?.agent
         agent?.connections = connections.settings
+        agent?.shutdownTimeout = connections.shutdown
         var member = MemberSettings()
         member.tls = linkTLS?.member
         member.serverTLS = linkTLS?.server

@@ -111,9 +111,10 @@ struct ClusterProcessTests {
     }
 
     /// Each server of zone 1 in turn gets SIGTERM under load and is
-    /// started again. The controllers keep no acknowledged history of
-    /// their own (`--handover-window 0`): only the servers' graceful
-    /// handover (LEAVING, HANDOVER_REQUEST) can keep what they held.
+    /// started again, then zone 1's controller (the load's first). The
+    /// controllers keep no acknowledged history of their own
+    /// (`--handover-window 0`): only the servers' graceful handover
+    /// (LEAVING, HANDOVER_REQUEST) can keep what they held.
     @Test func aRollingRestartOfEveryServerLosesNoLineAndNoHistory() async throws {
         let total = PartitionTests.total
         let cluster = try await ProcessCluster.twoZones(
@@ -124,15 +125,17 @@ struct ClusterProcessTests {
         let counter = SequenceCounter(total: total)
         let tail = try await cluster.client(zone: "z2").tail(app: app, counting: counter)
         let load = Task {
-            try await cluster.load(app: app, controllers: [cluster.client(zone: "z1").ingress], rate: Self.rate, count: total)
+            try await cluster.load(
+                app: app, controllers: [cluster.client(zone: "z1").ingress, cluster.client(zone: "z2").ingress],
+                rate: Self.rate, count: total)
         }
         #expect(await counter.wait(for: 10_000, timeout: .seconds(60)))
-        for server in ["z1-server-1", "z1-server-2"] {
-            let (status, took) = try await cluster.terminate(server)
-            #expect(status == 0, "\(server) exited \(status)")
-            #expect(took < .seconds(10), "\(server) took \(took) to leave")
-            #expect(!cluster.log(server).contains("shutdown timeout"), "\(cluster.log(server))")
-            try await cluster.start(server)
+        for member in ["z1-server-1", "z1-server-2", "z1-controller"] {
+            let (status, took) = try await cluster.terminate(member)
+            #expect(status == 0, "\(member) exited \(status)")
+            #expect(took < .seconds(10), "\(member) took \(took) to stop")
+            #expect(!cluster.log(member).contains("shutdown timeout"), "\(cluster.log(member))")
+            try await cluster.start(member)
         }
         try await load.value
         await Self.expectEveryLineOnce(counter, total: total)

@@ -73,6 +73,49 @@ import Testing
         #expect(try Self.texts(taking, app: "A") == (0..<200).map { "line \($0)" })
     }
 
+    @Test func twoControllersHandingTheSameHistoryInterleavedStoreItOnce() throws {
+        let leaving = EnvelopeStoreTests.store(maxFramePayload: 1024)
+        try Self.ingestFrames(leaving, app: "A", count: 200, perFrame: 40, start: 0)
+        let first = leaving.handoverFrames(sequence: 1)
+        let second = leaving.handoverFrames(sequence: 2)
+        let taking = EnvelopeStoreTests.store()
+        for (one, other) in zip(first, second) { try Self.takeIn([one, other], into: taking) }
+        #expect(try Self.texts(taking, app: "A") == (0..<200).map { "line \($0)" })
+    }
+
+    @Test func theHistoryIsGivenOnlyWhileLeavingOnceToEachControllerOfTheZone() {
+        let roster = ControllerRoster(zone: "z1")
+        let own = EmbeddedChannel()
+        let other = EmbeddedChannel()
+        let stranger = EmbeddedChannel()
+        defer {
+            _ = try? own.finish()
+            _ = try? other.finish()
+            _ = try? stranger.finish()
+        }
+        roster.hello(own, zone: "z1")
+        roster.hello(own, zone: "z1")
+        roster.hello(other, zone: "z2")
+        #expect(roster.count == 1)
+        #expect(!roster.mayHandOver(own))
+        roster.startLeaving()
+        #expect(!roster.mayHandOver(other))
+        #expect(!roster.mayHandOver(stranger))
+        #expect(roster.mayHandOver(own))
+        #expect(!roster.mayHandOver(own))
+    }
+
+    @Test func aPartWhoseOrdinalsOverflowIsMalformed() {
+        var payload = ByteBuffer()
+        payload.writeInteger(UInt64(7))
+        payload.writeInteger(UInt64(1))
+        payload.writeInteger(UInt32.max)
+        payload.writeInteger(UInt32(2))
+        payload.writeInteger(UInt32(1))
+        let error = #expect(throws: WireError.self) { try Frame.split(identified: payload, ordinals: true) }
+        #expect(error?.code == .malformedBatch)
+    }
+
     @Test func aRenewedSubscriptionGetsWhatWasStoredSinceItsTimeFirstInWholeSenderFrames() throws {
         let store = EnvelopeStoreTests.store(maxFramePayload: 1024)
         try Self.ingestFrames(store, app: "A", count: 100, perFrame: 20, start: 0)
