@@ -65,6 +65,8 @@ public struct MemberSettings: Sendable {
                 appLogRateLimit: appLogRateLimit),
             maxFramePayload: maxFramePayload, tls: serverTLS ?? tls, connections: connections)
         server.shutdownTimeout = shutdownTimeout
+        var drains = self.drains
+        drains.shutdownTimeout = .nanoseconds(shutdownTimeout.nanoseconds)
         return ServerSettings(server: server, drains: drains, metrics: metrics)
     }
 

@@ -60,10 +60,32 @@ public final class DrainManager: Service, @unchecked Sendable {
     public func run() async throws {
         start()
         try? await gracefulShutdown()
+        await flush(within: settings.shutdownTimeout)
         await shutdown()
     }
 
-    /// Stops watching and stops every runner; what they still held is lost.
+    /// A graceful stop's first half: each drain keeps sending until what it
+    /// holds is delivered, or `timeout` passes (an endpoint that is down
+    /// keeps its lines until then; `shutdown` counts what is left as
+    /// dropped). Returns whether every drain emptied.
+    @discardableResult
+    public func flush(within timeout: Duration) async -> Bool {
+        let runners = self.runners
+        let deadline = ContinuousClock.now + timeout
+        while runners.contains(where: { $0.queuedCount > 0 }) {
+            guard ContinuousClock.now < deadline else {
+                logger.warning(
+                    "shutdown timeout: drains still hold lines",
+                    metadata: [LogKeys.count: "\(runners.reduce(0) { $0 + $1.queuedCount })"])
+                return false
+            }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return true
+    }
+
+    /// Stops watching and stops every runner; what they still held is
+    /// lost, counted and logged (`flush` first delivers what it can).
     public func shutdown() async {
         let (watcher, runners) = state.withLockedValue { state in
             defer {

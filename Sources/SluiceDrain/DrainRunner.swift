@@ -20,6 +20,9 @@ public final class DrainRunner: EnvelopeTap, @unchecked Sendable {
         public var queueCapacity: Int
         /// Bytes one drain holds at most (envelopes as stored).
         public var queueBytes: Int
+        /// How long a graceful stop gives drains to deliver what they hold
+        /// (`--shutdown-timeout`).
+        public var shutdownTimeout: Duration = .seconds(10)
         public var minBackoff: Duration
         public var maxBackoff: Duration
         /// Least time between two drop notices of one drain.

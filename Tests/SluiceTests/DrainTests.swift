@@ -170,6 +170,29 @@ import Testing
         await bed.shutdown()
     }
 
+    /// A graceful stop delivers what a drain holds before the drain stops:
+    /// without the flush, stopping would discard the 2,000 lines queued
+    /// while the receiver was down.
+    @Test func aGracefulStopDeliversWhatADrainHoldsFirst() async throws {
+        let bed = try await Bed.start()
+        let receiver = try RsyslogReceiver.start(mode: .tcp, directory: bed.directory)
+        receiver.stop()
+        let app = "drain-flush"
+        let binding = try await bed.add(app: app, url: "syslog://127.0.0.1:\(receiver.port)")
+        try await bed.cluster.emit(app: app, lines: Self.lines(2000))
+        #expect(await waitUntil(timeout: .seconds(10)) { bed.runners(binding.id).contains { $0.queuedCount == 2000 } })
+        try receiver.restart()
+        // The stop begins now, with every line still queued.
+        var emptied = true
+        for manager in bed.cluster.drains where !(await manager.flush(within: .seconds(30))) { emptied = false }
+        #expect(emptied)
+        for manager in bed.cluster.drains { await manager.shutdown() }
+        let received = try await receiver.waitForLines(2000, timeout: .seconds(30))
+        #expect(received.count == 2000)
+        receiver.stop()
+        await bed.shutdown()
+    }
+
     /// Past the queue's size, the oldest are dropped; the app's readers are
     /// told how many, naming the drain; the newest are delivered.
     @Test func overflowWhileDownIsToldInBandWithTheRightCount() async throws {
