@@ -204,6 +204,8 @@ final class SequenceCounter: Sendable {
         var received = 0
         var duplicates = 0
         var notices: [String] = []
+        /// Lines that are not numbered (a test's marker).
+        var unnumbered = 0
     }
 
     private let state: NIOLockedValueBox<State>
@@ -218,7 +220,10 @@ final class SequenceCounter: Sendable {
             state.withLockedValue { $0.notices.append(envelope.map { String(decoding: $0.log.payload, as: UTF8.self) } ?? "?") }
             return
         }
-        guard let number = Self.sequence(in: bytes) else { return }
+        guard let number = Self.sequence(in: bytes) else {
+            state.withLockedValue { $0.unnumbered += 1 }
+            return
+        }
         state.withLockedValue { state in
             guard number < state.seen.count else { return }
             if state.seen[number] { state.duplicates += 1 } else { state.seen[number] = true }
@@ -227,6 +232,7 @@ final class SequenceCounter: Sendable {
     }
 
     var received: Int { state.withLockedValue { $0.received } }
+    var unnumbered: Int { state.withLockedValue { $0.unnumbered } }
     var duplicates: Int { state.withLockedValue { $0.duplicates } }
     var missing: Int { state.withLockedValue { $0.seen.filter { !$0 }.count } }
 

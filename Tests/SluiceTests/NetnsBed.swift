@@ -54,6 +54,17 @@ final class NetnsBed: Sendable {
         ])
     }
 
+    /// Every TCP connection made from now on between each of `left` and
+    /// each of `right` (to the members' ports) goes through
+    /// bin/fault-proxy: `milliseconds` more each way, and `lossPercent` of
+    /// its chunks stalled 200 ms.
+    func delay(_ left: [String], from right: [String], milliseconds: Double, lossPercent: Double = 0) throws {
+        _ = try Self.run([
+            "delay", left.joined(separator: ","), right.joined(separator: ","), "\(Int(milliseconds))",
+            "--loss", "\(lossPercent)", "--bed", name,
+        ])
+    }
+
     func heal() throws {
         _ = try Self.run(["heal", "--bed", name])
     }
