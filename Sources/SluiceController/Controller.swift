@@ -336,8 +336,10 @@ public final class Controller: Service, @unchecked Sendable {
         try await shutdown()
     }
 
-    /// A graceful stop's first half: takes no new ingress connections and
-    /// reads no more frames from those open, then waits (up to
+    /// A graceful stop's first half: takes no new framed ingress
+    /// connections and reads no more frames from those open (gRPC ingress
+    /// is not drained yet: its senders send again what was not
+    /// acknowledged), then waits (up to
     /// `shutdownTimeout`) until its servers have acknowledged everything it
     /// took in, so that its emitters have their acknowledgements and have
     /// nothing to send again when they move to another controller. Readers
@@ -345,6 +347,7 @@ public final class Controller: Service, @unchecked Sendable {
     public func drain() async {
         guard let listener = ingressChannel.channel else { return }
         try? await listener.close()
+        router.isDraining = true
         let open = ingressConnections.all
         for channel in open { channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in } }
         let deadline = ContinuousClock.now + .nanoseconds(configuration.shutdownTimeout.nanoseconds)

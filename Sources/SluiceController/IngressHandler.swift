@@ -120,6 +120,8 @@ final class IngressHandler: ChannelInboundHandler {
             loop.execute {
                 let (handler, channel) = bound.value
                 handler.paused = false
+                // A controller draining for its stop reads no more.
+                guard !handler.router.isDraining else { return }
                 channel.setOption(.autoRead, value: true).whenComplete { _ in }
                 channel.read()
             }

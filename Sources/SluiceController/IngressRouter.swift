@@ -40,6 +40,13 @@ final class IngressRouter: ServerLinkOwner, Sendable {
     /// The servers up now.
     var liveServers: LiveServers { live.withLockedValue { $0 } }
 
+    private let draining = NIOLockedValueBox(false)
+    /// The controller is stopping: ingress connections are not read again.
+    var isDraining: Bool {
+        get { draining.withLockedValue { $0 } }
+        set { draining.withLockedValue { $0 = newValue } }
+    }
+
     /// Empty builders, one per server.
     func builders() -> [PendingBatchBuilder<IngressOrigin>] {
         Array(repeating: PendingBatchBuilder(), count: links.count)
@@ -86,9 +93,9 @@ final class IngressRouter: ServerLinkOwner, Sendable {
             return false
         }
         // A leaving server's history goes whole, keeping its identities.
-        sendWhole(history.filter(\.ordinals), live: live)
+        let whole = sendWhole(history.filter(\.ordinals), live: live)
         send(history.filter { !$0.ordinals }, live: live, asHistory: true)
-        return true
+        return whole
     }
 
     /// The server is leaving: new ingress routes past it; what it was
@@ -119,7 +126,8 @@ final class IngressRouter: ServerLinkOwner, Sendable {
 
     /// Sends each batch of one app's history, whole, to the server that
     /// takes that app among `live` (not empty).
-    private func sendWhole(_ batches: [LinkBatch], live: LiveServers) {
+    @discardableResult
+    private func sendWhole(_ batches: [LinkBatch], live: LiveServers) -> Bool {
         var unroutable = 0
         defer { if unroutable > 0 { historyNoServer.increment(by: unroutable) } }
         for batch in batches {
@@ -139,6 +147,7 @@ final class IngressRouter: ServerLinkOwner, Sendable {
             }
             links[index].send(batch)
         }
+        return unroutable == 0
     }
 
     func link(_ link: ServerLink, returned batches: [LinkBatch]) {

@@ -207,10 +207,12 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
                         let id = ObjectIdentifier(app)
                         let log = incoming[id]?.history ?? AppLog(appID: app.appID)
                         if incoming[id] == nil { incoming[id] = (app, log) }
+                        // Each envelope's own ordinal: two parts of one
+                        // sender frame with a gap between them stay apart.
                         _ = log.append(
                             envelope, timestamp: fields.timestamp, sender: parts.isEmpty ? 0 : cursor.current.sender,
                             sequence: parts.isEmpty ? 0 : cursor.current.sequence,
-                            first: parts.isEmpty ? 0 : cursor.current.first)
+                            ordinal: parts.isEmpty ? nil : cursor.current.first &+ cursor.offset)
                     } else {
                         totalBytes +=
                             parts.isEmpty

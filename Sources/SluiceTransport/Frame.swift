@@ -120,7 +120,7 @@ public struct BatchFrameBuilder: Sendable {
     /// goes on only if they follow its envelopes.
     public mutating func beginPart(sender: UInt64, sequence: UInt64, first: UInt32? = nil) {
         if let last = parts.last, last.sender == sender, last.sequence == sequence,
-            first == nil || first == last.first + last.count
+            first == nil || first == last.first &+ last.count
         {
             return
         }

@@ -130,7 +130,7 @@ struct PartitionTests {
     }
 
     /// 100 ms more each way between the zones (a 200 ms round trip), then
-    /// the same with 2% of chunks stalled as lost segments stall TCP: the
+    /// 20 ms each way with 2% of chunks stalled as lost segments stall TCP: the
     /// tail, through the other zone's controller, gets every line once and
     /// a recent read through it holds every line. The load's time within
     /// its own zone is printed for docs/reliability.md.

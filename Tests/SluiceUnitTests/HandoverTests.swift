@@ -83,6 +83,30 @@ import Testing
         #expect(try Self.texts(taking, app: "A") == (0..<200).map { "line \($0)" })
     }
 
+    /// Two parts of one sender frame with a gap between their ordinals
+    /// (what a merge leaves) keep their own ordinals, here and at the next
+    /// server: the envelopes between were not these.
+    @Test func partsOfOneSenderFrameWithAGapKeepTheirOrdinals() throws {
+        let store = EnvelopeStoreTests.store()
+        let envelopes = (0..<7).map { Make.log(app: "A", "line \($0)", timestamp: Int64($0)) }
+        _ = try store.ingest(
+            try Make.batch(envelopes),
+            parts: [
+                BatchPart(sender: 7, sequence: 1, count: 3, first: 0), BatchPart(sender: 7, sequence: 1, count: 4, first: 6),
+            ], history: true)
+        func ordinals(_ store: EnvelopeStore) throws -> [UInt32] {
+            let parts = try EnvelopeStoreTests.recent(store, app: "A").frames.flatMap {
+                try Frame(header: $0.header, payload: $0.payload).batchAndParts().parts
+            }
+            return parts.flatMap { part in (0..<part.count).map { part.identity(at: $0).ordinal } }
+        }
+        #expect(try ordinals(store) == [0, 1, 2, 6, 7, 8, 9])
+        let next = EnvelopeStoreTests.store()
+        try Self.takeIn(store.handoverFrames(sequence: 1), into: next)
+        #expect(try ordinals(next) == [0, 1, 2, 6, 7, 8, 9])
+        #expect(try Self.texts(next, app: "A") == (0..<7).map { "line \($0)" })
+    }
+
     @Test func theHistoryIsGivenOnlyWhileLeavingOnceToEachControllerOfTheZone() {
         let roster = ControllerRoster(zone: "z1")
         let own = EmbeddedChannel()
