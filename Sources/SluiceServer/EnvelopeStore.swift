@@ -131,10 +131,12 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
     /// `tellRateLimitDrops`. `notice: true` is Sluice's own notice: kept
     /// from the taps and from the rate limit. `history: true` is what a
     /// stopped server held, handed on by a controller (`FrameFlags.history`):
-    /// only stored, since readers, taps and the rate limit had it already.
-    public func ingest(_ batch: ByteBuffer, parts: [BatchPart] = [], notice: Bool = false, history: Bool = false)
-        throws(WireError) -> [Delivery]
-    {
+    /// only stored, since readers, taps and the rate limit had it already;
+    /// with `ordinals` (`FrameFlags.ordinals`) its parts' first ordinals
+    /// are kept.
+    public func ingest(
+        _ batch: ByteBuffer, parts: [BatchPart] = [], notice: Bool = false, history: Bool = false, ordinals: Bool = false
+    ) throws(WireError) -> [Delivery] {
         let toTaps = !notice && !history
         let admitAll = notice || history
         let now = WallClock.nowNanos()
@@ -207,12 +209,15 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
                         let id = ObjectIdentifier(app)
                         let log = incoming[id]?.history ?? AppLog(appID: app.appID)
                         if incoming[id] == nil { incoming[id] = (app, log) }
-                        // Each envelope's own ordinal: two parts of one
-                        // sender frame with a gap between them stay apart.
+                        // A leaving server's history (`ordinals`, one app a
+                        // frame) gives each envelope its own ordinal: two
+                        // parts of one sender frame with a gap between them
+                        // stay apart. A part of other history may hold
+                        // several apps' envelopes: each app's count on.
                         _ = log.append(
                             envelope, timestamp: fields.timestamp, sender: parts.isEmpty ? 0 : cursor.current.sender,
                             sequence: parts.isEmpty ? 0 : cursor.current.sequence,
-                            ordinal: parts.isEmpty ? nil : cursor.current.first &+ cursor.offset)
+                            ordinal: parts.isEmpty || !ordinals ? nil : cursor.current.first &+ cursor.offset)
                     } else {
                         totalBytes +=
                             parts.isEmpty

@@ -68,7 +68,9 @@ final class ServerConnectionHandler: ChannelInboundHandler {
                     throw WireError(.malformedBatch, "ORDINALS on ENVELOPES is for HISTORY frames only")
                 }
                 let (batch, parts) = try frame.batchAndParts()
-                let deliveries = try store.ingest(batch, parts: parts, history: frame.header.flags.contains(.history))
+                let deliveries = try store.ingest(
+                    batch, parts: parts, history: frame.header.flags.contains(.history),
+                    ordinals: frame.header.flags.contains(.ordinals))
                 taken = frame.header.sequence
                 for delivery in deliveries {
                     if delivery.channel === context.channel {

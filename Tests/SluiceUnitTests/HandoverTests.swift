@@ -31,7 +31,7 @@ import Testing
             let parsed = try ParsedFrame(bytes, maxPayload: 64 * 1024 * 1024)
             let (batch, parts) = try Frame(header: parsed.header, payload: parsed.payload).batchAndParts()
             guard !parts.isEmpty else { continue }
-            _ = try store.ingest(batch, parts: parts, history: true)
+            _ = try store.ingest(batch, parts: parts, history: true, ordinals: true)
         }
     }
 
@@ -93,7 +93,7 @@ import Testing
             try Make.batch(envelopes),
             parts: [
                 BatchPart(sender: 7, sequence: 1, count: 3, first: 0), BatchPart(sender: 7, sequence: 1, count: 4, first: 6),
-            ], history: true)
+            ], history: true, ordinals: true)
         func ordinals(_ store: EnvelopeStore) throws -> [UInt32] {
             let parts = try EnvelopeStoreTests.recent(store, app: "A").frames.flatMap {
                 try Frame(header: $0.header, payload: $0.payload).batchAndParts().parts
@@ -105,6 +105,25 @@ import Testing
         try Self.takeIn(store.handoverFrames(sequence: 1), into: next)
         #expect(try ordinals(next) == [0, 1, 2, 6, 7, 8, 9])
         #expect(try Self.texts(next, app: "A") == (0..<7).map { "line \($0)" })
+    }
+
+    /// A dead server's last seconds come as the link's own batches, whose
+    /// parts may hold several apps' envelopes of one sender frame: each
+    /// app's ordinals count from its own first envelope, as at the server
+    /// that had them.
+    @Test func historyWithoutOrdinalsCountsEachAppsOwn() throws {
+        let store = EnvelopeStoreTests.store()
+        let envelopes = ["A", "A", "A", "B", "B"].enumerated().map {
+            Make.log(app: $0.element, "\($0.element) \($0.offset)", timestamp: Int64($0.offset))
+        }
+        _ = try store.ingest(try Make.batch(envelopes), parts: [BatchPart(sender: 7, sequence: 1, count: 5)], history: true)
+        for (app, count) in [("A", 3), ("B", 2)] {
+            let parts = try EnvelopeStoreTests.recent(store, app: app).frames.flatMap {
+                try Frame(header: $0.header, payload: $0.payload).batchAndParts().parts
+            }
+            let ordinals = parts.flatMap { part in (0..<part.count).map { part.identity(at: $0).ordinal } }
+            #expect(ordinals == (0..<UInt32(count)).map { $0 }, "\(app)")
+        }
     }
 
     @Test func theHistoryIsGivenOnlyWhileLeavingOnceToEachControllerOfTheZone() {
