@@ -219,8 +219,9 @@ public final class ServerLink: @unchecked Sendable {
             heldBytes += batch.frameBytes
             return
         }
-        if window.isEmpty { liveness.startedWaiting(now: .now()) }
-        if channel != nil { liveness.sent(now: .now()) }
+        let now = NIODeadline.now()
+        if window.isEmpty { liveness.startedWaiting(now: now) }
+        if channel != nil { liveness.sent(now: now) }
         guard let sequence = window.send(batch, bytes: batch.frameBytes), let channel else { return }
         write(batch, sequence: sequence, on: channel)
     }
@@ -564,9 +565,8 @@ public final class ServerLink: @unchecked Sendable {
                 guard let channel else { return }
                 let promise = eventLoop.makePromise(of: [Frame].self)
                 let id = requests.begin(promise)
-                var request = channel.allocator.buffer(capacity: FrameHeader.size)
-                request.writeFrameHeader(type: .handoverRequest, sequence: id, length: 0)
-                channel.writeAndFlush(request, promise: nil)
+                channel.writeAndFlush(
+                    ByteBuffer.emptyFrame(.handoverRequest, sequence: id, allocator: channel.allocator), promise: nil)
                 promise.futureResult.whenSuccess { frames in
                     // History that could not go makes the server's going
                     // an outage, told to readers like any other.

@@ -11,6 +11,12 @@ import SluiceWire
 /// among this app's envelopes of that frame) is kept as runs, one per
 /// sender frame, so that a controller merging the answers of an owner and
 /// its stand-in can tell the same envelope from an identical line.
+/// One frame of one sender: what a run of envelopes came in.
+struct SenderFrame: Hashable {
+    var sender: UInt64
+    var sequence: UInt64
+}
+
 final class AppLog {
     /// Consecutive envelopes from one sender frame.
     struct Run {
@@ -156,36 +162,28 @@ final class AppLog {
             held[SenderFrame(sender: run.sender, sequence: run.sequence), default: []].append((run.first, run.count))
         }
         var taken = Set<EnvelopeIdentity>()
-        var items: [(time: Int64, bytes: [UInt8], identity: EnvelopeIdentity)] = []
-        items.reserveCapacity(history.count)
-        var index = 0
-        history.forEach(at: 0..<history.count) { bytes, identity in
-            defer { index += 1 }
-            if identity.sender != 0 {
-                let ranges = held[SenderFrame(sender: identity.sender, sequence: identity.sequence)] ?? []
-                if ranges.contains(where: { identity.ordinal >= $0.first && identity.ordinal - $0.first < $0.count }) {
-                    return
-                }
-                guard taken.insert(identity).inserted else { return }
+        let items = history.copies().filter { item in
+            let identity = item.identity
+            guard identity.sender != 0 else { return true }
+            let ranges = held[SenderFrame(sender: identity.sender, sequence: identity.sequence)] ?? []
+            if ranges.contains(where: { identity.ordinal >= $0.first && identity.ordinal - $0.first < $0.count }) {
+                return false
             }
-            items.append((history.entries[index].time, Array(bytes), identity))
+            return taken.insert(identity).inserted
         }
         guard !items.isEmpty else { return 0 }
-        let ordered = { (list: [(time: Int64, bytes: [UInt8], identity: EnvelopeIdentity)]) in
+        let ordered = { (list: [Copy]) in
             list.enumerated().sorted { ($0.element.time, $0.offset) < ($1.element.time, $1.offset) }.map(\.element)
         }
-        if items.allSatisfy({ $0.time >= (newestTimestamp ?? Int64.min) }) {
+        let newestHere = newestTimestamp ?? Int64.min
+        if items.allSatisfy({ $0.time >= newestHere }) {
             for item in ordered(items) { append(item) }
             return storedBytes - before
         }
         // Merged: everything here and the history, by time.
-        var all: [(time: Int64, bytes: [UInt8], identity: EnvelopeIdentity)] = []
-        all.reserveCapacity(entries.count + items.count)
-        forEach(at: 0..<entries.count) { bytes, identity in all.append((0, Array(bytes), identity)) }
-        for index in all.indices { all[index].time = entries[index].time }
         let merged = AppLog(appID: appID)
         merged.expired = expired
-        for item in ordered(all + items) { merged.append(item) }
+        for item in ordered(copies() + items) { merged.append(item) }
         chunks = merged.chunks
         firstChunk = merged.firstChunk
         entries = merged.entries
@@ -196,12 +194,6 @@ final class AppLog {
         storedBytes = merged.storedBytes
         blocks = merged.blocks
         return storedBytes - before
-    }
-
-    /// A sender frame: the runs of one are its envelopes here.
-    private struct SenderFrame: Hashable {
-        var sender: UInt64
-        var sequence: UInt64
     }
 
     /// Every run, oldest first, with what was let go of the oldest left out.
@@ -215,7 +207,22 @@ final class AppLog {
         return all
     }
 
-    private func append(_ item: (time: Int64, bytes: [UInt8], identity: EnvelopeIdentity)) {
+    /// An envelope copied out, with its time and identity.
+    private typealias Copy = (time: Int64, bytes: [UInt8], identity: EnvelopeIdentity)
+
+    /// Every envelope here, copied out, oldest first.
+    private func copies() -> [Copy] {
+        var out: [Copy] = []
+        out.reserveCapacity(entries.count)
+        var index = 0
+        forEach(at: 0..<entries.count) { bytes, identity in
+            out.append((entries[index].time, Array(bytes), identity))
+            index += 1
+        }
+        return out
+    }
+
+    private func append(_ item: Copy) {
         _ = item.bytes.withUnsafeBytes {
             append(
                 $0, timestamp: item.time, sender: item.identity.sender, sequence: item.identity.sequence,
@@ -325,13 +332,7 @@ final class AppLog {
         var out: [EnvelopeIdentity] = []
         out.reserveCapacity(indices.count)
         guard !indices.isEmpty else { return out }
-        // Every run, oldest first, what was let go of the oldest left out.
-        var all = Array(runs)
-        if let open { all.append(open) }
-        if !all.isEmpty {
-            all[0].first &+= consumed
-            all[0].count -= consumed
-        }
+        let all = currentRuns()
         // Walks the runs forward alongside the indices: `runStart` is the
         // entry index where run `run` begins.
         var run = 0

@@ -124,9 +124,7 @@ public final class BufferServer: Service, @unchecked Sendable {
         roster.startLeaving()
         let open = connections.all
         for channel in open {
-            var frame = channel.allocator.buffer(capacity: FrameHeader.size)
-            frame.writeFrameHeader(type: .leaving, sequence: 0, length: 0)
-            channel.writeAndFlush(frame, promise: nil)
+            channel.writeAndFlush(ByteBuffer.emptyFrame(.leaving, sequence: 0, allocator: channel.allocator), promise: nil)
         }
         let totals = store.totals
         logger.info(

@@ -432,19 +432,27 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
         var builder = BatchFrameBuilder(capacity: 64 * 1024)
         lock.withLock {
             fill { envelope, identity in
-                // Room for the envelope, its entry header and a part with its ordinal.
-                if !builder.isEmpty && builder.payloadBytes + builder.partCount * 4 + envelope.count + 40
-                    > limits.maxFramePayload
-                {
-                    frames.append(builder.finish(type: .recentResponse, sequence: sequence, ordinals: true)!)
-                }
-                builder.beginPart(sender: identity.sender, sequence: identity.sequence, first: identity.ordinal)
-                builder.append(envelope)
+                appendAnswering(envelope, identity, to: &builder, frames: &frames, sequence: sequence)
             }
         }
         frames.append(
             builder.finish(type: .recentResponse, flags: .final, sequence: sequence, allowEmpty: true, ordinals: true)!)
         return frames
+    }
+
+    /// Adds an envelope and its identity to an answer's frame, first ending
+    /// the frame (into `frames`) if the envelope would take it past
+    /// `maxFramePayload`.
+    private func appendAnswering(
+        _ envelope: UnsafeRawBufferPointer, _ identity: EnvelopeIdentity, to builder: inout BatchFrameBuilder,
+        frames: inout [ByteBuffer], sequence: UInt64
+    ) {
+        // Room for the envelope, its entry header and a part with its ordinal.
+        if !builder.isEmpty && builder.payloadBytes + builder.partCount * 4 + envelope.count + 40 > limits.maxFramePayload {
+            frames.append(builder.finish(type: .recentResponse, sequence: sequence, ordinals: true)!)
+        }
+        builder.beginPart(sender: identity.sender, sequence: identity.sequence, first: identity.ordinal)
+        builder.append(envelope)
     }
 
     /// Every envelope this server holds, oldest first within each app, as
@@ -458,13 +466,7 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
             for app in apps.values where app.count > 0 {
                 var builder = BatchFrameBuilder(capacity: 64 * 1024)
                 app.forEachRecent(limit: app.count) { envelope, identity in
-                    if !builder.isEmpty && builder.payloadBytes + builder.partCount * 4 + envelope.count + 40
-                        > limits.maxFramePayload
-                    {
-                        frames.append(builder.finish(type: .recentResponse, sequence: sequence, ordinals: true)!)
-                    }
-                    builder.beginPart(sender: identity.sender, sequence: identity.sequence, first: identity.ordinal)
-                    builder.append(envelope)
+                    appendAnswering(envelope, identity, to: &builder, frames: &frames, sequence: sequence)
                 }
                 if let last = builder.finish(type: .recentResponse, sequence: sequence, ordinals: true) {
                     frames.append(last)
@@ -494,11 +496,6 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
         }
     }
 
-    private struct SenderSequence: Hashable {
-        var sender: UInt64
-        var sequence: UInt64
-    }
-
     /// Subscribes `channel` to `app`'s envelopes as subscription `id`. With
     /// `since` (Unix nanoseconds, more than 0) the envelopes stored with
     /// timestamps from then on come first, as STREAM frames to write before
@@ -518,9 +515,9 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
             // Gathered by sender frame, in the order each first appears
             // (one frame's envelopes may be apart in time order).
             var runs: [(sender: UInt64, sequence: UInt64, envelopes: [[UInt8]], bytes: Int)] = []
-            var place: [SenderSequence: Int] = [:]
+            var place: [SenderFrame: Int] = [:]
             log.read(since..<Int64.max, limit: max(1, log.count), newest: false, admit: { _ in true }) { envelope, identity in
-                let key = SenderSequence(sender: identity.sender, sequence: identity.sequence)
+                let key = SenderFrame(sender: identity.sender, sequence: identity.sequence)
                 if identity.sender != 0, let index = place[key] {
                     runs[index].envelopes.append(Array(envelope))
                     runs[index].bytes += envelope.count + 8

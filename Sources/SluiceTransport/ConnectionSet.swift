@@ -20,7 +20,6 @@ public final class ConnectionSet: Sendable {
     public var all: [any Channel] { channels.withLockedValue { Array($0.values) } }
 
     public func closeAll() async {
-        let open = channels.withLockedValue { Array($0.values) }
-        for channel in open { try? await channel.close() }
+        for channel in all { try? await channel.close() }
     }
 }

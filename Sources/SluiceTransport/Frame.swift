@@ -256,8 +256,13 @@ extension ByteBuffer {
     /// An ACK frame: every ENVELOPES frame up to `sequence` was taken in.
     /// The one way every receiver writes its acknowledgements.
     public static func ackFrame(upTo sequence: UInt64, allocator: ByteBufferAllocator) -> ByteBuffer {
-        var ack = allocator.buffer(capacity: FrameHeader.size)
-        ack.writeFrameHeader(type: .ack, sequence: sequence, length: 0)
-        return ack
+        emptyFrame(.ack, sequence: sequence, allocator: allocator)
+    }
+
+    /// A frame of `type` with no payload (ACK, LEAVING, HANDOVER_REQUEST).
+    public static func emptyFrame(_ type: FrameType, sequence: UInt64, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var frame = allocator.buffer(capacity: FrameHeader.size)
+        frame.writeFrameHeader(type: type, sequence: sequence, length: 0)
+        return frame
     }
 }
