@@ -60,6 +60,10 @@ public final class Agent: Service, @unchecked Sendable {
         /// How long a graceful stop gives what is queued to be delivered
         /// and acknowledged (`--shutdown-timeout`).
         public var shutdownTimeout: TimeAmount = .seconds(10)
+        /// The spool (`--spool DIR`): what is acknowledged to sources and
+        /// not yet to the agent by a controller is kept there, across a
+        /// crash. Nil: in memory only.
+        public var spool: Spool?
 
         public init(
             zone: String = "z1", controllers: [Endpoint], listen: Endpoint, syslogTCP: Endpoint? = nil,
@@ -121,7 +125,8 @@ public final class Agent: Service, @unchecked Sendable {
         var shipping = LogShipper.Configuration(endpoints: configuration.controllers, bufferBytes: configuration.bufferBytes)
         shipping.instanceLogRateLimit = configuration.instanceLogRateLimit
         shipping.tls = configuration.tls
-        self.shipper = LogShipper(configuration: shipping, logger: logger, metrics: factory, group: group)
+        self.shipper = LogShipper(
+            configuration: shipping, logger: logger, metrics: factory, group: group, spool: configuration.spool)
         self.intake = SyslogIntake(
             shipper: shipper, defaultApp: configuration.defaultApp, maxLineBytes: configuration.maxLineBytes,
             metrics: metrics)
@@ -257,6 +262,16 @@ public final class Agent: Service, @unchecked Sendable {
     /// delivered and acknowledged.
     public func shutdown(timeout: TimeAmount = .seconds(5)) async throws {
         await listeners.closeAll()
+        // With a spool, what sources sent is written, and their
+        // acknowledgements go out, before their connections close: else
+        // they would send it again to the next agent.
+        if shipper.spool != nil {
+            // No more is read (what was read is taken in first), all of it
+            // is written, and the acknowledgements have a moment to go.
+            for channel in connections.all { try? await channel.setOption(.autoRead, value: false).get() }
+            _ = try? await shipper.whenSpooled(on: group.next()).get()
+            try? await Task.sleep(for: .milliseconds(50))
+        }
         await connections.closeAll()
         let (unsent, acknowledged) = await shipper.finish(timeout: timeout)
         if unsent > 0 || !acknowledged {

@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import Prometheus
 import SluiceTransport
+import SluiceShipping
 import SluiceSyslog
 import SluiceWire
 
@@ -48,7 +49,24 @@ final class AgentHTTPHandler: ChannelInboundHandler {
             self.head = nil
             let (status, text) = respond(to: head)
             body = nil
-            write(status: status, body: text, head: head, context: context)
+            guard status == .noContent, intake.shipper.spool != nil else {
+                write(status: status, body: text, head: head, context: context)
+                return
+            }
+            // With a spool, the lines are acknowledged once written to it.
+            let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+            intake.shipper.whenSpooled(on: context.eventLoop).whenComplete { result in
+                let (handler, context) = bound.value
+                switch result {
+                case .success:
+                    handler.write(status: status, body: text, head: head, context: context)
+                case .failure:
+                    handler.write(
+                        status: .serviceUnavailable,
+                        body: handler.error("stopping", "the agent stopped before the lines were written to its spool"),
+                        head: head, context: context)
+                }
+            }
         }
     }
 

@@ -148,7 +148,7 @@ public final class Controller: Service, @unchecked Sendable {
                         // Only the own zone's links carry ingress to hand over;
                         // another zone's controllers hand over what its
                         // servers took, with (it is assumed) the same window.
-                        handover: configuration.handover, localZone: configuration.zone)
+                        handover: configuration.handover, localZone: configuration.zone, metrics: metrics)
                 })
         }
         self.router = IngressRouter(links: zones[0].links, metrics: metrics)

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import CoreMetrics
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -300,6 +301,9 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
         let boundContext = NIOLoopBound(context, eventLoop: loop)
         let bound = NIOLoopBound(self, eventLoop: loop)
         let logger = self.logger
+        let storeErrors = registry.map {
+            Counter(label: MetricNames.controllerBindingsStoreErrors, factory: PrometheusMetricsFactory(registry: $0))
+        }
         Task {
             let outcome: Result<(Int, String?), APIRoute.Failure>
             do {
@@ -311,9 +315,14 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
                 case .duplicate(let message): outcome = .failure(.init(status: 409, error: "duplicate", message: message))
                 case .notFound(let message): outcome = .failure(.init(status: 404, error: "not_found", message: message))
                 case .store(let message):
+                    storeErrors?.increment()
                     outcome = .failure(.init(status: 503, error: "store_unavailable", message: message))
                 }
             } catch {
+                // A full or failing disk under SQLite lands here ("database
+                // or disk is full", "disk I/O error"): the drains already
+                // bound go on as they are.
+                storeErrors?.increment()
                 logger.error("bindings store failed", metadata: [LogKeys.error: "\(error)"])
                 outcome = .failure(
                     .init(status: 503, error: "store_unavailable", message: "the bindings store failed: \(error)"))

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -80,12 +81,19 @@ public final class ServerLink: @unchecked Sendable {
     /// connection: a server waits for its own zone's controllers to take
     /// its history when it leaves.
     private let localZone: String
+    /// 1 while the server answers on this link, 0 else
+    /// (`sluice_controller_buffer_server_up{server,zone}`): a rolling
+    /// restart waits for it before stopping the next member.
+    private let upGauge: Gauge
 
     init(
         endpoint: Endpoint, zone: String = "z1", index: Int = 0, eventLoop: any EventLoop, logger: Logger,
         maxPayload: Int = FrameHeader.defaultMaxPayload, maxBacklog: Int = 64 * 1024 * 1024, tls: TLSLayer? = nil,
-        handover: Handover = Handover(), localZone: String? = nil
+        handover: Handover = Handover(), localZone: String? = nil, metrics: any MetricsFactory = MetricsSystem.factory
     ) {
+        self.upGauge = Gauge(
+            label: MetricNames.controllerServerUp, dimensions: [("server", "\(endpoint)"), ("zone", zone)], factory: metrics)
+        upGauge.record(0)
         self.localZone = localZone ?? zone
         self.acked = AckedHistory(window: handover.window.nanoseconds, maxBytes: handover.maxBytes)
         self.tls = tls
@@ -426,6 +434,7 @@ public final class ServerLink: @unchecked Sendable {
             if let last = outages.indices.last, outages[last].up == nil { outages[last].up = WallClock.nowNanos() }
         }
         owner?.linkCameUp(self)
+        upGauge.record(1)
         logger.info("connected to buffer server", metadata: [LogKeys.server: "\(endpoint)"])
         for reader in subscriptions.allReaders { reader.linkChanged(self) }
     }
@@ -517,6 +526,7 @@ public final class ServerLink: @unchecked Sendable {
                 if outages.count > LinkOutage.kept { outages.removeFirst(outages.count - LinkOutage.kept) }
             }
         }
+        upGauge.record(0)
         logger.warning("lost buffer server; reconnecting", metadata: [LogKeys.server: "\(endpoint)"])
     }
 

@@ -44,12 +44,17 @@ public final class DrainManager: Service, @unchecked Sendable {
 
     /// Starts watching the bindings.
     public func start() {
+        let storeErrors = Counter(label: MetricNames.serverBindingsStoreErrors, factory: metrics)
         let task = Task { [self] in
             while !Task.isCancelled {
                 do {
                     for try await current in bindings.watch() { apply(current) }
                 } catch {
-                    logger.error("reading drain bindings failed; trying again in 1 s", metadata: [LogKeys.error: "\(error)"])
+                    // The drains go on as last read.
+                    storeErrors.increment()
+                    logger.error(
+                        "reading drain bindings failed; the drains go on as they were, trying again in 1 s",
+                        metadata: [LogKeys.error: "\(error)"])
                 }
                 try? await Task.sleep(for: .seconds(1))
             }

@@ -14,8 +14,14 @@ import SluiceWire
 /// the buffer servers have taken it in). If the connection dies it connects
 /// to the first controller of its list that answers (the list is in order
 /// of preference: own zone first) and sends again everything not
-/// acknowledged; servers and readers drop what they already had. `send`
+/// acknowledged); servers and readers drop what they already had. `send`
 /// waits while the unacknowledged window is full: backpressure, not loss.
+///
+/// A controller that stops answering without closing its socket (hung,
+/// or its host cut off by a silent partition) is taken for dead once an
+/// acknowledgement is `liveness.silence` (5 s) late (`LinkLiveness`), and
+/// the client moves to the next. An idle link is not probed: nothing is
+/// owed on it, and the next frame finds out.
 public final class IngressClient: @unchecked Sendable {
     public let senderID: UInt64
     public let endpoints: [Endpoint]
@@ -36,6 +42,15 @@ public final class IngressClient: @unchecked Sendable {
     private var connectedTo: Endpoint?
     /// Some controller took a connection at some time.
     private var everConnected = false
+    private var liveness = LinkLiveness(IngressClient.liveness, now: .now())
+    private var watchdog: RepeatedTask?
+
+    /// A controller acknowledges once its servers have a frame, which a
+    /// server's failover (about 2 s) can hold up: 5 s without one while
+    /// frames wait is a controller gone.
+    public static let liveness = LinkLiveness.Settings(
+        heartbeat: .seconds(1), silence: .seconds(5), checkInterval: .milliseconds(250))
+
     /// A controller that refused our certificate after the TLS handshake
     /// (TLS 1.3): the next round tries it last, so that a list with a
     /// controller that takes us fails over to it.
@@ -62,14 +77,20 @@ public final class IngressClient: @unchecked Sendable {
         }
     }
 
-    private init(endpoints: [Endpoint], loop: any EventLoop, maxWindow: Int, logger: Logger, tls: TLSLayer?) {
+    /// Called on the client's loop with each new acknowledgement.
+    private var onAcknowledged: (@Sendable (UInt64) -> Void)?
+
+    private init(
+        endpoints: [Endpoint], loop: any EventLoop, maxWindow: Int, logger: Logger, tls: TLSLayer?,
+        senderID: UInt64? = nil, firstSequence: UInt64 = 1
+    ) {
         self.tls = tls
-        self.senderID = UInt64.random(in: 1...UInt64.max)
+        self.senderID = senderID ?? UInt64.random(in: 1...UInt64.max)
         self.endpoints = endpoints
         self.loop = loop
         self.maxWindow = maxWindow
         self.logger = logger
-        self.window = AckWindow(maxBytes: maxWindow)
+        self.window = AckWindow(maxBytes: maxWindow, firstSequence: firstSequence)
     }
 
     /// Connects to the first controller that answers; throws if none does.
@@ -89,13 +110,18 @@ public final class IngressClient: @unchecked Sendable {
     /// Starts connecting in the background and returns at once: frames sent
     /// before a controller answers wait in the window. For agents and
     /// emitters that must start whether or not anything downstream is up.
+    /// `senderID` and `firstSequence` carry on a sender's numbering from an
+    /// earlier life (the agent's spool); by default a new random id.
     public static func start(
         to endpoints: [Endpoint], maxWindow: Int = 16 * 1024 * 1024, logger: Logger = .quiet, tls: TLSLayer? = nil,
-        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, senderID: UInt64? = nil,
+        firstSequence: UInt64 = 1, onAcknowledged: (@Sendable (UInt64) -> Void)? = nil
     ) -> IngressClient {
         precondition(!endpoints.isEmpty, "an ingress client needs at least one controller")
         let client = IngressClient(
-            endpoints: endpoints, loop: group.next(), maxWindow: maxWindow, logger: logger, tls: tls)
+            endpoints: endpoints, loop: group.next(), maxWindow: maxWindow, logger: logger, tls: tls,
+            senderID: senderID, firstSequence: firstSequence)
+        client.onAcknowledged = onAcknowledged
         client.loop.execute {
             client.connectRound().whenFailure { _ in
                 if !client.closing { client.scheduleReconnect() }
@@ -133,7 +159,13 @@ public final class IngressClient: @unchecked Sendable {
     /// here), once the window has room for it. `envelopes`, if given, is
     /// counted in `unacknowledgedEnvelopes` until the frame is acknowledged.
     public func send(frame: ByteBuffer, envelopes: Int = 0) async throws {
-        try await loop.flatSubmit { self.enqueue(frame, envelopes: envelopes) }.get()
+        try await loop.flatSubmit { self.enqueue(frame, envelopes: envelopes, sequence: nil) }.get()
+    }
+
+    /// Sends a frame already numbered `sequence` (by the agent's spool),
+    /// which must be past every number sent so far.
+    public func send(frame: ByteBuffer, envelopes: Int, sequence: UInt64) async throws {
+        try await loop.flatSubmit { self.enqueue(frame, envelopes: envelopes, sequence: sequence) }.get()
     }
 
     /// Envelopes (as counted by `send`) sent and not yet acknowledged.
@@ -162,6 +194,8 @@ public final class IngressClient: @unchecked Sendable {
     public func abort() {
         loop.execute {
             self.closing = true
+            self.watchdog?.cancel()
+            self.watchdog = nil
             self.channel?.close(promise: nil)
             self.failWaiters(ChannelError.ioOnClosedChannel)
         }
@@ -169,15 +203,19 @@ public final class IngressClient: @unchecked Sendable {
 
     // MARK: on the loop
 
-    private func enqueue(_ frame: ByteBuffer, envelopes: Int) -> EventLoopFuture<Void> {
+    private func enqueue(_ frame: ByteBuffer, envelopes: Int, sequence: UInt64?) -> EventLoopFuture<Void> {
         guard !closing else { return loop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
         guard window.hasRoom else {
             let promise = loop.makePromise(of: Void.self)
             spaceWaiters.append(promise)
-            return promise.futureResult.flatMap { self.enqueue(frame, envelopes: envelopes) }
+            return promise.futureResult.flatMap { self.enqueue(frame, envelopes: envelopes, sequence: sequence) }
         }
+        if let sequence { window.skip(to: sequence) }
         var frame = frame
         frame.setFrameSequence(window.nextSequence)
+        let now = NIODeadline.now()
+        if window.isEmpty { liveness.startedWaiting(now: now) }
+        if channel != nil { liveness.sent(now: now) }
         if window.send((frame, envelopes), bytes: frame.readableBytes) != nil {
             channel?.writeAndFlush(frame, promise: nil)
         }
@@ -190,7 +228,9 @@ public final class IngressClient: @unchecked Sendable {
         // accepts and then rejects a frame must not be hammered.)
         backoff = .milliseconds(100)
         lastRefusal = nil
-        _ = window.acknowledge(upTo: sequence)
+        liveness.heard(now: .now())
+        guard !window.acknowledge(upTo: sequence).isEmpty else { return }
+        onAcknowledged?(sequence)
         if window.hasRoom {
             let waiters = spaceWaiters
             spaceWaiters = []
@@ -206,6 +246,8 @@ public final class IngressClient: @unchecked Sendable {
     fileprivate func lost(_ lostChannel: any Channel) {
         guard channel === lostChannel else { return }
         channel = nil
+        watchdog?.cancel()
+        watchdog = nil
         if let refusal = TLSLayer.refusal(of: lostChannel) {
             tryLast = connectedTo
             lastRefusal = refusal
@@ -270,6 +312,12 @@ public final class IngressClient: @unchecked Sendable {
         self.channel = channel
         connectedTo = endpoint
         everConnected = true
+        liveness.connected(now: .now())
+        watchdog?.cancel()
+        let interval = liveness.settings.checkInterval
+        watchdog = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] _ in
+            self?.checkSilence()
+        }
         var hello = channel.allocator.buffer(capacity: FrameHeader.size + 8)
         hello.writeFrameHeader(type: .hello, sequence: 0, length: 8)
         hello.writeInteger(senderID)
@@ -281,6 +329,21 @@ public final class IngressClient: @unchecked Sendable {
             logger.info(
                 "sending unacknowledged batches again", metadata: [LogKeys.count: "\(resend.count)", LogKeys.address: "\(endpoint)"])
         }
+    }
+
+    /// Frames wait and the controller has said nothing for too long: it
+    /// is closed, and the next round of controllers gets them.
+    private func checkSilence() {
+        guard let channel else { return }
+        guard case .dead(let silent) = liveness.check(now: .now(), waiting: !window.isEmpty) else { return }
+        logger.warning(
+            "controller stopped acknowledging; taking it for dead",
+            metadata: [
+                LogKeys.address: "\(connectedTo.map { "\($0)" } ?? "?")", LogKeys.count: "\(window.count)",
+                "sluice.silent_ms": "\(silent.nanoseconds / 1_000_000)",
+            ])
+        tryLast = connectedTo
+        channel.close(promise: nil)
     }
 
     private func failWaiters(_ error: any Error) {

@@ -1,4 +1,5 @@
 import CoreMetrics
+import DequeModule
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -15,6 +16,12 @@ import SluiceWire
 /// When downstream is gone or slow, the client's window fills, the queue
 /// fills behind it, and the oldest envelopes are dropped, counted, and told
 /// to each app in band once delivery resumes.
+///
+/// With a `Spool` (the agent's `--spool`), the pump writes each frame to
+/// disk instead, numbered, and a second task (the sender) reads them back
+/// in order and hands them to the client: what waits for a controller
+/// waits on disk, up to the spool's size, and a source's acknowledgement
+/// can wait until its envelopes are written (`whenSpooled`).
 public final class LogShipper: Sendable {
     public struct Configuration: Sendable {
         /// Where to send, in order of preference.
@@ -59,6 +66,34 @@ public final class LogShipper: Sendable {
         /// Whether the current run of drops was logged.
         var warnedDropping = false
         var limiter: LogRateLimiter?
+        // With a spool:
+        var sender: Task<Void, Never>?
+        var senderWaiter: CheckedContinuation<Void, Never>?
+        var senderWakeRequested = false
+        var pumpDone = false
+        /// Envelopes appended (`ShipperQueue.appendedTotal`) that are in the
+        /// spool or were dropped: every one up to this mark.
+        var settled = 0
+        var settleWaiters: Deque<(mark: Int, promise: EventLoopPromise<Void>)> = []
+
+        /// Everything that left the queue is settled (nothing is being
+        /// written): returns the waiters to succeed.
+        mutating func settle() -> [EventLoopPromise<Void>] {
+            guard inFlight == 0 else { return [] }
+            settled = queue.appendedTotal - queue.count
+            var ready: [EventLoopPromise<Void>] = []
+            while let first = settleWaiters.first, first.mark <= settled {
+                ready.append(settleWaiters.removeFirst().promise)
+            }
+            return ready
+        }
+    }
+
+    /// Where the client's acknowledgements wake the pump (set once the
+    /// shipper exists).
+    private final class Wake: Sendable {
+        let target = NIOLockedValueBox<(@Sendable () -> Void)?>(nil)
+        func callAsFunction() { target.withLockedValue { $0 }?() }
     }
 
     /// Where a line comes from, for the instance log rate limit: its app,
@@ -78,6 +113,7 @@ public final class LogShipper: Sendable {
 
     public let configuration: Configuration
     public let client: IngressClient
+    public let spool: Spool?
     private let state: NIOLockedValueBox<State>
     private let loop: any EventLoop
     private let logger: Logger
@@ -94,14 +130,25 @@ public final class LogShipper: Sendable {
     public init(
         configuration: Configuration, logger: Logger = .quiet,
         metrics: any MetricsFactory = MetricsSystem.factory,
-        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, spool: Spool? = nil
     ) {
         self.configuration = configuration
         self.logger = logger
         self.loop = group.next()
+        self.spool = spool
+        let wake = Wake()
+        var onAcknowledged: (@Sendable (UInt64) -> Void)? = nil
+        if let spool {
+            onAcknowledged = { sequence in
+                spool.acknowledge(upTo: sequence)
+                wake()
+            }
+        }
         self.client = IngressClient.start(
             to: configuration.endpoints, maxWindow: configuration.windowBytes, logger: logger,
-            tls: configuration.tls?.dialer(role: "ingress-client", logger: logger), group: group)
+            tls: configuration.tls?.dialer(role: "ingress-client", logger: logger), group: group,
+            senderID: spool?.senderID, firstSequence: (spool?.acknowledgedAtOpen ?? 0) + 1,
+            onAcknowledged: onAcknowledged)
         self.state = NIOLockedValueBox(
             State(
                 queue: ShipperQueue(
@@ -124,8 +171,17 @@ public final class LogShipper: Sendable {
         self.rateExceeded = Counter(
             label: MetricNames.emitterRateLimitExceeded(configuration.metricsPrefix), factory: metrics)
         self.metrics = metrics
-        let pump = Task { [self] in await self.pump() }
-        state.withLockedValue { $0.pump = pump }
+        wake.target.withLockedValue { $0 = { [weak self] in self?.wake() } }
+        let pump = Task { [self] in
+            await self.pump()
+            self.state.withLockedValue { $0.pumpDone = true }
+            self.wakeSender()
+        }
+        let sender = spool == nil ? nil : Task { [self] in await self.sendSpooled() }
+        state.withLockedValue {
+            $0.pump = pump
+            $0.sender = sender
+        }
     }
 
     // MARK: appending (any thread, never waits)
@@ -190,6 +246,11 @@ public final class LogShipper: Sendable {
                 state.queue.refusedTotal - before.1
             )
         }
+        // Dropped envelopes will not be written: a source waiting on them
+        // is answered.
+        if newDrops != nil && spool != nil {
+            for waiter in state.withLockedValue({ $0.settle() }) { waiter.succeed() }
+        }
         if limited > 0 { rateLimited.increment(by: limited) }
         if exceeded > 0 { rateExceeded.increment(by: exceeded) }
         afterAppend(newDrops: newDrops, refused: refused, wake: wake)
@@ -231,6 +292,21 @@ public final class LogShipper: Sendable {
         }
     }
 
+    /// Succeeds once every envelope appended so far is in the spool (or
+    /// was dropped): a source's acknowledgement waits for it. At once
+    /// without a spool. Fails if the shipper stops first.
+    public func whenSpooled(on loop: any EventLoop) -> EventLoopFuture<Void> {
+        guard spool != nil else { return loop.makeSucceededVoidFuture() }
+        return state.withLockedValue { state in
+            let mark = state.queue.appendedTotal
+            if state.settled >= mark { return loop.makeSucceededVoidFuture() }
+            guard !state.aborted, !state.pumpDone else { return loop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
+            let promise = loop.makePromise(of: Void.self)
+            state.settleWaiters.append((mark, promise))
+            return promise.futureResult
+        }
+    }
+
     /// Envelopes dropped since the start.
     public var droppedTotal: Int { state.withLockedValue { $0.queue.droppedTotal } }
 
@@ -244,6 +320,7 @@ public final class LogShipper: Sendable {
 
     private func pump() async {
         while true {
+            spool?.tidy()
             let next: Next = state.withLockedValue { state in
                 if state.aborted { return .done }
                 let now = WallClock.nowNanos()
@@ -258,6 +335,10 @@ public final class LogShipper: Sendable {
                         return .wait(armTimer: nil)
                     }
                 }
+                // A full spool takes nothing more until acknowledgements
+                // free a segment (they wake the pump): the queue holds
+                // envelopes meanwhile, and drops the oldest when full.
+                if let spool, !state.queue.isEmpty, !spool.hasRoom() { return .wait(armTimer: nil) }
                 if let (frame, envelopes) = state.queue.takeCounted(now: now) {
                     state.inFlight = envelopes
                     if !state.queue.hasPendingNotices { state.warnedDropping = false }
@@ -266,7 +347,17 @@ public final class LogShipper: Sendable {
                 return state.closing ? .done : .wait(armTimer: nil)
             }
             switch next {
-            case .frame(let frame, let envelopes):
+            case .frame(var frame, let envelopes):
+                if let spool {
+                    spool.write(&frame, envelopes: envelopes)
+                    let settled = state.withLockedValue { state in
+                        state.inFlight = 0
+                        return state.settle()
+                    }
+                    for waiter in settled { waiter.succeed() }
+                    wakeSender()
+                    continue
+                }
                 do {
                     try await client.send(frame: frame, envelopes: envelopes)
                     state.withLockedValue { $0.inFlight = 0 }
@@ -299,6 +390,48 @@ public final class LogShipper: Sendable {
         }
     }
 
+    /// With a spool: hands what the pump wrote to the client, in order,
+    /// waiting for room in its window.
+    private func sendSpooled() async {
+        guard let spool else { return }
+        while true {
+            if state.withLockedValue({ $0.aborted }) { return }
+            if let next = spool.next() {
+                do {
+                    try await client.send(frame: next.frame, envelopes: next.envelopes, sequence: next.sequence)
+                    shipped.increment()
+                } catch {
+                    return
+                }
+                continue
+            }
+            if state.withLockedValue({ $0.pumpDone }) && !spool.hasUnsent { return }
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let resumeNow = state.withLockedValue { state -> Bool in
+                    if state.senderWakeRequested || state.pumpDone || state.aborted {
+                        state.senderWakeRequested = false
+                        return true
+                    }
+                    state.senderWaiter = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        }
+    }
+
+    private func wakeSender() {
+        let waiter = state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
+            guard let waiter = state.senderWaiter else {
+                state.senderWakeRequested = true
+                return nil
+            }
+            state.senderWaiter = nil
+            return waiter
+        }
+        waiter?.resume()
+    }
+
     private func wake() {
         let waiter = state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
             guard let waiter = state.waiter else {
@@ -317,27 +450,46 @@ public final class LogShipper: Sendable {
     /// acknowledged, then closes. Returns the envelopes that were not
     /// delivered (still queued, being sent, or sent and not acknowledged:
     /// counted as dropped, reason `undelivered_at_stop`) and whether
-    /// everything sent was acknowledged.
+    /// everything sent was acknowledged. With a spool, what was written and
+    /// not acknowledged is not lost: it stays for the next start
+    /// (`keptInSpool`).
     @discardableResult
     public func finish(timeout: TimeAmount) async -> (unsent: Int, acknowledged: Bool) {
-        let pump = state.withLockedValue { state -> Task<Void, Never>? in
+        let (pump, sender) = state.withLockedValue { state in
             state.closing = true
-            return state.pump
+            return (state.pump, state.sender)
         }
         wake()
         let deadline = NIODeadline.now() + timeout
         let stop = loop.scheduleTask(deadline: deadline) { self.abort() }
         await pump?.value
+        await sender?.value
         var acknowledged = false
         if !state.withLockedValue({ $0.aborted }) {
             let left = deadline - .now()
             acknowledged = (try? await client.close(timeout: max(left, .milliseconds(1)))) != nil
         }
         stop.cancel()
-        let unacknowledged = acknowledged ? 0 : await client.unacknowledgedEnvelopes
+        let unacknowledged = acknowledged || spool != nil ? 0 : await client.unacknowledgedEnvelopes
         client.abort()
-        let unsent = state.withLockedValue { $0.queue.count + $0.inFlight } + unacknowledged
+        let (notWritten, waiters) = state.withLockedValue { state in
+            let waiters = state.settleWaiters.map(\.promise)
+            state.settleWaiters.removeAll()
+            return (state.queue.count + state.inFlight, waiters)
+        }
+        for waiter in waiters { waiter.fail(ChannelError.ioOnClosedChannel) }
+        let unsent = notWritten + unacknowledged
         if unsent > 0 { lost.increment(by: unsent) }
+        if let spool {
+            let kept = spool.heldEnvelopes
+            spool.close()
+            if kept > 0 {
+                logger.notice(
+                    "envelopes not acknowledged stay in the spool for the next start",
+                    metadata: [LogKeys.count: "\(kept)", LogKeys.path: "\(spool.settings.directory)"])
+            }
+            return (unsent, true)
+        }
         return (unsent, acknowledged)
     }
 
@@ -346,5 +498,6 @@ public final class LogShipper: Sendable {
         state.withLockedValue { $0.aborted = true }
         client.abort()
         wake()
+        wakeSender()
     }
 }

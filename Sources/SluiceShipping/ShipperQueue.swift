@@ -32,6 +32,9 @@ public struct ShipperQueue: Sendable {
     public private(set) var bytes = 0
     /// Envelopes held.
     public private(set) var count = 0
+    /// Every envelope taken in since the start (so `appendedTotal - count`
+    /// have left the queue, taken or dropped, oldest first).
+    public private(set) var appendedTotal = 0
     /// Every envelope dropped since the start (the buffer was full).
     public private(set) var droppedTotal = 0
     /// Envelopes refused for being over `maxEntryBytes`.
@@ -120,6 +123,7 @@ public struct ShipperQueue: Sendable {
         open.entries.append((app, length))
         bytes += length
         count += 1
+        appendedTotal += 1
         let began = openSince == nil
         if began { openSince = now }
         if open.entries.count >= batchCount || open.buffer!.writerIndex - FrameHeader.size >= batchBytes {

@@ -32,9 +32,13 @@ public struct AckWindow<Item> {
     /// into the item first).
     public private(set) var nextSequence: UInt64 = 1
 
-    public init(maxBytes: Int) {
-        precondition(maxBytes > 0)
+    /// `firstSequence`: the number of the first item (a sender that
+    /// numbered items in an earlier life, as the agent's spool, goes on).
+    public init(maxBytes: Int, firstSequence: UInt64 = 1) {
+        precondition(maxBytes > 0 && firstSequence > 0)
         self.maxBytes = maxBytes
+        self.nextSequence = firstSequence
+        self.acknowledged = firstSequence - 1
     }
 
     public var isEmpty: Bool { entries.isEmpty }
@@ -53,6 +57,13 @@ public struct AckWindow<Item> {
         bytes += size
         guard isConnected else { return nil }
         return sequence
+    }
+
+    /// The next item sent is numbered `sequence` (not below the next
+    /// number): the numbers in between were given up.
+    public mutating func skip(to sequence: UInt64) {
+        precondition(sequence >= nextSequence, "sequence numbers only grow")
+        nextSequence = sequence
     }
 
     /// The receiver took in everything up to `sequence`: returns the items

@@ -16,4 +16,5 @@ public enum LogKeys {
     public static let controller = "sluice.controller"
     public static let agent = "sluice.agent"
     public static let limit = "sluice.limit"
+    public static let path = "sluice.path"
 }

@@ -8,6 +8,11 @@ public enum MetricNames {
     public static let agentReceived = "sluice_agent_envelopes_received_total"
     public static let agentDropped = "sluice_agent_envelopes_dropped_total"
     public static let agentSyslogUnparsed = "sluice_agent_syslog_unparsed_total"
+    /// The spool (`--spool`): bytes of segments on disk, failed reads and
+    /// writes (`op`), and damaged records found at a start.
+    public static let agentSpoolBytes = "sluice_agent_spool_bytes"
+    public static let agentSpoolErrors = "sluice_agent_spool_errors_total"
+    public static let agentSpoolDamagedRecords = "sluice_agent_spool_damaged_records_total"
 
     /// `PREFIX_envelopes_dropped_total` of an emitter's buffer.
     public static func emitterDropped(_ prefix: String) -> String { "\(prefix)_envelopes_dropped_total" }
@@ -31,6 +36,11 @@ public enum MetricNames {
     // The traffic controller.
     public static let controllerReceived = "sluice_controller_envelopes_received_total"
     public static let controllerDropped = "sluice_controller_envelopes_dropped_total"
+    /// Writes to the drain bindings store that failed (a full or failing
+    /// disk under SQLite, PostgreSQL down): the API answered 503.
+    public static let controllerBindingsStoreErrors = "sluice_controller_bindings_store_errors_total"
+    /// 1 while a buffer server answers its link, by `server` and `zone`.
+    public static let controllerServerUp = "sluice_controller_buffer_server_up"
     /// Envelopes a stopped buffer server had acknowledged lately, by
     /// `outcome`: `handed_over` to the servers standing in (for reads), or
     /// `no_server` up to take them.
@@ -50,6 +60,8 @@ public enum MetricNames {
     public static let serverDuplicates = "sluice_server_duplicate_envelopes_skipped_total"
 
     // Drains (run by buffer servers).
+    /// Reads of the drain bindings that failed; drains go on as last read.
+    public static let serverBindingsStoreErrors = "sluice_server_bindings_store_errors_total"
     public static let drainSent = "sluice_server_drain_envelopes_sent_total"
     public static let drainDropped = "sluice_server_drain_envelopes_dropped_total"
     public static let drainUp = "sluice_server_drain_up"

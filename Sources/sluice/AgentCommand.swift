@@ -4,6 +4,7 @@ import Prometheus
 import ServiceLifecycle
 import SluiceAgent
 import SluiceCLI
+import SluiceShipping
 import SluiceTLS
 import SluiceWire
 import UnixSignals
@@ -35,6 +36,15 @@ struct AgentCommand: AsyncParsableCommand {
 
     @Option(help: "Memory for envelopes not yet delivered; past it the oldest are dropped, counted and told.")
     var buffer: String = "64MiB"
+
+    @Option(
+        help: ArgumentHelp(
+            "Keep what is acknowledged to sources and not yet delivered in this directory, across a crash or kill -9; sent again at the next start. Without it, memory only.",
+            valueName: "DIR"))
+    var spool: String?
+
+    @Option(help: "The most the spool holds on disk; past it the agent holds envelopes in memory (--buffer) and drops the oldest of those, counted and told.")
+    var spoolMax: String = "1GiB"
 
     @Option(help: "The app that syslog lines which cannot be parsed, or name no app, are kept under; without it they are counted and dropped.")
     var defaultApp: String?
@@ -71,6 +81,10 @@ struct AgentCommand: AsyncParsableCommand {
 
     func settings() throws -> Agent.Configuration {
         if let defaultApp, defaultApp.isEmpty { throw ValidationError("--default-app must not be empty") }
+        if let spool, spool.isEmpty { throw ValidationError("--spool names no directory") }
+        guard try parseSize(spoolMax, option: "--spool-max") >= 1 << 20 else {
+            throw ValidationError("--spool-max: at least 1MiB")
+        }
         return Agent.Configuration(
             zone: zone, controllers: try controllerList(),
             listen: try parseEndpoint(listen, option: "--listen"),
@@ -121,6 +135,15 @@ struct AgentCommand: AsyncParsableCommand {
             } else {
                 settings.inputTLS = try TLSOptions.loadServing(
                     cert: inputTlsCert, key: inputTlsKey, flags: "--input-tls", registry: registry, logger: logger)
+            }
+        }
+        if let spool {
+            let spoolSettings = Spool.Settings(directory: spool, maxBytes: try parseSize(spoolMax, option: "--spool-max"))
+            do {
+                settings.spool = try Spool(
+                    settings: spoolSettings, logger: logger, metrics: PrometheusMetricsFactory(registry: registry))
+            } catch {
+                throw ValidationError("--spool: \(error)")
             }
         }
         let agent = Agent(configuration: settings, logger: logger, registry: registry)

@@ -25,20 +25,34 @@ struct AgentHarness {
     static func start(
         recentPerApp: Int = 20_000, bufferBytes: Int = 64 * 1024 * 1024, defaultApp: String? = nil,
         maxMessageBytes: Int = FrameHeader.defaultMaxPayload, controllers: [Endpoint]? = nil,
-        cluster: TestCluster? = nil, listenPort: Int = 0, instanceLogRateLimit: Int? = nil
+        cluster: TestCluster? = nil, listenPort: Int = 0, instanceLogRateLimit: Int? = nil, spool: Spool.Settings? = nil
     ) async throws -> AgentHarness {
         let started: TestCluster
         if let cluster { started = cluster } else { started = try await TestCluster.start(recentPerApp: recentPerApp) }
         let loopback = Endpoint(host: "127.0.0.1", port: 0)
         let registry = PrometheusCollectorRegistry()
-        let agent = Agent(
-            configuration: .init(
-                controllers: controllers ?? [started.ingress], listen: Endpoint(host: "127.0.0.1", port: listenPort),
-                syslogTCP: loopback, syslogUDP: loopback,
-                http: loopback, bufferBytes: bufferBytes, defaultApp: defaultApp, maxMessageBytes: maxMessageBytes,
-                instanceLogRateLimit: instanceLogRateLimit),
-            logger: .quiet, registry: registry)
+        var configuration = Agent.Configuration(
+            controllers: controllers ?? [started.ingress], listen: Endpoint(host: "127.0.0.1", port: listenPort),
+            syslogTCP: loopback, syslogUDP: loopback,
+            http: loopback, bufferBytes: bufferBytes, defaultApp: defaultApp, maxMessageBytes: maxMessageBytes,
+            instanceLogRateLimit: instanceLogRateLimit)
+        configuration.spool = try spool.map { try Spool(settings: $0, metrics: PrometheusMetricsFactory(registry: registry)) }
+        let agent = Agent(configuration: configuration, logger: .quiet, registry: registry)
         return AgentHarness(cluster: started, agent: agent, addresses: try await agent.bind(), registry: registry)
+    }
+
+    /// Brings the cluster's servers up with a controller taking ingress on
+    /// `port` (one the agent was given before anything listened there).
+    func lateController(port: Int) async throws -> Controller {
+        var servers: [Endpoint] = []
+        for server in cluster.servers { servers.append(try await server.bind()) }
+        let controller = Controller(
+            configuration: .init(
+                ingress: Endpoint(host: "127.0.0.1", port: port), http: Endpoint(host: "127.0.0.1", port: 0),
+                zones: ["z1": servers]),
+            logger: .quiet)
+        _ = try await controller.bind()
+        return controller
     }
 
     func shutdown() async {

@@ -241,14 +241,7 @@ struct AgentTests {
 
         // A controller comes up where the agent looks for one.
         reserved.release()
-        var servers: [Endpoint] = []
-        for server in harness.cluster.servers { servers.append(try await server.bind()) }
-        let late = Controller(
-            configuration: .init(
-                ingress: Endpoint(host: "127.0.0.1", port: port), http: Endpoint(host: "127.0.0.1", port: 0),
-                zones: ["z1": servers]),
-            logger: .quiet)
-        _ = try await late.bind()
+        let late = try await harness.lateController(port: port)
         defer { Task { try? await late.shutdown() } }
         let delivered = await waitUntil(timeout: .seconds(30)) {
             let a = (try? await harness.cluster.recent(app: "busy-a", limit: 20_000)) ?? []

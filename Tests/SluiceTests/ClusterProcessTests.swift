@@ -236,6 +236,32 @@ final class SequenceCounter: Sendable {
     var duplicates: Int { state.withLockedValue { $0.duplicates } }
     var missing: Int { state.withLockedValue { $0.seen.filter { !$0 }.count } }
 
+    /// The first runs of lines neither this counter nor `other` saw.
+    func missingRuns(alongside other: SequenceCounter) -> [String] {
+        let theirs = other.state.withLockedValue { $0.seen }
+        let mine = state.withLockedValue { $0.seen }
+        var runs: [String] = []
+        var number = 0
+        while number < mine.count, runs.count < 8 {
+            guard !mine[number] && !theirs[number] else {
+                number += 1
+                continue
+            }
+            let start = number
+            while number < mine.count, !mine[number] && !theirs[number] { number += 1 }
+            runs.append("\(start)..<\(number)")
+        }
+        return runs
+    }
+
+    /// Lines neither this counter nor `other` saw.
+    func missing(alongside other: SequenceCounter) -> Int {
+        let theirs = other.state.withLockedValue { $0.seen }
+        return state.withLockedValue { state in
+            zip(state.seen, theirs).filter { !$0 && !$1 }.count
+        }
+    }
+
     /// Waits until `count` lines arrived; false on timeout.
     func wait(for count: Int, timeout: Duration) async -> Bool {
         let deadline = ContinuousClock.now + timeout

@@ -123,8 +123,14 @@ final class ProcessCluster: @unchecked Sendable {
         // Its own data directory (drain bindings), not the user's ~/.sluice.
         process.environment = ProcessInfo.processInfo.environment.merging(
             ["SLUICE_HOME": directory.path, "SLUICE_BINDINGS": ""]) { $1 }
+        try await run(process, as: name, listeningOn: address)
+    }
+
+    /// Runs `process` as `name` and waits until it takes connections at
+    /// `address`. stopAll() stops it, however the test ends (a member
+    /// started twice: the old one now).
+    private func run(_ process: Process, as name: String, listeningOn address: String) async throws {
         try process.run()
-        // stopAll() stops it, however the test ends (a member started twice: the old one now).
         if let previous = processes.withLockedValue({ $0.updateValue(process, forKey: name) }) {
             stopProcess(previous)
         }
@@ -137,7 +143,61 @@ final class ProcessCluster: @unchecked Sendable {
             }
             try await Task.sleep(for: .milliseconds(20))
         }
-        throw ProcessClusterError(description: "\(name) did not start listening on \(address)")
+        throw ProcessClusterError(description: "\(name) did not start listening on \(address): \(log(name).suffix(2000))")
+    }
+
+    /// Starts `sluice agent` (named `name`, for `kill`, `terminate` and
+    /// `log`) with its framed input on `listen` and `arguments`, and waits
+    /// until it accepts connections. Its controllers are the arguments'.
+    func startAgent(_ name: String = "agent", listen: String, arguments: [String]) async throws {
+        let process = Process()
+        process.executableURL = Self.binary
+        let log = directory.appendingPathComponent("\(name).log")
+        if !FileManager.default.fileExists(atPath: log.path) {
+            _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        }
+        let handle = try FileHandle(forWritingTo: log)
+        handle.seekToEndOfFile()
+        process.standardOutput = handle
+        process.standardError = handle
+        process.arguments = ["agent", "--listen", listen] + arguments
+        try await run(process, as: name, listeningOn: listen)
+    }
+
+    /// Waits until the controllers have a restarted member back, as `bin/cluster
+    /// rolling-restart` does: a server is up on every running controller's
+    /// `/metrics` (`sluice_controller_buffer_server_up`), a controller has
+    /// every server up.
+    func rejoined(_ name: String, timeout: Duration = .seconds(30)) async throws {
+        let running = processes.withLockedValue { Set($0.keys) }
+        let controllers = config.zones.flatMap(\.controllers)
+        let servers = config.zones.flatMap(\.servers)
+        let asked: [ClusterConfig.Controller]
+        let server = servers.first { $0.name == name }
+        if server != nil {
+            asked = controllers.filter { running.contains($0.name) }
+        } else {
+            asked = controllers.filter { $0.name == name }
+        }
+        func up(_ controller: ClusterConfig.Controller) async -> Bool {
+            let http = Endpoint(controller.http)!
+            guard let response = try? await HTTPClient.get(HTTPURL(host: http.host, port: http.port, path: "/metrics"))
+            else { return false }
+            let lines = String(buffer: response.body).split(separator: "\n").filter {
+                $0.hasPrefix(MetricNames.controllerServerUp + "{") && $0.split(separator: " ").last.flatMap { Double($0) } == 1
+            }
+            if let server { return lines.contains { $0.contains("server=\"\(server.listen)\"") } }
+            return lines.count >= servers.count
+        }
+        let deadline = ContinuousClock.now + timeout
+        for controller in asked {
+            while !(await up(controller)) {
+                guard ContinuousClock.now < deadline else {
+                    throw ProcessClusterError(description: "\(controller.name) did not have \(name) back within \(timeout)")
+                }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
     }
 
     /// The members' log level: warning, or $SLUICE_MEMBER_LOG_LEVEL (info,
@@ -160,7 +220,8 @@ final class ProcessCluster: @unchecked Sendable {
     /// is acknowledged. Throws if that takes longer than `timeout` (the load
     /// generator is stopped then, as on any way out, cancellation included).
     func load(
-        app: String, controllers: [Endpoint], rate: Int, count: Int, timeout: Duration = .seconds(300)
+        app: String, controllers: [Endpoint], rate: Int, count: Int, timeout: Duration = .seconds(300),
+        logName: String = "load"
     ) async throws {
         let process = Process()
         process.executableURL = Self.binary
@@ -168,7 +229,7 @@ final class ProcessCluster: @unchecked Sendable {
             "bench", "load", "--app", app, "--controller", controllers.map(\.description).joined(separator: ","),
             "--rate", "\(rate)", "--count", "\(count)", "--batch", "100", "--payload", "16",
         ]
-        let log = directory.appendingPathComponent("load.log")
+        let log = directory.appendingPathComponent("\(logName).log")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         process.standardOutput = handle
