@@ -269,7 +269,13 @@ public final class Agent: Service, @unchecked Sendable {
             // No more is read (what was read is taken in first), all of it
             // is written, and the acknowledgements have a moment to go.
             for channel in connections.all { try? await channel.setOption(.autoRead, value: false).get() }
-            _ = try? await shipper.whenSpooled(on: group.next()).get()
+            // Not past a spool with no room: a stop must end.
+            let written = NIOLockedValueBox(false)
+            shipper.whenSpooled(on: group.next()).whenComplete { _ in written.withLockedValue { $0 = true } }
+            let deadline = NIODeadline.now() + min(timeout, .seconds(2))
+            while !written.withLockedValue({ $0 }), NIODeadline.now() < deadline {
+                try? await Task.sleep(for: .milliseconds(10))
+            }
             try? await Task.sleep(for: .milliseconds(50))
         }
         await connections.closeAll()

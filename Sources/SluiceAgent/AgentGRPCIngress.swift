@@ -1,4 +1,5 @@
 import NIOCore
+import SluiceShipping
 import SluiceGRPC
 import SluiceWire
 
@@ -48,7 +49,20 @@ final class AgentGRPCIngress: ChannelInboundHandler {
 
     private func take(_ batch: IngressCall.Batch, context: ChannelHandlerContext) throws {
         try intake.take(batch.bytes, remote: context.channel.parent?.remoteAddress)
-        if call.acknowledged(upTo: batch.sequence) { answer(context: context) }
+        guard call.acknowledged(upTo: batch.sequence) else { return }
+        guard intake.shipper.spool != nil else {
+            answer(context: context)
+            return
+        }
+        // With a spool, the call ends OK once its envelopes are written.
+        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        intake.shipper.whenSpooled(on: context.eventLoop).whenComplete { result in
+            let (handler, context) = bound.value
+            switch result {
+            case .success: handler.answer(context: context)
+            case .failure: context.close(promise: nil)
+            }
+        }
     }
 
     private func answer(context: ChannelHandlerContext) {

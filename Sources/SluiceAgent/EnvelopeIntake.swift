@@ -11,7 +11,7 @@ import SluiceWire
 /// in under one lock. Envelopes without a `source_id` are dropped, counted
 /// and logged once per connection.
 final class EnvelopeIntake {
-    private let shipper: LogShipper
+    let shipper: LogShipper
     private let metrics: AgentMetrics
     private let logger: Logger
     private let input: AgentMetrics.Input

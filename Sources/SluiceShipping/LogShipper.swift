@@ -71,6 +71,7 @@ public final class LogShipper: Sendable {
         var senderWaiter: CheckedContinuation<Void, Never>?
         var senderWakeRequested = false
         var pumpDone = false
+        var syncTimerArmed = false
         /// Envelopes appended (`ShipperQueue.appendedTotal`) that are in the
         /// spool or were dropped: every one up to this mark.
         var settled = 0
@@ -320,7 +321,8 @@ public final class LogShipper: Sendable {
 
     private func pump() async {
         while true {
-            spool?.tidy()
+            // Something written and not synced: come back for it.
+            let unsynced = spool?.tidy() ?? false
             let next: Next = state.withLockedValue { state in
                 if state.aborted { return .done }
                 let now = WallClock.nowNanos()
@@ -338,13 +340,22 @@ public final class LogShipper: Sendable {
                 // A full spool takes nothing more until acknowledgements
                 // free a segment (they wake the pump): the queue holds
                 // envelopes meanwhile, and drops the oldest when full.
-                if let spool, !state.queue.isEmpty, !spool.hasRoom() { return .wait(armTimer: nil) }
+                // A stop does not wait for room: what is left is lost, counted.
+                // The timer tries a failing disk again when it is due.
+                if let spool, !state.queue.isEmpty, !spool.hasRoom() {
+                    return state.closing ? .done : .wait(armTimer: .milliseconds(100))
+                }
                 if let (frame, envelopes) = state.queue.takeCounted(now: now) {
                     state.inFlight = envelopes
                     if !state.queue.hasPendingNotices { state.warnedDropping = false }
                     return .frame(frame, envelopes: envelopes)
                 }
-                return state.closing ? .done : .wait(armTimer: nil)
+                if state.closing { return .done }
+                if unsynced && !state.syncTimerArmed {
+                    state.syncTimerArmed = true
+                    return .wait(armTimer: .nanoseconds(spool!.settings.syncInterval))
+                }
+                return .wait(armTimer: nil)
             }
             switch next {
             case .frame(var frame, let envelopes):
@@ -369,7 +380,10 @@ public final class LogShipper: Sendable {
             case .wait(let delay):
                 if let delay {
                     loop.scheduleTask(in: delay) {
-                        self.state.withLockedValue { $0.timerArmed = false }
+                        self.state.withLockedValue { state in
+                            state.timerArmed = false
+                            state.syncTimerArmed = false
+                        }
                         self.wake()
                     }
                 }
@@ -481,14 +495,16 @@ public final class LogShipper: Sendable {
         let unsent = notWritten + unacknowledged
         if unsent > 0 { lost.increment(by: unsent) }
         if let spool {
-            let kept = spool.heldEnvelopes
+            // Frames taken while the disk failed were only in memory.
+            let (kept, memoryOnly) = spool.heldEnvelopes
             spool.close()
+            if memoryOnly > 0 { lost.increment(by: memoryOnly) }
             if kept > 0 {
                 logger.notice(
                     "envelopes not acknowledged stay in the spool for the next start",
                     metadata: [LogKeys.count: "\(kept)", LogKeys.path: "\(spool.settings.directory)"])
             }
-            return (unsent, true)
+            return (unsent + memoryOnly, memoryOnly == 0)
         }
         return (unsent, acknowledged)
     }

@@ -13,6 +13,14 @@ import Glibc
 import Darwin
 #endif
 
+private func closeFile(_ fd: Int32) {
+    #if canImport(Glibc)
+    _ = Glibc.close(fd)
+    #elseif canImport(Darwin)
+    _ = Darwin.close(fd)
+    #endif
+}
+
 /// The agent's spool (`sluice agent --spool DIR`): every frame the agent
 /// will send is written here, numbered, before it goes to a controller,
 /// and stays until a controller acknowledges it, so that an agent killed
@@ -111,13 +119,16 @@ public final class Spool: @unchecked Sendable {
         /// The segment written now (the last of `segments`), if open.
         var writing: Bool = false
         var unsent: Deque<Entry> = []
-        /// Sent and not yet acknowledged: (sequence, envelopes).
-        var sent: Deque<(sequence: UInt64, envelopes: Int)> = []
+        /// Sent and not yet acknowledged: (sequence, envelopes, whether
+        /// its frame is on disk).
+        var sent: Deque<(sequence: UInt64, envelopes: Int, onDisk: Bool)> = []
         var diskBytes = 0
         var memoryBytes = 0
         var acknowledged: UInt64 = 0
         var checkpointed: UInt64 = 0
         var nextSequence: UInt64 = 1
+        /// Numbers up to this are reserved in the state file (synced).
+        var reserved: UInt64 = 0
         var failedAt: Int64?
         var dirtySince: Int64?
         var closed = false
@@ -129,6 +140,11 @@ public final class Spool: @unchecked Sendable {
     public let acknowledgedAtOpen: UInt64
     public let recovery: Recovery
     private let stateFD: Int32
+    private let directoryFD: Int32
+    /// Numbers reserved at a time in the state file: well under what a
+    /// server remembers of one sender (`FrameWindows`), so that the gap a
+    /// restart leaves is one a server takes as new.
+    static let reservation: UInt64 = 1024
     private let state: NIOLockedValueBox<State>
     private let logger: Logger
     private let allocator = ByteBufferAllocator()
@@ -161,16 +177,18 @@ public final class Spool: @unchecked Sendable {
         let fd = open(statePath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw Unusable(description: "cannot open \(statePath): \(Self.errnoText())") }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            Glibc.close(fd)
+            closeFile(fd)
             throw Unusable(description: "the spool \(directory) is in use by another agent")
         }
         stateFD = fd
+        directoryFD = open(directory, O_RDONLY | O_CLOEXEC)
         var stateBytes = [UInt8](repeating: 0, count: SpoolSegment.stateSize)
         let read = pread(fd, &stateBytes, stateBytes.count, 0)
         var state = State()
         if read == SpoolSegment.stateSize, let saved = SpoolSegment.parseState(stateBytes) {
             senderID = saved.sender
             state.acknowledged = saved.acknowledged
+            state.reserved = saved.reserved
         } else {
             if read > 0 {
                 logger.warning("the spool's state file is damaged: starting it anew", metadata: [LogKeys.path: "\(statePath)"])
@@ -179,8 +197,9 @@ public final class Spool: @unchecked Sendable {
         }
         acknowledgedAtOpen = state.acknowledged
         state.checkpointed = state.acknowledged
-        state.nextSequence = state.acknowledged + 1
+        state.nextSequence = max(state.acknowledged, state.reserved) + 1
 
+        let readErrorCount = readErrors
         // What an earlier run left, oldest first.
         var recovery = Recovery()
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
@@ -188,9 +207,16 @@ public final class Spool: @unchecked Sendable {
             .sorted { $0.0 < $1.0 }
         for (first, name) in segments {
             let path = directory + "/" + name
+            // A segment that cannot be read is put aside (never read again,
+            // its name free); what it held is lost, and counted.
+            func putAside(_ why: String) {
+                readErrorCount.increment()
+                rename(path, path + ".unreadable")
+                logger.error(
+                    "\(why): it is put aside as .unreadable and what it held is not sent", metadata: [LogKeys.path: "\(path)"])
+            }
             guard let data = FileManager.default.contents(atPath: path) else {
-                logger.error("cannot read a spool segment: skipping it", metadata: [LogKeys.path: "\(path)"])
-                readErrors.increment()
+                putAside("cannot read a spool segment")
                 continue
             }
             let scan = data.withUnsafeBytes { SpoolSegment.scan($0) }
@@ -207,10 +233,11 @@ public final class Spool: @unchecked Sendable {
                 unlink(path)
                 continue
             }
+            // The damage is told once: the segment ends where it began.
+            if let damage = scan.damage { _ = truncate(path, off_t(damage.offset)) }
             let segmentFD = open(path, O_RDONLY | O_CLOEXEC)
             guard segmentFD >= 0 else {
-                readErrors.increment()
-                logger.error("cannot open a spool segment: skipping it", metadata: [LogKeys.path: "\(path)"])
+                putAside("cannot open a spool segment")
                 continue
             }
             for record in kept {
@@ -223,16 +250,20 @@ public final class Spool: @unchecked Sendable {
                 state.nextSequence = max(state.nextSequence, record.sequence + 1)
             }
             state.segments.append(
-                Segment(firstSequence: first, lastSequence: kept.last!.sequence, path: path, fd: segmentFD, bytes: data.count))
-            state.diskBytes += data.count
+                Segment(
+                    firstSequence: first, lastSequence: kept.last!.sequence, path: path, fd: segmentFD,
+                    bytes: scan.damage?.offset ?? data.count))
+            state.diskBytes += scan.damage?.offset ?? data.count
         }
         // Sequences only grow: a segment's name may be past every record
         // (one begun and not written).
         if let last = segments.last?.0 { state.nextSequence = max(state.nextSequence, last) }
+        // The first numbers of this run are reserved before any is used.
+        state.reserved = state.nextSequence - 1 + Self.reservation
         self.recovery = recovery
         self.state = NIOLockedValueBox(state)
         bytesGauge.record(state.diskBytes)
-        writeState(acknowledged: state.acknowledged)
+        writeState(acknowledged: state.acknowledged, reserved: state.reserved, sync: true)
         if recovery.frames > 0 || recovery.damaged > 0 {
             logger.info(
                 "the spool holds envelopes not acknowledged before the agent stopped: sending them again",
@@ -268,6 +299,10 @@ public final class Spool: @unchecked Sendable {
         state.withLockedValue { state in
             let sequence = state.nextSequence
             state.nextSequence += 1
+            if sequence > state.reserved {
+                state.reserved = sequence - 1 + Self.reservation
+                writeState(acknowledged: state.checkpointed, reserved: state.reserved, sync: true)
+            }
             frame.setFrameSequence(sequence)
             let now = WallClock.nowNanos()
             var entry = Entry(
@@ -291,11 +326,13 @@ public final class Spool: @unchecked Sendable {
         }
         if !state.writing {
             let path = settings.directory + "/" + SpoolSegment.fileName(firstSequence: sequence)
-            let fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+            let fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
             guard fd >= 0 else {
                 diskFailed(&state, now: now, what: "cannot make a spool segment \(path)", errno: errno)
                 return nil
             }
+            // The new name survives a power cut with the records in it.
+            if directoryFD >= 0 { _ = fsync(directoryFD) }
             state.segments.append(Segment(firstSequence: sequence, lastSequence: nil, path: path, fd: fd, bytes: 0))
             state.writing = true
         }
@@ -348,7 +385,7 @@ public final class Spool: @unchecked Sendable {
         state.dirtySince = nil
         state.writing = false
         if last.lastSequence == nil {
-            Glibc.close(last.fd)
+            closeFile(last.fd)
             unlink(last.path)
             state.diskBytes -= last.bytes
             state.segments.removeLast()
@@ -360,32 +397,51 @@ public final class Spool: @unchecked Sendable {
     /// The oldest frame not yet handed to the client, read back from disk
     /// if it is not held in memory. Nil when every frame was handed.
     public func next() -> Next? {
-        state.withLockedValue { state in
-            while let entry = state.unsent.popFirst() {
-                if let buffer = entry.buffer {
-                    state.memoryBytes -= buffer.readableBytes
-                    state.sent.append((entry.sequence, entry.envelopes))
-                    return Next(sequence: entry.sequence, frame: buffer, envelopes: entry.envelopes)
+        while true {
+            enum Found {
+                case none
+                case held(Next)
+                case onDisk(Entry, fd: Int32, offset: Int, path: String)
+            }
+            let found: Found = state.withLockedValue { state in
+                while let entry = state.unsent.popFirst() {
+                    let onDisk: Bool
+                    if case .disk = entry.location { onDisk = true } else { onDisk = false }
+                    if let buffer = entry.buffer {
+                        state.memoryBytes -= buffer.readableBytes
+                        state.sent.append((entry.sequence, entry.envelopes, onDisk))
+                        return .held(Next(sequence: entry.sequence, frame: buffer, envelopes: entry.envelopes))
+                    }
+                    guard case .disk(let first, let offset) = entry.location,
+                        let segment = state.segments.first(where: { $0.firstSequence == first })
+                    else { continue }
+                    state.sent.append((entry.sequence, entry.envelopes, true))
+                    return .onDisk(entry, fd: segment.fd, offset: offset, path: segment.path)
                 }
-                guard case .disk(let first, let offset) = entry.location,
-                    let segment = state.segments.first(where: { $0.firstSequence == first })
-                else { continue }
+                return .none
+            }
+            switch found {
+            case .none:
+                return nil
+            case .held(let next):
+                return next
+            case .onDisk(let entry, let fd, let offset, let path):
+                // Read outside the lock: the segment stays until this frame
+                // is acknowledged, which it cannot be before it is sent.
                 var buffer = allocator.buffer(capacity: entry.frameLength)
                 let read = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: entry.frameLength) { target in
-                    max(0, pread(segment.fd, target.baseAddress, entry.frameLength, off_t(offset)))
+                    max(0, pread(fd, target.baseAddress, entry.frameLength, off_t(offset)))
                 }
-                guard read == entry.frameLength else {
-                    readErrors.increment()
-                    unreadable.increment(by: entry.envelopes)
-                    logger.error(
-                        "cannot read a frame back from the spool: its envelopes are lost",
-                        metadata: [LogKeys.path: "\(segment.path)", LogKeys.count: "\(entry.envelopes)"])
-                    continue
+                if read == entry.frameLength {
+                    return Next(sequence: entry.sequence, frame: buffer, envelopes: entry.envelopes)
                 }
-                state.sent.append((entry.sequence, entry.envelopes))
-                return Next(sequence: entry.sequence, frame: buffer, envelopes: entry.envelopes)
+                readErrors.increment()
+                unreadable.increment(by: entry.envelopes)
+                logger.error(
+                    "cannot read a frame back from the spool: its envelopes are lost",
+                    metadata: [LogKeys.path: "\(path)", LogKeys.count: "\(entry.envelopes)"])
+                state.withLockedValue { state in state.sent.removeAll { $0.sequence == entry.sequence } }
             }
-            return nil
         }
     }
 
@@ -402,58 +458,93 @@ public final class Spool: @unchecked Sendable {
         }
     }
 
-    /// Envelopes written and not yet acknowledged (sent or not).
-    public var heldEnvelopes: Int {
+    /// Envelopes taken and not yet acknowledged (sent or not): those whose
+    /// frames are on disk, and those held only in memory (taken while the
+    /// disk failed), which a stop loses.
+    public var heldEnvelopes: (onDisk: Int, memoryOnly: Int) {
         state.withLockedValue { state in
-            state.sent.reduce(0) { $0 + $1.envelopes } + state.unsent.reduce(0) { $0 + $1.envelopes }
+            var onDisk = 0
+            var memoryOnly = 0
+            for entry in state.sent {
+                if entry.onDisk { onDisk += entry.envelopes } else { memoryOnly += entry.envelopes }
+            }
+            for entry in state.unsent {
+                if case .disk = entry.location { onDisk += entry.envelopes } else { memoryOnly += entry.envelopes }
+            }
+            return (onDisk, memoryOnly)
         }
     }
 
     /// Housekeeping, for the pump between writes: deletes segments whose
-    /// every record is acknowledged, saves the newest acknowledged
-    /// sequence, and syncs the segment being written once a second.
-    public func tidy() {
-        let acknowledged: UInt64? = state.withLockedValue { state in
-            let now = WallClock.nowNanos()
+    /// every record is acknowledged (the one being written too, once it is
+    /// full or the spool is), saves the newest acknowledged sequence, and
+    /// syncs the segment being written once a second. Returns whether
+    /// something written is not synced yet (the pump comes back within
+    /// `syncInterval` then).
+    @discardableResult
+    public func tidy() -> Bool {
+        let now = WallClock.nowNanos()
+        let (checkpoint, syncFD, dirty): ((UInt64, UInt64)?, Int32?, Bool) = state.withLockedValue { state in
+            if state.writing, let last = state.segments.last, let lastSequence = last.lastSequence,
+                lastSequence <= state.acknowledged,
+                last.bytes >= settings.segmentBytes || state.diskBytes >= settings.maxBytes
+            {
+                closeWriting(&state)
+            }
             var removed = false
             while let first = state.segments.first, let last = first.lastSequence, last <= state.acknowledged,
                 !(state.writing && state.segments.count == 1)
             {
-                Glibc.close(first.fd)
+                closeFile(first.fd)
                 unlink(first.path)
                 state.diskBytes -= first.bytes
                 state.segments.removeFirst()
                 removed = true
             }
             if removed { bytesGauge.record(state.diskBytes) }
+            var syncFD: Int32? = nil
             if let since = state.dirtySince, now - since >= settings.syncInterval, state.writing, let last = state.segments.last {
-                _ = fsync(last.fd)
+                syncFD = last.fd
                 state.dirtySince = nil
             }
-            guard state.acknowledged != state.checkpointed else { return nil }
-            state.checkpointed = state.acknowledged
-            return state.acknowledged
+            var checkpoint: (UInt64, UInt64)? = nil
+            if state.acknowledged != state.checkpointed {
+                state.checkpointed = state.acknowledged
+                checkpoint = (state.acknowledged, state.reserved)
+            }
+            return (checkpoint, syncFD, state.dirtySince != nil)
         }
-        if let acknowledged { writeState(acknowledged: acknowledged) }
+        // Only the pump closes the segment being written, so its file stays
+        // open for this sync outside the lock.
+        if let syncFD { _ = fsync(syncFD) }
+        if let (acknowledged, reserved) = checkpoint { writeState(acknowledged: acknowledged, reserved: reserved, sync: false) }
+        return dirty
     }
 
     /// Syncs and closes the files (a graceful stop). What is not
     /// acknowledged stays for the next start.
     public func close() {
+        let first = state.withLockedValue { state in
+            defer { state.closed = true }
+            return !state.closed
+        }
+        guard first else { return }
         tidy()
         state.withLockedValue { state in
-            guard !state.closed else { return }
-            state.closed = true
             if state.writing, let last = state.segments.last { _ = fsync(last.fd) }
-            for segment in state.segments { Glibc.close(segment.fd) }
+            for segment in state.segments { closeFile(segment.fd) }
+            state.segments.removeAll()
+            state.writing = false
         }
         _ = fsync(stateFD)
-        Glibc.close(stateFD)
+        closeFile(stateFD)
+        if directoryFD >= 0 { closeFile(directoryFD) }
     }
 
-    private func writeState(acknowledged: UInt64) {
-        let bytes = SpoolSegment.state(sender: senderID, acknowledged: acknowledged)
-        if pwrite(stateFD, bytes, bytes.count, 0) != bytes.count {
+    /// Saves the state; `sync` waits until it is on disk (reservations).
+    private func writeState(acknowledged: UInt64, reserved: UInt64, sync: Bool) {
+        let bytes = SpoolSegment.state(sender: senderID, acknowledged: acknowledged, reserved: reserved)
+        if pwrite(stateFD, bytes, bytes.count, 0) != bytes.count || (sync && fdatasync(stateFD) != 0) {
             writeErrors.increment()
         }
     }

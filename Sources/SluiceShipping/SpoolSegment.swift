@@ -14,14 +14,17 @@ import SluiceWire
 /// what is read of its segment: the bytes after it cannot be trusted to
 /// start a record.
 ///
-/// The state file (`state`) is 28 bytes: magic "SLSS" | version u32 (1) |
-/// sender id u64 | newest sequence acknowledged u64 | CRC-32C u32 of the 24
-/// before it.
+/// The state file (`state`) is 36 bytes: magic "SLSS" | version u32 (1) |
+/// sender id u64 | newest sequence acknowledged u64 | sequences reserved
+/// up to u64 | CRC-32C u32 of the 32 before it. Numbers are reserved (and
+/// the file synced) ahead of their use, so that a restart never gives a
+/// number twice, even one whose frame never reached the disk: servers
+/// would take a second frame under it for one they had.
 public enum SpoolSegment {
     public static let recordHeaderSize = 16
     static let recordMagic: UInt32 = 0x534C_5331  // "SLS1"
     static let stateMagic: UInt32 = 0x534C_5353  // "SLSS"
-    public static let stateSize = 28
+    public static let stateSize = 36
 
     /// One record found in a segment.
     public struct Record: Equatable, Sendable {
@@ -110,28 +113,30 @@ public enum SpoolSegment {
     }
 
     /// The state file's bytes.
-    public static func state(sender: UInt64, acknowledged: UInt64) -> [UInt8] {
+    public static func state(sender: UInt64, acknowledged: UInt64, reserved: UInt64) -> [UInt8] {
         var bytes = [UInt8]()
         bytes.reserveCapacity(stateSize)
         bytes.appendBigEndian(stateMagic)
         bytes.appendBigEndian(UInt32(1))
         bytes.appendBigEndian(sender)
         bytes.appendBigEndian(acknowledged)
+        bytes.appendBigEndian(reserved)
         bytes.appendBigEndian(CRC32C.checksum(bytes))
         return bytes
     }
 
-    /// The sender id and newest acknowledged sequence of a state file's
-    /// bytes; nil if they are not a whole, intact state.
-    public static func parseState(_ bytes: [UInt8]) -> (sender: UInt64, acknowledged: UInt64)? {
+    /// The sender id, newest acknowledged sequence and the sequences
+    /// reserved of a state file's bytes; nil if they are not a whole,
+    /// intact state.
+    public static func parseState(_ bytes: [UInt8]) -> (sender: UInt64, acknowledged: UInt64, reserved: UInt64)? {
         guard bytes.count >= stateSize else { return nil }
         return bytes.withUnsafeBytes { raw in
             guard raw.loadBigEndian(UInt32.self, at: 0) == stateMagic, raw.loadBigEndian(UInt32.self, at: 4) == 1,
-                CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[0..<24])) == raw.loadBigEndian(UInt32.self, at: 24)
+                CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[0..<32])) == raw.loadBigEndian(UInt32.self, at: 32)
             else { return nil }
             let sender = raw.loadBigEndian(UInt64.self, at: 8)
             guard sender != 0 else { return nil }
-            return (sender, raw.loadBigEndian(UInt64.self, at: 16))
+            return (sender, raw.loadBigEndian(UInt64.self, at: 16), raw.loadBigEndian(UInt64.self, at: 24))
         }
     }
 

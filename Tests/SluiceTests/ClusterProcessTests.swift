@@ -254,13 +254,16 @@ final class SequenceCounter: Sendable {
         return runs
     }
 
-    /// Lines neither this counter nor `other` saw.
-    func missing(alongside other: SequenceCounter) -> Int {
+    /// Lines (below `limit`, if given) neither this counter nor `other` saw.
+    func missing(alongside other: SequenceCounter, below limit: Int? = nil) -> Int {
         let theirs = other.state.withLockedValue { $0.seen }
         return state.withLockedValue { state in
-            zip(state.seen, theirs).filter { !$0 && !$1 }.count
+            zip(state.seen, theirs).prefix(limit ?? state.seen.count).filter { !$0 && !$1 }.count
         }
     }
+
+    /// The highest number seen, or -1.
+    var highest: Int { state.withLockedValue { $0.seen.lastIndex(of: true) ?? -1 } }
 
     /// Waits until `count` lines arrived; false on timeout.
     func wait(for count: Int, timeout: Duration) async -> Bool {

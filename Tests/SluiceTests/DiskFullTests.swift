@@ -68,7 +68,9 @@ struct DiskFullTests {
         let disk = try SmallDisk(bytes: 256 * 1024)
         defer { disk.remove() }
         disk.fill()
-        var spool = Spool.Settings(directory: disk.path + "/spool", maxBytes: 64 << 20, segmentBytes: 32 * 1024)
+        // Segments larger than the disk: the one being written stays (and
+        // shows in sluice_agent_spool_bytes) once the disk has room.
+        var spool = Spool.Settings(directory: disk.path + "/spool", maxBytes: 64 << 20, segmentBytes: 1 << 20)
         // Every write tries the disk again (the default waits 5 s).
         spool.retryInterval = 1
         let reserved = ReservedPort()

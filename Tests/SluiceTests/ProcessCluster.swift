@@ -95,7 +95,10 @@ final class ProcessCluster: @unchecked Sendable {
         let process = Process()
         process.executableURL = Self.binary
         let log = directory.appendingPathComponent("\(name).log")
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        // A member started again writes after its earlier lives.
+        if !FileManager.default.fileExists(atPath: log.path) {
+            _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        }
         let handle = try FileHandle(forWritingTo: log)
         handle.seekToEndOfFile()
         process.standardOutput = handle
