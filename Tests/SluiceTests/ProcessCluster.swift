@@ -92,17 +92,7 @@ final class ProcessCluster: @unchecked Sendable {
     /// Starts one member and waits until it accepts connections.
     func start(_ name: String) async throws {
         guard let member = config.member(named: name) else { throw ProcessClusterError(description: "no \(name)") }
-        let process = Process()
-        process.executableURL = Self.binary
-        let log = directory.appendingPathComponent("\(name).log")
-        // A member started again writes after its earlier lives.
-        if !FileManager.default.fileExists(atPath: log.path) {
-            _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        }
-        let handle = try FileHandle(forWritingTo: log)
-        handle.seekToEndOfFile()
-        process.standardOutput = handle
-        process.standardError = handle
+        let process = try process(loggingAs: name)
         // A controller binds its ingress, then its HTTP API: it is up once
         // the second answers.
         let address: String
@@ -129,6 +119,22 @@ final class ProcessCluster: @unchecked Sendable {
         try await run(process, as: name, listeningOn: address)
     }
 
+    /// A process of the members' binary whose output goes to `name`'s log;
+    /// one started again writes after its earlier lives.
+    private func process(loggingAs name: String) throws -> Process {
+        let process = Process()
+        process.executableURL = Self.binary
+        let log = directory.appendingPathComponent("\(name).log")
+        if !FileManager.default.fileExists(atPath: log.path) {
+            _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        }
+        let handle = try FileHandle(forWritingTo: log)
+        handle.seekToEndOfFile()
+        process.standardOutput = handle
+        process.standardError = handle
+        return process
+    }
+
     /// Runs `process` as `name` and waits until it takes connections at
     /// `address`. stopAll() stops it, however the test ends (a member
     /// started twice: the old one now).
@@ -153,16 +159,7 @@ final class ProcessCluster: @unchecked Sendable {
     /// `log`) with its framed input on `listen` and `arguments`, and waits
     /// until it accepts connections. Its controllers are the arguments'.
     func startAgent(_ name: String = "agent", listen: String, arguments: [String]) async throws {
-        let process = Process()
-        process.executableURL = Self.binary
-        let log = directory.appendingPathComponent("\(name).log")
-        if !FileManager.default.fileExists(atPath: log.path) {
-            _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        }
-        let handle = try FileHandle(forWritingTo: log)
-        handle.seekToEndOfFile()
-        process.standardOutput = handle
-        process.standardError = handle
+        let process = try process(loggingAs: name)
         process.arguments = ["agent", "--listen", listen] + arguments
         try await run(process, as: name, listeningOn: listen)
     }
