@@ -68,8 +68,8 @@ final class Egress: Sendable {
     }
 
     /// What a RECENT_REQUEST asks of an app, from its owner and stand-in in
-    /// every zone: each answers its share in timestamp order, and the
-    /// answers are merged (`RecentMerge`), oldest first. Each server
+    /// every zone: each answers its share in the order it arrived there, and
+    /// the answers are merged by time (`RecentMerge`), oldest first. Each server
     /// already kept to the request's limit; the caller takes the newest or
     /// the oldest `limit` of the merge. Zones are left out as for `recent`.
     func read(_ request: Sluice_V1_StreamRequest, on loop: any EventLoop) -> EventLoopFuture<Recent> {

@@ -38,11 +38,17 @@ enum RecentMerge {
         return out
     }
 
-    /// A k-way merge by timestamp of lists that are each oldest first; ties
-    /// keep list order. An envelope whose identity was already taken (held
-    /// by both an owner and its stand-in) is taken once. Envelopes are
-    /// never told apart by their bytes: identical lines are real lines.
-    static func merge(_ lists: [[RecentEnvelope]]) -> [RecentEnvelope] {
+    /// A k-way merge by timestamp of the lists; ties keep list order. A
+    /// server keeps an app's envelopes in the order they arrived, which is
+    /// time order but for a frame that came late (sent again after a
+    /// server left, or held by a controller that stalled): a list out of
+    /// order is put in time order first (stably), so the answer is in time
+    /// order, as `cf logs --recent` shows it. An envelope whose identity
+    /// was already taken (held by both an owner and its stand-in) is taken
+    /// once. Envelopes are never told apart by their bytes: identical
+    /// lines are real lines.
+    static func merge(_ unordered: [[RecentEnvelope]]) -> [RecentEnvelope] {
+        let lists = unordered.map(inTimeOrder)
         var heads = Array(repeating: 0, count: lists.count)
         var out: [RecentEnvelope] = []
         out.reserveCapacity(lists.reduce(0) { $0 + $1.count })
@@ -62,5 +68,14 @@ enum RecentMerge {
             out.append(next)
         }
         return out
+    }
+
+    /// `list` as it is when it is in time order, else sorted by time,
+    /// keeping list order on ties.
+    static func inTimeOrder(_ list: [RecentEnvelope]) -> [RecentEnvelope] {
+        guard list.indices.dropFirst().contains(where: { list[$0 - 1].timestamp > list[$0].timestamp }) else {
+            return list
+        }
+        return list.indices.sorted { (list[$0].timestamp, $0) < (list[$1].timestamp, $1) }.map { list[$0] }
     }
 }

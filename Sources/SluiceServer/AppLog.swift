@@ -149,10 +149,12 @@ final class AppLog {
     /// Takes in `history`'s envelopes (what another server held, handed
     /// over), keeping the log in time order: appended when all of it is as
     /// new as what is here, else the two are merged by timestamp (stable:
-    /// on a tie, what was here first). An envelope whose identity is here
-    /// already, or came twice (two controllers handing the same history),
-    /// is taken once; envelopes of a sender without identity always are.
-    /// Returns the change in `storedBytes`.
+    /// on a tie, what was here first; each keeps its own order). An
+    /// envelope whose identity is here already, or came twice (two
+    /// controllers handing the same history), is taken once; envelopes of
+    /// a sender without identity always are. One pass over both, copying
+    /// bytes chunk to chunk: it runs under the store's lock, once per
+    /// history frame. Returns the change in `storedBytes`.
     func absorb(_ history: AppLog) -> Int {
         guard history.count > 0 else { return 0 }
         let before = storedBytes
@@ -161,29 +163,52 @@ final class AppLog {
         for run in currentRuns() where run.sender != 0 {
             held[SenderFrame(sender: run.sender, sequence: run.sequence), default: []].append((run.first, run.count))
         }
+        let offered = history.identities(of: 0..<history.count)
         var taken = Set<EnvelopeIdentity>()
-        let items = history.copies().filter { item in
-            let identity = item.identity
-            guard identity.sender != 0 else { return true }
-            let ranges = held[SenderFrame(sender: identity.sender, sequence: identity.sequence)] ?? []
-            if ranges.contains(where: { identity.ordinal >= $0.first && identity.ordinal - $0.first < $0.count }) {
-                return false
+        var keep: [Int] = []
+        keep.reserveCapacity(offered.count)
+        for (index, identity) in offered.enumerated() {
+            if identity.sender != 0 {
+                let ranges = held[SenderFrame(sender: identity.sender, sequence: identity.sequence)] ?? []
+                if ranges.contains(where: { identity.ordinal >= $0.first && identity.ordinal - $0.first < $0.count }) {
+                    continue
+                }
+                guard taken.insert(identity).inserted else { continue }
             }
-            return taken.insert(identity).inserted
+            keep.append(index)
         }
-        guard !items.isEmpty else { return 0 }
-        let ordered = { (list: [Copy]) in
-            list.enumerated().sorted { ($0.element.time, $0.offset) < ($1.element.time, $1.offset) }.map(\.element)
+        guard !keep.isEmpty else { return 0 }
+        let time = { (index: Int) in history.entries[index].time }
+        if keep.indices.dropFirst().contains(where: { time(keep[$0 - 1]) > time(keep[$0]) }) {
+            keep.sort { (time($0), $0) < (time($1), $1) }
         }
-        let newestHere = newestTimestamp ?? Int64.min
-        if items.allSatisfy({ $0.time >= newestHere }) {
-            for item in ordered(items) { append(item) }
+        func give(_ index: Int, of log: AppLog, _ identity: EnvelopeIdentity, to target: AppLog) {
+            log.withBytes(at: index) {
+                _ = target.append(
+                    $0, timestamp: log.entries[index].time, sender: identity.sender, sequence: identity.sequence,
+                    ordinal: identity.ordinal)
+            }
+        }
+        if time(keep[0]) >= newestTimestamp ?? Int64.min {
+            for index in keep { give(index, of: history, offered[index], to: self) }
             return storedBytes - before
         }
-        // Merged: everything here and the history, by time.
+        // Merged into a new log: everything here and the history, by time.
         let merged = AppLog(appID: appID)
         merged.expired = expired
-        for item in ordered(copies() + items) { merged.append(item) }
+        let here = identities(of: 0..<entries.count)
+        var next = 0
+        for index in keep {
+            while next < entries.count, entries[next].time <= time(index) {
+                give(next, of: self, here[next], to: merged)
+                next += 1
+            }
+            give(index, of: history, offered[index], to: merged)
+        }
+        while next < entries.count {
+            give(next, of: self, here[next], to: merged)
+            next += 1
+        }
         chunks = merged.chunks
         firstChunk = merged.firstChunk
         entries = merged.entries
@@ -205,29 +230,6 @@ final class AppLog {
             all[0].count -= consumed
         }
         return all
-    }
-
-    /// An envelope copied out, with its time and identity.
-    private typealias Copy = (time: Int64, bytes: [UInt8], identity: EnvelopeIdentity)
-
-    /// Every envelope here, copied out, oldest first.
-    private func copies() -> [Copy] {
-        var out: [Copy] = []
-        out.reserveCapacity(entries.count)
-        var index = 0
-        forEach(at: 0..<entries.count) { bytes, identity in
-            out.append((entries[index].time, Array(bytes), identity))
-            index += 1
-        }
-        return out
-    }
-
-    private func append(_ item: Copy) {
-        _ = item.bytes.withUnsafeBytes {
-            append(
-                $0, timestamp: item.time, sender: item.identity.sender, sequence: item.identity.sequence,
-                ordinal: item.identity.ordinal)
-        }
     }
 
     /// Calls `body` with the newest `limit` envelopes' bytes and identities,

@@ -29,6 +29,19 @@ import Testing
         #expect(try texts(RecentMerge.merge([one, two])) == ["a1", "b2", "a3", "b3", "a5"])
     }
 
+    /// A frame that reached a server late (sent again after its owner
+    /// left) is stored after newer lines; the answer is still in time
+    /// order, ties in the order stored.
+    @Test func aListThatArrivedOutOfOrderIsAnsweredInTimeOrder() throws {
+        let late = [
+            try envelope("a1", at: 1, nil), try envelope("a4", at: 4, nil), try envelope("a2", at: 2, nil),
+            try envelope("a2'", at: 2, nil), try envelope("a3", at: 3, nil),
+        ]
+        let other = [try envelope("b2", at: 2, nil), try envelope("b5", at: 5, nil)]
+        #expect(try texts(RecentMerge.merge([late])) == ["a1", "a2", "a2'", "a3", "a4"])
+        #expect(try texts(RecentMerge.merge([late, other])) == ["a1", "a2", "a2'", "b2", "a3", "a4", "b5"])
+    }
+
     /// Three identical lines at the same second (a Heroku-style sender with
     /// whole-second timestamps) are three lines, even when a stand-in
     /// holds them too.
