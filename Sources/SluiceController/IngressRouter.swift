@@ -105,7 +105,8 @@ final class IngressRouter: ServerLinkOwner, Sendable {
     }
 
     /// A leaving server's history, one app's envelopes a frame, goes to the
-    /// server that now takes each app, as history with its identities.
+    /// server that now takes each app, as history with its identities; its
+    /// drain lines (DRAIN frames) go the same way, to the same drains there.
     func link(_ link: ServerLink, handsOver frames: [Frame]) -> Bool {
         var live = liveServers
         live.set(link.index, up: false)
@@ -119,7 +120,9 @@ final class IngressRouter: ServerLinkOwner, Sendable {
             guard !parts.isEmpty else { continue }
             let envelopes = parts.reduce(0) { $0 + Int($1.count) }
             batches.append(
-                LinkBatch(batch: batch, parts: parts, origins: [], envelopes: envelopes, history: true, ordinals: true))
+                LinkBatch(
+                    batch: batch, parts: parts, origins: [], envelopes: envelopes, history: true, ordinals: true,
+                    drain: frame.header.flags.contains(.drain)))
         }
         return handOver(batches, live: live) && whole
     }

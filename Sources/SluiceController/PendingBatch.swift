@@ -21,6 +21,9 @@ struct PendingBatch<Origin> {
     /// a leaving server's history, whose older envelopes of a frame may
     /// have been let go. Such a batch holds one app's envelopes.
     var ordinals = false
+    /// With `history`: a leaving server's drain lines (`FrameFlags.drain`),
+    /// each part's sender naming the drain they go to.
+    var drain = false
 
     /// Bytes of the frame as written: header, batch, parts trailer.
     var frameBytes: Int { FrameHeader.size + batch.readableBytes + trailerBytes }
@@ -35,7 +38,8 @@ struct PendingBatch<Origin> {
         header.writeFrameHeader(
             type: .envelopes,
             flags: (parts.isEmpty ? FrameFlags() : .identified).union(history ? .history : [])
-                .union(ordinals && !parts.isEmpty ? .ordinals : []),
+                .union(ordinals && !parts.isEmpty ? .ordinals : [])
+                .union(drain && history ? .drain : []),
             sequence: sequence,
             length: batch.readableBytes + trailerBytes)
         return header

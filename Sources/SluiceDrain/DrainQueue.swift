@@ -122,6 +122,19 @@ public struct DrainQueue {
         return dropped
     }
 
+    /// Takes out every envelope but those of the batch being sent, oldest
+    /// first: a leaving server hands them to the server that takes the app
+    /// next. A batch that failed and waits to go again goes with them.
+    public mutating func takeWaiting() -> [ByteBuffer] {
+        let inFlight = inFlightEnd.map { max(0, $0 - removed) } ?? 0
+        guard entries.count > inFlight else { return [] }
+        let taken = Array(entries.dropFirst(inFlight))
+        entries.removeLast(taken.count)
+        for envelope in taken { bytes -= envelope.readableBytes }
+        retryLength = nil
+        return taken
+    }
+
     /// Empties the queue (the drain was removed); returns how many were in it.
     public mutating func removeAll() -> Int {
         let count = entries.count

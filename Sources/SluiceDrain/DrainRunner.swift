@@ -65,10 +65,14 @@ public final class DrainRunner: EnvelopeTap, @unchecked Sendable {
     private var waiter: CheckedContinuation<Void, Never>?
     private var timer: Scheduled<Void>?
     private var stopped = false
+    /// The last send failed and none has gone through since.
+    private var endpointDown = false
     private var lastNoticeNanos: Int64 = 0
 
     private let sent: Counter
     private let dropped: Counter
+    private let handedOff: Counter
+    private let takenOver: Counter
     private let connectedGauge: Gauge
     private let queuedGauge: Gauge
 
@@ -98,6 +102,8 @@ public final class DrainRunner: EnvelopeTap, @unchecked Sendable {
         let dimensions = [("drain", id)]
         sent = Counter(label: MetricNames.drainSent, dimensions: dimensions, factory: metrics)
         dropped = Counter(label: MetricNames.drainDropped, dimensions: dimensions, factory: metrics)
+        handedOff = Counter(label: MetricNames.drainHandedOff, dimensions: dimensions, factory: metrics)
+        takenOver = Counter(label: MetricNames.drainTakenOver, dimensions: dimensions, factory: metrics)
         connectedGauge = Gauge(label: MetricNames.drainUp, dimensions: dimensions, factory: metrics)
         queuedGauge = Gauge(label: MetricNames.drainQueued, dimensions: dimensions, factory: metrics)
         if url.skipVerify {
@@ -119,6 +125,39 @@ public final class DrainRunner: EnvelopeTap, @unchecked Sendable {
         if lost > 0 { dropped.increment(by: lost) }
         wake?.resume()
     }
+
+    public var handoverKey: UInt64 { Self.handoverKey(id) }
+
+    /// A binding's id (16 hex digits) as a number; another id's FNV-1a hash.
+    public static func handoverKey(_ id: String) -> UInt64 {
+        if id.utf8.count == 16, let value = UInt64(id, radix: 16) { return value }
+        return id.utf8.reduce(0xcbf2_9ce4_8422_2325 as UInt64) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
+    }
+
+    /// What the queue holds but the batch being sent, when the endpoint is
+    /// down (`EnvelopeTap.handOff`): the server is leaving, and the server
+    /// that takes the app next delivers them.
+    public func handOff() -> [ByteBuffer] {
+        let (taken, queued): ([ByteBuffer], Int) = lock.withLock {
+            guard endpointDown, !stopped else { return ([], 0) }
+            return (queue.takeWaiting(), queue.count)
+        }
+        guard !taken.isEmpty else { return [] }
+        handedOff.increment(by: taken.count)
+        queuedGauge.record(queued)
+        logger.info(
+            "drain unreachable as this server leaves: its lines go to the server that takes the app next",
+            metadata: [LogKeys.count: "\(taken.count)", LogKeys.url: "\(url.redacted)"])
+        return taken
+    }
+
+    public func takeOver(_ envelopes: [ByteBuffer]) {
+        takenOver.increment(by: envelopes.count)
+        enqueue(envelopes)
+    }
+
+    /// Whether the last send failed with none through since.
+    public var endpointIsDown: Bool { lock.withLock { endpointDown } }
 
     /// Whether a connection to the endpoint is open now.
     public var connectionIsOpen: Bool { transport.isOpen }
@@ -160,6 +199,7 @@ public final class DrainRunner: EnvelopeTap, @unchecked Sendable {
             }
             let now = WallClock.nowNanos()
             let (lost, queued) = lock.withLock {
+                endpointDown = outcome == .retry
                 return (queue.finishSend(outcome, now: now), queue.count)
             }
             if lost > 0 { dropped.increment(by: lost) }

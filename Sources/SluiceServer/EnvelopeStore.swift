@@ -101,6 +101,7 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
     private let unroutable: Counter
     private let duplicates: Counter
     private let rateLimited: Counter
+    private let drainUnbound: Counter
     private let storedBytesGauge: Gauge
 
     public init(limits: Limits = Limits(), metrics: any MetricsFactory = MetricsSystem.factory) {
@@ -116,6 +117,8 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
         duplicates = Counter(label: MetricNames.serverDuplicates, factory: metrics)
         rateLimited = Counter(
             label: MetricNames.serverDropped, dimensions: [("reason", "app_log_rate_limit")], factory: metrics)
+        drainUnbound = Counter(
+            label: MetricNames.serverDropped, dimensions: [("reason", "drain_not_bound")], factory: metrics)
         storedBytesGauge = Gauge(label: MetricNames.serverStoredBytes, factory: metrics)
     }
 
@@ -266,6 +269,44 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
         if rateDropped > 0 { rateLimited.increment(by: rateDropped) }
         storedBytesGauge.record(totalBytes)
         return touched.compactMap(finishDelivery)
+    }
+
+    /// A leaving server's drain lines (`FrameFlags.drain`, handed on by a
+    /// controller): each part's envelopes go to the tap of their app whose
+    /// `handoverKey` is the part's sender, queued there; not stored or
+    /// streamed. Lines of a drain not bound here (removed meanwhile) are
+    /// dropped and counted. Returns how many were dropped.
+    @discardableResult
+    public func takeOverDrainLines(_ batch: ByteBuffer, parts: [BatchPart]) throws(WireError) -> Int {
+        guard !parts.isEmpty else { throw WireError(.malformedBatch, "DRAIN needs parts naming each envelope's drain") }
+        var groups: [(key: UInt64, app: ByteBuffer, envelopes: [ByteBuffer])] = []
+        var cursor = PartCursor(parts)
+        try batch.withUnsafeReadableBytesTyped { bytes throws(WireError) in
+            try EnvelopeBatchScanner.forEach(in: bytes, expectedCount: parts.reduce(0) { $0 + Int($1.count) }) {
+                range, fields in
+                _ = cursor.advance()
+                let envelope = UnsafeRawBufferPointer(rebasing: bytes[range])
+                let app = ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: envelope[fields.sourceID]))
+                let key = cursor.current.sender
+                if let last = groups.last, last.key == key, last.app == app {
+                    groups[groups.count - 1].envelopes.append(ByteBuffer(bytes: envelope))
+                } else {
+                    groups.append((key, app, [ByteBuffer(bytes: envelope)]))
+                }
+            }
+        }
+        var unbound = 0
+        lock.withLock {
+            for group in groups {
+                if let tap = taps[group.app]?.first(where: { $0.handoverKey == group.key }) {
+                    tap.takeOver(group.envelopes)
+                } else {
+                    unbound += group.envelopes.count
+                }
+            }
+        }
+        if unbound > 0 { drainUnbound.increment(by: unbound) }
+        return unbound
     }
 
     /// Replaces every app's taps (the drain bindings changed).
@@ -460,6 +501,10 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
     /// frame holds one app's envelopes with their identities (parts with
     /// ordinals), and an empty one flagged final ends the answer. The copy
     /// is made under the lock at once: a server leaving needs room for it.
+    /// Then what its drains hold and cannot deliver (their endpoints are
+    /// down: `EnvelopeTap.handOff`), taken out of them, in frames flagged
+    /// DRAIN, one drain's a frame, each part's sender the drain's key: so
+    /// the first controller to ask hands them on, and a second gets none.
     public func handoverFrames(sequence: UInt64) -> [ByteBuffer] {
         var frames: [ByteBuffer] = []
         lock.withLock {
@@ -469,6 +514,21 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
                     appendAnswering(envelope, identity, to: &builder, frames: &frames, sequence: sequence)
                 }
                 if let last = builder.finish(type: .recentResponse, sequence: sequence, ordinals: true) {
+                    frames.append(last)
+                }
+            }
+            for tap in taps.values.joined() {
+                var builder = BatchFrameBuilder(capacity: 64 * 1024)
+                for (ordinal, envelope) in tap.handOff().enumerated() {
+                    if !builder.isEmpty
+                        && builder.payloadBytes + builder.partCount * 4 + envelope.readableBytes + 40 > limits.maxFramePayload
+                    {
+                        frames.append(builder.finish(type: .recentResponse, flags: .drain, sequence: sequence, ordinals: true)!)
+                    }
+                    builder.beginPart(sender: tap.handoverKey, sequence: 0, first: UInt32(truncatingIfNeeded: ordinal))
+                    builder.append(envelope)
+                }
+                if let last = builder.finish(type: .recentResponse, flags: .drain, sequence: sequence, ordinals: true) {
                     frames.append(last)
                 }
             }

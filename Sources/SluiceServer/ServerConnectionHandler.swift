@@ -68,6 +68,19 @@ final class ServerConnectionHandler: ChannelInboundHandler {
                     throw WireError(.malformedBatch, "ORDINALS on ENVELOPES is for HISTORY frames only")
                 }
                 let (batch, parts) = try frame.batchAndParts()
+                if frame.header.flags.contains(.drain) {
+                    guard frame.header.flags.contains(.history) else {
+                        throw WireError(.malformedBatch, "DRAIN on ENVELOPES is for HISTORY frames only")
+                    }
+                    let unbound = try store.takeOverDrainLines(batch, parts: parts)
+                    if unbound > 0 {
+                        logger.warning(
+                            "a leaving server's drain lines for a drain not bound here are dropped",
+                            metadata: [LogKeys.count: "\(unbound)"])
+                    }
+                    taken = frame.header.sequence
+                    return
+                }
                 let deliveries = try store.ingest(
                     batch, parts: parts, history: frame.header.flags.contains(.history),
                     ordinals: frame.header.flags.contains(.ordinals))

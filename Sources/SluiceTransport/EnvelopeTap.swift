@@ -7,6 +7,18 @@ public protocol EnvelopeTap: AnyObject, Sendable {
     /// bytes, in the order stored. Called under the store's lock: it must
     /// only queue, never wait.
     func enqueue(_ envelopes: [ByteBuffer])
+    /// The same for this tap's binding at every server (a drain binding's
+    /// id as a number), so that a leaving server's tap can hand what it
+    /// holds to the same binding's tap at the server that takes the app.
+    var handoverKey: UInt64 { get }
+    /// The server is leaving: what this tap holds and cannot deliver now
+    /// (its endpoint is down), taken out, oldest first, for the server that
+    /// takes the app next; nothing while it delivers (it delivers what it
+    /// holds before the server exits). Called under the store's lock.
+    func handOff() -> [ByteBuffer]
+    /// What the same binding's tap at a leaving server handed off, queued
+    /// as `enqueue` queues. Called under the store's lock.
+    func takeOver(_ envelopes: [ByteBuffer])
 }
 
 /// Where taps attach: a buffer server's store, as the manager that keeps

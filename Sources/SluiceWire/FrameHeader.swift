@@ -122,6 +122,13 @@ public struct FrameFlags: OptionSet, Hashable, Sendable {
     /// controller to the server standing in for it. Stored for reads;
     /// not streamed to readers nor sent to drains, which had it already.
     public static let history = FrameFlags(rawValue: 8)
+    /// A leaving server's drain lines that its drains' endpoints, down,
+    /// did not take: on a HANDOVER_REQUEST's RECENT_RESPONSE frames and,
+    /// with `history`, on the ENVELOPES frames that hand them on. Each
+    /// part's sender is the drain binding's key (`EnvelopeTap.handoverKey`)
+    /// and its envelopes go only to that drain at the server that takes the
+    /// app: not stored, streamed, or sent to the app's other drains.
+    public static let drain = FrameFlags(rawValue: 16)
 }
 
 extension FixedWidthInteger {

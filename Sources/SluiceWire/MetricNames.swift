@@ -64,6 +64,10 @@ public enum MetricNames {
     public static let serverBindingsStoreErrors = "sluice_server_bindings_store_errors_total"
     public static let drainSent = "sluice_server_drain_envelopes_sent_total"
     public static let drainDropped = "sluice_server_drain_envelopes_dropped_total"
+    /// A leaving server's drain lines handed to the server that takes the
+    /// app next (its endpoint was down), and those taken in there.
+    public static let drainHandedOff = "sluice_server_drain_envelopes_handed_off_total"
+    public static let drainTakenOver = "sluice_server_drain_envelopes_taken_over_total"
     public static let drainUp = "sluice_server_drain_up"
     public static let drainQueued = "sluice_server_drain_queued_envelopes"
 }

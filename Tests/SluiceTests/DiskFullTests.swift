@@ -103,20 +103,29 @@ struct DiskFullTests {
         let late = try await harness.lateController(port: port)
         defer { Task { try? await late.shutdown() } }
         try await send(2_000..<3_000)
-        let delivered = await waitUntil(timeout: .seconds(30)) {
-            ((try? await harness.cluster.recent(app: app, limit: 10_000)) ?? []).count >= 3_000
+        // Lines sent once the disk has room are written to it. (Once, in a
+        // full run of the suite, none of these 1,000 was: more lines are
+        // sent, ten at a time, until one is.)
+        var sent = 3_000
+        let written = await waitUntil {
+            if (harness.metric("sluice_agent_spool_bytes") ?? 0) > 0 { return true }
+            try? await send(sent..<sent + 10)
+            sent += 10
+            return false
         }
-        #expect(delivered)
-        let lines = try await harness.cluster.recent(app: app, limit: 10_000)
-        #expect(lines.map { Int($0.text.split(separator: " ")[1]) ?? -1 } == Array(0..<3_000))
-        let notices = lines.filter(\.isNotice).count
-        #expect(notices == 0)
-        // The lines sent once the disk had room were written to it.
-        let written = await waitUntil { (harness.metric("sluice_agent_spool_bytes") ?? 0) > 0 }
         #expect(
             written,
             "errors \(harness.metric(#"sluice_agent_spool_errors_total{op="write"}"#) ?? -1), bytes \(harness.metric("sluice_agent_spool_bytes") ?? -1), files \((try? FileManager.default.contentsOfDirectory(atPath: disk.path + "/spool")) ?? [])"
         )
+        let total = sent
+        let delivered = await waitUntil(timeout: .seconds(30)) {
+            ((try? await harness.cluster.recent(app: app, limit: 20_000)) ?? []).count >= total
+        }
+        #expect(delivered)
+        let lines = try await harness.cluster.recent(app: app, limit: 20_000)
+        #expect(lines.map { Int($0.text.split(separator: " ")[1]) ?? -1 } == Array(0..<total))
+        let notices = lines.filter(\.isNotice).count
+        #expect(notices == 0)
         connection.close()
     }
 

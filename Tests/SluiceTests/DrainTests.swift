@@ -193,6 +193,43 @@ import Testing
         await bed.shutdown()
     }
 
+    /// A server that leaves while a drain's endpoint is down hands what the
+    /// drain holds to the server that takes the app next, which delivers it
+    /// once the endpoint is back: the stop drops nothing. Without the
+    /// handoff the leaving server's drain would hold the 2,000 lines until
+    /// its stop, then drop them.
+    @Test func aServerLeavingWhileADrainIsDownHandsItsLinesToTheNextServer() async throws {
+        let bed = try await Bed.start()
+        let receiver = try RsyslogReceiver.start(mode: .tcp, directory: bed.directory)
+        receiver.stop()
+        let app = "drain-handoff"
+        let binding = try await bed.add(app: app, url: "syslog://127.0.0.1:\(receiver.port)")
+        try await bed.cluster.emit(app: app, lines: Self.lines(2000))
+        let holding = { @Sendable (runner: DrainRunner) in runner.queuedCount == 2000 && runner.endpointIsDown }
+        #expect(await waitUntil(timeout: .seconds(10)) { bed.runners(binding.id).contains(where: holding) })
+        let managers = bed.cluster.drains
+        let leaving = try #require(managers.firstIndex { $0.runners.contains { $0.id == binding.id && holding($0) } })
+        let next = try #require(managers.indices.first { $0 != leaving })
+        let runner = { (index: Int) in managers[index].runners.first { $0.id == binding.id }! }
+
+        await bed.cluster.servers[leaving].leave()
+        #expect(await waitUntil(timeout: .seconds(10)) { runner(next).queuedCount == 2000 })
+        #expect(runner(leaving).queuedCount == 0)
+        // The leaving server's drains have nothing left to wait for or drop.
+        #expect(await managers[leaving].flush(within: .seconds(1)))
+        await managers[leaving].shutdown()
+        let id = "{drain=\"\(binding.id)\"}"
+        #expect(bed.cluster.metric("sluice_server_drain_envelopes_handed_off_total\(id)") == 2000)
+        #expect(bed.cluster.metric("sluice_server_drain_envelopes_taken_over_total\(id)") == 2000)
+        #expect((bed.cluster.metric("sluice_server_drain_envelopes_dropped_total\(id)") ?? 0) == 0)
+
+        try receiver.restart()
+        let received = try await receiver.waitForLines(2000, timeout: .seconds(30))
+        #expect(received.map { $0.components(separatedBy: " - - ").last! } == Self.lines(2000))
+        receiver.stop()
+        await bed.shutdown()
+    }
+
     /// Past the queue's size, the oldest are dropped; the app's readers are
     /// told how many, naming the drain; the newest are delivered.
     @Test func overflowWhileDownIsToldInBandWithTheRightCount() async throws {

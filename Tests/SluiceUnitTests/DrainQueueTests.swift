@@ -27,6 +27,28 @@ import Testing
         #expect(queue.takeUnreported().count == 0)
     }
 
+    /// A leaving server takes out what waits; the batch being sent stays
+    /// and settles as ever; a batch waiting to be retried goes too.
+    @Test func takingWhatWaitsLeavesTheBatchBeingSent() {
+        var queue = DrainQueue(capacity: 10)
+        queue.append(contentsOf: Self.envelopes(0..<5), now: 1)
+        #expect(Self.strings(queue.beginSend(maxCount: 2, maxBytes: 1000)) == ["e0", "e1"])
+        #expect(Self.strings(queue.takeWaiting()) == ["e2", "e3", "e4"])
+        #expect(queue.count == 2 && queue.queuedBytes == 4)
+        #expect(queue.finishSend(.delivered, now: 2) == 0)
+        #expect(queue.isEmpty && queue.queuedBytes == 0)
+
+        queue.append(contentsOf: Self.envelopes(5..<8), now: 3)
+        _ = queue.beginSend(maxCount: 2, maxBytes: 1000)
+        queue.finishSend(.retry, now: 4)
+        #expect(Self.strings(queue.takeWaiting()) == ["e5", "e6", "e7"])
+        #expect(queue.isEmpty && queue.takeWaiting().isEmpty)
+        // Nothing taken out is counted as dropped.
+        #expect(queue.takeUnreported().count == 0)
+        queue.append(contentsOf: Self.envelopes(8..<9), now: 5)
+        #expect(Self.strings(queue.beginSend(maxCount: 10, maxBytes: 1000)) == ["e8"])
+    }
+
     @Test func aDeliveredBatchLeavesAndTheRestFollowsInOrder() {
         var queue = DrainQueue(capacity: 10)
         queue.append(contentsOf: Self.envelopes(0..<5), now: 0)
