@@ -113,7 +113,10 @@ public final class Controller: Service, @unchecked Sendable {
     private let httpGuard: ConnectionGuard
     private let ingressChannel = ChannelBox()
     private let httpChannel = ChannelBox()
-    private let grpcChannels = NIOLockedValueBox<[any Channel]>([])
+    /// The gRPC listeners, and whether each takes ingress.
+    private let grpcChannels = NIOLockedValueBox<[(channel: any Channel, ingress: Bool)]>([])
+    /// The gRPC ingress calls not answered yet.
+    private let grpcCalls = GRPCIngressCalls()
     private let grpcBound = NIOLockedValueBox<(ingress: Endpoint?, egress: Endpoint?)>((nil, nil))
     private let connections = ConnectionSet()
     /// The framed ingress connections (also in `connections`).
@@ -291,11 +294,12 @@ public final class Controller: Service, @unchecked Sendable {
         let router = self.router
         let logger = self.logger
         let maxPayload = configuration.maxFramePayload
+        let grpcCalls = self.grpcCalls
         if let endpoint = configuration.grpcIngress {
             for method in IngressCall.Method.allCases {
                 byAddress[endpoint, default: GRPCRoutes()].add(method.rawValue) { pipeline, _ in
                     try pipeline.addHandlers([
-                        GRPCIngressHandler(method: method, maxBatch: maxPayload),
+                        GRPCIngressHandler(method: method, maxBatch: maxPayload, calls: grpcCalls),
                         IngressHandler(router: router, logger: logger),
                     ])
                 }
@@ -321,7 +325,7 @@ public final class Controller: Service, @unchecked Sendable {
                     role: "controller-grpc", settings: configuration.connections, logger: logger,
                     metrics: registry.map { PrometheusMetricsFactory(registry: $0) } ?? MetricsSystem.factory),
                 logger: logger)
-            grpcChannels.withLockedValue { $0.append(channel) }
+            grpcChannels.withLockedValue { $0.append((channel, ingress: endpoint == configuration.grpcIngress)) }
             let address = Endpoint(channel.localAddress!)
             if endpoint == configuration.grpcIngress { bound.ingress = address }
             if endpoint == configuration.grpcEgress { bound.egress = address }
@@ -337,30 +341,34 @@ public final class Controller: Service, @unchecked Sendable {
     }
 
     /// A graceful stop's first half: takes no new framed ingress
-    /// connections and reads no more frames from those open (gRPC ingress
-    /// is not drained yet: its senders send again what was not
-    /// acknowledged), then waits (up to
+    /// connections and reads no more frames from those open; takes no new
+    /// gRPC connections on an ingress address, lets each `Send` in
+    /// progress finish, ends each ingress stream and refuses each new call
+    /// before it takes anything (`GRPCIngressCalls`); then waits (up to
     /// `shutdownTimeout`) until its servers have acknowledged everything it
-    /// took in, so that its emitters have their acknowledgements and have
-    /// nothing to send again when they move to another controller. Readers
-    /// are served meanwhile.
+    /// took in and every gRPC ingress call is answered, so that its
+    /// emitters have their acknowledgements and have nothing to send again
+    /// when they move to another controller. Readers are served meanwhile.
     public func drain() async {
         guard let listener = ingressChannel.channel else { return }
         try? await listener.close()
         router.isDraining = true
         let open = ingressConnections.all
         for channel in open { channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in } }
+        for (channel, ingress) in grpcChannels.withLockedValue({ $0 }) where ingress { try? await channel.close() }
+        grpcCalls.stopAll()
         let deadline = ContinuousClock.now + .nanoseconds(configuration.shutdownTimeout.nanoseconds)
-        while !router.links.allSatisfy(\.isSettled), ContinuousClock.now < deadline {
+        while !router.links.allSatisfy(\.isSettled) || grpcCalls.openCount > 0, ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(20))
         }
         let waiting = router.links.filter { !$0.isSettled }.map { "\($0.endpoint)" }
-        if waiting.isEmpty {
+        let calls = grpcCalls.openCount
+        if waiting.isEmpty && calls == 0 {
             logger.info("drained: the servers acknowledged everything taken in", metadata: [LogKeys.count: "\(open.count) connections"])
         } else {
             logger.warning(
-                "shutdown timeout: batches not acknowledged yet; their emitters send them again elsewhere",
-                metadata: [LogKeys.server: "\(waiting.joined(separator: ","))"])
+                "shutdown timeout: batches not acknowledged yet, or gRPC ingress calls not answered; their emitters send them again elsewhere",
+                metadata: [LogKeys.server: "\(waiting.joined(separator: ","))", "sluice.grpc_calls": "\(calls)"])
         }
         // Acknowledgements reach each connection's loop before it closes.
         for channel in open { try? await channel.eventLoop.submit {}.get() }
@@ -371,7 +379,7 @@ public final class Controller: Service, @unchecked Sendable {
         try? await httpChannel.channel?.close()
         ingressChannel.channel = nil
         httpChannel.channel = nil
-        for channel in grpcChannels.withLockedValue({ $0 }) { try? await channel.close() }
+        for (channel, _) in grpcChannels.withLockedValue({ $0 }) { try? await channel.close() }
         await connections.closeAll()
         for link in egress.zones.flatMap(\.links) { link.stop() }
     }

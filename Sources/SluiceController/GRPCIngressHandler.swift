@@ -10,6 +10,12 @@ import SluiceWire
 /// call's answer. So a gRPC batch is routed, kept as its bytes, held to the
 /// same windows and backpressure, and acknowledged when the buffer servers
 /// have it, as the framed protocol's are.
+///
+/// The call is registered in `calls` until answered, so that a graceful
+/// stop can end it: a stream stops being read and ends with UNAVAILABLE
+/// once what it took is acknowledged; a `Send` finishes as ever. A call
+/// that opens during the stop is answered UNAVAILABLE before it takes
+/// anything.
 final class GRPCIngressHandler: ChannelDuplexHandler {
     typealias InboundIn = GRPCRequestPart
     typealias InboundOut = Frame
@@ -17,12 +23,49 @@ final class GRPCIngressHandler: ChannelDuplexHandler {
     typealias OutboundOut = GRPCResponsePart
 
     private var call: IngressCall
+    private let calls: GRPCIngressCalls?
+    /// The call opened once the controller was stopping: it takes nothing
+    /// and is answered UNAVAILABLE at once.
+    private var refused = false
 
-    init(method: IngressCall.Method, maxBatch: Int) {
+    init(method: IngressCall.Method, maxBatch: Int, calls: GRPCIngressCalls? = nil) {
         self.call = IngressCall(method: method, maxBatch: maxBatch)
+        self.calls = calls
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        guard let calls else { return }
+        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        let loop = context.eventLoop
+        let registered = calls.opened(ObjectIdentifier(self)) {
+            loop.execute {
+                let (handler, context) = bound.value
+                handler.stop(context: context)
+            }
+        }
+        refused = !registered
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        calls?.closed(ObjectIdentifier(self))
+    }
+
+    /// The controller is stopping (`GRPCIngressCalls.stopAll`).
+    private func stop(context: ChannelHandlerContext) {
+        let (last, end) = call.stop()
+        guard call.stopping else { return }
+        context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+        if let last { take(last, context: context) }
+        if end { endStopped(context: context) }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !refused else {
+            if case .head = unwrapInboundIn(data) {
+                context.writeAndFlush(wrapOutboundOut(.end(IngressCall.stoppedStatus)), promise: nil)
+            }
+            return
+        }
         do {
             switch unwrapInboundIn(data) {
             case .head:
@@ -45,7 +88,7 @@ final class GRPCIngressHandler: ChannelDuplexHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        if let batch = call.readComplete() { take(batch, context: context) }
+        if !refused, let batch = call.readComplete() { take(batch, context: context) }
         context.fireChannelReadComplete()
     }
 
@@ -61,7 +104,11 @@ final class GRPCIngressHandler: ChannelDuplexHandler {
         guard ack.readableBytes >= FrameHeader.size,
             let sequence = ack.getInteger(at: ack.readerIndex + 8, as: UInt64.self)
         else { return }
-        if call.acknowledged(upTo: sequence) { answer(context: context) }
+        if call.acknowledged(upTo: sequence) {
+            answer(context: context)
+        } else if call.stopDue() {
+            endStopped(context: context)
+        }
     }
 
     func flush(context: ChannelHandlerContext) {
@@ -72,5 +119,11 @@ final class GRPCIngressHandler: ChannelDuplexHandler {
         // Every response of the service is an empty message.
         context.write(wrapOutboundOut(.message(context.channel.allocator.buffer(capacity: 0))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(.ok)), promise: nil)
+        calls?.closed(ObjectIdentifier(self))
+    }
+
+    private func endStopped(context: ChannelHandlerContext) {
+        context.writeAndFlush(wrapOutboundOut(.end(IngressCall.stoppedStatus)), promise: nil)
+        calls?.closed(ObjectIdentifier(self))
     }
 }

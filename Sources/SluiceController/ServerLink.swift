@@ -575,8 +575,10 @@ public final class ServerLink: @unchecked Sendable {
                 guard let channel else { return }
                 let promise = eventLoop.makePromise(of: [Frame].self)
                 let id = requests.begin(promise)
+                // DRAIN: this controller hands on the server's drain lines.
                 channel.writeAndFlush(
-                    ByteBuffer.emptyFrame(.handoverRequest, sequence: id, allocator: channel.allocator), promise: nil)
+                    ByteBuffer.emptyFrame(.handoverRequest, flags: .drain, sequence: id, allocator: channel.allocator),
+                    promise: nil)
                 promise.futureResult.whenSuccess { frames in
                     // History that could not go makes the server's going
                     // an outage, told to readers like any other.

@@ -122,18 +122,30 @@ public struct DrainQueue {
         return dropped
     }
 
-    /// Takes out every envelope but those of the batch being sent, oldest
-    /// first: a leaving server hands them to the server that takes the app
-    /// next. A batch that failed and waits to go again goes with them.
-    public mutating func takeWaiting() -> [ByteBuffer] {
-        let inFlight = inFlightEnd.map { max(0, $0 - removed) } ?? 0
+    /// Takes out every envelope but those of the batch being sent (or
+    /// those too, `includingInFlight`), oldest first: a leaving server
+    /// hands them to the server that takes the app next. A batch that
+    /// failed and waits to go again goes with them. A batch being sent
+    /// that is taken settles as ever, with nothing left here to remove.
+    public mutating func takeWaiting(includingInFlight: Bool = false) -> [ByteBuffer] {
+        let inFlight = includingInFlight ? 0 : inFlightEnd.map { max(0, $0 - removed) } ?? 0
         guard entries.count > inFlight else { return [] }
         let taken = Array(entries.dropFirst(inFlight))
-        entries.removeLast(taken.count)
-        for envelope in taken { bytes -= envelope.readableBytes }
+        if inFlight == 0 {
+            // They leave from the front: `removed` counts past them.
+            removed += entries.count
+            entries.removeAll()
+            bytes = 0
+        } else {
+            entries.removeLast(taken.count)
+            for envelope in taken { bytes -= envelope.readableBytes }
+        }
         retryLength = nil
         return taken
     }
+
+    /// Whether a batch is out (between `beginSend` and `finishSend`).
+    public var isSending: Bool { inFlightEnd != nil }
 
     /// Empties the queue (the drain was removed); returns how many were in it.
     public mutating func removeAll() -> Int {

@@ -115,15 +115,22 @@ public final class DrainRunner: EnvelopeTap, @unchecked Sendable {
 
     /// Queues envelopes of this drain's app (from the ingest path).
     public func enqueue(_ envelopes: [ByteBuffer]) {
+        enqueued(envelopes)
+    }
+
+    /// Queues envelopes unless the drain has stopped; returns whether it had not.
+    @discardableResult
+    private func enqueued(_ envelopes: [ByteBuffer]) -> Bool {
         let now = WallClock.nowNanos()
-        let (lost, wake): (Int, CheckedContinuation<Void, Never>?) = lock.withLock {
-            guard !stopped else { return (0, nil) }
+        let (taken, lost, wake): (Bool, Int, CheckedContinuation<Void, Never>?) = lock.withLock {
+            guard !stopped else { return (false, 0, nil) }
             let lost = queue.append(contentsOf: envelopes, now: now)
             defer { waiter = nil }
-            return (lost, waiter)
+            return (true, lost, waiter)
         }
         if lost > 0 { dropped.increment(by: lost) }
         wake?.resume()
+        return taken
     }
 
     public var handoverKey: UInt64 { Self.handoverKey(id) }
@@ -134,14 +141,19 @@ public final class DrainRunner: EnvelopeTap, @unchecked Sendable {
         return id.utf8.reduce(0xcbf2_9ce4_8422_2325 as UInt64) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
     }
 
-    /// What the queue holds but the batch being sent, when the endpoint is
-    /// down (`EnvelopeTap.handOff`): the server is leaving, and the server
-    /// that takes the app next delivers them.
+    /// What the queue holds, when the endpoint is down (the last send
+    /// failed) or not connected (`EnvelopeTap.handOff`): the server is
+    /// leaving, and the server that takes the app next delivers them. A
+    /// batch being sent goes too, and the connection is cut so that its
+    /// send fails (the server is leaving: this drain sends nothing more).
     public func handOff() -> [ByteBuffer] {
-        let (taken, queued): ([ByteBuffer], Int) = lock.withLock {
-            guard endpointDown, !stopped else { return ([], 0) }
-            return (queue.takeWaiting(), queue.count)
+        let open = transport.isOpen
+        let (taken, queued, wasSending): ([ByteBuffer], Int, Bool) = lock.withLock {
+            guard !stopped, !queue.isEmpty, endpointDown || !open else { return ([], 0, false) }
+            let sending = queue.isSending
+            return (queue.takeWaiting(includingInFlight: true), queue.count, sending)
         }
+        if wasSending { transport.abort() }
         guard !taken.isEmpty else { return [] }
         handedOff.increment(by: taken.count)
         queuedGauge.record(queued)
@@ -152,8 +164,7 @@ public final class DrainRunner: EnvelopeTap, @unchecked Sendable {
     }
 
     public func takeOver(_ envelopes: [ByteBuffer]) {
-        takenOver.increment(by: envelopes.count)
-        enqueue(envelopes)
+        if enqueued(envelopes) { takenOver.increment(by: envelopes.count) }
     }
 
     /// Whether the last send failed with none through since.

@@ -16,6 +16,10 @@ import SluiceWire
 ///
 /// What "acknowledged" means is the host's: the agent's once the batch is
 /// in its buffer, a controller's once the buffer servers have it.
+///
+/// A host stopping gracefully (`stop`) lets a `Send` finish as ever; a
+/// stream takes nothing more and ends, once what it took is acknowledged,
+/// with UNAVAILABLE: its client sends what is left to another host.
 public struct IngressCall: Sendable {
     public enum Method: String, Sendable, CaseIterable {
         case sender = "/loggregator.v2.Ingress/Sender"
@@ -32,6 +36,8 @@ public struct IngressCall: Sendable {
     public private(set) var taken: UInt64 = 0
     public private(set) var acknowledged: UInt64 = 0
     private var clientEnded = false
+    /// The host is stopping (`stop`): a stream takes nothing more.
+    public private(set) var stopping = false
     public private(set) var answered = false
 
     /// The largest batch taken (the receiver's frame limit): a `Sender`
@@ -92,6 +98,30 @@ public struct IngressCall: Sendable {
         acknowledged = max(acknowledged, sequence)
         return shouldAnswer()
     }
+
+    /// The host is stopping. A `Send`, or a stream its client has ended,
+    /// is answered as ever. Another stream takes nothing more (its host
+    /// stops reading it): returns the last batch to take (what `Sender`
+    /// gathered) and whether to end it now (nothing waits for an
+    /// acknowledgement); else `stopDue` says when.
+    public mutating func stop() -> (last: Batch?, end: Bool) {
+        guard method != .send, !clientEnded, !answered, !stopping else { return (nil, false) }
+        stopping = true
+        let last = flush()
+        return (last, last == nil && stopDue())
+    }
+
+    /// Whether a stopping stream is to end now: everything it took is
+    /// acknowledged. True once.
+    public mutating func stopDue() -> Bool {
+        guard stopping, !clientEnded, !answered, acknowledged >= taken else { return false }
+        answered = true
+        return true
+    }
+
+    /// What a stream stopped by its host ends with.
+    public static let stoppedStatus = GRPCStatus(
+        .unavailable, "this host is stopping; what was sent before is taken, send the rest to another")
 
     private mutating func shouldAnswer() -> Bool {
         guard clientEnded, !answered, acknowledged >= taken else { return false }

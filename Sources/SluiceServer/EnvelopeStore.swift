@@ -95,6 +95,9 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
         var app: ByteBuffer
     }
 
+    /// The sender id this server gives the envelopes without identity it
+    /// hands over when it leaves (`handoverFrames`).
+    private let handoverSender = UInt64.random(in: 1...UInt64.max)
     private let storedEnvelopes: Counter
     private let evictedForMemory: Counter
     private let subscriberDrops: Counter
@@ -505,19 +508,31 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
     /// down: `EnvelopeTap.handOff`), taken out of them, in frames flagged
     /// DRAIN, one drain's a frame, each part's sender the drain's key: so
     /// the first controller to ask hands them on, and a second gets none.
-    public func handoverFrames(sequence: UInt64) -> [ByteBuffer] {
+    /// Only with `drainLines` (the controller asked with DRAIN).
+    public func handoverFrames(sequence: UInt64, drainLines: Bool = true) -> [ByteBuffer] {
         var frames: [ByteBuffer] = []
         lock.withLock {
             for app in apps.values where app.count > 0 {
                 var builder = BatchFrameBuilder(capacity: 64 * 1024)
+                // An envelope without identity (Sluice's own notices, a
+                // sender that gave none) is given one, the same in every
+                // controller's answer: this server's handover sender and
+                // the envelope's place in the app's log, so that the
+                // server taking it stores it once.
+                var place = app.expired
                 app.forEachRecent(limit: app.count) { envelope, identity in
-                    appendAnswering(envelope, identity, to: &builder, frames: &frames, sequence: sequence)
+                    let given =
+                        identity.sender != 0
+                        ? identity
+                        : EnvelopeIdentity(sender: handoverSender, sequence: 0, ordinal: UInt32(truncatingIfNeeded: place))
+                    place += 1
+                    appendAnswering(envelope, given, to: &builder, frames: &frames, sequence: sequence)
                 }
                 if let last = builder.finish(type: .recentResponse, sequence: sequence, ordinals: true) {
                     frames.append(last)
                 }
             }
-            for tap in taps.values.joined() {
+            for tap in taps.values.joined() where drainLines {
                 var builder = BatchFrameBuilder(capacity: 64 * 1024)
                 for (ordinal, envelope) in tap.handOff().enumerated() {
                     if !builder.isEmpty

@@ -137,7 +137,10 @@ final class ServerConnectionHandler: ChannelInboundHandler {
                     throw WireError(
                         .unexpectedFrame, "HANDOVER_REQUEST is taken only while leaving, once, from a controller of the zone")
                 }
-                let frames = store.handoverFrames(sequence: frame.header.sequence)
+                // A controller that hands on drain lines says so (DRAIN);
+                // an older one gets none, and the drains keep theirs.
+                let frames = store.handoverFrames(
+                    sequence: frame.header.sequence, drainLines: frame.header.flags.contains(.drain))
                 logger.info(
                     "handing history to a controller",
                     metadata: [LogKeys.count: "\(frames.count - 1) frames", LogKeys.address: "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")"])

@@ -260,9 +260,11 @@ extension ByteBuffer {
     }
 
     /// A frame of `type` with no payload (ACK, LEAVING, HANDOVER_REQUEST).
-    public static func emptyFrame(_ type: FrameType, sequence: UInt64, allocator: ByteBufferAllocator) -> ByteBuffer {
+    public static func emptyFrame(
+        _ type: FrameType, flags: FrameFlags = [], sequence: UInt64, allocator: ByteBufferAllocator
+    ) -> ByteBuffer {
         var frame = allocator.buffer(capacity: FrameHeader.size)
-        frame.writeFrameHeader(type: type, sequence: sequence, length: 0)
+        frame.writeFrameHeader(type: type, flags: flags, sequence: sequence, length: 0)
         return frame
     }
 }

@@ -103,6 +103,7 @@ public enum FrameType: UInt8, Sendable, CaseIterable {
     /// Controller → server, empty: every envelope the server holds, app by
     /// app, as RECENT_RESPONSE frames (IDENTIFIED, ORDINALS) answering this
     /// frame's sequence, the last one FINAL. Each frame holds one app's.
+    /// With DRAIN, the drains' lines the server cannot deliver come too.
     case handoverRequest = 10
 }
 
@@ -122,7 +123,8 @@ public struct FrameFlags: OptionSet, Hashable, Sendable {
     /// controller to the server standing in for it. Stored for reads;
     /// not streamed to readers nor sent to drains, which had it already.
     public static let history = FrameFlags(rawValue: 8)
-    /// A leaving server's drain lines that its drains' endpoints, down,
+    /// On HANDOVER_REQUEST: the controller hands on drain lines. Else a
+    /// leaving server's drain lines that its drains' endpoints, down,
     /// did not take: on a HANDOVER_REQUEST's RECENT_RESPONSE frames and,
     /// with `history`, on the ENVELOPES frames that hand them on. Each
     /// part's sender is the drain binding's key (`EnvelopeTap.handoverKey`)

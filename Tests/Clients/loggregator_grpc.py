@@ -37,6 +37,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 
 import grpc
@@ -127,6 +128,43 @@ def send(args):
         else:
             stub.Sender(iter(envelopes), metadata=md, timeout=60)
     print(f"sent {args.count}", flush=True)
+
+
+def sendloop(args):
+    """Unary Send calls from several threads, batch N holding lines
+    N*batch ... N*batch+batch-1, until each thread's first failed call or
+    --seconds; one JSON line per call: the batch, whether it was answered
+    OK, and the status code."""
+    env, ingress, ingress_grpc, _, _ = stubs()
+    lock = threading.Lock()
+    state = {"next": 0}
+    deadline = time.monotonic() + args.seconds
+    with channel(args) as ch:
+        stub = ingress_grpc.IngressStub(ch)
+        md = metadata(args)
+
+        def worker():
+            while time.monotonic() < deadline:
+                with lock:
+                    number = state["next"]
+                    state["next"] += 1
+                first = number * args.batch
+                batch = env.EnvelopeBatch(batch=[envelope(env, args.app, first + i, "log") for i in range(args.batch)])
+                try:
+                    stub.Send(batch, metadata=md, timeout=20)
+                    result = {"batch": number, "ok": True, "code": "OK"}
+                except grpc.RpcError as error:
+                    result = {"batch": number, "ok": False, "code": error.code().name, "details": error.details(), "at": time.monotonic()}
+                with lock:
+                    print(json.dumps(result), flush=True)
+                if not result["ok"]:
+                    return
+
+        threads = [threading.Thread(target=worker) for _ in range(args.threads)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
 
 
 def describe(pb, e):
@@ -319,7 +357,7 @@ def varint(value):
 def main():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("send", "receive", "call", "load", "tail"):
+    for name in ("send", "receive", "call", "load", "tail", "sendloop"):
         p = sub.add_parser(name)
         p.add_argument("--target", required=True)
         p.add_argument("--ca")
@@ -351,6 +389,11 @@ def main():
             p.add_argument("--batch", type=int, default=100)
             p.add_argument("--payload", type=int, default=200)
             p.add_argument("--rate", type=float, default=0)
+        elif name == "sendloop":
+            p.add_argument("--app", required=True)
+            p.add_argument("--batch", type=int, default=50)
+            p.add_argument("--threads", type=int, default=4)
+            p.add_argument("--seconds", type=float, default=60)
         elif name == "tail":
             p.add_argument("--app", default="bench-app")
             p.add_argument("--expect", type=int, required=True)
@@ -359,7 +402,8 @@ def main():
             p.add_argument("--path", required=True)
             p.add_argument("--raw", default="")
     args = parser.parse_args()
-    {"send": send, "receive": receive, "call": call, "load": load, "tail": tail}[args.command](args)
+    {"send": send, "receive": receive, "call": call, "load": load, "tail": tail,
+     "sendloop": sendloop}[args.command](args)
 
 
 if __name__ == "__main__":

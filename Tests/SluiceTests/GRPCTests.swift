@@ -1,9 +1,13 @@
 import Foundation
 import SluiceAuth
 import NIOCore
+import SluiceController
 import SluiceProto
+import SluiceServer
 import SluiceTLS
+import SluiceTransport
 import SluiceWire
+import SwiftProtobuf
 import Testing
 
 /// Loggregator's v2 gRPC services on a controller, called by Python
@@ -42,6 +46,59 @@ import Testing
             #expect(recent.allSatisfy { $0.tags["source_type"] == "APP/PROC/WEB" })
         }
         #expect(cluster.metric(#"sluice_controller_envelopes_received_total"#) == 3000)
+    }
+
+    /// A controller's graceful stop refuses new gRPC ingress calls before
+    /// they take anything (and closes its gRPC ingress listener) and lets
+    /// each `Send` in progress finish: every batch the client was answered
+    /// OK for is stored, and none whose call failed is (a client sends a
+    /// failed one again elsewhere, and it would come twice). Four threads
+    /// of grpcio call `Send` without pause until the stop. Before this the
+    /// calls in progress were cut when the controller closed, their
+    /// batches often already stored.
+    @Test func aStoppingControllerAnswersTheSendsInProgressAndStartsNoNewOne() async throws {
+        let cluster = try await TestCluster.start(servers: 2, recentPerApp: 1_000_000, grpc: true)
+        defer { Task { await cluster.shutdown() } }
+        let target = try #require(cluster.grpc).description
+        let app = "grpc-stop"
+        let batch = 50
+        let client = try EventStreamTests.start(
+            Self.python, [Self.client, "sendloop", "--target", target, "--app", app, "--batch", "\(batch)", "--threads", "4"])
+        let flowing = await waitUntil { (cluster.metric("sluice_controller_envelopes_received_total") ?? 0) >= 5_000 }
+        #expect(flowing)
+        await cluster.controller.drain()
+        try await cluster.controller.shutdown()
+        let (status, out, errors) = try EventStreamTests.finish(client, timeout: .seconds(60))
+        #expect(status == 0, "\(errors)")
+        let calls = Self.lines(out)
+        let answered = Set(calls.filter { $0["ok"] as? Bool == true }.compactMap { $0["batch"] as? Int })
+        let failed = calls.filter { $0["ok"] as? Bool == false }
+        // Every thread ended on a refused call, none on a cut one.
+        #expect(failed.count == 4, "\(failed)")
+        #expect(failed.allSatisfy { $0["code"] as? String == "UNAVAILABLE" }, "\(failed)")
+        // What the servers hold, read from their stores (the controller is gone).
+        var stored: [Int: Int] = [:]
+        for server in cluster.servers {
+            for bytes in server.store.recentFrames(app: app, limit: 1_000_000, sequence: 1) {
+                let header = try bytes.withUnsafeReadableBytes {
+                    try FrameHeader.parse(UnsafeRawBufferPointer(rebasing: $0[0..<FrameHeader.size]), maxPayload: 64 << 20)
+                }
+                let payload = bytes.getSlice(at: bytes.readerIndex + FrameHeader.size, length: Int(header.length))!
+                let (entries, _) = try Frame(header: header, payload: payload).batchAndParts()
+                try entries.forEachEnvelope { envelope, _ in
+                    let text = (try? Loggregator_V2_Envelope(serializedBytes: Array(envelope.readableBytesView)))
+                        .map { String(decoding: $0.log.payload, as: UTF8.self) } ?? ""
+                    if let line = Int(text.dropFirst("line ".count)) { stored[line / batch, default: 0] += 1 }
+                }
+            }
+        }
+        #expect(!stored.isEmpty)
+        #expect(stored.values.allSatisfy { $0 == batch }, "batches stored in part or twice")
+        let extra = Set(stored.keys).subtracting(answered).sorted()
+        let missing = answered.subtracting(stored.keys).sorted()
+        #expect(extra.isEmpty, "stored though their calls failed: \(extra); failed calls: \(failed)")
+        #expect(missing.isEmpty, "answered OK but not stored: \(missing)")
+        #expect(answered.count * batch >= 5_000)
     }
 
     /// A nozzle's `BatchedReceiver` and `Receiver` with selectors get the

@@ -47,6 +47,17 @@ import Testing
         #expect(queue.takeUnreported().count == 0)
         queue.append(contentsOf: Self.envelopes(8..<9), now: 5)
         #expect(Self.strings(queue.beginSend(maxCount: 10, maxBytes: 1000)) == ["e8"])
+
+        // The batch being sent taken too: it settles with nothing to
+        // remove, whatever its outcome, and the queue goes on.
+        queue.append(contentsOf: Self.envelopes(9..<11), now: 6)
+        #expect(Self.strings(queue.takeWaiting(includingInFlight: true)) == ["e8", "e9", "e10"])
+        #expect(queue.isSending && queue.isEmpty && queue.queuedBytes == 0)
+        #expect(queue.finishSend(.retry, now: 7) == 0)
+        queue.append(contentsOf: Self.envelopes(11..<13), now: 8)
+        #expect(Self.strings(queue.beginSend(maxCount: 10, maxBytes: 1000)) == ["e11", "e12"])
+        #expect(queue.finishSend(.delivered, now: 9) == 0)
+        #expect(queue.isEmpty && queue.queuedBytes == 0 && queue.takeUnreported().count == 0)
     }
 
     @Test func aDeliveredBatchLeavesAndTheRestFollowsInOrder() {

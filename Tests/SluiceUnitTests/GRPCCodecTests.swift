@@ -104,6 +104,52 @@ struct GRPCCodecTests {
         #expect(answerNow)
     }
 
+    /// A host stopping: a stream ends (UNAVAILABLE) once what it took is
+    /// acknowledged, what `Sender` gathered going first; a `Send` and a
+    /// stream its client ended are answered as ever.
+    @Test func aStoppingHostEndsStreamsOnceTheirBatchesAreAcknowledged() throws {
+        var stream = IngressCall(method: .batchSender)
+        for index in 0..<2 { _ = try stream.message(Self.batch([[UInt8(index)]]), allocator: .init()) }
+        let (none, endNow) = stream.stop()
+        #expect(none == nil && !endNow && stream.stopping)
+        let okAfterOne = stream.acknowledged(upTo: 1)
+        let dueAfterOne = stream.stopDue()
+        #expect(!okAfterOne && !dueAfterOne)
+        let okAfterTwo = stream.acknowledged(upTo: 2)
+        let dueAfterTwo = stream.stopDue()
+        let dueAgain = stream.stopDue()
+        #expect(!okAfterTwo && dueAfterTwo && !dueAgain)
+
+        var sender = IngressCall(method: .sender, gather: 1000)
+        _ = try sender.message(ByteBuffer(bytes: [0x10, 1]), allocator: .init())
+        let (gathered, _) = sender.stop()
+        #expect(try #require(gathered).sequence == 1)
+        let dueEarly = sender.stopDue()
+        _ = sender.acknowledged(upTo: 1)
+        let dueNow = sender.stopDue()
+        #expect(!dueEarly && dueNow)
+
+        var idle = IngressCall(method: .sender)
+        let idleEnds = idle.stop().end
+        #expect(idleEnds)
+
+        var send = IngressCall(method: .send)
+        _ = try send.message(Self.batch([[1]]), allocator: .init())
+        let (_, sendEnds) = send.stop()
+        #expect(!sendEnds && !send.stopping)
+        _ = try send.ended()
+        let sendAnswered = send.acknowledged(upTo: 1)
+        #expect(sendAnswered)
+
+        var ended = IngressCall(method: .batchSender)
+        _ = try ended.message(Self.batch([[1]]), allocator: .init())
+        _ = try ended.ended()
+        let endedEnds = ended.stop().end
+        #expect(!endedEnds && !ended.stopping)
+        let endedAnswered = ended.acknowledged(upTo: 1)
+        #expect(endedAnswered)
+    }
+
     @Test func senderGathersEachReadIntoOneBatch() throws {
         var call = IngressCall(method: .sender, gather: 1000)
         let envelopes: [[UInt8]] = [[0x10, 1], [0x10, 2], [0x10, 3]]

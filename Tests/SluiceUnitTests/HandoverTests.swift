@@ -83,6 +83,29 @@ import Testing
         #expect(try Self.texts(taking, app: "A") == (0..<200).map { "line \($0)" })
     }
 
+    /// Envelopes without identity (Sluice's notices) are given one in the
+    /// handover, the same in each controller's answer: taken in twice,
+    /// they are stored once; and the history sent on again by the server
+    /// that took them keeps those identities.
+    @Test func noticesHandedOverByTwoControllersAreStoredOnce() throws {
+        let leaving = EnvelopeStoreTests.store()
+        try Self.ingestFrames(leaving, app: "A", count: 20, perFrame: 10, start: 0)
+        leaving.ingestNotice(app: "A", text: "first notice")
+        leaving.ingestNotice(app: "A", text: "second notice")
+        let first = leaving.handoverFrames(sequence: 1)
+        let second = leaving.handoverFrames(sequence: 2)
+        let taking = EnvelopeStoreTests.store()
+        try Self.takeIn(first, into: taking)
+        try Self.takeIn(second, into: taking)
+        let expected = (0..<20).map { "line \($0)" } + ["first notice", "second notice"]
+        #expect(try Self.texts(taking, app: "A") == expected)
+        let next = EnvelopeStoreTests.store()
+        try Self.takeIn(taking.handoverFrames(sequence: 1), into: next)
+        try Self.takeIn(taking.handoverFrames(sequence: 2), into: next)
+        try Self.takeIn(second, into: next)
+        #expect(try Self.texts(next, app: "A") == expected)
+    }
+
     /// Two parts of one sender frame with a gap between their ordinals
     /// (what a merge leaves) keep their own ordinals, here and at the next
     /// server: the envelopes between were not these.
