@@ -113,7 +113,7 @@ public final class Controller: Service, @unchecked Sendable {
     private let httpGuard: ConnectionGuard
     private let ingressChannel = ChannelBox()
     private let httpChannel = ChannelBox()
-    /// The gRPC listeners, and whether each takes ingress.
+    /// The gRPC listeners, and whether each takes ingress only.
     private let grpcChannels = NIOLockedValueBox<[(channel: any Channel, ingress: Bool)]>([])
     /// The gRPC ingress calls not answered yet.
     private let grpcCalls = GRPCIngressCalls()
@@ -300,7 +300,7 @@ public final class Controller: Service, @unchecked Sendable {
                 byAddress[endpoint, default: GRPCRoutes()].add(method.rawValue) { pipeline, _ in
                     try pipeline.addHandlers([
                         GRPCIngressHandler(method: method, maxBatch: maxPayload, calls: grpcCalls),
-                        IngressHandler(router: router, logger: logger),
+                        IngressHandler(router: router, logger: logger, readsWhileDraining: method == .send),
                     ])
                 }
             }
@@ -325,7 +325,8 @@ public final class Controller: Service, @unchecked Sendable {
                     role: "controller-grpc", settings: configuration.connections, logger: logger,
                     metrics: registry.map { PrometheusMetricsFactory(registry: $0) } ?? MetricsSystem.factory),
                 logger: logger)
-            grpcChannels.withLockedValue { $0.append((channel, ingress: endpoint == configuration.grpcIngress)) }
+            let ingressOnly = endpoint == configuration.grpcIngress && endpoint != configuration.grpcEgress
+            grpcChannels.withLockedValue { $0.append((channel, ingress: ingressOnly)) }
             let address = Endpoint(channel.localAddress!)
             if endpoint == configuration.grpcIngress { bound.ingress = address }
             if endpoint == configuration.grpcEgress { bound.egress = address }
@@ -342,7 +343,7 @@ public final class Controller: Service, @unchecked Sendable {
 
     /// A graceful stop's first half: takes no new framed ingress
     /// connections and reads no more frames from those open; takes no new
-    /// gRPC connections on an ingress address, lets each `Send` in
+    /// gRPC connections on an ingress-only address, lets each `Send` in
     /// progress finish, ends each ingress stream and refuses each new call
     /// before it takes anything (`GRPCIngressCalls`); then waits (up to
     /// `shutdownTimeout`) until its servers have acknowledged everything it
@@ -355,6 +356,8 @@ public final class Controller: Service, @unchecked Sendable {
         router.isDraining = true
         let open = ingressConnections.all
         for channel in open { channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in } }
+        // A listener that serves readers too stays open for them; calls
+        // opened on it now are refused.
         for (channel, ingress) in grpcChannels.withLockedValue({ $0 }) where ingress { try? await channel.close() }
         grpcCalls.stopAll()
         let deadline = ContinuousClock.now + .nanoseconds(configuration.shutdownTimeout.nanoseconds)

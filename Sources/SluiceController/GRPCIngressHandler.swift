@@ -55,7 +55,11 @@ final class GRPCIngressHandler: ChannelDuplexHandler {
         let (last, end) = call.stop()
         guard call.stopping else { return }
         context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
-        if let last { take(last, context: context) }
+        if let last {
+            take(last, context: context)
+            // The ingress handler sends what it gathered at a read's end.
+            context.fireChannelReadComplete()
+        }
         if end { endStopped(context: context) }
     }
 

@@ -24,10 +24,14 @@ final class IngressHandler: ChannelInboundHandler {
     private var sender: UInt64 = 0
     private var paused = false
     private var warnedUnroutable = false
+    /// Reading resumes after backpressure even while the controller drains
+    /// (a gRPC `Send` in progress, which the stop lets finish).
+    private let readsWhileDraining: Bool
 
-    init(router: IngressRouter, logger: Logger) {
+    init(router: IngressRouter, logger: Logger, readsWhileDraining: Bool = false) {
         self.router = router
         self.logger = logger
+        self.readsWhileDraining = readsWhileDraining
         self.builders = router.builders()
     }
 
@@ -120,8 +124,9 @@ final class IngressHandler: ChannelInboundHandler {
             loop.execute {
                 let (handler, channel) = bound.value
                 handler.paused = false
-                // A controller draining for its stop reads no more.
-                guard !handler.router.isDraining else { return }
+                // A controller draining for its stop reads no more, but
+                // for a call it lets finish.
+                guard !handler.router.isDraining || handler.readsWhileDraining else { return }
                 channel.setOption(.autoRead, value: true).whenComplete { _ in }
                 channel.read()
             }

@@ -144,16 +144,15 @@ public final class DrainRunner: EnvelopeTap, @unchecked Sendable {
     /// What the queue holds, when the endpoint is down (the last send
     /// failed) or not connected (`EnvelopeTap.handOff`): the server is
     /// leaving, and the server that takes the app next delivers them. A
-    /// batch being sent goes too, and the connection is cut so that its
-    /// send fails (the server is leaving: this drain sends nothing more).
+    /// batch being sent goes too when no connection is open (it waits on a
+    /// connect; should that connect succeed after all, the batch reaches
+    /// the endpoint twice); on an open connection it finishes here.
     public func handOff() -> [ByteBuffer] {
         let open = transport.isOpen
-        let (taken, queued, wasSending): ([ByteBuffer], Int, Bool) = lock.withLock {
-            guard !stopped, !queue.isEmpty, endpointDown || !open else { return ([], 0, false) }
-            let sending = queue.isSending
-            return (queue.takeWaiting(includingInFlight: true), queue.count, sending)
+        let (taken, queued): ([ByteBuffer], Int) = lock.withLock {
+            guard !stopped, !queue.isEmpty, endpointDown || !open else { return ([], 0) }
+            return (queue.takeWaiting(includingInFlight: !open), queue.count)
         }
-        if wasSending { transport.abort() }
         guard !taken.isEmpty else { return [] }
         handedOff.increment(by: taken.count)
         queuedGauge.record(queued)

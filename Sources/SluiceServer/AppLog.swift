@@ -170,7 +170,7 @@ final class AppLog {
         for (index, identity) in offered.enumerated() {
             if identity.sender != 0 {
                 let ranges = held[SenderFrame(sender: identity.sender, sequence: identity.sequence)] ?? []
-                if ranges.contains(where: { identity.ordinal >= $0.first && identity.ordinal - $0.first < $0.count }) {
+                if ranges.contains(where: { identity.ordinal &- $0.first < $0.count }) {
                     continue
                 }
                 guard taken.insert(identity).inserted else { continue }
