@@ -485,6 +485,9 @@ public final class ServerLink: @unchecked Sendable {
         let unacknowledged = window.removeAll().filter { $0.envelopes > 0 } + held
         held = []
         heldBytes = 0
+        // Down, whether it left on purpose or not: a rolling restart waits
+        // for this gauge to read 1 again before it stops the next member.
+        upGauge.record(0)
         defer {
             updateWritable()
             for reader in subscriptions.allReaders { reader.linkChanged(self) }
@@ -526,7 +529,6 @@ public final class ServerLink: @unchecked Sendable {
                 if outages.count > LinkOutage.kept { outages.removeFirst(outages.count - LinkOutage.kept) }
             }
         }
-        upGauge.record(0)
         logger.warning("lost buffer server; reconnecting", metadata: [LogKeys.server: "\(endpoint)"])
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import Prometheus
 import SluiceCLI
 import SluiceController
 import SluiceProto
@@ -38,6 +39,22 @@ struct FailoverTests {
         #expect(texts.count == total, "got \(texts.count) lines")
         #expect(Set(texts).count == texts.count, "duplicates")
         #expect(Set(texts) == Set((0..<total).map { "line \($0)" }), "lost lines")
+    }
+
+    /// A server that leaves on purpose is down on the controller's gauge
+    /// too (a rolling restart waits for it to read 1 again before it
+    /// stops the next member; it stayed 1 after a graceful leave).
+    @Test func theServerUpGaugeFallsWhenAServerLeaves() async throws {
+        let cluster = try await TestCluster.start(servers: 2)
+        defer { Task { await cluster.shutdown() } }
+        func values() -> [Double] {
+            cluster.registry.emitToString().split(separator: "\n")
+                .filter { $0.hasPrefix("sluice_controller_buffer_server_up{") }.map { Double(String($0.split(separator: " ").last!)) ?? -1 }
+                .sorted()
+        }
+        #expect(await waitUntil { values() == [1, 1] }, "\(values())")
+        await cluster.servers[0].leave()
+        #expect(await waitUntil { values() == [0, 1] }, "\(values())")
     }
 
     @Test func aBufferServerDiesMidStream() async throws {
