@@ -47,6 +47,10 @@ final class AgentHTTPHandler: ChannelInboundHandler {
         case .end:
             guard let head else { return }
             self.head = nil
+            if head.method == .GET, URIQuery.split(head.uri).0 == "/readyz" {
+                answerReadiness(head: head, context: context)
+                return
+            }
             let (status, text) = respond(to: head)
             body = nil
             guard status == .noContent, intake.shipper.spool != nil else {
@@ -70,6 +74,19 @@ final class AgentHTTPHandler: ChannelInboundHandler {
         }
     }
 
+    /// `GET /readyz`: ready while a controller is connected, so that what
+    /// the agent takes in goes on (it buffers, and spools with `--spool`,
+    /// while none is; a probe that fails moves sources to another agent).
+    private func answerReadiness(head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        intake.shipper.client.connectedNow().hop(to: context.eventLoop).whenComplete { result in
+            let (handler, context) = bound.value
+            let answer: Readiness = (try? result.get()) == true ? .ready : .notReady("no controller is connected")
+            handler.write(
+                status: HTTPResponseStatus(statusCode: answer.status), body: answer.json, head: head, context: context)
+        }
+    }
+
     /// The answer to a whole request: status and body.
     private func respond(to head: HTTPRequestHead) -> (HTTPResponseStatus, String) {
         let (path, query) = URIQuery.split(head.uri)
@@ -82,7 +99,7 @@ final class AgentHTTPHandler: ChannelInboundHandler {
             return takeLogs(head: head, query: query)
         case (_, "/logs"):
             return (.methodNotAllowed, error("method_not_allowed", "/logs takes POST"))
-        case (_, "/healthz"), (_, "/metrics"):
+        case (_, "/healthz"), (_, "/metrics"), (_, "/readyz"):
             return (.methodNotAllowed, error("method_not_allowed", "\(path) takes GET"))
         default:
             return (.notFound, error("not_found", "no such endpoint: \(path)"))

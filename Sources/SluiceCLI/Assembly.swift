@@ -80,7 +80,9 @@ public enum Assembly {
                 metrics: factory)
         }
         let metricsServer = settings.metrics.map { endpoint in
-            MetricsHTTPServer(listen: endpoint, group: group, logger: logger, render: { registry.emitToBuffer() })
+            MetricsHTTPServer(
+                listen: endpoint, group: group, logger: logger, readiness: { server.readiness },
+                render: { registry.emitToBuffer() })
         }
         return ServerNode(server: server, drains: drains, metricsServer: metricsServer)
     }

@@ -5,6 +5,7 @@ import SluiceWire
 /// Plain logic, no NIO: tested on its own.
 enum APIRoute: Equatable {
     case health
+    case ready
     case metrics
     case recentLogs(app: String, limit: Int)
     case stream(app: String, json: Bool)
@@ -43,7 +44,7 @@ enum APIRoute: Equatable {
     /// What the route reads or changes, for the access rules.
     var resource: Resource {
         switch self {
-        case .health, .metrics, .logCacheInfo: .open
+        case .health, .ready, .metrics, .logCacheInfo: .open
         case .recentLogs(let app, _), .stream(let app, _), .addDrain(let app), .removeDrain(let app, _),
             .logRateLimit(let app):
             .app(app)
@@ -165,6 +166,8 @@ enum APIRoute: Equatable {
         switch Array(segments) {
         case ["healthz"]:
             route = .success(.health)
+        case ["readyz"]:
+            route = .success(.ready)
         case ["metrics"]:
             route = .success(.metrics)
         case let parts where parts.count == 3 && parts[0] == "apps" && parts[2] == "recentlogs":

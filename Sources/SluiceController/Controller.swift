@@ -206,6 +206,7 @@ public final class Controller: Service, @unchecked Sendable {
         let bindings = configuration.bindings
         let authorizer = configuration.authorizer
         let startedAt = self.startedAt
+        let zone = configuration.zone
         let eventSettings = EventStreamReader.Settings(
             queueLimit: configuration.tailQueueLimit, heartbeat: configuration.eventHeartbeat,
             streamTimeout: configuration.eventStreamTimeout)
@@ -260,7 +261,8 @@ public final class Controller: Service, @unchecked Sendable {
             let api = HTTPAPIHandler(
                 egress: egress, bindings: bindings, authorizer: authorizer, refusedUpgrade: refused, registry: registry,
                 logger: logger, startedAt: startedAt,
-                events: .init(readers: readers, metrics: tailMetrics, settings: eventSettings))
+                events: .init(readers: readers, metrics: tailMetrics, settings: eventSettings),
+                readiness: { Controller.readiness(router: router, zone: zone) })
             let boundAPI = NIOLoopBound(api, eventLoop: channel.eventLoop)
             try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                 withServerUpgrade: (
@@ -332,6 +334,20 @@ public final class Controller: Service, @unchecked Sendable {
             if endpoint == configuration.grpcEgress { bound.egress = address }
         }
         grpcBound.withLockedValue { $0 = bound }
+    }
+
+    /// Ready for ingress and readers (`GET /readyz`): a server of its own
+    /// zone answers and is not leaving, and the controller is not
+    /// stopping. Another zone down makes reads partial (told in band), not
+    /// the controller unready.
+    public var readiness: Readiness { Self.readiness(router: router, zone: configuration.zone) }
+
+    static func readiness(router: IngressRouter, zone: String) -> Readiness {
+        if router.isDraining { return .notReady("stopping") }
+        guard !router.liveServers.isEmpty else {
+            return .notReady("no buffer server of zone \(zone) answers")
+        }
+        return .ready
     }
 
     public func run() async throws {

@@ -19,6 +19,7 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     private let egress: Egress
+    private let readiness: @Sendable () -> Readiness
     private let bindings: (any BindingStore)?
     private let authorizer: Authorizer?
     /// Why this connection's websocket upgrade was refused, if it was: the
@@ -48,8 +49,10 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
     init(
         egress: Egress, bindings: (any BindingStore)?, authorizer: Authorizer? = nil,
         refusedUpgrade: RefusedUpgrade? = nil, registry: PrometheusCollectorRegistry?, logger: Logger,
-        startedAt: Int64 = WallClock.nowNanos(), events: Events? = nil
+        startedAt: Int64 = WallClock.nowNanos(), events: Events? = nil,
+        readiness: @escaping @Sendable () -> Readiness = { .ready }
     ) {
+        self.readiness = readiness
         self.startedAt = startedAt
         self.events = events
         self.egress = egress
@@ -143,6 +146,11 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .health:
             respond(status: .ok, contentType: "application/json", body: ByteBuffer(string: #"{"status":"ok"}"#),
                     head: head, context: context)
+        case .ready:
+            let answer = readiness()
+            respond(
+                status: HTTPResponseStatus(statusCode: answer.status), contentType: "application/json",
+                body: ByteBuffer(string: answer.json), head: head, context: context)
         case .metrics:
             let text = registry?.emitToBuffer() ?? []
             respond(status: .ok, contentType: "text/plain; version=0.0.4", body: ByteBuffer(bytes: text),

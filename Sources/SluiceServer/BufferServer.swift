@@ -113,6 +113,15 @@ public final class BufferServer: Service, @unchecked Sendable {
         try await shutdown()
     }
 
+    /// Ready for controllers (`GET /readyz` on `--metrics`): listening, and
+    /// not leaving.
+    public var readiness: Readiness {
+        guard let listener = channelBox.channel, listener.isActive else {
+            return roster.isLeaving ? .notReady("leaving: its apps are moving to the other servers") : .notReady("not listening yet")
+        }
+        return roster.isLeaving ? .notReady("leaving: its apps are moving to the other servers") : .ready
+    }
+
     /// A graceful stop: takes no new connections, tells every controller it
     /// is leaving (LEAVING), and waits up to `shutdownTimeout` for its own
     /// zone's controllers to route its apps elsewhere, take its history to

@@ -30,6 +30,8 @@ final class ControllerRoster: Sendable {
         state.withLockedValue { $0.leaving = true }
     }
 
+    var isLeaving: Bool { state.withLockedValue { $0.leaving } }
+
     /// Whether `channel` may have the history now: the server is leaving,
     /// the channel is a controller of the zone, and it has not had it.
     func mayHandOver(_ channel: any Channel) -> Bool {

@@ -135,6 +135,12 @@ public final class IngressClient: @unchecked Sendable {
         get async { (try? await loop.submit { self.channel != nil }.get()) ?? false }
     }
 
+    /// Whether a controller is connected now, without waiting (an HTTP
+    /// handler answering `/readyz`).
+    public func connectedNow() -> EventLoopFuture<Bool> {
+        loop.submit { self.channel != nil }
+    }
+
     /// Whether a controller is connected now or a connection is being
     /// made: a caller that ends soon waits for the one in progress.
     public var isConnectedOrConnecting: Bool {

@@ -6,22 +6,24 @@ import ServiceLifecycle
 import SluiceWire
 
 /// A small HTTP listener for a process that has no HTTP API of its own (a
-/// buffer server): `GET /metrics` (Prometheus text, from `render`) and
-/// `GET /healthz`.
+/// buffer server): `GET /metrics` (Prometheus text, from `render`),
+/// `GET /healthz` and `GET /readyz` (from `readiness`).
 public final class MetricsHTTPServer: Service, Sendable {
     private let listen: Endpoint
     private let render: @Sendable () -> [UInt8]
+    private let readiness: @Sendable () -> Readiness
     private let group: any EventLoopGroup
     private let logger: Logger
     private let channelBox = ChannelBox()
 
     public init(
         listen: Endpoint, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger,
-        render: @escaping @Sendable () -> [UInt8]
+        readiness: @escaping @Sendable () -> Readiness = { .ready }, render: @escaping @Sendable () -> [UInt8]
     ) {
         self.listen = listen
         self.group = group
         self.logger = logger
+        self.readiness = readiness
         self.render = render
     }
 
@@ -29,9 +31,10 @@ public final class MetricsHTTPServer: Service, Sendable {
     public func bind() async throws -> Endpoint {
         if let bound = channelBox.channel?.localAddress { return Endpoint(bound) }
         let render = self.render
+        let readiness = self.readiness
         let channel = try await Listener.bind(listen, group: group) { channel in
             try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-            try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(render: render))
+            try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(render: render, readiness: readiness))
         }
         channelBox.channel = channel
         let endpoint = Endpoint(channel.localAddress!)
@@ -56,10 +59,12 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     private let render: @Sendable () -> [UInt8]
+    private let readiness: @Sendable () -> Readiness
     private var head: HTTPRequestHead?
 
-    init(render: @escaping @Sendable () -> [UInt8]) {
+    init(render: @escaping @Sendable () -> [UInt8], readiness: @escaping @Sendable () -> Readiness) {
         self.render = render
+        self.readiness = readiness
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -80,10 +85,15 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
             case (.GET, "/healthz"):
                 HTTPResponder.respond(
                     context: context, request: head, status: .ok, body: ByteBuffer(string: #"{"status":"ok"}"#))
+            case (.GET, "/readyz"):
+                let answer = readiness()
+                HTTPResponder.respond(
+                    context: context, request: head, status: HTTPResponseStatus(statusCode: answer.status),
+                    body: ByteBuffer(string: answer.json))
             default:
                 HTTPResponder.error(
                     context: context, request: head, status: .notFound, code: "not_found",
-                    message: "this port serves GET /metrics and /healthz")
+                    message: "this port serves GET /metrics, /healthz and /readyz")
             }
         }
     }

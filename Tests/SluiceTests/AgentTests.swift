@@ -16,6 +16,27 @@ import Testing
 
 @Suite(.serialized)
 struct AgentTests {
+    /// The agent's `GET /readyz` is 503 while no controller is connected
+    /// (it takes lines and holds them meanwhile) and 200 once one is.
+    @Test func theAgentIsReadyOnceAControllerIsConnected() async throws {
+        let reserved = ReservedPort()
+        let harness = try await AgentHarness.start(controllers: [Endpoint(host: "127.0.0.1", port: reserved.port)])
+        defer { Task { await harness.shutdown() } }
+        let http = try #require(harness.addresses.http)
+        let url = HTTPURL(host: http.host, port: http.port, path: "/readyz")
+        func ready() async -> (status: UInt, body: String) {
+            guard let response = try? await HTTPClient.get(url) else { return (0, "") }
+            return (response.status.code, String(buffer: response.body))
+        }
+        let before = await ready()
+        #expect(before.status == 503 && before.body.contains("no controller is connected"), "\(before)")
+        reserved.release()
+        let late = try await harness.lateController(port: reserved.port)
+        defer { Task { try? await late.shutdown() } }
+        #expect(await waitUntil { await ready().status == 200 })
+        #expect(await ready().body == #"{"status":"ready"}"#)
+    }
+
     @Test func framedEnvelopesPassThroughUnchanged() async throws {
         let harness = try await AgentHarness.start()
         defer { Task { await harness.shutdown() } }

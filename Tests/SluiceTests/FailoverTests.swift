@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import NIOHTTP1
 import Prometheus
 import SluiceCLI
 import SluiceController
@@ -55,6 +56,40 @@ struct FailoverTests {
         #expect(await waitUntil { values() == [1, 1] }, "\(values())")
         await cluster.servers[0].leave()
         #expect(await waitUntil { values() == [0, 1] }, "\(values())")
+    }
+
+    /// `GET /readyz`: a controller is ready while a server of its zone
+    /// answers, and not once none does or while it stops; a server's
+    /// `--metrics` port says ready until it leaves.
+    @Test func readinessFollowsTheServersAndAStop() async throws {
+        let cluster = try await TestCluster.start(servers: 2)
+        defer { Task { await cluster.shutdown() } }
+        func ready(_ url: HTTPURL) async -> (status: UInt, body: String) {
+            guard let response = try? await HTTPClient.get(url) else { return (0, "") }
+            return (response.status.code, String(buffer: response.body))
+        }
+        let controller = cluster.http.with(path: "/readyz")
+        #expect(await waitUntil { await ready(controller).status == 200 })
+        #expect(await ready(controller).body == #"{"status":"ready"}"#)
+
+        let metrics = MetricsHTTPServer(
+            listen: Endpoint(host: "127.0.0.1", port: 0), logger: .quiet, readiness: { cluster.servers[0].readiness },
+            render: { [] })
+        let bound = try await metrics.bind()
+        defer { Task { await metrics.shutdown() } }
+        let server = HTTPURL(host: bound.host, port: bound.port, path: "/readyz")
+        #expect(await ready(server).status == 200)
+
+        await cluster.servers[0].leave()
+        let left = await ready(server)
+        #expect(left.status == 503 && left.body.contains("leaving"), "\(left)")
+        // One server of the zone still answers.
+        #expect(await ready(controller).status == 200)
+        try await cluster.servers[1].shutdown()
+        #expect(await waitUntil { await ready(controller).status == 503 })
+        #expect(await ready(controller).body.contains("no buffer server of zone z1 answers"))
+        await cluster.controller.drain()
+        #expect(await ready(controller).body == #"{"status":"not_ready","reason":"stopping"}"#)
     }
 
     @Test func aBufferServerDiesMidStream() async throws {
