@@ -115,22 +115,15 @@ public final class DrainRunner: EnvelopeTap, @unchecked Sendable {
 
     /// Queues envelopes of this drain's app (from the ingest path).
     public func enqueue(_ envelopes: [ByteBuffer]) {
-        enqueued(envelopes)
-    }
-
-    /// Queues envelopes unless the drain has stopped; returns whether it had not.
-    @discardableResult
-    private func enqueued(_ envelopes: [ByteBuffer]) -> Bool {
         let now = WallClock.nowNanos()
-        let (taken, lost, wake): (Bool, Int, CheckedContinuation<Void, Never>?) = lock.withLock {
-            guard !stopped else { return (false, 0, nil) }
+        let (lost, wake): (Int, CheckedContinuation<Void, Never>?) = lock.withLock {
+            guard !stopped else { return (0, nil) }
             let lost = queue.append(contentsOf: envelopes, now: now)
             defer { waiter = nil }
-            return (true, lost, waiter)
+            return (lost, waiter)
         }
         if lost > 0 { dropped.increment(by: lost) }
         wake?.resume()
-        return taken
     }
 
     public var handoverKey: UInt64 { Self.handoverKey(id) }
@@ -163,7 +156,11 @@ public final class DrainRunner: EnvelopeTap, @unchecked Sendable {
     }
 
     public func takeOver(_ envelopes: [ByteBuffer]) {
-        if enqueued(envelopes) { takenOver.increment(by: envelopes.count) }
+        // Counted before they show in the queue: whoever sees them queued
+        // sees them counted (a stop in between is the server's own end).
+        guard lock.withLock({ !stopped }) else { return }
+        takenOver.increment(by: envelopes.count)
+        enqueue(envelopes)
     }
 
     /// Whether the last send failed with none through since.

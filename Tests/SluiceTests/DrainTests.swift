@@ -219,8 +219,8 @@ import Testing
         #expect(await managers[leaving].flush(within: .seconds(1)))
         await managers[leaving].shutdown()
         let id = "{drain=\"\(binding.id)\"}"
-        #expect(bed.cluster.metric("sluice_server_drain_envelopes_handed_off_total\(id)") == 2000)
-        #expect(bed.cluster.metric("sluice_server_drain_envelopes_taken_over_total\(id)") == 2000)
+        #expect(await waitUntil { bed.cluster.metric("sluice_server_drain_envelopes_handed_off_total\(id)") == 2000 })
+        #expect(await waitUntil { bed.cluster.metric("sluice_server_drain_envelopes_taken_over_total\(id)") == 2000 })
         #expect((bed.cluster.metric("sluice_server_drain_envelopes_dropped_total\(id)") ?? 0) == 0)
 
         try receiver.restart()
