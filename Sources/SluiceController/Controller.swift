@@ -340,8 +340,6 @@ public final class Controller: Service, @unchecked Sendable {
     /// zone answers and is not leaving, and the controller is not
     /// stopping. Another zone down makes reads partial (told in band), not
     /// the controller unready.
-    public var readiness: Readiness { Self.readiness(router: router, zone: configuration.zone) }
-
     static func readiness(router: IngressRouter, zone: String) -> Readiness {
         if router.isDraining { return .notReady("stopping") }
         guard !router.liveServers.isEmpty else {

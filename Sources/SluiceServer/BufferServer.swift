@@ -116,10 +116,9 @@ public final class BufferServer: Service, @unchecked Sendable {
     /// Ready for controllers (`GET /readyz` on `--metrics`): listening, and
     /// not leaving.
     public var readiness: Readiness {
-        guard let listener = channelBox.channel, listener.isActive else {
-            return roster.isLeaving ? .notReady("leaving: its apps are moving to the other servers") : .notReady("not listening yet")
-        }
-        return roster.isLeaving ? .notReady("leaving: its apps are moving to the other servers") : .ready
+        if roster.isLeaving { return .notReady("leaving: its apps are moving to the other servers") }
+        guard let listener = channelBox.channel, listener.isActive else { return .notReady("not listening yet") }
+        return .ready
     }
 
     /// A graceful stop: takes no new connections, tells every controller it

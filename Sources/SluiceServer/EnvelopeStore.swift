@@ -486,14 +486,14 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
 
     /// Adds an envelope and its identity to an answer's frame, first ending
     /// the frame (into `frames`) if the envelope would take it past
-    /// `maxFramePayload`.
+    /// `maxFramePayload`. Frames ended carry `flags`.
     private func appendAnswering(
         _ envelope: UnsafeRawBufferPointer, _ identity: EnvelopeIdentity, to builder: inout BatchFrameBuilder,
-        frames: inout [ByteBuffer], sequence: UInt64
+        frames: inout [ByteBuffer], sequence: UInt64, flags: FrameFlags = []
     ) {
         // Room for the envelope, its entry header and a part with its ordinal.
         if !builder.isEmpty && builder.payloadBytes + builder.partCount * 4 + envelope.count + 40 > limits.maxFramePayload {
-            frames.append(builder.finish(type: .recentResponse, sequence: sequence, ordinals: true)!)
+            frames.append(builder.finish(type: .recentResponse, flags: flags, sequence: sequence, ordinals: true)!)
         }
         builder.beginPart(sender: identity.sender, sequence: identity.sequence, first: identity.ordinal)
         builder.append(envelope)
@@ -535,13 +535,11 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
             for tap in taps.values.joined() where drainLines {
                 var builder = BatchFrameBuilder(capacity: 64 * 1024)
                 for (ordinal, envelope) in tap.handOff().enumerated() {
-                    if !builder.isEmpty
-                        && builder.payloadBytes + builder.partCount * 4 + envelope.readableBytes + 40 > limits.maxFramePayload
-                    {
-                        frames.append(builder.finish(type: .recentResponse, flags: .drain, sequence: sequence, ordinals: true)!)
+                    let identity = EnvelopeIdentity(
+                        sender: tap.handoverKey, sequence: 0, ordinal: UInt32(truncatingIfNeeded: ordinal))
+                    envelope.withUnsafeReadableBytes {
+                        appendAnswering($0, identity, to: &builder, frames: &frames, sequence: sequence, flags: .drain)
                     }
-                    builder.beginPart(sender: tap.handoverKey, sequence: 0, first: UInt32(truncatingIfNeeded: ordinal))
-                    builder.append(envelope)
                 }
                 if let last = builder.finish(type: .recentResponse, flags: .drain, sequence: sequence, ordinals: true) {
                     frames.append(last)

@@ -132,7 +132,7 @@ public final class IngressClient: @unchecked Sendable {
 
     /// Whether a controller is connected now.
     public var isConnected: Bool {
-        get async { (try? await loop.submit { self.channel != nil }.get()) ?? false }
+        get async { (try? await connectedNow().get()) ?? false }
     }
 
     /// Whether a controller is connected now, without waiting (an HTTP
