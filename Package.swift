@@ -48,6 +48,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
         .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
+        // The YAML configuration file (--config), with line numbers for its errors.
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         // Generated from Protos/ by bin/generate-protos. Never edited by hand.
@@ -253,6 +255,7 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 // `sluice run`'s signal handler reads the child's pid (already built for SwiftNIO).
                 .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strict
         ),

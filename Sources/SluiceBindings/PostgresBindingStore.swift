@@ -21,9 +21,11 @@ public final class PostgresBindingStore: BindingStore {
     }
 
     /// Connects to `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=disable|prefer|require]`
-    /// and migrates the schema.
-    public static func connect(url: String, logger: Logger) async throws -> PostgresBindingStore {
-        let store = PostgresBindingStore(client: PostgresClient(configuration: try configuration(url), backgroundLogger: logger), logger: logger)
+    /// and migrates the schema; `password`, when given, instead of the URL's.
+    public static func connect(url: String, password: String? = nil, logger: Logger) async throws -> PostgresBindingStore {
+        var configuration = try configuration(url)
+        if let password { configuration.password = password }
+        let store = PostgresBindingStore(client: PostgresClient(configuration: configuration, backgroundLogger: logger), logger: logger)
         do {
             try await store.migrate()
         } catch {

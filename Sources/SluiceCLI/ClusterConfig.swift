@@ -58,8 +58,35 @@ public struct ClusterConfig: Codable, Equatable, Sendable {
         case controller(zone: String, Controller)
     }
 
+    /// What is wrong, and at which key (`zones[0].servers[1].listen`).
     public struct Invalid: Error, CustomStringConvertible {
-        public var description: String
+        public var path: [Key]
+        public var reason: String
+
+        public init(path: [Key] = [], reason: String) {
+            self.path = path
+            self.reason = reason
+        }
+
+        public init(description: String) {
+            self.init(reason: description)
+        }
+
+        public var description: String { path.isEmpty ? reason : "\(ConfigFile.keyPath(path)): \(reason)" }
+    }
+
+    /// A step of an `Invalid`'s path: a key or a list index.
+    public struct Key: CodingKey, Sendable {
+        public var stringValue: String
+        public var intValue: Int?
+        public init(stringValue: String) { self.stringValue = stringValue }
+        public init(intValue: Int) {
+            self.stringValue = "\(intValue)"
+            self.intValue = intValue
+        }
+        static func at(_ steps: Any...) -> [Key] {
+            steps.map { ($0 as? Int).map(Key.init(intValue:)) ?? Key(stringValue: "\($0)") }
+        }
     }
 
     public var zones: [Zone]
@@ -80,35 +107,60 @@ public struct ClusterConfig: Codable, Equatable, Sendable {
         }
     }
 
+    /// The cluster a configuration file describes (JSON as
+    /// `deploy/local/cluster.json`, or YAML); a file without `zones` is no
+    /// cluster file.
     public static func load(path: String) throws -> ClusterConfig {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw Invalid(description: "cannot read cluster file \(path): \(error.localizedDescription)")
+        guard let cluster = try ConfigFile.load(path: path).cluster else {
+            throw Invalid(description: "\(path) describes no cluster: it has no zones")
         }
-        let config: ClusterConfig
-        do {
-            config = try JSONDecoder().decode(ClusterConfig.self, from: data)
-        } catch {
-            throw Invalid(description: "\(path) is not a cluster file: \(error)")
-        }
-        try config.validate()
-        return config
+        return cluster
     }
 
-    /// Checks names are unique, addresses parse, and each zone has a server.
-    public func validate() throws {
-        guard !zones.isEmpty else { throw Invalid(description: "the cluster has no zones") }
-        var names = Set<String>()
-        for zone in zones {
-            guard !zone.servers.isEmpty else { throw Invalid(description: "zone \(zone.name) has no buffer servers") }
-            for name in zone.servers.map(\.name) + zone.controllers.map(\.name) {
-                guard names.insert(name).inserted else { throw Invalid(description: "the name \(name) is used twice") }
+    /// The cluster a configuration file describes, or nil for a file
+    /// without `zones` (a role's settings only).
+    public static func loadIfAny(path: String) throws -> ClusterConfig? {
+        try ConfigFile.load(path: path).cluster
+    }
+
+    /// Checks names are unique, addresses parse, limits are sizes, and each
+    /// zone has a server.
+    public func validate() throws(Invalid) {
+        guard !zones.isEmpty else { throw Invalid(path: Key.at("zones"), reason: "the cluster has no zones") }
+        var names: [String: [Key]] = [:]
+        for (z, zone) in zones.enumerated() {
+            guard !zone.servers.isEmpty else {
+                throw Invalid(path: Key.at("zones", z, "servers"), reason: "zone \(zone.name) has no buffer servers")
             }
-            for address in zone.servers.map(\.listen) + zone.controllers.flatMap({ [$0.ingress, $0.http] }) {
-                guard Endpoint(address) != nil else {
-                    throw Invalid(description: "'\(address)' in zone \(zone.name) is not HOST:PORT")
+            var members: [(name: String, path: [Key], addresses: [(String, String)])] = []
+            for (i, server) in zone.servers.enumerated() {
+                members.append((server.name, Key.at("zones", z, "servers", i), [("listen", server.listen)]))
+                if let limit = server.memoryLimit, (ByteSize.parse(limit) ?? 0) <= 0 {
+                    throw Invalid(
+                        path: Key.at("zones", z, "servers", i, "memoryLimit"),
+                        reason: "'\(limit)' is not a size; write e.g. 64MiB or 1GiB")
+                }
+                if let recent = server.recentPerApp, recent < 1 {
+                    throw Invalid(path: Key.at("zones", z, "servers", i, "recentPerApp"), reason: "must be at least 1")
+                }
+            }
+            for (i, controller) in zone.controllers.enumerated() {
+                members.append(
+                    (controller.name, Key.at("zones", z, "controllers", i), [("ingress", controller.ingress), ("http", controller.http)]))
+            }
+            for member in members {
+                if let earlier = names[member.name] {
+                    throw Invalid(
+                        path: member.path + Key.at("name"),
+                        reason: "the name \(member.name) is used twice (also at \(ConfigFile.keyPath(earlier)))")
+                }
+                names[member.name] = member.path
+                for (key, address) in member.addresses {
+                    do {
+                        _ = try Endpoint(parsing: address)
+                    } catch {
+                        throw Invalid(path: member.path + Key.at(key), reason: "\(error)")
+                    }
                 }
             }
         }

@@ -14,6 +14,9 @@ struct AgentCommand: AsyncParsableCommand {
         commandName: "agent",
         abstract: "Run the source agent: take envelopes, syslog and HTTP log input on this host, ship them to controllers.")
 
+    @Option(help: "A configuration file (YAML: its keys are these flags; see sluice config).")
+    var config: String?
+
     @Option(help: "The zone this host is in; controllers of this zone are preferred.")
     var zone: String = "z1"
 

@@ -14,7 +14,12 @@ struct ControllerCommand: AsyncParsableCommand {
         commandName: "controller",
         abstract: "Run a traffic controller: route ingress to its zone's buffer servers, serve every zone's logs.")
 
-    @Option(help: "A cluster file; with --name, this controller's settings and every zone's servers come from it.")
+    /// The cluster `path` describes, if it describes one.
+    static func cluster(_ path: String) throws -> ClusterConfig? {
+        do { return try ClusterConfig.loadIfAny(path: path) } catch { throw ValidationError("\(error)") }
+    }
+
+    @Option(help: "A configuration file (YAML: its keys are these flags; see sluice config). A cluster file (zones) with --name: this controller's settings and every zone's servers come from it.")
     var config: String?
 
     @Option(help: "This controller's name in the cluster file.")
@@ -98,10 +103,8 @@ struct ControllerCommand: AsyncParsableCommand {
         var zone = self.zone
         var entry = ClusterConfig.Controller(name: name ?? "controller", ingress: ingress, http: http)
         var zones = try Self.parseZones(servers)
-        if let config {
-            guard let name else { throw ValidationError("--config needs --name: which controller of the file to run") }
-            let cluster: ClusterConfig
-            do { cluster = try ClusterConfig.load(path: config) } catch { throw ValidationError("\(error)") }
+        if let config, let cluster = try Self.cluster(config) {
+            guard let name else { throw ValidationError("\(config) describes a cluster: give --name, which member of it to run") }
             guard case .controller(let memberZone, let fileEntry)? = cluster.member(named: name) else {
                 throw ValidationError("\(config) has no controller named \(name)")
             }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Logging
 import SluiceAuth
 import SluiceBindings
@@ -145,12 +146,26 @@ struct BindingsOptions: ParsableArguments {
     )
     var bindings: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "A file holding the PostgreSQL password (its first line), used instead of one in the --bindings URL.",
+            valueName: "FILE"))
+    var bindingsPasswordFile: String?
+
     /// The store, opened; a store that cannot be opened is a runtime
     /// failure, said without the usage text.
     func open(logger: Logger) async throws -> any BindingStore {
         let spec = SluiceConfig.bindings(bindings)
         do {
-            return try await BindingStores.open(spec, logger: logger)
+            let password = try bindingsPasswordFile.map { path in
+                do {
+                    let text = try String(contentsOfFile: path, encoding: .utf8)
+                    return String(text.prefix { $0 != "\n" && $0 != "\r" })
+                } catch {
+                    throw CommandFailure("--bindings-password-file: cannot read \(path): \(error.localizedDescription)")
+                }
+            }
+            return try await BindingStores.open(spec, password: password, logger: logger)
         } catch {
             throw CommandFailure("cannot open the bindings store \(BindingStores.redacted(spec)): \(ErrorText.describe(error))")
         }

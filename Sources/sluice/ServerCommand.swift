@@ -11,7 +11,12 @@ struct ServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "server", abstract: "Run a buffer server: recent logs and live streams of the apps it owns.")
 
-    @Option(help: "A cluster file; with --name, this server's settings come from it.")
+    /// The cluster `path` describes, if it describes one.
+    static func cluster(_ path: String) throws -> ClusterConfig? {
+        do { return try ClusterConfig.loadIfAny(path: path) } catch { throw ValidationError("\(error)") }
+    }
+
+    @Option(help: "A configuration file (YAML: its keys are these flags; see sluice config). A cluster file (zones) with --name: this server's settings come from it.")
     var config: String?
 
     @Option(help: "This server's name in the cluster file.")
@@ -50,10 +55,8 @@ struct ServerCommand: AsyncParsableCommand {
         let metrics = try self.metrics.map { try parseEndpoint($0, option: "--metrics") }
         var zone = self.zone
         var entry = ClusterConfig.Server(name: name ?? "server", listen: listen)
-        if let config {
-            guard let name else { throw ValidationError("--config needs --name: which server of the file to run") }
-            let cluster: ClusterConfig
-            do { cluster = try ClusterConfig.load(path: config) } catch { throw ValidationError("\(error)") }
+        if let config, let cluster = try Self.cluster(config) {
+            guard let name else { throw ValidationError("\(config) describes a cluster: give --name, which member of it to run") }
             guard case .server(let memberZone, let fileEntry)? = cluster.member(named: name) else {
                 throw ValidationError("\(config) has no buffer server named \(name)")
             }

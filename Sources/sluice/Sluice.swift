@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Logging
 import SluiceCLI
 import SluiceTransport
@@ -13,8 +14,44 @@ struct Sluice: AsyncParsableCommand {
         subcommands: [
             UpCommand.self, EmitCommand.self, LogsCommand.self, RunCommand.self, AgentCommand.self, ServerCommand.self,
             ControllerCommand.self, DrainsCommand.self, FirehoseCommand.self, TokenCommand.self, CertsCommand.self,
-            BenchCommand.self,
+            BenchCommand.self, ConfigCommand.self,
         ])
+
+    /// ArgumentParser's main, with a role's configuration file and
+    /// `SLUICE_*` environment read first (ConfigArguments), and an error
+    /// about a setting from either placed at its line or variable.
+    static func main() async {
+        var arguments = Array(CommandLine.arguments.dropFirst())
+        var prepared: ConfigArguments?
+        if let role = arguments.first {
+            do {
+                prepared = try ConfigCommand.prepare(
+                    role: role, arguments: Array(arguments.dropFirst()), environment: ProcessInfo.processInfo.environment)
+            } catch {
+                FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
+                Foundation.exit(ExitCode.validationFailure.rawValue)
+            }
+            if let prepared { arguments = [role] + prepared.arguments }
+        }
+        do {
+            var command = try parseAsRoot(arguments)
+            if var command = command as? any AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            if let prepared, exitCode(for: error) != .success {
+                let message = message(for: error)
+                let placed = prepared.placing(message)
+                if placed != message {
+                    FileHandle.standardError.write(Data("Error: \(placed)\n".utf8))
+                    Foundation.exit(exitCode(for: error).rawValue)
+                }
+            }
+            exit(withError: error)
+        }
+    }
 }
 
 struct LoggingOptions: ParsableArguments {

@@ -54,7 +54,7 @@ struct TLSOptions: ParsableArguments {
     func files(config: String?, name: String?) throws -> TLSFiles? {
         guard let config, let name else { return try files() }
         do {
-            return try files(fallback: try ClusterConfig.load(path: config).tls(of: name))
+            return try files(fallback: try ClusterConfig.loadIfAny(path: config)?.tls(of: name))
         } catch let error as ValidationError {
             throw error
         } catch {

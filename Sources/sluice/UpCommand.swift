@@ -16,7 +16,7 @@ struct UpCommand: AsyncParsableCommand {
         commandName: "up",
         abstract: "Run a whole cluster in one process: controllers and buffer servers, in one zone or several.")
 
-    @Option(help: "A cluster file (see deploy/local/cluster.json); without it one is built from the options below.")
+    @Option(help: "A configuration file (YAML: its keys are these flags; see sluice config), which may describe the cluster (zones, as deploy/local/cluster.json); without zones one is built from the options below.")
     var config: String?
 
     @Option(help: "Zones to run, each with its own controller.")
@@ -79,12 +79,8 @@ struct UpCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = logging.bootstrap(label: "sluice.up")
         let cluster: ClusterConfig
-        if let config {
-            do {
-                cluster = try ClusterConfig.load(path: config)
-            } catch {
-                throw ValidationError("\(error)")
-            }
+        if let config, let described = try ServerCommand.cluster(config) {
+            cluster = described
         } else {
             cluster = ClusterConfig.generate(
                 zones: zones, serversPerZone: perZone, httpPort: httpPort, ingressPort: ingressPort)
