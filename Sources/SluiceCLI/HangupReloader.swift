@@ -8,7 +8,9 @@ import UnixSignals
 /// token keys (an old public key listed beside the new one during a
 /// rotation), and the link certificate, key and CA of any member. A file
 /// that cannot be used leaves what is in use as it was, and says why. Links
-/// that are up keep their TLS sessions; new ones use the new files.
+/// that are up keep their TLS sessions; new ones use the new files. Every
+/// role runs one, with files or without: SIGHUP (`systemctl reload`) never
+/// stops a process.
 public struct HangupReloader: Service {
     let tokens: TokenVerifier?
     let tls: [LinkTLS]
@@ -22,9 +24,6 @@ public struct HangupReloader: Service {
         self.logger = logger
     }
 
-    /// Nothing to reload: no service is needed.
-    public var isEmpty: Bool { tokens == nil && tls.isEmpty }
-
     public func run() async throws {
         for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
             await reload()
@@ -32,6 +31,9 @@ public struct HangupReloader: Service {
     }
 
     func reload() async {
+        if tokens == nil && tls.isEmpty {
+            logger.notice("SIGHUP: no TLS files or token keys to read again")
+        }
         if let tokens {
             do {
                 let summary = try await tokens.reload()

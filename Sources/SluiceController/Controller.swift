@@ -137,13 +137,25 @@ public final class Controller: Service, @unchecked Sendable {
         self.group = group
         self.logger = logger
         self.registry = registry
-        let metrics: any MetricsFactory = registry.map { PrometheusMetricsFactory(registry: $0) } ?? MetricsSystem.factory
+        let metrics: any MetricsFactory =
+            registry.map { registry in
+                var factory = PrometheusMetricsFactory(registry: registry)
+                // A batch is usually acknowledged within a few milliseconds.
+                factory.durationHistogramBuckets[MetricNames.controllerBatchAckSeconds] = [
+                    .microseconds(500), .milliseconds(1), .microseconds(2500), .milliseconds(5), .milliseconds(10),
+                    .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
+                    .seconds(1), .milliseconds(2500),
+                ]
+                return factory
+            } ?? MetricsSystem.factory
         // One link per server of every zone, own zone first.
         let zoneNames = [configuration.zone] + configuration.zones.keys.filter { $0 != configuration.zone }.sorted()
         let zones = zoneNames.map { name in
-            ZoneLinks(
+            let servers = configuration.zones[name, default: []]
+            let count = ZoneServerCount(zone: name, servers: servers.count, metrics: metrics)
+            return ZoneLinks(
                 name: name,
-                links: configuration.zones[name, default: []].enumerated().map { index, server in
+                links: servers.enumerated().map { index, server in
                     ServerLink(
                         endpoint: server, zone: name, index: index, eventLoop: group.next(), logger: logger,
                         maxPayload: configuration.maxFramePayload,
@@ -151,7 +163,8 @@ public final class Controller: Service, @unchecked Sendable {
                         // Only the own zone's links carry ingress to hand over;
                         // another zone's controllers hand over what its
                         // servers took, with (it is assumed) the same window.
-                        handover: configuration.handover, localZone: configuration.zone, metrics: metrics)
+                        handover: configuration.handover, localZone: configuration.zone, zoneServers: count,
+                        metrics: metrics)
                 })
         }
         self.router = IngressRouter(links: zones[0].links, metrics: metrics)

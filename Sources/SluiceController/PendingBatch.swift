@@ -24,6 +24,9 @@ struct PendingBatch<Origin> {
     /// With `history`: a leaving server's drain lines (`FrameFlags.drain`),
     /// each part's sender naming the drain they go to.
     var drain = false
+    /// When a link first sent it (`NIODeadline` uptime nanoseconds; 0:
+    /// not yet), for the acknowledgement's latency.
+    var sentAt: UInt64 = 0
 
     /// Bytes of the frame as written: header, batch, parts trailer.
     var frameBytes: Int { FrameHeader.size + batch.readableBytes + trailerBytes }

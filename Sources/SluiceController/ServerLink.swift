@@ -85,15 +85,32 @@ public final class ServerLink: @unchecked Sendable {
     /// (`sluice_controller_buffer_server_up{server,zone}`): a rolling
     /// restart waits for it before stopping the next member.
     private let upGauge: Gauge
+    /// The zone's servers up, which this link's count is part of
+    /// (`sluice_controller_zone_servers_up{zone}`).
+    private let zoneServers: ZoneServerCount
+    /// Whether `zoneServers` counts this link up now.
+    private var countedUp = false
+    /// Times the window filled, so that ingress waited
+    /// (`sluice_controller_ack_window_full_total{zone}`).
+    private let windowFull: Counter
+    /// From a batch's first send to its acknowledgement
+    /// (`sluice_controller_batch_ack_seconds{zone}`).
+    private let ackTime: Timer
 
     init(
         endpoint: Endpoint, zone: String = "z1", index: Int = 0, eventLoop: any EventLoop, logger: Logger,
         maxPayload: Int = FrameHeader.defaultMaxPayload, maxBacklog: Int = 64 * 1024 * 1024, tls: TLSLayer? = nil,
-        handover: Handover = Handover(), localZone: String? = nil, metrics: any MetricsFactory = MetricsSystem.factory
+        handover: Handover = Handover(), localZone: String? = nil, zoneServers: ZoneServerCount? = nil,
+        metrics: any MetricsFactory = MetricsSystem.factory
     ) {
         self.upGauge = Gauge(
             label: MetricNames.controllerServerUp, dimensions: [("server", "\(endpoint)"), ("zone", zone)], factory: metrics)
         upGauge.record(0)
+        self.zoneServers = zoneServers ?? ZoneServerCount(zone: zone, servers: 1, metrics: metrics)
+        self.windowFull = Counter(label: MetricNames.controllerAckWindowFull, dimensions: [("zone", zone)], factory: metrics)
+        self.ackTime = Timer(
+            label: MetricNames.controllerBatchAckSeconds, dimensions: [("zone", zone)], preferredDisplayUnit: .seconds,
+            factory: metrics)
         self.localZone = localZone ?? zone
         self.acked = AckedHistory(window: handover.window.nanoseconds, maxBytes: handover.maxBytes)
         self.tls = tls
@@ -222,12 +239,14 @@ public final class ServerLink: @unchecked Sendable {
     /// Puts a batch in the window and writes it if connected: header,
     /// batch and parts as three buffers, so the batch is never copied.
     private func transmit(_ batch: LinkBatch) {
+        var batch = batch
         if leave.isLeaving && batch.envelopes > 0 {
             held.append(batch)
             heldBytes += batch.frameBytes
             return
         }
         let now = NIODeadline.now()
+        batch.sentAt = now.uptimeNanoseconds
         if window.isEmpty { liveness.startedWaiting(now: now) }
         if channel != nil { liveness.sent(now: now) }
         guard let sequence = window.send(batch, bytes: batch.frameBytes), let channel else { return }
@@ -253,7 +272,11 @@ public final class ServerLink: @unchecked Sendable {
 
     fileprivate func updateWritable() {
         let now = window.bytes + heldBytes < maxBacklog
-        writable.withLockedValue { $0 = now }
+        let was = writable.withLockedValue { was in
+            defer { was = now }
+            return was
+        }
+        if was && !now { windowFull.increment() }
         let nothing = window.isEmpty || channel == nil || leave.isLeaving
         settled.withLockedValue { $0 = nothing }
         if now && !writableWaiters.isEmpty {
@@ -435,6 +458,10 @@ public final class ServerLink: @unchecked Sendable {
         }
         owner?.linkCameUp(self)
         upGauge.record(1)
+        if !countedUp {
+            countedUp = true
+            zoneServers.changed(by: 1)
+        }
         logger.info("connected to buffer server", metadata: [LogKeys.server: "\(endpoint)"])
         for reader in subscriptions.allReaders { reader.linkChanged(self) }
     }
@@ -488,6 +515,10 @@ public final class ServerLink: @unchecked Sendable {
         // Down, whether it left on purpose or not: a rolling restart waits
         // for this gauge to read 1 again before it stops the next member.
         upGauge.record(0)
+        if countedUp {
+            countedUp = false
+            zoneServers.changed(by: -1)
+        }
         defer {
             updateWritable()
             for reader in subscriptions.allReaders { reader.linkChanged(self) }
@@ -614,6 +645,10 @@ public final class ServerLink: @unchecked Sendable {
             let released = window.acknowledge(upTo: frame.header.sequence)
             if window.isEmpty { perform(leave.windowEmptied()) }
             let carried = released.filter { $0.envelopes > 0 }
+            let ackedAt = NIODeadline.now().uptimeNanoseconds
+            for batch in carried where batch.sentAt > 0 && batch.sentAt <= ackedAt {
+                ackTime.recordNanoseconds(Int64(ackedAt - batch.sentAt))
+            }
             if !carried.isEmpty {
                 owner?.link(self, acknowledged: carried)
                 // What the server took as history (another's) is not its own

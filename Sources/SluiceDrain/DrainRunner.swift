@@ -106,6 +106,10 @@ public final class DrainRunner: EnvelopeTap, @unchecked Sendable {
         takenOver = Counter(label: MetricNames.drainTakenOver, dimensions: dimensions, factory: metrics)
         connectedGauge = Gauge(label: MetricNames.drainUp, dimensions: dimensions, factory: metrics)
         queuedGauge = Gauge(label: MetricNames.drainQueued, dimensions: dimensions, factory: metrics)
+        // Up until a send fails: an idle drain that has sent nothing yet is
+        // not down (an alert on a drain down for 5 minutes must not fire).
+        connectedGauge.record(1)
+        queuedGauge.record(0)
         if url.skipVerify {
             logger.warning(
                 "drain certificate is not verified (skip-verify=true): anyone on the path can read and alter its logs",
@@ -247,6 +251,10 @@ public final class DrainRunner: EnvelopeTap, @unchecked Sendable {
         wake?.resume()
         // A send waiting on an endpoint that stopped reading ends now.
         transport.abort()
+        // A removed drain is neither up nor down: its gauges go from
+        // /metrics (its counters stay, with the drops counted above).
+        connectedGauge.destroy()
+        queuedGauge.destroy()
     }
 
     /// The next batch, or nil and how long to wait: a transport that

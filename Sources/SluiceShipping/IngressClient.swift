@@ -1,3 +1,4 @@
+import CoreMetrics
 import DequeModule
 import Logging
 import NIOConcurrencyHelpers
@@ -79,6 +80,9 @@ public final class IngressClient: @unchecked Sendable {
 
     /// Called on the client's loop with each new acknowledgement.
     private var onAcknowledged: (@Sendable (UInt64) -> Void)?
+    /// Counts each time the window fills, so that sending waits
+    /// (`sluice_agent_ack_window_full_total` for an agent).
+    private var windowFull: Counter?
 
     private init(
         endpoints: [Endpoint], loop: any EventLoop, maxWindow: Int, logger: Logger, tls: TLSLayer?,
@@ -115,13 +119,14 @@ public final class IngressClient: @unchecked Sendable {
     public static func start(
         to endpoints: [Endpoint], maxWindow: Int = 16 * 1024 * 1024, logger: Logger = .quiet, tls: TLSLayer? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, senderID: UInt64? = nil,
-        firstSequence: UInt64 = 1, onAcknowledged: (@Sendable (UInt64) -> Void)? = nil
+        firstSequence: UInt64 = 1, onAcknowledged: (@Sendable (UInt64) -> Void)? = nil, windowFull: Counter? = nil
     ) -> IngressClient {
         precondition(!endpoints.isEmpty, "an ingress client needs at least one controller")
         let client = IngressClient(
             endpoints: endpoints, loop: group.next(), maxWindow: maxWindow, logger: logger, tls: tls,
             senderID: senderID, firstSequence: firstSequence)
         client.onAcknowledged = onAcknowledged
+        client.windowFull = windowFull
         client.loop.execute {
             client.connectRound().whenFailure { _ in
                 if !client.closing { client.scheduleReconnect() }
@@ -212,6 +217,7 @@ public final class IngressClient: @unchecked Sendable {
     private func enqueue(_ frame: ByteBuffer, envelopes: Int, sequence: UInt64?) -> EventLoopFuture<Void> {
         guard !closing else { return loop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
         guard window.hasRoom else {
+            if spaceWaiters.isEmpty { windowFull?.increment() }
             let promise = loop.makePromise(of: Void.self)
             spaceWaiters.append(promise)
             return promise.futureResult.flatMap { self.enqueue(frame, envelopes: envelopes, sequence: sequence) }

@@ -149,7 +149,8 @@ public final class LogShipper: Sendable {
             to: configuration.endpoints, maxWindow: configuration.windowBytes, logger: logger,
             tls: configuration.tls?.dialer(role: "ingress-client", logger: logger), group: group,
             senderID: spool?.senderID, firstSequence: (spool?.acknowledgedAtOpen ?? 0) + 1,
-            onAcknowledged: onAcknowledged)
+            onAcknowledged: onAcknowledged,
+            windowFull: Counter(label: MetricNames.emitterAckWindowFull(configuration.metricsPrefix), factory: metrics))
         self.state = NIOLockedValueBox(
             State(
                 queue: ShipperQueue(

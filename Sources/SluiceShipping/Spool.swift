@@ -162,6 +162,7 @@ public final class Spool: @unchecked Sendable {
         self.settings = settings
         self.logger = logger
         bytesGauge = Gauge(label: MetricNames.agentSpoolBytes, factory: metrics)
+        Gauge(label: MetricNames.agentSpoolMaxBytes, factory: metrics).record(settings.maxBytes)
         writeErrors = Counter(label: MetricNames.agentSpoolErrors, dimensions: [("op", "write")], factory: metrics)
         readErrors = Counter(label: MetricNames.agentSpoolErrors, dimensions: [("op", "read")], factory: metrics)
         damagedRecords = Counter(label: MetricNames.agentSpoolDamagedRecords, factory: metrics)

@@ -34,6 +34,9 @@ public final class LinkTLS: Sendable {
         /// Nil when serving only.
         var client: NIOSSLContext?
         var summary: String
+        /// The soonest any certificate in use (the chain, the CA) expires:
+        /// Unix seconds.
+        var expiry: Int = 0
     }
 
     /// A file that could not be read or did not hold what it should.
@@ -45,9 +48,15 @@ public final class LinkTLS: Sendable {
         self.files = files
         self.metrics = metrics
         self.flags = flags
-        self.contexts = NIOLockedValueBox(try Self.load(files, flags: flags))
+        let contexts = try Self.load(files, flags: flags)
+        self.contexts = NIOLockedValueBox(contexts)
         self.refusals = NIOLockedValueBox([:])
+        self.expiryGauge = Gauge(label: MetricNames.tlsCertificateExpiry, dimensions: [("use", flags)], factory: metrics)
+        expiryGauge.record(contexts.expiry)
     }
+
+    /// `sluice_tls_certificate_expiry_timestamp_seconds{use}`.
+    private let expiryGauge: Gauge
 
     /// Serving only: `cert` and `key`, no client certificates asked.
     public convenience init(
@@ -60,6 +69,7 @@ public final class LinkTLS: Sendable {
     public func reload() throws {
         let fresh = try Self.load(files, flags: flags)
         contexts.withLockedValue { $0 = fresh }
+        expiryGauge.record(fresh.expiry)
     }
 
     /// This member's certificate: its subject, names and expiry.
@@ -159,7 +169,8 @@ public final class LinkTLS: Sendable {
                 server: try NIOSSLContext(configuration: server),
                 http2Server: try NIOSSLContext(configuration: http2Server),
                 client: serving ? nil : try NIOSSLContext(configuration: client),
-                summary: "\(PeerNames.of(leaf).joined(separator: ",")) until \(Self.date(leaf.notValidAfter))")
+                summary: "\(PeerNames.of(leaf).joined(separator: ",")) until \(Self.date(leaf.notValidAfter))",
+                expiry: Int((chain + roots).map(\.notValidAfter).min() ?? leaf.notValidAfter))
         } catch let error as BoringSSLError where !TLSRefusal.codes(of: error).contains("KEY_VALUES_MISMATCH") {
             throw LoadError(
                 description:

@@ -11,6 +11,11 @@ public enum MetricNames {
     /// The spool (`--spool`): bytes of segments on disk, failed reads and
     /// writes (`op`), and damaged records found at a start.
     public static let agentSpoolBytes = "sluice_agent_spool_bytes"
+    /// When the soonest certificate a TLS setting uses expires (Unix
+    /// seconds), by `use`: `--tls`, `--http-tls`, `--input-tls`.
+    public static let tlsCertificateExpiry = "sluice_tls_certificate_expiry_timestamp_seconds"
+    /// The spool's bound (`--spool-max`), for an alert on it filling.
+    public static let agentSpoolMaxBytes = "sluice_agent_spool_max_bytes"
     public static let agentSpoolErrors = "sluice_agent_spool_errors_total"
     public static let agentSpoolDamagedRecords = "sluice_agent_spool_damaged_records_total"
 
@@ -25,6 +30,9 @@ public enum MetricNames {
     }
     /// `PREFIX_batches_sent_total`.
     public static func emitterBatchesSent(_ prefix: String) -> String { "\(prefix)_batches_sent_total" }
+    /// Times the link to a controller had its whole acknowledgement window
+    /// outstanding, so that shipping waited.
+    public static func emitterAckWindowFull(_ prefix: String) -> String { "\(prefix)_ack_window_full_total" }
 
     // Links between parts (every role).
     /// TLS handshakes refused or failed, by `role` (the listener or link).
@@ -41,6 +49,16 @@ public enum MetricNames {
     public static let controllerBindingsStoreErrors = "sluice_controller_bindings_store_errors_total"
     /// 1 while a buffer server answers its link, by `server` and `zone`.
     public static let controllerServerUp = "sluice_controller_buffer_server_up"
+    /// Buffer servers a controller knows in a zone, and of those, the ones
+    /// that answer (by `zone`): none up is a zone whose reads are partial.
+    public static let controllerZoneServers = "sluice_controller_zone_servers"
+    public static let controllerZoneServersUp = "sluice_controller_zone_servers_up"
+    /// Times a link to a buffer server had its whole window outstanding,
+    /// so that ingress waited (by `zone`).
+    public static let controllerAckWindowFull = "sluice_controller_ack_window_full_total"
+    /// Seconds from a batch's first send to a buffer server until its
+    /// acknowledgement (a histogram, by `zone`).
+    public static let controllerBatchAckSeconds = "sluice_controller_batch_ack_seconds"
     /// Envelopes a stopped buffer server had acknowledged lately, by
     /// `outcome`: `handed_over` to the servers standing in (for reads), or
     /// `no_server` up to take them.

@@ -153,7 +153,7 @@ struct AgentCommand: AsyncParsableCommand {
         try await agent.bind()
         let reloader = HangupReloader(tls: [settings.tls, settings.inputTLS], logger: logger)
         let group = ServiceGroup(
-            services: [agent] + (reloader.isEmpty ? [] : [reloader]), gracefulShutdownSignals: [.sigterm, .sigint],
+            services: [agent, reloader], gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
         try await group.run()
     }

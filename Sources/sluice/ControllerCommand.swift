@@ -144,7 +144,7 @@ struct ControllerCommand: AsyncParsableCommand {
         var services: [any Service] = [controller]
         let reloader = HangupReloader(
             tokens: settings.authorizer?.verifier, tls: [settings.tls, settings.httpTLS], logger: logger)
-        if !reloader.isEmpty { services.append(reloader) }
+        services.append(reloader)
         let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
     }

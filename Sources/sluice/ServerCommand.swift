@@ -83,7 +83,7 @@ struct ServerCommand: AsyncParsableCommand {
         try await node.bind()
         let reloader = HangupReloader(tls: [linkTLS], logger: logger)
         let group = ServiceGroup(
-            services: node.services + (reloader.isEmpty ? [] : [reloader]), gracefulShutdownSignals: [.sigterm, .sigint],
+            services: node.services + [reloader], gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
         try await group.run()
     }

@@ -203,13 +203,11 @@ struct UpCommand: AsyncParsableCommand {
         lines.append("Ctrl-C stops it.")
         print(lines.joined(separator: "\n"))
         Output.flushStandardOutput()
-        let reloaders = [
-            HangupReloader(
-                tokens: member.authorizer?.verifier, tls: [linkTLS?.member, linkTLS?.server, linkTLS?.agent, httpTLS],
-                logger: logger)
-        ].filter { !$0.isEmpty }
+        let reloader = HangupReloader(
+            tokens: member.authorizer?.verifier, tls: [linkTLS?.member, linkTLS?.server, linkTLS?.agent, httpTLS],
+            logger: logger)
         let group = ServiceGroup(
-            services: local.services + reloaders.map { $0 as any Service }, gracefulShutdownSignals: [.sigterm, .sigint],
+            services: local.services + [reloader], gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
         try await group.run()
     }

@@ -249,6 +249,8 @@ struct CLIProcessTests {
             return text.contains("sluice_server_drain_envelopes_sent_total{drain=\"\(binding.id)\"}")
         }
         #expect(shown, "\(text)")
+        // Idle, it has sent nothing and failed nothing: up, not a false alert.
+        #expect(text.contains("sluice_server_drain_up{drain=\"\(binding.id)\"} 1"), "\(text)")
         #expect(text.contains("sluice_server_envelopes_stored_total"))
         let missing = try await HTTPClient.get(metrics.with(path: "/nope"))
         #expect(missing.status == .notFound)

@@ -96,6 +96,8 @@ struct DiskFullTests {
         let errors = harness.metric(#"sluice_agent_spool_errors_total{op="write"}"#) ?? 0
         #expect(errors >= 1, "\(errors)")
         #expect(harness.agent.shipper.droppedTotal == 0)
+        // The bound an alert on the spool filling divides by.
+        #expect(harness.metric("sluice_agent_spool_max_bytes") == Double(64 << 20))
 
         // Room again, and a controller where the agent looks for one.
         disk.free()

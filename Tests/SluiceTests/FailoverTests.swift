@@ -58,6 +58,27 @@ struct FailoverTests {
         #expect(await waitUntil { values() == [0, 1] }, "\(values())")
     }
 
+    /// What an operator's alerts read: the zone's servers known and up (none
+    /// up: reads are partial), and how long acknowledgements take.
+    @Test func theZoneGaugesCountServersUpAndAcknowledgementsAreTimed() async throws {
+        let cluster = try await TestCluster.start(servers: 2)
+        defer { Task { await cluster.shutdown() } }
+        let up = #"sluice_controller_zone_servers_up{zone="z1"}"#
+        #expect(cluster.metric(#"sluice_controller_zone_servers{zone="z1"}"#) == 2)
+        #expect(await waitUntil { cluster.metric(up) == 2 }, "\(String(describing: cluster.metric(up)))")
+        try await cluster.emit(app: "timed", lines: (0..<500).map { "line \($0)" })
+        #expect(await waitUntil { (try? await cluster.recent(app: "timed").count) == 500 })
+        let acknowledged = cluster.metric(#"sluice_controller_batch_ack_seconds_count{zone="z1"}"#) ?? 0
+        #expect(acknowledged >= 1, "\(cluster.registry.emitToString())")
+        // Each acknowledgement on loopback came within 2.5 s: all are in that bucket.
+        #expect(cluster.metric(#"sluice_controller_batch_ack_seconds_bucket{zone="z1",le="2.5"}"#) == acknowledged)
+        await cluster.servers[0].leave()
+        #expect(await waitUntil { cluster.metric(up) == 1 }, "\(String(describing: cluster.metric(up)))")
+        try await cluster.servers[1].shutdown()
+        #expect(await waitUntil { cluster.metric(up) == 0 }, "\(String(describing: cluster.metric(up)))")
+        #expect(cluster.metric(#"sluice_controller_zone_servers{zone="z1"}"#) == 2)
+    }
+
     /// `GET /readyz`: a controller is ready while a server of its zone
     /// answers, and not once none does or while it stops; a server's
     /// `--metrics` port says ready until it leaves.

@@ -64,6 +64,26 @@ func opensslClient(_ endpoint: Endpoint, arguments: [String]) throws -> String {
 @Suite(.serialized) struct LinkTLSTests {
     static func lines(_ count: Int, _ tag: String) -> [String] { (1...count).map { "\(tag) line \($0)" } }
 
+    /// `sluice_tls_certificate_expiry_timestamp_seconds{use}`: when the
+    /// soonest certificate in use expires, read again with the files.
+    @Test func theSoonestExpiryIsAMetricAndFollowsAReload() throws {
+        let fixture = try TLSFixture("expiry")
+        defer { fixture.remove() }
+        let now = Date()
+        let issued = try fixture.issue("member", names: ["sluice-server"], days: 30, from: now)
+        let registry = PrometheusCollectorRegistry()
+        let tls = try LinkTLS(
+            files: TLSFiles(cert: issued.cert, key: issued.key, ca: fixture.files("server").ca),
+            metrics: PrometheusMetricsFactory(registry: registry), flags: "--tls")
+        let line = #"sluice_tls_certificate_expiry_timestamp_seconds{use="--tls"}"#
+        let first = try #require(registry.value(of: line))
+        #expect(abs(first - now.addingTimeInterval(30 * 86_400).timeIntervalSince1970) < 300, "\(first)")
+        _ = try fixture.issue("member", names: ["sluice-server"], days: 3, from: now)
+        try tls.reload()
+        let second = try #require(registry.value(of: line))
+        #expect(abs(second - now.addingTimeInterval(3 * 86_400).timeIntervalSince1970) < 300, "\(second)")
+    }
+
     @Test func everyLineCrossesLinksThatAreMutualTLS() async throws {
         let fixture = try TLSFixture("deliver")
         defer { fixture.remove() }

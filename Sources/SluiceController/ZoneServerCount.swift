@@ -1,0 +1,31 @@
+import CoreMetrics
+import NIOConcurrencyHelpers
+import SluiceWire
+
+/// How many of a zone's buffer servers a controller knows and how many
+/// answer now (`sluice_controller_zone_servers{zone}` and
+/// `…_zone_servers_up{zone}`), shared by the zone's links: each counts
+/// itself in when its server answers and out when it stops.
+final class ZoneServerCount: Sendable {
+    private let up = NIOLockedValueBox(0)
+    private let upGauge: Gauge
+    private let knownGauge: Gauge
+
+    init(zone: String, servers: Int, metrics: any MetricsFactory) {
+        upGauge = Gauge(label: MetricNames.controllerZoneServersUp, dimensions: [("zone", zone)], factory: metrics)
+        knownGauge = Gauge(label: MetricNames.controllerZoneServers, dimensions: [("zone", zone)], factory: metrics)
+        upGauge.record(0)
+        knownGauge.record(servers)
+    }
+
+    /// Servers up now.
+    var count: Int { up.withLockedValue { $0 } }
+
+    func changed(by delta: Int) {
+        let now = up.withLockedValue { count in
+            count += delta
+            return count
+        }
+        upGauge.record(now)
+    }
+}
