@@ -38,17 +38,23 @@ struct RoutedPart<Origin> {
 struct BatchRouter: Sendable {
     let hash: RendezvousHash
     let serverCount: Int
+    /// The slots that hold a server (all, unless the zone's servers are
+    /// found by DNS): a free slot's name is in the hash but owns nothing
+    /// while any slot is held.
+    let assigned: LiveServers
 
-    init(servers: [String]) {
+    init(servers: [String], assigned: LiveServers? = nil) {
         precondition(!servers.isEmpty && servers.count <= 64, "a zone has 1 to 64 buffer servers")
         self.hash = RendezvousHash(nodes: servers)
         self.serverCount = servers.count
+        self.assigned = assigned ?? .all(servers.count)
     }
 
     /// The server for an app: its owner among the live servers, or its
     /// owner outright when none is up (the envelopes then wait for it).
     func owner(of key: UnsafeRawBufferPointer, live: LiveServers) -> Int? {
         if !live.isEmpty, let index = hash.owner(of: key, isLive: { live.contains($0) }) { return index }
+        if !assigned.isEmpty, let index = hash.owner(of: key, isLive: { assigned.contains($0) }) { return index }
         return hash.owner(of: key)
     }
 

@@ -24,6 +24,15 @@ public final class Controller: Service, @unchecked Sendable {
         public var http: Endpoint
         /// The buffer servers of every zone, this controller's own among them.
         public var zones: [String: [Endpoint]]
+        /// Zones whose servers DNS names instead (`ServerDiscovery`); their
+        /// `zones` entry is empty.
+        public var discoveredZones: [String: ServerSource] = [:]
+        /// The DNS server asked (nil: the first `nameserver` of
+        /// /etc/resolv.conf), how often, and how many servers a zone found
+        /// by DNS may have (its link slots, at most 64).
+        public var dnsResolver: Endpoint?
+        public var dnsInterval: TimeAmount = .seconds(5)
+        public var dnsMaxServers = 16
         public var maxFramePayload: Int
         /// Envelopes waiting for one websocket reader before the oldest drop.
         public var tailQueueLimit: Int
@@ -108,6 +117,8 @@ public final class Controller: Service, @unchecked Sendable {
     private let registry: PrometheusCollectorRegistry?
     private let router: IngressRouter
     private let egress: Egress
+    /// The zones whose servers DNS names.
+    private let discoveries: [ZoneDiscovery]
     private let tailMetrics: TailMetrics
     private let ingressGuard: ConnectionGuard
     private let httpGuard: ConnectionGuard
@@ -131,8 +142,10 @@ public final class Controller: Service, @unchecked Sendable {
         registry: PrometheusCollectorRegistry? = nil
     ) {
         precondition(
-            !(configuration.zones[configuration.zone] ?? []).isEmpty,
+            !(configuration.zones[configuration.zone] ?? []).isEmpty
+                || configuration.discoveredZones[configuration.zone] != nil,
             "a controller needs at least one buffer server in its own zone")
+        precondition((1...64).contains(configuration.dnsMaxServers), "a zone found by DNS has 1 to 64 slots")
         self.configuration = configuration
         self.group = group
         self.logger = logger
@@ -149,12 +162,18 @@ public final class Controller: Service, @unchecked Sendable {
                 return factory
             } ?? MetricsSystem.factory
         // One link per server of every zone, own zone first.
-        let zoneNames = [configuration.zone] + configuration.zones.keys.filter { $0 != configuration.zone }.sorted()
+        let zoneNames =
+            [configuration.zone]
+            + Set(configuration.zones.keys).union(configuration.discoveredZones.keys).filter { $0 != configuration.zone }.sorted()
         let zones = zoneNames.map { name in
-            let servers = configuration.zones[name, default: []]
-            let count = ZoneServerCount(zone: name, servers: servers.count, metrics: metrics)
+            let discovered = configuration.discoveredZones[name] != nil
+            // A zone found by DNS: free slots, which servers take as DNS names them.
+            let servers: [Endpoint?] =
+                discovered
+                ? Array(repeating: nil, count: configuration.dnsMaxServers) : configuration.zones[name, default: []]
+            let count = ZoneServerCount(zone: name, servers: discovered ? 0 : servers.count, metrics: metrics)
             return ZoneLinks(
-                name: name,
+                name: name, discovered: discovered,
                 links: servers.enumerated().map { index, server in
                     ServerLink(
                         endpoint: server, zone: name, index: index, eventLoop: group.next(), logger: logger,
@@ -167,8 +186,18 @@ public final class Controller: Service, @unchecked Sendable {
                         metrics: metrics)
                 })
         }
-        self.router = IngressRouter(links: zones[0].links, metrics: metrics)
+        let router = IngressRouter(links: zones[0].links, metrics: metrics)
+        self.router = router
         self.egress = Egress(zones: zones, zoneTimeout: configuration.zoneTimeout)
+        let resolver = DNSResolver(
+            server: configuration.dnsResolver ?? DNSResolver.systemServer() ?? Endpoint(host: "127.0.0.1", port: 53), group: group)
+        self.discoveries = zones.compactMap { zone in
+            configuration.discoveredZones[zone.name].map {
+                ZoneDiscovery(
+                    zone: zone, source: $0, resolver: resolver, router: zone.name == configuration.zone ? router : nil,
+                    logger: logger)
+            }
+        }
         let tailMetrics = TailMetrics(factory: metrics)
         self.tailMetrics = tailMetrics
         self.readers = ReaderAdmission(
@@ -193,6 +222,8 @@ public final class Controller: Service, @unchecked Sendable {
             return (Endpoint(ingress), Endpoint(http))
         }
         for link in egress.zones.flatMap(\.links) { link.start() }
+        // The servers DNS names now, before ingress is taken.
+        for discovery in discoveries { await discovery.resolve() }
         let router = self.router
         let logger = self.logger
         let connections = self.connections
@@ -363,9 +394,29 @@ public final class Controller: Service, @unchecked Sendable {
 
     public func run() async throws {
         try await bind()
-        try? await gracefulShutdown()
+        await withTaskGroup(of: Void.self) { group in
+            if !discoveries.isEmpty { group.addTask { await self.discover() } }
+            try? await gracefulShutdown()
+            group.cancelAll()
+        }
         await drain()
         try await shutdown()
+    }
+
+    /// Until cancelled: asks DNS for the servers of the zones it names
+    /// every `dnsInterval`, and soon after one of their links fails; and
+    /// frees the slots of servers gone from DNS once their links are down.
+    public func discover() async {
+        var next = ContinuousClock.now + .nanoseconds(configuration.dnsInterval.nanoseconds)
+        while !Task.isCancelled {
+            var failed = false
+            for discovery in discoveries where discovery.check() { failed = true }
+            if failed || ContinuousClock.now >= next {
+                for discovery in discoveries { await discovery.resolve() }
+                next = ContinuousClock.now + .nanoseconds(configuration.dnsInterval.nanoseconds)
+            }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
     }
 
     /// A graceful stop's first half: takes no new framed ingress

@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import SluiceProto
 import SwiftProtobuf
@@ -8,18 +9,46 @@ import SluiceWire
 final class ZoneLinks: Sendable {
     let name: String
     let links: [ServerLink]
-    let hash: RendezvousHash
+    /// The zone's servers are found by DNS: its links are slots that
+    /// servers come to and go from (`ServerDiscovery`).
+    let discovered: Bool
+    private let routing: NIOLockedValueBox<BatchRouter>
 
-    init(name: String, links: [ServerLink]) {
+    init(name: String, discovered: Bool = false, links: [ServerLink]) {
         self.name = name
         self.links = links
-        self.hash = RendezvousHash(nodes: links.map { "\($0.endpoint)" })
+        self.discovered = discovered
+        self.routing = NIOLockedValueBox(IngressRouter.routing(over: links))
+    }
+
+    /// The links' servers changed (DNS).
+    func serversChanged() {
+        let routing = IngressRouter.routing(over: links)
+        self.routing.withLockedValue { $0 = routing }
     }
 
     /// The servers to ask for an app: its owner, and the server ranked next,
     /// which holds the app's lines while the owner is down.
     func candidates(for app: String) -> [ServerLink] {
-        hash.ranking(of: app).prefix(2).map { links[$0] }
+        let routing = self.routing.withLockedValue { $0 }
+        return routing.hash.ranking(of: app).lazy.filter { routing.assigned.contains($0) }.prefix(2).map { links[$0] }
+    }
+
+    /// The servers a read of an app asks, its owner first: its owner and
+    /// stand-in, or, where servers come and go (DNS), every server of the
+    /// zone, since an app's lines stay where they were stored when a
+    /// server that joins takes the app over.
+    func holders(for app: String) -> [ServerLink] {
+        guard discovered else { return candidates(for: app) }
+        let routing = self.routing.withLockedValue { $0 }
+        return routing.hash.ranking(of: app).filter { routing.assigned.contains($0) }.map { links[$0] }
+    }
+
+    /// The links a live reader of an app subscribes on: its owner and
+    /// stand-in, or, where servers come and go (DNS), every slot, so that
+    /// a server that joins later and takes the app is read too.
+    func readers(for app: String) -> [ServerLink] {
+        discovered ? links : candidates(for: app)
     }
 }
 
@@ -39,7 +68,7 @@ final class Egress: Sendable {
     /// an app's owner and stand-in in each zone, or every server.
     func links(for target: StreamTarget) -> [ServerLink] {
         switch target {
-        case .app(let app): zones.flatMap { $0.candidates(for: app) }
+        case .app(let app): zones.flatMap { $0.readers(for: app) }
         case .firehose: zones.flatMap(\.links)
         }
     }
@@ -75,7 +104,7 @@ final class Egress: Sendable {
     func read(_ request: Sluice_V1_StreamRequest, on loop: any EventLoop) -> EventLoopFuture<Recent> {
         var asked: [(zone: String, owner: Bool, answer: EventLoopFuture<[Frame]>)] = []
         for zone in zones {
-            for (rank, link) in zone.candidates(for: request.sourceID).enumerated() {
+            for (rank, link) in zone.holders(for: request.sourceID).enumerated() {
                 let answer = withTimeout(link.recent(request), server: "\(link.endpoint)", on: loop)
                 asked.append((zone.name, rank == 0, answer))
             }
@@ -126,7 +155,9 @@ final class Egress: Sendable {
         var request = Sluice_V1_StreamRequest()
         request.meta = true
         let asked = zones.flatMap { zone in
-            zone.links.map { link in (zone.name, withTimeout(link.recent(request), server: "\(link.endpoint)", on: loop)) }
+            zone.links.filter(\.isAssigned).map { link in
+                (zone.name, withTimeout(link.recent(request), server: "\(link.endpoint)", on: loop))
+            }
         }
         return EventLoopFuture.whenAllComplete(asked.map(\.1), on: loop).map { results in
             var sources: [String: Sluice_V1_SourceMeta] = [:]

@@ -12,7 +12,9 @@ import SluiceWire
 /// frames it carried parts of are told.
 final class IngressRouter: ServerLinkOwner, Sendable {
     let links: [ServerLink]
-    let router: BatchRouter
+    /// Routing over the links' servers: replaced when DNS changes them.
+    private let routing: NIOLockedValueBox<BatchRouter>
+    var router: BatchRouter { routing.withLockedValue { $0 } }
     let received: Counter
     let unroutable: Counter
     private let unreachable: Counter
@@ -24,7 +26,7 @@ final class IngressRouter: ServerLinkOwner, Sendable {
 
     init(links: [ServerLink], metrics: any MetricsFactory) {
         self.links = links
-        self.router = BatchRouter(servers: links.map { "\($0.endpoint)" })
+        self.routing = NIOLockedValueBox(Self.routing(over: links))
         self.received = Counter(label: MetricNames.controllerReceived, factory: metrics)
         self.unroutable = Counter(
             label: MetricNames.controllerDropped, dimensions: [("reason", "no_source_id")], factory: metrics)
@@ -39,6 +41,21 @@ final class IngressRouter: ServerLinkOwner, Sendable {
 
     /// The servers up now.
     var liveServers: LiveServers { live.withLockedValue { $0 } }
+
+    /// The links' servers changed (DNS): apps route over the new set.
+    func serversChanged() {
+        let routing = Self.routing(over: links)
+        self.routing.withLockedValue { $0 = routing }
+    }
+
+    /// A free slot has a name of its own in the ring, which owns nothing
+    /// while a slot is held (`BatchRouter.assigned`).
+    static func routing(over links: [ServerLink]) -> BatchRouter {
+        var assigned = LiveServers.none
+        for link in links where link.isAssigned { assigned.set(link.index, up: true) }
+        return BatchRouter(
+            servers: links.map { $0.isAssigned ? "\($0.endpoint)" : "unassigned-\($0.index)" }, assigned: assigned)
+    }
 
     private let draining = NIOLockedValueBox(false)
     /// The controller is stopping: ingress connections are not read again.

@@ -17,7 +17,26 @@ import SwiftProtobuf
 /// What becomes of batches it cannot deliver its owner decides. All its
 /// state lives on `eventLoop`.
 public final class ServerLink: @unchecked Sendable {
-    public let endpoint: Endpoint
+    /// The server: its name in the zone's hash ring, and where to connect
+    /// (the same, unless DNS named it: `ServerDiscovery.Found`). Nil for a
+    /// slot no server found by DNS holds now.
+    private let target: NIOLockedValueBox<Target>
+
+    private struct Target {
+        var server: ServerDiscovery.Found?
+        /// Servers the slot has taken (DNS), so that a release meets only
+        /// its own server.
+        var assignments = 0
+    }
+
+    /// The server's name in the ring (`unassigned:0` for a free slot).
+    public var endpoint: Endpoint { target.withLockedValue { $0.server?.identity } ?? Self.unassigned }
+    static let unassigned = Endpoint(host: "unassigned", port: 0)
+
+    /// Whether a server holds this link now (always, unless found by DNS).
+    public var isAssigned: Bool { target.withLockedValue { $0.server != nil } }
+
+    private var assignments: Int { target.withLockedValue { $0.assignments } }
     /// The zone of the server at the other end.
     public let zone: String
     /// The server's position among its zone's servers.
@@ -84,7 +103,13 @@ public final class ServerLink: @unchecked Sendable {
     /// 1 while the server answers on this link, 0 else
     /// (`sluice_controller_buffer_server_up{server,zone}`): a rolling
     /// restart waits for it before stopping the next member.
-    private let upGauge: Gauge
+    private var upGauge: Gauge?
+    private let metrics: any MetricsFactory
+    /// `start` was called: an assigned server is connected to.
+    private var started = false
+    /// The slot is emptied once its connection, closed for it, is down
+    /// (the assignment it ends).
+    private var releasing: Int?
     /// The zone's servers up, which this link's count is part of
     /// (`sluice_controller_zone_servers_up{zone}`).
     private let zoneServers: ZoneServerCount
@@ -98,14 +123,14 @@ public final class ServerLink: @unchecked Sendable {
     private let ackTime: Timer
 
     init(
-        endpoint: Endpoint, zone: String = "z1", index: Int = 0, eventLoop: any EventLoop, logger: Logger,
+        endpoint: Endpoint?, zone: String = "z1", index: Int = 0, eventLoop: any EventLoop, logger: Logger,
         maxPayload: Int = FrameHeader.defaultMaxPayload, maxBacklog: Int = 64 * 1024 * 1024, tls: TLSLayer? = nil,
         handover: Handover = Handover(), localZone: String? = nil, zoneServers: ZoneServerCount? = nil,
         metrics: any MetricsFactory = MetricsSystem.factory
     ) {
-        self.upGauge = Gauge(
-            label: MetricNames.controllerServerUp, dimensions: [("server", "\(endpoint)"), ("zone", zone)], factory: metrics)
-        upGauge.record(0)
+        self.metrics = metrics
+        self.target = NIOLockedValueBox(Target(server: endpoint.map { ServerDiscovery.Found(identity: $0, dial: $0) }))
+        self.upGauge = endpoint.map { Self.upGauge(for: $0, zone: zone, metrics: metrics) }
         self.zoneServers = zoneServers ?? ZoneServerCount(zone: zone, servers: 1, metrics: metrics)
         self.windowFull = Counter(label: MetricNames.controllerAckWindowFull, dimensions: [("zone", zone)], factory: metrics)
         self.ackTime = Timer(
@@ -114,7 +139,6 @@ public final class ServerLink: @unchecked Sendable {
         self.localZone = localZone ?? zone
         self.acked = AckedHistory(window: handover.window.nanoseconds, maxBytes: handover.maxBytes)
         self.tls = tls
-        self.endpoint = endpoint
         self.zone = zone
         self.index = index
         self.eventLoop = eventLoop
@@ -174,8 +198,87 @@ public final class ServerLink: @unchecked Sendable {
     /// controller cannot wait for); read from any thread.
     public var isSettled: Bool { settled.withLockedValue { $0 } }
 
+    private static func upGauge(for endpoint: Endpoint, zone: String, metrics: any MetricsFactory) -> Gauge {
+        let gauge = Gauge(
+            label: MetricNames.controllerServerUp, dimensions: [("server", "\(endpoint)"), ("zone", zone)], factory: metrics)
+        gauge.record(0)
+        return gauge
+    }
+
     public func start() {
-        eventLoop.execute { self.connect() }
+        eventLoop.execute {
+            self.started = true
+            self.connect()
+        }
+    }
+
+    /// A server found by DNS takes this free slot: the link connects to it
+    /// (once started), subscribes every reader it holds, and takes ingress
+    /// for its apps once it answers. The slot is its at once (the ring is
+    /// rebuilt next); the rest happens on the link's loop.
+    func assign(_ server: ServerDiscovery.Found) {
+        let generation = target.withLockedValue { target in
+            target.server = server
+            target.assignments += 1
+            return target.assignments
+        }
+        onLoop { link in
+            guard link.assignments == generation else { return }
+            link.releasing = nil
+            link.answering.withLockedValue { $0 = .notYetKnown }
+            link.wasUp = false
+            link.backoff = .milliseconds(100)
+            // Its readers ask for what it stored from a little before now.
+            link.lastDown = WallClock.nowNanos()
+            link.upGauge = Self.upGauge(for: server.identity, zone: link.zone, metrics: link.metrics)
+            link.zoneServers.changedKnown(by: 1)
+            if link.started { link.connect() }
+        }
+    }
+
+    /// The server is at a new address: used from its next connection.
+    func redial(_ dial: Endpoint) {
+        target.withLockedValue { $0.server?.dial = dial }
+    }
+
+    /// The slot's server is gone from DNS and its link is down: the slot
+    /// is free at once; on the link's loop, what waited here for it goes to
+    /// the servers that now own its apps (or waits for the first to come
+    /// up).
+    func release() {
+        let generation: Int? = target.withLockedValue { target in
+            guard target.server != nil else { return nil }
+            target.server = nil
+            return target.assignments
+        }
+        guard let generation else { return }
+        onLoop { link in
+            // Up again since DNS was read: it goes down first, as any
+            // server that stops answering, and the slot is emptied then.
+            if let channel = link.channel {
+                link.releasing = generation
+                channel.close(promise: nil)
+                return
+            }
+            link.finishRelease(generation)
+        }
+    }
+
+    private func finishRelease(_ generation: Int) {
+        releasing = nil
+        // Another server took the slot meanwhile: it is that one's now.
+        guard assignments == generation else { return }
+        answering.withLockedValue { $0 = .notYetKnown }
+        upGauge?.destroy()
+        upGauge = nil
+        zoneServers.changedKnown(by: -1)
+        for promise in requests.removeAll() { promise.fail(LinkUnavailable(server: "\(Self.unassigned)")) }
+        let waiting = window.removeAll().filter { $0.envelopes > 0 } + held
+        held = []
+        heldBytes = 0
+        updateWritable()
+        if !waiting.isEmpty, let owner { owner.link(self, returned: waiting) }
+        for reader in subscriptions.allReaders { reader.linkChanged(self) }
     }
 
     public func stop() {
@@ -365,11 +468,12 @@ public final class ServerLink: @unchecked Sendable {
     }
 
     private func connect() {
-        guard !stopped, channel == nil, !connecting else { return }
+        guard !stopped, channel == nil, !connecting, let server = target.withLockedValue({ $0.server }) else { return }
         connecting = true
         let maxPayload = self.maxPayload
         let tls = self.tls
-        let host = endpoint.host
+        // TLS checks the server's name (an SRV target), not the address dialled.
+        let host = server.identity.host
         ClientBootstrap(group: eventLoop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             // One SYN per try: a server cut off silently is tried again
@@ -387,13 +491,13 @@ public final class ServerLink: @unchecked Sendable {
                     ])
                 }
             }
-            .connect(host: endpoint.host, port: endpoint.port)
+            .connect(host: server.dial.host, port: server.dial.port)
             .flatMap { TLSLayer.established($0) }
             .whenComplete { result in
                 self.connecting = false
                 switch result {
                 case .success(let channel):
-                    if self.stopped {
+                    if self.stopped || !self.isAssigned {
                         channel.close(promise: nil)
                         return
                     }
@@ -457,7 +561,7 @@ public final class ServerLink: @unchecked Sendable {
             if let last = outages.indices.last, outages[last].up == nil { outages[last].up = WallClock.nowNanos() }
         }
         owner?.linkCameUp(self)
-        upGauge.record(1)
+        upGauge?.record(1)
         if !countedUp {
             countedUp = true
             zoneServers.changed(by: 1)
@@ -514,7 +618,7 @@ public final class ServerLink: @unchecked Sendable {
         heldBytes = 0
         // Down, whether it left on purpose or not: a rolling restart waits
         // for this gauge to read 1 again before it stops the next member.
-        upGauge.record(0)
+        upGauge?.record(0)
         if countedUp {
             countedUp = false
             zoneServers.changed(by: -1)
@@ -522,6 +626,7 @@ public final class ServerLink: @unchecked Sendable {
         defer {
             updateWritable()
             for reader in subscriptions.allReaders { reader.linkChanged(self) }
+            if let releasing { finishRelease(releasing) }
             scheduleReconnect()
         }
         if graceful {
@@ -564,7 +669,7 @@ public final class ServerLink: @unchecked Sendable {
     }
 
     private func scheduleReconnect() {
-        guard !stopped else { return }
+        guard !stopped, isAssigned else { return }
         let delay = backoff
         backoff = min(backoff * 2, .seconds(5))
         eventLoop.scheduleTask(in: delay) { self.connect() }

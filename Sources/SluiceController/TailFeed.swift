@@ -45,7 +45,8 @@ final class TailFeed: LinkSubscriber, @unchecked Sendable {
             // How each zone is now, which links that change later tell: a
             // zone already down is said to a reader that has just come.
             for (zone, state) in self.zoneStates {
-                let lost = self.links.first { $0.zone == zone && $0.answers == .down }.map { "\($0.endpoint)" } ?? ""
+                let lost =
+                    self.links.first { $0.zone == zone && $0.isAssigned && $0.answers == .down }.map { "\($0.endpoint)" } ?? ""
                 self.sink?.feedZoneChanged(zone, to: state, lost: lost)
             }
         }
@@ -83,7 +84,8 @@ final class TailFeed: LinkSubscriber, @unchecked Sendable {
     /// is still being tried for the first time: a controller that has just
     /// started tells no one its servers are gone), down when none does.
     private func state(of zone: String) -> TailStateMachine.ZoneState {
-        let answers = links.filter { $0.zone == zone }.map(\.answers)
+        // A free slot (DNS) is no server: neither up nor down.
+        let answers = links.filter { $0.zone == zone && $0.isAssigned }.map(\.answers)
         if !answers.contains(.down) { return .up }
         return answers.contains(where: { $0 != .down }) ? .partial : .down
     }

@@ -8,18 +8,29 @@ import SluiceWire
 /// itself in when its server answers and out when it stops.
 final class ZoneServerCount: Sendable {
     private let up = NIOLockedValueBox(0)
+    private let known: NIOLockedValueBox<Int>
     private let upGauge: Gauge
     private let knownGauge: Gauge
 
     init(zone: String, servers: Int, metrics: any MetricsFactory) {
         upGauge = Gauge(label: MetricNames.controllerZoneServersUp, dimensions: [("zone", zone)], factory: metrics)
         knownGauge = Gauge(label: MetricNames.controllerZoneServers, dimensions: [("zone", zone)], factory: metrics)
+        known = NIOLockedValueBox(servers)
         upGauge.record(0)
         knownGauge.record(servers)
     }
 
     /// Servers up now.
     var count: Int { up.withLockedValue { $0 } }
+
+    /// A server found by DNS took a slot (1), or gave one back (-1).
+    func changedKnown(by delta: Int) {
+        let now = known.withLockedValue { count in
+            count += delta
+            return count
+        }
+        knownGauge.record(now)
+    }
 
     func changed(by delta: Int) {
         let now = up.withLockedValue { count in

@@ -119,11 +119,11 @@ public final class DrainManager: Service, @unchecked Sendable {
         let store = self.store
         store.setAppLogRateLimits(set.logRateLimits)
         var started: [DrainBinding] = []
-        var stopped: [DrainRunner] = []
+        var stopped: [(runner: DrainRunner, replaced: Bool)] = []
         let byApp: [String: [any EnvelopeTap]] = state.withLockedValue { state in
             let wanted = Dictionary(current.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
             for (id, entry) in state.runners where wanted[id] != entry.binding {
-                stopped.append(entry.runner)
+                stopped.append((entry.runner, wanted[id] != nil))
                 state.runners[id] = nil
             }
             for binding in current where state.runners[binding.id] == nil {
@@ -154,8 +154,11 @@ public final class DrainManager: Service, @unchecked Sendable {
             return Dictionary(grouping: state.runners.values.map(\.runner), by: \.app).mapValues { $0.map { $0 as any EnvelopeTap } }
         }
         store.setTaps(byApp)
-        for runner in stopped {
+        for (runner, replaced) in stopped {
             runner.stop()
+            // A binding changed in place has a new runner with the same
+            // series: only a removed one's gauges go.
+            if !replaced { runner.removeGauges() }
             logger.info("drain removed", metadata: [LogKeys.drain: "\(runner.id)", LogKeys.appID: "\(runner.app)"])
         }
         for binding in started {

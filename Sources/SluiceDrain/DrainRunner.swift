@@ -251,8 +251,11 @@ public final class DrainRunner: EnvelopeTap, @unchecked Sendable {
         wake?.resume()
         // A send waiting on an endpoint that stopped reading ends now.
         transport.abort()
-        // A removed drain is neither up nor down: its gauges go from
-        // /metrics (its counters stay, with the drops counted above).
+    }
+
+    /// A removed drain is neither up nor down: its gauges go from
+    /// /metrics (its counters stay, with the drops counted at its stop).
+    public func removeGauges() {
         connectedGauge.destroy()
         queuedGauge.destroy()
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Logging
+import NIOCore
 import Prometheus
 import ServiceLifecycle
 import SluiceAuth
@@ -43,8 +44,20 @@ struct ControllerCommand: AsyncParsableCommand {
     @Flag(help: "--grpc-egress asks no token: a nozzle with a client certificate from the --tls CA reads every app, as Loggregator's reverse log proxy allows. Needs --tls.")
     var grpcEgressByCertificate = false
 
-    @Option(help: "A zone's buffer servers: ZONE=HOST:PORT,HOST:PORT. Repeat for each zone.")
+    @Option(
+        help:
+            "A zone's buffer servers: ZONE=HOST:PORT,HOST:PORT, or found by DNS: ZONE=dns+srv://NAME (SRV records: each target and port) or ZONE=dns://NAME:PORT (each A/AAAA address, at PORT). Repeat for each zone."
+    )
     var servers: [String] = []
+
+    @Option(help: "HOST:PORT of the DNS server asked for dns+srv:// and dns:// servers (default: the first nameserver of /etc/resolv.conf).")
+    var dnsResolver: String?
+
+    @Option(help: "Seconds between DNS lookups of the servers (also one soon after a link to one fails).")
+    var dnsInterval: Double = 5
+
+    @Option(help: "Buffer servers a zone found by DNS may have (its link slots; 1 to 64).")
+    var dnsMaxServers: Int = 16
 
     @OptionGroup var controller: ControllerOptions
     @OptionGroup var link: LinkOptions
@@ -61,18 +74,30 @@ struct ControllerCommand: AsyncParsableCommand {
 
     @OptionGroup var logging: LoggingOptions
 
-    static func parseZones(_ entries: [String]) throws -> [String: [Endpoint]] {
+    static func parseZones(_ entries: [String]) throws -> (listed: [String: [Endpoint]], discovered: [String: ServerSource]) {
         var zones: [String: [Endpoint]] = [:]
+        var discovered: [String: ServerSource] = [:]
         for entry in entries {
             let parts = entry.split(separator: "=", maxSplits: 1)
             guard parts.count == 2, !parts[0].isEmpty else {
-                throw ValidationError("--servers '\(entry)': expected ZONE=HOST:PORT,HOST:PORT")
+                throw ValidationError("--servers '\(entry)': expected ZONE=HOST:PORT,HOST:PORT or ZONE=dns+srv://NAME")
             }
+            let zone = String(parts[0])
+            let source: ServerSource?
+            do { source = try ServerSource.parse(String(parts[1])) } catch { throw ValidationError("--servers: \(error)") }
+            if let source {
+                guard zones[zone] == nil, discovered[zone] == nil else {
+                    throw ValidationError("--servers: zone \(zone) is found by DNS and named again")
+                }
+                discovered[zone] = source
+                continue
+            }
+            guard discovered[zone] == nil else { throw ValidationError("--servers: zone \(zone) is found by DNS and named again") }
             let endpoints = try parts[1].split(separator: ",").map { try parseEndpoint(String($0), option: "--servers") }
             guard !endpoints.isEmpty else { throw ValidationError("--servers '\(entry)' names no server") }
-            zones[String(parts[0]), default: []].append(contentsOf: endpoints)
+            zones[zone, default: []].append(contentsOf: endpoints)
         }
-        return zones
+        return (zones, discovered)
     }
 
     func validate() throws {
@@ -102,7 +127,7 @@ struct ControllerCommand: AsyncParsableCommand {
         member.shutdownTimeout = connections.shutdown
         var zone = self.zone
         var entry = ClusterConfig.Controller(name: name ?? "controller", ingress: ingress, http: http)
-        var zones = try Self.parseZones(servers)
+        var (zones, discovered) = try Self.parseZones(servers)
         if let config, let cluster = try Self.cluster(config) {
             guard let name else { throw ValidationError("\(config) describes a cluster: give --name, which member of it to run") }
             guard case .controller(let memberZone, let fileEntry)? = cluster.member(named: name) else {
@@ -111,18 +136,27 @@ struct ControllerCommand: AsyncParsableCommand {
             zone = memberZone
             entry = fileEntry
             zones = cluster.serverEndpoints
+            discovered = [:]
         } else {
             _ = try parseEndpoint(ingress, option: "--ingress")
             _ = try parseEndpoint(http, option: "--http")
         }
-        guard zones[zone] != nil else {
+        guard zones[zone] != nil || discovered[zone] != nil else {
             throw ValidationError("--servers must name at least one server of this controller's zone '\(zone)'")
         }
+        guard (1...64).contains(dnsMaxServers) else { throw ValidationError("--dns-max-servers must be from 1 to 64") }
+        guard (0.1...3600).contains(dnsInterval) else { throw ValidationError("--dns-interval must be from 0.1 to 3600 seconds") }
+        var configuration: Controller.Configuration
         do {
-            return try member.controller(zone: zone, entry: entry, servers: zones, bindings: nil)
+            configuration = try member.controller(zone: zone, entry: entry, servers: zones, bindings: nil)
         } catch {
             throw ValidationError("\(error)")
         }
+        configuration.discoveredZones = discovered
+        configuration.dnsResolver = try dnsResolver.map { try parseEndpoint($0, option: "--dns-resolver") }
+        configuration.dnsInterval = .milliseconds(Int64(dnsInterval * 1000))
+        configuration.dnsMaxServers = dnsMaxServers
+        return configuration
     }
 
     func run() async throws {

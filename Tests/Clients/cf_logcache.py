@@ -2,7 +2,7 @@
 """A client of log-cache's HTTP API that reads as the cf CLI (v8) does.
 
     cf_logcache.py URL SOURCE_ID recent OUT
-    cf_logcache.py URL SOURCE_ID walk OUT (--expect N | --until LINE) [--timeout S]
+    cf_logcache.py URL SOURCE_ID walk OUT (--expect N | --until LINE) [--timeout S] [--started FILE]
 
 recent: `cf logs --recent`: one read, limit 1000, descending, logs only,
 from the zero time; on 429 the limit is halved and the read tried again;
@@ -13,7 +13,8 @@ then go-log-cache's Walk from one second before it: read from the start
 time to two seconds ago, hand over what came, start again one nanosecond
 after the last envelope's time; 250 ms between empty reads. It stops once
 it has handed over N envelopes (or one whose payload is LINE), or at the
-timeout.
+timeout. With --started, FILE is made once the first read (the newest
+envelope's) is answered: the walk's start is fixed from then on.
 
 Each envelope's payload goes to OUT, one per line, in the order handed
 over. Every answer is checked for the JSON log-cache gives: proto field
@@ -88,11 +89,13 @@ def recent(url, source, out):
         out.write(check(envelope) + "\n")
 
 
-def walk(url, source, out, expect, until, timeout):
+def walk(url, source, out, expect, until, timeout, started=None):
     deadline = time.monotonic() + timeout
     newest = read(url, source, start_time=GO_ZERO_TIME, envelope_types="LOG", limit=1, descending=True)
     start = int(newest[0]["timestamp"]) if newest else time.time_ns()
     start -= 1_000_000_000
+    if started:
+        open(started, "w").close()
     handed = 0
     seen_last = False
     while handed < expect and not seen_last:
@@ -130,7 +133,8 @@ def main():
             recent(url.rstrip("/"), source, out)
         else:
             expect = int(options["--expect"]) if "--expect" in options else float("inf")
-            walk(url.rstrip("/"), source, out, expect, options.get("--until"), float(options.get("--timeout", "60")))
+            walk(url.rstrip("/"), source, out, expect, options.get("--until"), float(options.get("--timeout", "60")),
+                 options.get("--started"))
     print("reads=%d" % reads)
 
 

@@ -156,6 +156,34 @@ seeds["grpc"] = {
     "not-grpc": b"\x0c\x10" + b"GET / HTTP/1.1",
 }
 
+# dns: answers as a DNS server sends them (DNSMessage.parse).
+def dns_name(name):
+    return b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0"
+
+def dns_answer(questions, answers, additional, flags=0x8180, ident=0x1234):
+    head = struct.pack(">HHHHHH", ident, flags, len(questions), len(answers), 0, len(additional))
+    return head + b"".join(questions) + b"".join(answers) + b"".join(additional)
+
+def dns_record(name, rtype, data, ttl=30):
+    return name + struct.pack(">HHIH", rtype, 1, ttl, len(data)) + data
+
+srv_question = dns_name("_sluice._tcp.z1.sluice.test") + struct.pack(">HH", 33, 1)
+seeds["dns"] = {
+    "srv-additional": dns_answer(
+        [srv_question],
+        [dns_record(b"\xc0\x0c", 33, struct.pack(">HHH", 0, 0, 9001) + dns_name("s1.sluice.test")),
+         dns_record(b"\xc0\x0c", 33, struct.pack(">HHH", 0, 0, 9002) + dns_name("s2.sluice.test"))],
+        [dns_record(dns_name("s1.sluice.test"), 1, bytes([127, 0, 0, 1])),
+         dns_record(dns_name("s2.sluice.test"), 28, bytes(15) + b"\x01"),
+         dns_record(b"\0", 41, b"")]),
+    "a-cname": dns_answer(
+        [dns_name("servers.sluice.test") + struct.pack(">HH", 1, 1)],
+        [dns_record(b"\xc0\x0c", 5, dns_name("real.sluice.test")),
+         dns_record(dns_name("real.sluice.test"), 1, bytes([10, 0, 0, 7]))], []),
+    "nxdomain": dns_answer([srv_question], [], [], flags=0x8183),
+    "truncated": dns_answer([srv_question], [], [], flags=0x8380),
+}
+
 for i, line in enumerate(rfc5424 + rfc3164):
     seeds["syslog"][f"lf-{i}"] = b"\x05" + line + b"\n" + line + b"\r\n"
     seeds["syslog"][f"octet-{i}"] = b"\x10" + str(len(line)).encode() + b" " + line + b"3 abc"

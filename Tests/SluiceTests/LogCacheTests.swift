@@ -63,7 +63,13 @@ import Testing
         let total = 4_000
         try await cluster.emit(app: app, lines: [Self.line(0)])
         let walked = directory.appendingPathComponent("walk").path
-        let walker = try Self.start(cluster.http, app: app, "walk", out: walked, ["--expect", "\(total)", "--timeout", "90"])
+        // The walk starts a second before the newest line it first sees: the
+        // rest come once it has seen line 0 (a walker slow to start under
+        // load saw a later line first, and began after line 0).
+        let started = directory.appendingPathComponent("started").path
+        let walker = try Self.start(
+            cluster.http, app: app, "walk", out: walked, ["--expect", "\(total)", "--timeout", "90", "--started", started])
+        #expect(await waitUntil(timeout: .seconds(30)) { FileManager.default.fileExists(atPath: started) || !walker.isRunning })
         // A steady 1,000 lines a second, in batches of 100.
         for start in stride(from: 1, to: total, by: 100) {
             try await cluster.emit(app: app, lines: (start..<min(start + 100, total)).map(Self.line))
@@ -116,8 +122,12 @@ import Testing
         let (total, stop) = (FailoverWalk.total, FailoverWalk.stop)
         try await cluster.emit(app: app, lines: [Self.line(0)])
         let walked = directory.appendingPathComponent("walk").path
+        let started = directory.appendingPathComponent("started").path
         let walker = try Self.start(
-            cluster.http, app: app, "walk", out: walked, ["--until", Self.line(total - 1), "--timeout", "120"])
+            cluster.http, app: app, "walk", out: walked,
+            ["--until", Self.line(total - 1), "--timeout", "120", "--started", started])
+        // The rest once the walk has seen line 0 (see the test above).
+        #expect(await waitUntil(timeout: .seconds(30)) { FileManager.default.fileExists(atPath: started) || !walker.isRunning })
         var emittedAt: [ContinuousClock.Instant] = []
         var stoppedAt = ContinuousClock.now
         for start in stride(from: 1, to: total, by: 100) {

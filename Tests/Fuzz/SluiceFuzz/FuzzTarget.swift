@@ -17,7 +17,7 @@ protocol FuzzTarget {
 enum FuzzTargets {
     nonisolated(unsafe) static let all: [any FuzzTarget.Type] = [
         FrameTarget.self, EnvelopeTarget.self, SyslogTarget.self, LogplexTarget.self, DrainURLTarget.self,
-        HTTPRouteTarget.self, WebSocketTarget.self, GRPCTarget.self,
+        HTTPRouteTarget.self, WebSocketTarget.self, GRPCTarget.self, DNSTarget.self,
     ]
 
     nonisolated(unsafe) static var selected: (any FuzzTarget.Type)?
