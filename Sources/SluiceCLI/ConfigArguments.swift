@@ -5,7 +5,7 @@ import Foundation
 /// environment variables. The command line wins over the file, and an
 /// environment variable over both (containers set them over an image's
 /// arguments). A setting keeps where it came from, so that an error about
-/// it names its file and line.
+/// it names its file and line. An empty variable counts as not set.
 public struct ConfigArguments: Sendable {
     /// A role's flags: each long name, and whether it takes no value, one,
     /// or repeats.
@@ -68,7 +68,9 @@ public struct ConfigArguments: Sendable {
         for key in schema.kinds.keys.sorted() where !Self.reserved.contains(key) {
             let kind = schema.kinds[key]!
             let variable = Schema.environmentName(key)
-            if let text = environment[variable] {
+            // An empty variable is one not set (`SLUICE_BINDINGS=` clears
+            // an inherited value), as a shell user expects.
+            if let text = environment[variable], !text.isEmpty {
                 for range in given[key] ?? [] { dropped.formUnion(range) }
                 added += try Self.arguments(key: key, kind: kind, environment: text, variable: variable)
                 origins[key] = variable
@@ -115,7 +117,7 @@ public struct ConfigArguments: Sendable {
         let flag = "--" + key
         switch kind {
         case .flag:
-            guard let on = Self.boolean(text.isEmpty ? "false" : text) else {
+            guard let on = Self.boolean(text) else {
                 throw ConfigError(source: variable, message: "'\(text)' is not true or false")
             }
             return on ? [flag] : []

@@ -164,7 +164,7 @@ public struct ConfigFile: Sendable {
     /// `zones` (and a cluster-wide `tls`) decoded, with each error placed on
     /// its line.
     private static func cluster(_ node: Node, path: String) throws(ConfigError) -> ClusterConfig {
-        let normalized = camelCased(node)
+        let normalized = renamingKeys(node, camel)
         let cluster: ClusterConfig
         do {
             cluster = try YAMLDecoder().decode(ClusterConfig.self, from: normalized)
@@ -233,27 +233,30 @@ public struct ConfigFile: Sendable {
         return line
     }
 
-    /// Every mapping key `memory-limit` as `memoryLimit`, as the cluster
-    /// file's JSON spells them.
-    static func camelCased(_ node: Node) -> Node {
+    /// `node` with every mapping key renamed by `rename`, at every depth.
+    static func renamingKeys(_ node: Node, _ rename: (String) -> String) -> Node {
         switch node {
         case .mapping(var mapping):
             mapping = Node.Mapping(
                 mapping.map { pair -> (Node, Node) in
-                    guard case .scalar(var scalar) = pair.key, scalar.string.contains("-") else {
-                        return (pair.key, camelCased(pair.value))
-                    }
-                    let parts = scalar.string.split(separator: "-")
-                    scalar.string = String(parts[0]) + parts.dropFirst().map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined()
-                    return (.scalar(scalar), camelCased(pair.value))
+                    guard case .scalar(var scalar) = pair.key else { return (pair.key, renamingKeys(pair.value, rename)) }
+                    scalar.string = rename(scalar.string)
+                    return (.scalar(scalar), renamingKeys(pair.value, rename))
                 }, mapping.tag, mapping.style, mapping.mark)
             return .mapping(mapping)
         case .sequence(var sequence):
-            sequence = Node.Sequence(sequence.map(camelCased), sequence.tag, sequence.style, sequence.mark)
+            sequence = Node.Sequence(sequence.map { renamingKeys($0, rename) }, sequence.tag, sequence.style, sequence.mark)
             return .sequence(sequence)
         default:
             return node
         }
+    }
+
+    /// `memory-limit` as `memoryLimit`, as the cluster file's JSON spells it.
+    static func camel(_ name: String) -> String {
+        guard name.contains("-") else { return name }
+        let parts = name.split(separator: "-")
+        return String(parts[0]) + parts.dropFirst().map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined()
     }
 
     /// `cluster` as YAML, its keys spelled as the flags are
@@ -261,27 +264,9 @@ public struct ConfigFile: Sendable {
     public static func yaml(of cluster: ClusterConfig) throws(ConfigError) -> String {
         do {
             guard let node = try Yams.compose(yaml: try YAMLEncoder().encode(cluster)) else { return "" }
-            return try Yams.serialize(node: kebabCased(node), sortKeys: false)
+            return try Yams.serialize(node: renamingKeys(node, kebab), sortKeys: false)
         } catch {
             throw ConfigError(source: "convert", message: "\(error)")
-        }
-    }
-
-    private static func kebabCased(_ node: Node) -> Node {
-        switch node {
-        case .mapping(var mapping):
-            mapping = Node.Mapping(
-                mapping.map { pair -> (Node, Node) in
-                    guard case .scalar(var scalar) = pair.key else { return (pair.key, kebabCased(pair.value)) }
-                    scalar.string = kebab(scalar.string)
-                    return (.scalar(scalar), kebabCased(pair.value))
-                }, mapping.tag, mapping.style, mapping.mark)
-            return .mapping(mapping)
-        case .sequence(var sequence):
-            sequence = Node.Sequence(sequence.map(kebabCased), sequence.tag, sequence.style, sequence.mark)
-            return .sequence(sequence)
-        default:
-            return node
         }
     }
 

@@ -118,6 +118,9 @@ struct ConfigFileTests {
         #expect(merged.origins["http"] == nil)
         let off = try ConfigArguments(commandLine: [], file: file, environment: ["SLUICE_NO_AUTH": "false"], schema: schema)
         #expect(!off.arguments.contains("--no-auth"))
+        // An empty variable is one not set: the file's value holds.
+        let empty = try ConfigArguments(commandLine: [], file: file, environment: ["SLUICE_ZONE": ""], schema: schema)
+        #expect(empty.arguments.contains("--zone=z1") && empty.origins["zone"] == "c.yaml: line 1: zone")
     }
 
     @Test func aSettingOfTheWrongShapeOrNameIsRefusedWithItsLine() throws {
