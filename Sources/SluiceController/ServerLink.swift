@@ -468,7 +468,9 @@ public final class ServerLink: @unchecked Sendable {
     }
 
     private func connect() {
-        guard !stopped, channel == nil, !connecting, let server = target.withLockedValue({ $0.server }) else { return }
+        let current = target.withLockedValue { $0 }
+        guard !stopped, channel == nil, !connecting, let server = current.server else { return }
+        let generation = current.assignments
         connecting = true
         let maxPayload = self.maxPayload
         let tls = self.tls
@@ -497,8 +499,10 @@ public final class ServerLink: @unchecked Sendable {
                 self.connecting = false
                 switch result {
                 case .success(let channel):
-                    if self.stopped || !self.isAssigned {
+                    if self.stopped || self.assignments != generation {
                         channel.close(promise: nil)
+                        // The slot has another server (DNS) now: that one.
+                        if !self.stopped { self.connect() }
                         return
                     }
                     self.connected(channel)
