@@ -64,6 +64,8 @@ public final class Agent: Service, @unchecked Sendable {
         /// not yet to the agent by a controller is kept there, across a
         /// crash. Nil: in memory only.
         public var spool: Spool?
+        /// Apps with a drop counter of their own (`LogShipper.Configuration.appSeriesLimit`).
+        public var appSeriesLimit = 100
 
         public init(
             zone: String = "z1", controllers: [Endpoint], listen: Endpoint, syslogTCP: Endpoint? = nil,
@@ -125,6 +127,7 @@ public final class Agent: Service, @unchecked Sendable {
         var shipping = LogShipper.Configuration(endpoints: configuration.controllers, bufferBytes: configuration.bufferBytes)
         shipping.instanceLogRateLimit = configuration.instanceLogRateLimit
         shipping.tls = configuration.tls
+        shipping.appSeriesLimit = configuration.appSeriesLimit
         self.shipper = LogShipper(
             configuration: shipping, logger: logger, metrics: factory, group: group, spool: configuration.spool)
         self.intake = SyslogIntake(

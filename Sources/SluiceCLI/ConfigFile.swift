@@ -9,7 +9,7 @@ import Yams
 /// `servers: {z1: [10.0.0.1:9001], z2: dns+srv://…}`.
 ///
 /// Three keys are not flags: `role` (which command the file is for, for
-/// `sluice config check`), and `zones` and a mapping `tls`, which describe
+/// `sluice config check`), and a list `zones` and a mapping `tls`, which describe
 /// a whole cluster as `deploy/local/cluster.json` does (its keys in either
 /// spelling, `memory-limit` or `memoryLimit`).
 public struct ConfigFile: Sendable {
@@ -76,7 +76,8 @@ public struct ConfigFile: Sendable {
             guard let key = keyNode.scalar?.string, !key.isEmpty else {
                 throw ConfigError(source: path, line: line, message: "a key must be a flag's name")
             }
-            if key == "zones" || (key == "tls" && valueNode.mapping != nil) {
+            // `zones: 3` is `sluice up --zones 3`; a list of zones is a cluster.
+            if (key == "zones" && valueNode.scalar == nil) || (key == "tls" && valueNode.mapping != nil) {
                 clusterPairs.append((keyNode, valueNode))
                 continue
             }

@@ -103,17 +103,22 @@ final class Egress: Sendable {
     /// the oldest `limit` of the merge. Zones are left out as for `recent`.
     func read(_ request: Sluice_V1_StreamRequest, on loop: any EventLoop) -> EventLoopFuture<Recent> {
         var asked: [(zone: String, owner: Bool, answer: EventLoopFuture<[Frame]>)] = []
+        var empty: [String] = []
         for zone in zones {
-            for (rank, link) in zone.holders(for: request.sourceID).enumerated() {
+            let holders = zone.holders(for: request.sourceID)
+            // A zone found by DNS with no server yet: its part is missing.
+            if holders.isEmpty { empty.append(zone.name) }
+            for (rank, link) in holders.enumerated() {
                 let answer = withTimeout(link.recent(request), server: "\(link.endpoint)", on: loop)
                 asked.append((zone.name, rank == 0, answer))
             }
         }
         let questions = asked
+        let emptyZones = empty
         let notices = outageNotices(request)
         return EventLoopFuture.whenAllComplete(questions.map(\.answer), on: loop).map { results in
             var lists: [[RecentEnvelope]] = notices.isEmpty ? [] : [notices]
-            var partial: [String] = []
+            var partial: [String] = emptyZones
             for (entry, result) in zip(questions, results) {
                 switch result {
                 case .success(let frames):

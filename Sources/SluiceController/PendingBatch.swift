@@ -24,8 +24,9 @@ struct PendingBatch<Origin> {
     /// With `history`: a leaving server's drain lines (`FrameFlags.drain`),
     /// each part's sender naming the drain they go to.
     var drain = false
-    /// When a link first sent it (`NIODeadline` uptime nanoseconds; 0:
-    /// not yet), for the acknowledgement's latency.
+    /// When a link first took it to send (`NIODeadline` uptime
+    /// nanoseconds; 0: not yet), for the acknowledgement's latency: a wait
+    /// for a connection, and sending it again after one failed, count in it.
     var sentAt: UInt64 = 0
 
     /// Bytes of the frame as written: header, batch, parts trailer.

@@ -224,7 +224,14 @@ public final class ServerLink: @unchecked Sendable {
         }
         onLoop { link in
             guard link.assignments == generation else { return }
-            link.releasing = nil
+            if link.releasing != nil {
+                // The slot's last server is still closing: its count and
+                // gauge go now, and its connection with them.
+                link.releasing = nil
+                link.upGauge?.destroy()
+                link.zoneServers.changedKnown(by: -1)
+                link.channel?.close(promise: nil)
+            }
             link.answering.withLockedValue { $0 = .notYetKnown }
             link.wasUp = false
             link.backoff = .milliseconds(100)
@@ -246,9 +253,12 @@ public final class ServerLink: @unchecked Sendable {
     /// the servers that now own its apps (or waits for the first to come
     /// up).
     func release() {
+        // A new generation: a connect still in flight to the server is
+        // closed when it completes, not taken.
         let generation: Int? = target.withLockedValue { target in
             guard target.server != nil else { return nil }
             target.server = nil
+            target.assignments += 1
             return target.assignments
         }
         guard let generation else { return }
@@ -296,7 +306,8 @@ public final class ServerLink: @unchecked Sendable {
     /// went down goes back to the owner, which hands it to a stand-in.
     func send(_ batch: LinkBatch) {
         onLoop {
-            if $0.channel == nil, $0.wasUp, !$0.stopped, let owner = $0.owner {
+            // A slot no server holds (DNS) passes it on as a server that went down does.
+            if $0.channel == nil, $0.wasUp || !$0.isAssigned, !$0.stopped, let owner = $0.owner {
                 owner.link($0, returned: [batch])
             } else {
                 $0.keep([batch])
@@ -507,6 +518,11 @@ public final class ServerLink: @unchecked Sendable {
                     }
                     self.connected(channel)
                 case .failure(let error):
+                    // The slot has another server (DNS), or none, now.
+                    if self.assignments != generation {
+                        if !self.stopped { self.connect() }
+                        return
+                    }
                     self.logger.debug(
                         "buffer server not reachable yet",
                         metadata: [LogKeys.server: "\(self.endpoint)", LogKeys.reason: "\(error)"])

@@ -86,6 +86,8 @@ final class TailFeed: LinkSubscriber, @unchecked Sendable {
     private func state(of zone: String) -> TailStateMachine.ZoneState {
         // A free slot (DNS) is no server: neither up nor down.
         let answers = links.filter { $0.zone == zone && $0.isAssigned }.map(\.answers)
+        // A zone found by DNS with no server: none answers.
+        if answers.isEmpty { return .down }
         if !answers.contains(.down) { return .up }
         return answers.contains(where: { $0 != .down }) ? .partial : .down
     }

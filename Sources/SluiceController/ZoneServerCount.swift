@@ -24,19 +24,19 @@ final class ZoneServerCount: Sendable {
     var count: Int { up.withLockedValue { $0 } }
 
     /// A server found by DNS took a slot (1), or gave one back (-1).
+    /// (Each gauge is written under its count's lock: two links changing
+    /// at once on two loops cannot leave it at the older value.)
     func changedKnown(by delta: Int) {
-        let now = known.withLockedValue { count in
+        known.withLockedValue { count in
             count += delta
-            return count
+            knownGauge.record(count)
         }
-        knownGauge.record(now)
     }
 
     func changed(by delta: Int) {
-        let now = up.withLockedValue { count in
+        up.withLockedValue { count in
             count += delta
-            return count
+            upGauge.record(count)
         }
-        upGauge.record(now)
     }
 }

@@ -123,7 +123,7 @@ public final class DrainManager: Service, @unchecked Sendable {
         let byApp: [String: [any EnvelopeTap]] = state.withLockedValue { state in
             let wanted = Dictionary(current.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
             for (id, entry) in state.runners where wanted[id] != entry.binding {
-                stopped.append((entry.runner, wanted[id] != nil))
+                stopped.append((entry.runner, false))
                 state.runners[id] = nil
             }
             for binding in current where state.runners[binding.id] == nil {
@@ -150,6 +150,8 @@ public final class DrainManager: Service, @unchecked Sendable {
                         metadata: [LogKeys.drain: "\(binding.id)", LogKeys.appID: "\(binding.app)", LogKeys.error: "\(error)"])
                 }
             }
+            // Replaced: a new runner of the same id started (its series are the same).
+            stopped = stopped.map { ($0.runner, state.runners[$0.runner.id] != nil) }
             state.applied += 1
             return Dictionary(grouping: state.runners.values.map(\.runner), by: \.app).mapValues { $0.map { $0 as any EnvelopeTap } }
         }

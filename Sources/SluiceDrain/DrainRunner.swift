@@ -209,13 +209,17 @@ public final class DrainRunner: EnvelopeTap, @unchecked Sendable {
                 outcome = .retry
             }
             let now = WallClock.nowNanos()
-            let (lost, queued) = lock.withLock {
+            let (lost, queued, isStopped) = lock.withLock {
                 endpointDown = outcome == .retry
-                return (queue.finishSend(outcome, now: now), queue.count)
+                return (queue.finishSend(outcome, now: now), queue.count, stopped)
             }
             if lost > 0 { dropped.increment(by: lost) }
-            queuedGauge.record(queued)
-            connectedGauge.record(outcome == .retry ? 0 : 1)
+            // A stopped drain's last send (cut short by `stop`) says
+            // nothing of the drain: its successor may share these series.
+            if !isStopped {
+                queuedGauge.record(queued)
+                connectedGauge.record(outcome == .retry ? 0 : 1)
+            }
             switch outcome {
             case .delivered:
                 sent.increment(by: lines.count)

@@ -43,6 +43,12 @@ public final class LogShipper: Sendable {
         public var instanceLogRateLimit: Int?
         /// Mutual TLS to the controllers.
         public var tls: LinkTLS?
+        /// Apps with a series of their own in
+        /// `PREFIX_app_envelopes_dropped_total`: the first this many to
+        /// lose lines since the start; the rest are summed under
+        /// `app="_other"`, so that no number of apps grows /metrics without
+        /// bound.
+        public var appSeriesLimit = 100
 
         public init(endpoints: [Endpoint], bufferBytes: Int) {
             self.endpoints = endpoints
@@ -126,7 +132,9 @@ public final class LogShipper: Sendable {
     private let rateExceeded: Counter
     private let metrics: any MetricsFactory
     /// Per-app drop counters, made on an app's first drop.
-    private let appDrops = NIOLockedValueBox<[String: Counter]>([:])
+    private let appDrops = NIOLockedValueBox<(named: [String: Counter], other: Counter?)>(([:], nil))
+    /// The `app` label of the apps past `appSeriesLimit`.
+    public static let otherApps = "_other"
 
     public init(
         configuration: Configuration, logger: Logger = .quiet,
@@ -285,11 +293,16 @@ public final class LogShipper: Sendable {
 
     private func appDropCounter(_ app: String) -> Counter {
         appDrops.withLockedValue { counters in
-            if let counter = counters[app] { return counter }
-            let counter = Counter(
-                label: MetricNames.emitterAppDropped(configuration.metricsPrefix), dimensions: [("app", app)],
-                factory: metrics)
-            counters[app] = counter
+            if let counter = counters.named[app] { return counter }
+            let label = MetricNames.emitterAppDropped(configuration.metricsPrefix)
+            guard counters.named.count < configuration.appSeriesLimit else {
+                if let other = counters.other { return other }
+                let other = Counter(label: label, dimensions: [("app", Self.otherApps)], factory: metrics)
+                counters.other = other
+                return other
+            }
+            let counter = Counter(label: label, dimensions: [("app", app)], factory: metrics)
+            counters.named[app] = counter
             return counter
         }
     }

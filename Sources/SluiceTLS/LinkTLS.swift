@@ -34,8 +34,9 @@ public final class LinkTLS: Sendable {
         /// Nil when serving only.
         var client: NIOSSLContext?
         var summary: String
-        /// The soonest any certificate in use (the chain, the CA) expires:
-        /// Unix seconds.
+        /// The soonest the certificate or an intermediate it is sent with
+        /// expires: Unix seconds. (The CA file may hold more roots than
+        /// are used, old ones among them: not counted.)
         var expiry: Int = 0
     }
 
@@ -170,7 +171,7 @@ public final class LinkTLS: Sendable {
                 http2Server: try NIOSSLContext(configuration: http2Server),
                 client: serving ? nil : try NIOSSLContext(configuration: client),
                 summary: "\(PeerNames.of(leaf).joined(separator: ",")) until \(Self.date(leaf.notValidAfter))",
-                expiry: Int((chain + roots).map(\.notValidAfter).min() ?? leaf.notValidAfter))
+                expiry: Int(chain.map(\.notValidAfter).min() ?? leaf.notValidAfter))
         } catch let error as BoringSSLError where !TLSRefusal.codes(of: error).contains("KEY_VALUES_MISMATCH") {
             throw LoadError(
                 description:

@@ -51,15 +51,21 @@ public struct DNSResolver: Sendable {
 
     private func overUDP(_ message: [UInt8], id: UInt16) async throws -> DNSMessage.Answer {
         let loop = group.next()
-        let promise = loop.makePromise(of: DNSMessage.Answer.self)
         let remote = try SocketAddress.makeAddressResolvingHost(server.host, port: server.port)
-        let channel = try await DatagramBootstrap(group: loop)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(DatagramAnswer(id: id, from: remote, promise: promise))
+        let promise = loop.makePromise(of: DNSMessage.Answer.self)
+        let channel: any Channel
+        do {
+            channel = try await DatagramBootstrap(group: loop)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(DatagramAnswer(id: id, from: remote, promise: promise))
+                    }
                 }
-            }
-            .bind(host: remote.protocol == .inet6 ? "::" : "0.0.0.0", port: 0).get()
+                .bind(host: remote.protocol == .inet6 ? "::" : "0.0.0.0", port: 0).get()
+        } catch {
+            promise.fail(error)
+            throw error
+        }
         let timer = loop.scheduleTask(in: timeout) {
             promise.fail(DNSError("no answer from \(server) within \(timeout.nanoseconds / 1_000_000) ms"))
         }
@@ -75,14 +81,20 @@ public struct DNSResolver: Sendable {
     private func overTCP(_ message: [UInt8], id: UInt16) async throws -> DNSMessage.Answer {
         let loop = group.next()
         let promise = loop.makePromise(of: DNSMessage.Answer.self)
-        let channel = try await ClientBootstrap(group: loop)
-            .connectTimeout(timeout)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(StreamAnswer(id: id, promise: promise))
+        let channel: any Channel
+        do {
+            channel = try await ClientBootstrap(group: loop)
+                .connectTimeout(timeout)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(StreamAnswer(id: id, promise: promise))
+                    }
                 }
-            }
-            .connect(host: server.host, port: server.port).get()
+                .connect(host: server.host, port: server.port).get()
+        } catch {
+            promise.fail(error)
+            throw error
+        }
         let timer = loop.scheduleTask(in: timeout) {
             promise.fail(DNSError("no answer from \(server) over TCP within \(timeout.nanoseconds / 1_000_000) ms"))
         }

@@ -142,7 +142,7 @@ struct ConnectionOptions: ParsableArguments {
 struct BindingsOptions: ParsableArguments {
     @Option(
         help:
-            "Drain bindings: a SQLite file or a postgres:// URL (default $SLUICE_BINDINGS, else $SLUICE_HOME/bindings.sqlite)."
+            "Drain bindings: a SQLite file or a postgres:// URL (default $SLUICE_HOME/bindings.sqlite; a non-empty $SLUICE_BINDINGS wins over this flag, as every SLUICE_* variable does)."
     )
     var bindings: String?
 

@@ -25,7 +25,8 @@ struct AgentHarness {
     static func start(
         recentPerApp: Int = 20_000, bufferBytes: Int = 64 * 1024 * 1024, defaultApp: String? = nil,
         maxMessageBytes: Int = FrameHeader.defaultMaxPayload, controllers: [Endpoint]? = nil,
-        cluster: TestCluster? = nil, listenPort: Int = 0, instanceLogRateLimit: Int? = nil, spool: Spool.Settings? = nil
+        cluster: TestCluster? = nil, listenPort: Int = 0, instanceLogRateLimit: Int? = nil, spool: Spool.Settings? = nil,
+        appSeriesLimit: Int = 100
     ) async throws -> AgentHarness {
         let started: TestCluster
         if let cluster { started = cluster } else { started = try await TestCluster.start(recentPerApp: recentPerApp) }
@@ -36,6 +37,7 @@ struct AgentHarness {
             syslogTCP: loopback, syslogUDP: loopback,
             http: loopback, bufferBytes: bufferBytes, defaultApp: defaultApp, maxMessageBytes: maxMessageBytes,
             instanceLogRateLimit: instanceLogRateLimit)
+        configuration.appSeriesLimit = appSeriesLimit
         configuration.spool = try spool.map { try Spool(settings: $0, metrics: PrometheusMetricsFactory(registry: registry)) }
         let agent = Agent(configuration: configuration, logger: .quiet, registry: registry)
         return AgentHarness(cluster: started, agent: agent, addresses: try await agent.bind(), registry: registry)

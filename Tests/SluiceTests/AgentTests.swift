@@ -233,6 +233,31 @@ struct AgentTests {
         good.close()
     }
 
+    /// The per-app drop counter names the first apps to drop only; the
+    /// rest are summed under `app="_other"` (no unbounded label).
+    @Test func perAppDropCountersAreBoundedAndTheRestSummed() async throws {
+        let reserved = ReservedPort()
+        let harness = try await AgentHarness.start(
+            bufferBytes: 64 * 1024, controllers: [Endpoint(host: "127.0.0.1", port: reserved.port)], appSeriesLimit: 2)
+        defer { Task { await harness.shutdown() } }
+        let connection = try await RawConnection.connect(to: try #require(harness.addresses.syslogTCP))
+        let count = 6_000
+        let apps = (0..<5).map { "many-\($0)" }
+        var body = ""
+        for index in 0..<count {
+            body += octetCounted("<14>1 - - \(apps[index % apps.count]) - - - line \(index) " + String(repeating: "x", count: 40))
+        }
+        try await connection.write(body)
+        #expect(await waitUntil { harness.metric(#"sluice_agent_envelopes_received_total{input="syslog_tcp"}"#) == Double(count) })
+        let dropped = Double(harness.agent.shipper.droppedTotal)
+        let series = harness.registry.emitToString().split(separator: "\n").filter { $0.hasPrefix("sluice_agent_app_envelopes_dropped_total{") }
+        #expect(series.count == 3, "\(series)")
+        #expect(series.filter { $0.contains(#"app="_other""#) }.count == 1, "\(series)")
+        let total = series.compactMap { Double($0.split(separator: " ").last!) }.reduce(0, +)
+        #expect(dropped > 0 && total == dropped, "\(series), dropped \(dropped)")
+        connection.close()
+    }
+
     @Test func aFullBufferDropsTheOldestAndTellsEachAppOnceDeliveryResumes() async throws {
         // The agent starts with no controller at its address; one comes up later.
         let reserved = ReservedPort()

@@ -54,17 +54,25 @@ final class Dnsmasq: @unchecked Sendable {
         let started = try runProgram(
             program, ["--conf-file=\(config.path)", "--pid-file=\(pidFile.path)", "--user=root", "--log-facility=\(log.path)"],
             timeout: .seconds(10))
-        guard started.status == 0,
-            let text = try? String(contentsOf: pidFile, encoding: .utf8),
-            let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines))
-        else {
-            throw DrainPeerError("dnsmasq did not start: \(started.stdout)\(started.stderr)")
+        // The daemon writes its pid file itself, maybe after the starter exited.
+        func written() -> pid_t? {
+            (try? String(contentsOf: pidFile, encoding: .utf8)).flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        var pid = written()
+        while started.status == 0, pid == nil, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+            pid = written()
+        }
+        guard started.status == 0, let pid else {
+            throw DrainPeerError(
+                "dnsmasq did not start (exit \(started.status)): \(started.stdout)\(started.stderr)\((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
         }
         self.pid = pid
         // Answering: the first server's A record (or, with none, an NXDOMAIN).
         let resolver = DNSResolver(server: Endpoint(host: "127.0.0.1", port: port))
-        let deadline = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < deadline {
+        let answering = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < answering {
             if (try? await resolver.query("\(servers.first?.name ?? "none").sluice.test", .a)) != nil { return }
             guard kill(pid, 0) == 0 else { break }
             try await Task.sleep(for: .milliseconds(20))
