@@ -20,7 +20,9 @@ import Testing
 @Suite(.serialized)
 struct DNSDiscoveryTests {
     static let srv = "_sluice._tcp.z1.sluice.test"
-    static let apps = (0..<12).map { "dns-app-\($0)" }
+    /// Enough apps that a server joining takes some, whatever the ports
+    /// (none of 30 is a (2/3)^30 chance).
+    static let apps = (0..<30).map { "dns-app-\($0)" }
 
     @Test func serversComeAndGoByDNSWhileLinesFlowAndEveryLineArrivesOnce() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-dns-\(getpid())")
@@ -110,7 +112,61 @@ struct DNSDiscoveryTests {
         try? await serverGroup.shutdownGracefully()
     }
 
-    /// Lines for every app, round after round (5 of each app a round, about
+    /// `dns://NAME:PORT`: each of a name's addresses is a server at PORT
+    /// (three servers on one port, at 127.0.0.2 to .4, all loopback).
+    @Test func aNameWhoseAddressesAreTheServersIsFollowed() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-dns-a-\(getpid())")
+        try? FileManager.default.removeItem(at: directory)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let dns = try Dnsmasq(directory: directory)
+        defer { dns.stop() }
+        let registry = PrometheusCollectorRegistry()
+        let factory = PrometheusMetricsFactory(registry: registry)
+        let serverGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let port = try freeLoopbackPort(udp: false)
+        var servers: [BufferServer] = []
+        for host in 2...4 {
+            let server = BufferServer(
+                configuration: .init(listen: Endpoint(host: "127.0.0.\(host)", port: port), limits: .init(recentPerApp: 10_000)),
+                group: serverGroup, logger: .quiet, metrics: factory)
+            _ = try await server.bind()
+            servers.append(server)
+        }
+        defer {
+            for server in servers { Task { try? await server.shutdown() } }
+        }
+        try await dns.serve(name: "servers.sluice.test", addresses: ["127.0.0.2", "127.0.0.3"])
+
+        var configuration = Controller.Configuration(
+            ingress: Endpoint(host: "127.0.0.1", port: 0), http: Endpoint(host: "127.0.0.1", port: 0), zones: [:])
+        configuration.discoveredZones = ["z1": .addresses("servers.sluice.test", port: port)]
+        configuration.dnsResolver = Endpoint(host: "127.0.0.1", port: dns.port)
+        configuration.dnsInterval = .milliseconds(200)
+        let controller = Controller(configuration: configuration, logger: .quiet, registry: registry)
+        let (ingress, http) = try await controller.bind()
+        let group = ServiceGroup(services: [controller], gracefulShutdownSignals: [], logger: .quiet)
+        let running = Task { try await group.run() }
+        defer { running.cancel() }
+        let client = ControllerClient(ingress: ingress, http: HTTPURL(host: http.host, port: http.port))
+        func gauge(_ name: String) -> Double? { registry.value(of: #"sluice_controller_\#(name){zone="z1"}"#) }
+        #expect(await waitUntil { gauge("zone_servers") == 2 && gauge("zone_servers_up") == 2 })
+        #expect(registry.value(of: #"sluice_controller_buffer_server_up{server="127.0.0.2:\#(port)",zone="z1"}"#) == 1)
+
+        for app in Self.apps { try await client.emit(app: app, lines: (0..<20).map { "\(app) before \($0)" }) }
+        try await dns.serve(name: "servers.sluice.test", addresses: ["127.0.0.2", "127.0.0.3", "127.0.0.4"])
+        #expect(await waitUntil { gauge("zone_servers") == 3 && gauge("zone_servers_up") == 3 })
+        for app in Self.apps { try await client.emit(app: app, lines: (0..<20).map { "\(app) after \($0)" }) }
+        #expect(servers[2].store.meta().sources.reduce(0) { $0 + $1.count } > 0, "the server that joined took no app")
+        for app in Self.apps {
+            let recent = try await client.recent(app: app, limit: 1_000).map(\.text)
+            #expect(recent == (0..<20).map { "\(app) before \($0)" } + (0..<20).map { "\(app) after \($0)" }, "\(app)")
+        }
+        await group.triggerGracefulShutdown()
+        try? await running.value
+        try? await serverGroup.shutdownGracefully()
+    }
+
+    /// Lines for every app, round after round (2 of each app a round, about
     /// 50 rounds a second) on one connection: what was sent is what each
     /// app must read once `run` has returned (every frame acknowledged).
     final class Emitter: Sendable {
@@ -125,7 +181,7 @@ struct DNSDiscoveryTests {
         static func line(_ app: String, _ round: Int, _ index: Int) -> String { "\(app) round \(round) line \(index)" }
 
         func sent(_ app: String) -> [String] {
-            (0..<rounds).flatMap { round in (0..<5).map { Self.line(app, round, $0) } }
+            (0..<rounds).flatMap { round in (0..<2).map { Self.line(app, round, $0) } }
         }
 
         func run() async throws {
@@ -135,7 +191,7 @@ struct DNSDiscoveryTests {
                 var builder = BatchFrameBuilder()
                 for app in DNSDiscoveryTests.apps {
                     let fields = LogEnvelopeFields(sourceID: app)
-                    for index in 0..<5 {
+                    for index in 0..<2 {
                         var line = Self.line(app, round, index)
                         line.withUTF8 { builder.appendLog(fields, timestamp: WallClock.nowNanos(), payload: UnsafeRawBufferPointer($0)) }
                     }

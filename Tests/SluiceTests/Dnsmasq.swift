@@ -32,6 +32,23 @@ final class Dnsmasq: @unchecked Sendable {
     /// Serves `servers` as `srv`'s SRV records (none: no record), waiting
     /// until it answers.
     func serve(srv: String, _ servers: [Server]) async throws {
+        var lines: [String] = []
+        for server in servers {
+            lines.append("srv-host=\(srv),\(server.name).sluice.test,\(server.port)")
+            lines.append("host-record=\(server.name).sluice.test,127.0.0.1")
+        }
+        try await start(lines, probe: "\(servers.first?.name ?? "none").sluice.test")
+    }
+
+    /// Serves `name` (in sluice.test) with one A record per address, as a
+    /// hosts file with one line each.
+    func serve(name: String, addresses: [String]) async throws {
+        let hosts = directory.appendingPathComponent("hosts")
+        try addresses.map { "\($0) \(name)\n" }.joined().write(to: hosts, atomically: true, encoding: .utf8)
+        try await start(["addn-hosts=\(hosts.path)"], probe: name)
+    }
+
+    private func start(_ records: [String], probe: String) async throws {
         stop()
         guard let program = findProgram("dnsmasq") else {
             throw DrainPeerError("dnsmasq is not installed (bin/test installs dnsmasq-base)")
@@ -41,10 +58,7 @@ final class Dnsmasq: @unchecked Sendable {
             // A name it has no record of is answered NXDOMAIN, never asked upstream.
             "local=/sluice.test/",
         ]
-        for server in servers {
-            lines.append("srv-host=\(srv),\(server.name).sluice.test,\(server.port)")
-            lines.append("host-record=\(server.name).sluice.test,127.0.0.1")
-        }
+        lines += records
         let config = directory.appendingPathComponent("dnsmasq.conf")
         try (lines.joined(separator: "\n") + "\n").write(to: config, atomically: true, encoding: .utf8)
         let pidFile = directory.appendingPathComponent("dnsmasq.pid")
@@ -73,7 +87,7 @@ final class Dnsmasq: @unchecked Sendable {
         let resolver = DNSResolver(server: Endpoint(host: "127.0.0.1", port: port))
         let answering = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < answering {
-            if (try? await resolver.query("\(servers.first?.name ?? "none").sluice.test", .a)) != nil { return }
+            if (try? await resolver.query(probe, .a)) != nil { return }
             guard kill(pid, 0) == 0 else { break }
             try await Task.sleep(for: .milliseconds(20))
         }
