@@ -110,6 +110,10 @@ public final class ServerLink: @unchecked Sendable {
     /// The slot is emptied once its connection, closed for it, is down
     /// (the assignment it ends).
     private var releasing: Int?
+    /// The slot's server counts in `zoneServers`' known servers, with a
+    /// gauge of its own (a listed server always; one found by DNS from its
+    /// `assign` to its release).
+    private var countedKnown: Bool
     /// The zone's servers up, which this link's count is part of
     /// (`sluice_controller_zone_servers_up{zone}`).
     private let zoneServers: ZoneServerCount
@@ -131,6 +135,7 @@ public final class ServerLink: @unchecked Sendable {
         self.metrics = metrics
         self.target = NIOLockedValueBox(Target(server: endpoint.map { ServerDiscovery.Found(identity: $0, dial: $0) }))
         self.upGauge = endpoint.map { Self.upGauge(for: $0, zone: zone, metrics: metrics) }
+        self.countedKnown = endpoint != nil
         self.zoneServers = zoneServers ?? ZoneServerCount(zone: zone, servers: 1, metrics: metrics)
         self.windowFull = Counter(label: MetricNames.controllerAckWindowFull, dimensions: [("zone", zone)], factory: metrics)
         self.ackTime = Timer(
@@ -224,14 +229,11 @@ public final class ServerLink: @unchecked Sendable {
         }
         onLoop { link in
             guard link.assignments == generation else { return }
-            if link.releasing != nil {
-                // The slot's last server is still closing: its count and
-                // gauge go now, and its connection with them.
-                link.releasing = nil
-                link.upGauge?.destroy()
-                link.zoneServers.changedKnown(by: -1)
-                link.channel?.close(promise: nil)
-            }
+            // The slot's last server, if its release has not finished: its
+            // count and gauge go now, and its connection with them.
+            link.releasing = nil
+            link.forgetServer()
+            link.channel?.close(promise: nil)
             link.answering.withLockedValue { $0 = .notYetKnown }
             link.wasUp = false
             link.backoff = .milliseconds(100)
@@ -239,6 +241,7 @@ public final class ServerLink: @unchecked Sendable {
             link.lastDown = WallClock.nowNanos()
             link.upGauge = Self.upGauge(for: server.identity, zone: link.zone, metrics: link.metrics)
             link.zoneServers.changedKnown(by: 1)
+            link.countedKnown = true
             if link.started { link.connect() }
         }
     }
@@ -274,14 +277,21 @@ public final class ServerLink: @unchecked Sendable {
         }
     }
 
-    private func finishRelease(_ generation: Int) {
-        releasing = nil
-        // Another server took the slot meanwhile: it is that one's now.
-        guard assignments == generation else { return }
-        answering.withLockedValue { $0 = .notYetKnown }
+    /// The slot's server no longer counts as known, and its gauge goes.
+    private func forgetServer() {
+        guard countedKnown else { return }
+        countedKnown = false
         upGauge?.destroy()
         upGauge = nil
         zoneServers.changedKnown(by: -1)
+    }
+
+    private func finishRelease(_ generation: Int) {
+        releasing = nil
+        // Another server took the slot meanwhile: its `assign` settled this one.
+        guard assignments == generation else { return }
+        forgetServer()
+        answering.withLockedValue { $0 = .notYetKnown }
         for promise in requests.removeAll() { promise.fail(LinkUnavailable(server: "\(Self.unassigned)")) }
         let waiting = window.removeAll().filter { $0.envelopes > 0 } + held
         held = []
