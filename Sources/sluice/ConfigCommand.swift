@@ -53,6 +53,9 @@ struct ConfigCommand: AsyncParsableCommand {
         @Option(help: "The role the file is for: server, controller, agent or up (default: the file's own role key).")
         var role: String?
 
+        @Flag(help: "Check it with this shell's SLUICE_* variables too, as the role would read them at start.")
+        var withEnvironment = false
+
         func run() throws {
             let config: ConfigFile
             do { config = try ConfigFile.load(path: file) } catch { throw CommandFailure(error.description) }
@@ -64,7 +67,10 @@ struct ConfigCommand: AsyncParsableCommand {
             }
             let prepared: ConfigArguments
             do {
-                prepared = try ConfigCommand.prepare(role: role, arguments: ["--config", file], environment: [:])!
+                // SLUICE_CONFIG names another file: this one is the one checked.
+                let environment = withEnvironment
+                    ? ProcessInfo.processInfo.environment.filter { $0.key != "SLUICE_CONFIG" } : [:]
+                prepared = try ConfigCommand.prepare(role: role, arguments: ["--config", file], environment: environment)!
             } catch {
                 throw CommandFailure(error.description)
             }

@@ -99,6 +99,14 @@ struct ConfigProcessTests {
             ["server", "--listen", "127.0.0.1:0", "--memory-limit", "1MiB"], environment: ["SLUICE_MEMORY_LIMIT": "lots"])
         #expect(environment.status != 0)
         #expect(environment.stderr.contains("SLUICE_MEMORY_LIMIT: 'lots' is not a size"), "\(environment.stderr)")
+        // check takes the environment only when asked to.
+        let good = directory.appendingPathComponent("good.yaml").path
+        try "zone: z1\nlisten: 127.0.0.1:0\n".write(toFile: good, atomically: true, encoding: .utf8)
+        let alone = try await runSluice(["config", "check", good, "--role", "server"], environment: ["SLUICE_MEMORY_LIMIT": "lots"])
+        #expect(alone.status == 0, "\(alone.stderr)")
+        let withIt = try await runSluice(
+            ["config", "check", good, "--role", "server", "--with-environment"], environment: ["SLUICE_MEMORY_LIMIT": "lots"])
+        #expect(withIt.status == 1 && withIt.stderr.contains("SLUICE_MEMORY_LIMIT: 'lots' is not a size"), "\(withIt.stderr)")
         let unknown = try await runSluice(["config", "check", file, "--role", "agent"])
         #expect(unknown.stderr.contains("server.yaml: line 3: listen: "), "\(unknown.stderr)")
     }
