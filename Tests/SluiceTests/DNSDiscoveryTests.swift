@@ -25,43 +25,12 @@ struct DNSDiscoveryTests {
     static let apps = (0..<30).map { "dns-app-\($0)" }
 
     @Test func serversComeAndGoByDNSWhileLinesFlowAndEveryLineArrivesOnce() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-dns-\(getpid())")
-        try? FileManager.default.removeItem(at: directory)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let dns = try Dnsmasq(directory: directory)
-        defer { dns.stop() }
-
-        let registry = PrometheusCollectorRegistry()
-        let factory = PrometheusMetricsFactory(registry: registry)
-        let serverGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        var servers: [BufferServer] = []
-        var ports: [Int] = []
-        for _ in 0..<3 {
-            let server = BufferServer(
-                configuration: .init(listen: Endpoint(host: "127.0.0.1", port: 0), limits: .init(recentPerApp: 100_000)),
-                group: serverGroup, logger: .quiet, metrics: factory)
-            ports.append(try await server.bind().port)
-            servers.append(server)
-        }
-        defer {
-            for server in servers { Task { try? await server.shutdown() } }
-        }
+        let bed = try await Bed(name: "srv", listen: (0..<3).map { _ in Endpoint(host: "127.0.0.1", port: 0) }, recentPerApp: 100_000)
+        defer { bed.abandon() }
+        let (dns, servers, ports, registry) = (bed.dns, bed.servers, bed.ports, bed.registry)
         try await dns.serve(srv: Self.srv, [.init(name: "s1", port: ports[0]), .init(name: "s2", port: ports[1])])
-
-        var configuration = Controller.Configuration(
-            ingress: Endpoint(host: "127.0.0.1", port: 0), http: Endpoint(host: "127.0.0.1", port: 0), zones: [:])
-        configuration.discoveredZones = ["z1": .srv(Self.srv)]
-        configuration.dnsResolver = Endpoint(host: "127.0.0.1", port: dns.port)
-        configuration.dnsInterval = .milliseconds(200)
-        configuration.dnsMaxServers = 4
-        let controller = Controller(configuration: configuration, logger: .quiet, registry: registry)
-        let (ingress, http) = try await controller.bind()
-        let group = ServiceGroup(services: [controller], gracefulShutdownSignals: [], logger: .quiet)
-        let running = Task { try await group.run() }
-        defer { running.cancel() }
-        let client = ControllerClient(ingress: ingress, http: HTTPURL(host: http.host, port: http.port))
-
-        func gauge(_ name: String) -> Double? { registry.value(of: #"sluice_controller_\#(name){zone="z1"}"#) }
+        let client = try await bed.startController(.srv(Self.srv), maxServers: 4)
+        let gauge = bed.gauge
         #expect(await waitUntil { gauge("zone_servers") == 2 && gauge("zone_servers_up") == 2 })
         #expect(registry.value(of: #"sluice_controller_buffer_server_up{server="s1.sluice.test:\#(ports[0])",zone="z1"}"#) == 1)
 
@@ -69,7 +38,7 @@ struct DNSDiscoveryTests {
         let tailed = Received()
         let tail = try await client.tail(app: Self.apps[0], into: tailed)
         defer { Task { await tail.close() } }
-        let emitter = Emitter(ingress: ingress)
+        let emitter = Emitter(ingress: client.ingress)
         let flowing = Task { try await emitter.run() }
         #expect(await waitUntil(timeout: .seconds(60)) { emitter.rounds >= 5 })
 
@@ -106,49 +75,19 @@ struct DNSDiscoveryTests {
         #expect(await tailed.wait(for: expected.count))
         let lines = tailed.envelopes.filter { !$0.isNotice }.map(\.text)
         #expect(Set(lines) == Set(expected) && lines.count == expected.count, "\(lines.count) tailed, \(expected.count) sent")
-
-        await group.triggerGracefulShutdown()
-        try? await running.value
-        try? await serverGroup.shutdownGracefully()
+        await bed.stop()
     }
 
     /// `dns://NAME:PORT`: each of a name's addresses is a server at PORT
     /// (three servers on one port, at 127.0.0.2 to .4, all loopback).
     @Test func aNameWhoseAddressesAreTheServersIsFollowed() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-dns-a-\(getpid())")
-        try? FileManager.default.removeItem(at: directory)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let dns = try Dnsmasq(directory: directory)
-        defer { dns.stop() }
-        let registry = PrometheusCollectorRegistry()
-        let factory = PrometheusMetricsFactory(registry: registry)
-        let serverGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let port = try freeLoopbackPort(udp: false)
-        var servers: [BufferServer] = []
-        for host in 2...4 {
-            let server = BufferServer(
-                configuration: .init(listen: Endpoint(host: "127.0.0.\(host)", port: port), limits: .init(recentPerApp: 10_000)),
-                group: serverGroup, logger: .quiet, metrics: factory)
-            _ = try await server.bind()
-            servers.append(server)
-        }
-        defer {
-            for server in servers { Task { try? await server.shutdown() } }
-        }
+        let bed = try await Bed(name: "a", listen: (2...4).map { Endpoint(host: "127.0.0.\($0)", port: port) }, recentPerApp: 10_000)
+        defer { bed.abandon() }
+        let (dns, servers, registry) = (bed.dns, bed.servers, bed.registry)
         try await dns.serve(name: "servers.sluice.test", addresses: ["127.0.0.2", "127.0.0.3"])
-
-        var configuration = Controller.Configuration(
-            ingress: Endpoint(host: "127.0.0.1", port: 0), http: Endpoint(host: "127.0.0.1", port: 0), zones: [:])
-        configuration.discoveredZones = ["z1": .addresses("servers.sluice.test", port: port)]
-        configuration.dnsResolver = Endpoint(host: "127.0.0.1", port: dns.port)
-        configuration.dnsInterval = .milliseconds(200)
-        let controller = Controller(configuration: configuration, logger: .quiet, registry: registry)
-        let (ingress, http) = try await controller.bind()
-        let group = ServiceGroup(services: [controller], gracefulShutdownSignals: [], logger: .quiet)
-        let running = Task { try await group.run() }
-        defer { running.cancel() }
-        let client = ControllerClient(ingress: ingress, http: HTTPURL(host: http.host, port: http.port))
-        func gauge(_ name: String) -> Double? { registry.value(of: #"sluice_controller_\#(name){zone="z1"}"#) }
+        let client = try await bed.startController(.addresses("servers.sluice.test", port: port))
+        let gauge = bed.gauge
         #expect(await waitUntil { gauge("zone_servers") == 2 && gauge("zone_servers_up") == 2 })
         #expect(registry.value(of: #"sluice_controller_buffer_server_up{server="127.0.0.2:\#(port)",zone="z1"}"#) == 1)
 
@@ -161,9 +100,70 @@ struct DNSDiscoveryTests {
             let recent = try await client.recent(app: app, limit: 1_000).map(\.text)
             #expect(recent == (0..<20).map { "\(app) before \($0)" } + (0..<20).map { "\(app) after \($0)" }, "\(app)")
         }
-        await group.triggerGracefulShutdown()
-        try? await running.value
-        try? await serverGroup.shutdownGracefully()
+        await bed.stop()
+    }
+
+    /// Buffer servers listening at `listen`, a dnsmasq to name them, and,
+    /// once started, a controller that finds them by DNS: what both tests
+    /// stand on. `stop` ends it in order; `abandon` (a test that failed
+    /// early) kills what is left.
+    final class Bed: @unchecked Sendable {
+        let directory: URL
+        let dns: Dnsmasq
+        let registry = PrometheusCollectorRegistry()
+        let serverGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        var servers: [BufferServer] = []
+        var ports: [Int] = []
+        private var controller: (group: ServiceGroup, running: Task<Void, any Error>)?
+
+        init(name: String, listen: [Endpoint], recentPerApp: Int) async throws {
+            directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-dns-\(name)-\(getpid())")
+            try? FileManager.default.removeItem(at: directory)
+            dns = try Dnsmasq(directory: directory)
+            for endpoint in listen {
+                let server = BufferServer(
+                    configuration: .init(listen: endpoint, limits: .init(recentPerApp: recentPerApp)), group: serverGroup,
+                    logger: .quiet, metrics: PrometheusMetricsFactory(registry: registry))
+                ports.append(try await server.bind().port)
+                servers.append(server)
+            }
+        }
+
+        /// A controller of zone z1 whose servers `source` names, asking
+        /// dnsmasq every 200 ms, run as its service runs.
+        func startController(_ source: ServerSource, maxServers: Int = 16) async throws -> ControllerClient {
+            var configuration = Controller.Configuration(
+                ingress: Endpoint(host: "127.0.0.1", port: 0), http: Endpoint(host: "127.0.0.1", port: 0), zones: [:])
+            configuration.discoveredZones = ["z1": source]
+            configuration.dnsResolver = Endpoint(host: "127.0.0.1", port: dns.port)
+            configuration.dnsInterval = .milliseconds(200)
+            configuration.dnsMaxServers = maxServers
+            let controller = Controller(configuration: configuration, logger: .quiet, registry: registry)
+            let (ingress, http) = try await controller.bind()
+            let group = ServiceGroup(services: [controller], gracefulShutdownSignals: [], logger: .quiet)
+            self.controller = (group, Task { try await group.run() })
+            return ControllerClient(ingress: ingress, http: HTTPURL(host: http.host, port: http.port))
+        }
+
+        /// A zone z1 gauge of the controller's.
+        func gauge(_ name: String) -> Double? { registry.value(of: #"sluice_controller_\#(name){zone="z1"}"#) }
+
+        func stop() async {
+            if let controller {
+                await controller.group.triggerGracefulShutdown()
+                try? await controller.running.value
+            }
+            for server in servers { try? await server.shutdown() }
+            try? await serverGroup.shutdownGracefully()
+            abandon()
+        }
+
+        func abandon() {
+            controller?.running.cancel()
+            for server in servers { Task { try? await server.shutdown() } }
+            dns.stop()
+            try? FileManager.default.removeItem(at: directory)
+        }
     }
 
     /// Lines for every app, round after round (2 of each app a round, about
