@@ -189,14 +189,18 @@ public final class Controller: Service, @unchecked Sendable {
         let router = IngressRouter(links: zones[0].links, metrics: metrics)
         self.router = router
         self.egress = Egress(zones: zones, zoneTimeout: configuration.zoneTimeout)
-        let resolver = DNSResolver(
-            server: configuration.dnsResolver ?? DNSResolver.systemServer() ?? Endpoint(host: "127.0.0.1", port: 53), group: group)
+        // resolv.conf is read only by a controller that asks DNS.
+        let resolver =
+            configuration.discoveredZones.isEmpty
+            ? nil
+            : DNSResolver(
+                server: configuration.dnsResolver ?? DNSResolver.systemServer() ?? Endpoint(host: "127.0.0.1", port: 53),
+                group: group)
         self.discoveries = zones.compactMap { zone in
-            configuration.discoveredZones[zone.name].map {
-                ZoneDiscovery(
-                    zone: zone, source: $0, resolver: resolver, router: zone.name == configuration.zone ? router : nil,
-                    logger: logger)
-            }
+            guard let resolver, let source = configuration.discoveredZones[zone.name] else { return nil }
+            return ZoneDiscovery(
+                zone: zone, source: source, resolver: resolver, router: zone.name == configuration.zone ? router : nil,
+                logger: logger)
         }
         let tailMetrics = TailMetrics(factory: metrics)
         self.tailMetrics = tailMetrics
