@@ -36,6 +36,10 @@ public final class Agent: Service, @unchecked Sendable {
         public var defaultApp: String?
         /// The largest syslog message, frame payload or HTTP body taken.
         public var maxMessageBytes: Int
+        /// The host the agent serves (`--hostname`; in Kubernetes the node
+        /// name): the `hostname` tag of syslog lines that name no HOSTNAME.
+        /// Nil leaves such lines without one.
+        public var hostname: String?
         /// Lines over this are split into several envelopes.
         public var maxLineBytes: Int
         /// Cloud Foundry's per-instance log rate limit, in bytes of log
@@ -71,8 +75,10 @@ public final class Agent: Service, @unchecked Sendable {
             zone: String = "z1", controllers: [Endpoint], listen: Endpoint, syslogTCP: Endpoint? = nil,
             syslogUDP: Endpoint? = nil, http: Endpoint? = nil, bufferBytes: Int = 64 * 1024 * 1024,
             defaultApp: String? = nil, maxMessageBytes: Int = FrameHeader.defaultMaxPayload,
-            maxLineBytes: Int = LineSplitter.defaultMaxLineBytes, instanceLogRateLimit: Int? = nil
+            maxLineBytes: Int = LineSplitter.defaultMaxLineBytes, instanceLogRateLimit: Int? = nil,
+            hostname: String? = nil
         ) {
+            self.hostname = hostname
             self.zone = zone
             self.controllers = controllers
             self.listen = listen
@@ -132,7 +138,7 @@ public final class Agent: Service, @unchecked Sendable {
             configuration: shipping, logger: logger, metrics: factory, group: group, spool: configuration.spool)
         self.intake = SyslogIntake(
             shipper: shipper, defaultApp: configuration.defaultApp, maxLineBytes: configuration.maxLineBytes,
-            metrics: metrics)
+            metrics: metrics, hostname: configuration.hostname)
     }
 
     /// Binds every input; returns the bound addresses (port 0 picks one).
@@ -249,6 +255,7 @@ public final class Agent: Service, @unchecked Sendable {
                 "sluice.https": "\(addresses.https.map { "\($0)" } ?? "-")",
                 "sluice.grpc": "\(addresses.grpc.map { "\($0)\(configuration.inputTLS == nil ? "" : " (TLS)")" } ?? "-")",
                 LogKeys.zone: "\(configuration.zone)",
+                "sluice.hostname": "\(configuration.hostname ?? "-")",
                 "sluice.controllers": "\(configuration.controllers.map(\.description).joined(separator: ","))",
             ])
         bound.withLockedValue { $0 = addresses }

@@ -11,7 +11,9 @@ import SluiceWire
 /// - PROCID `[TYPE/INDEX]` gives `tags.source_type` and `instance_id`; any
 ///   other PROCID is the instance, with source type `SYSLOG`;
 /// - severity 0–3 is ERR, the rest OUT;
-/// - HOSTNAME is the tag `hostname`, the facility's keyword the tag
+/// - HOSTNAME is the tag `hostname` (a line with none, `-` or a BSD line
+///   without one, gets the agent's own `hostname`, if set), the facility's
+///   keyword the tag
 ///   `facility` (`user`, `local0`, …), MSGID (unless `-`) the tag `msgid`;
 /// - each structured-data parameter is a tag: `name` for elements whose
 ///   id begins `tags@` (as Cloud Foundry's drains write them), `id.name`
@@ -29,6 +31,9 @@ public struct SyslogIntake: Sendable {
     let defaultApp: String?
     let maxLineBytes: Int
     let metrics: AgentMetrics
+    /// The agent's host (`--hostname`: the node it serves), for lines that
+    /// name none; nil leaves them without the tag.
+    var hostname: String? = nil
 
     /// Takes one message. `app` (from an HTTP request) wins over APP-NAME.
     public func take(_ bytes: UnsafeRawBufferPointer, input: AgentMetrics.Input, app: String? = nil) {
@@ -42,7 +47,9 @@ public struct SyslogIntake: Sendable {
             var end = bytes.count
             while end > 0, bytes[end - 1] == 0x0A || bytes[end - 1] == 0x0D { end -= 1 }
             let fields = LogEnvelopeFields(sourceID: defaultApp, instanceID: "", sourceType: "SYSLOG")
-            ship(UnsafeRawBufferPointer(rebasing: bytes[0..<end]), fields: fields, timestamp: WallClock.nowNanos(), tags: [])
+            ship(
+                UnsafeRawBufferPointer(rebasing: bytes[0..<end]), fields: fields, timestamp: WallClock.nowNanos(),
+                tags: hostname.map { [LogTag(Self.hostnameTag, $0)] } ?? [])
             return
         }
         var fields = LogEnvelopeFields(sourceID: app, instanceID: message.procID ?? "", sourceType: "SYSLOG")
@@ -56,7 +63,7 @@ public struct SyslogIntake: Sendable {
         // tag of the same name there wins.
         var tags: [LogTag] = []
         tags.reserveCapacity(3 + message.structuredData.count)
-        if let hostname = message.hostname { tags.append(LogTag(Self.hostnameTag, hostname)) }
+        if let hostname = message.hostname ?? hostname { tags.append(LogTag(Self.hostnameTag, hostname)) }
         tags.append(LogTag(Self.facilityTag, message.facilityName))
         if let msgID = message.msgID { tags.append(LogTag(Self.msgIDTag, msgID)) }
         for parameter in message.structuredData {

@@ -121,3 +121,21 @@ public struct SluiceConfig: Codable, Equatable, Sendable {
         flag ?? load()?.controllers.first?.http ?? defaultHTTP
     }
 }
+
+extension SluiceConfig {
+    /// This machine's host name (the agent's default `--hostname`), or nil
+    /// if it has none that a syslog HOSTNAME could hold.
+    public static func machineHostname() -> String? {
+        // gethostname(2), not ProcessInfo's hostName, which may ask DNS.
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return nil }
+        let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return isHostname(name) ? name : nil
+    }
+
+    /// A syslog HOSTNAME (RFC 5424 §6.2.4): 1 to 255 printable ASCII
+    /// characters, no spaces.
+    public static func isHostname(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 255 && name.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
+    }
+}

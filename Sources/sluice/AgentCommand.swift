@@ -52,6 +52,9 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "The app that syslog lines which cannot be parsed, or name no app, are kept under; without it they are counted and dropped.")
     var defaultApp: String?
 
+    @Option(help: "The host this agent serves (in Kubernetes, the node name: SLUICE_HOSTNAME from spec.nodeName): the hostname tag of syslog lines that name none. Default: this machine's host name; '-' for none.")
+    var hostname: String?
+
     @Option(help: "The largest syslog message, frame payload or HTTP body taken (e.g. 4MiB).")
     var maxMessage: String = "4MiB"
 
@@ -85,6 +88,16 @@ struct AgentCommand: AsyncParsableCommand {
     func settings() throws -> Agent.Configuration {
         if let defaultApp, defaultApp.isEmpty { throw ValidationError("--default-app must not be empty") }
         if let spool, spool.isEmpty { throw ValidationError("--spool names no directory") }
+        let host: String?
+        switch hostname {
+        case nil: host = SluiceConfig.machineHostname()
+        case "-": host = nil
+        case let name?:
+            guard SluiceConfig.isHostname(name) else {
+                throw ValidationError("--hostname: 1 to 255 printable ASCII characters without spaces, or '-' for none")
+            }
+            host = name
+        }
         guard try parseSize(spoolMax, option: "--spool-max") >= 1 << 20 else {
             throw ValidationError("--spool-max: at least 1MiB")
         }
@@ -96,7 +109,8 @@ struct AgentCommand: AsyncParsableCommand {
             http: try http.map { try parseEndpoint($0, option: "--http") },
             bufferBytes: try parseSize(buffer, option: "--buffer"), defaultApp: defaultApp,
             maxMessageBytes: try parseSize(maxMessage, option: "--max-message"),
-            instanceLogRateLimit: try instanceLogRateLimit.flatMap { try parseRate($0, option: "--instance-log-rate-limit") })
+            instanceLogRateLimit: try instanceLogRateLimit.flatMap { try parseRate($0, option: "--instance-log-rate-limit") },
+            hostname: host)
     }
 
     func controllerList() throws -> [Endpoint] {

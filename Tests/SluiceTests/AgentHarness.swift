@@ -26,7 +26,7 @@ struct AgentHarness {
         recentPerApp: Int = 20_000, bufferBytes: Int = 64 * 1024 * 1024, defaultApp: String? = nil,
         maxMessageBytes: Int = FrameHeader.defaultMaxPayload, controllers: [Endpoint]? = nil,
         cluster: TestCluster? = nil, listenPort: Int = 0, instanceLogRateLimit: Int? = nil, spool: Spool.Settings? = nil,
-        appSeriesLimit: Int = 100
+        appSeriesLimit: Int = 100, hostname: String? = nil
     ) async throws -> AgentHarness {
         let started: TestCluster
         if let cluster { started = cluster } else { started = try await TestCluster.start(recentPerApp: recentPerApp) }
@@ -36,7 +36,7 @@ struct AgentHarness {
             controllers: controllers ?? [started.ingress], listen: Endpoint(host: "127.0.0.1", port: listenPort),
             syslogTCP: loopback, syslogUDP: loopback,
             http: loopback, bufferBytes: bufferBytes, defaultApp: defaultApp, maxMessageBytes: maxMessageBytes,
-            instanceLogRateLimit: instanceLogRateLimit)
+            instanceLogRateLimit: instanceLogRateLimit, hostname: hostname)
         configuration.appSeriesLimit = appSeriesLimit
         configuration.spool = try spool.map { try Spool(settings: $0, metrics: PrometheusMetricsFactory(registry: registry)) }
         let agent = Agent(configuration: configuration, logger: .quiet, registry: registry)

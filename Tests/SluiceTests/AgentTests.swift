@@ -214,6 +214,29 @@ struct AgentTests {
         connection.close()
     }
 
+    /// A line that names no host (`-`, or a BSD line without one) is
+    /// tagged with the agent's `--hostname` (the node it serves); a line
+    /// that names one keeps its own; so does a line kept whole under the
+    /// default app.
+    @Test func linesNamingNoHostGetTheAgentsHostname() async throws {
+        let harness = try await AgentHarness.start(defaultApp: "unparsed", hostname: "node-7")
+        defer { Task { await harness.shutdown() } }
+        let received = try await harness.tail("host-app")
+        let unparsed = try await harness.tail("unparsed")
+        let connection = try await RawConnection.connect(to: try #require(harness.addresses.syslogTCP))
+        try await connection.write(
+            "<13>1 2026-11-29T10:55:00Z - host-app - - - nameless\n"
+                + "<13>Nov 29 10:55:00 host-app[12]: bsd without a host\n"
+                + "<13>1 2026-11-29T10:55:00Z vm host-app - - - from vm\n"
+                + "not syslog at all\n")
+        #expect(await received.wait(for: 3))
+        #expect(received.envelopes.map(\.text) == ["nameless", "bsd without a host", "from vm"])
+        #expect(received.envelopes.map { $0.tags["hostname"] } == ["node-7", "node-7", "vm"])
+        #expect(await unparsed.wait(for: 1))
+        #expect(unparsed.envelopes.map { $0.tags["hostname"] } == ["node-7"])
+        connection.close()
+    }
+
     @Test func aBadSyslogFrameClosesOnlyItsConnection() async throws {
         let harness = try await AgentHarness.start(maxMessageBytes: 1024)
         defer { Task { await harness.shutdown() } }
