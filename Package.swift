@@ -64,6 +64,13 @@ let package = Package(
             dependencies: ["SluiceProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             swiftSettings: strict
         ),
+        // The web console a controller serves: its page, script and style
+        // inside the binary, its base path, its one-time sign-in codes.
+        // Plain Swift, no dependencies.
+        .target(
+            name: "SluiceConsole",
+            swiftSettings: strict
+        ),
         // Syslog as the agent reads it and drains write it: RFC 5424/3164
         // messages, RFC 6587 octet counting, the TCP stream's framing.
         .target(
@@ -201,6 +208,7 @@ let package = Package(
             name: "SluiceController",
             dependencies: [
                 "SluiceWire", "SluiceProto", "SluiceTransport", "SluiceTLS", "SluiceBindings", "SluiceAuth", "SluiceGRPC",
+                "SluiceConsole",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -242,7 +250,7 @@ let package = Package(
             name: "SluiceCLI",
             dependencies: [
                 "SluiceWire", "SluiceProto", "SluiceTransport", "SluiceTLS", "SluiceServer", "SluiceController", "SluiceAgent",
-                "SluiceBindings", "SluiceDrain", "SluiceShipping", "SluiceAuth",
+                "SluiceBindings", "SluiceDrain", "SluiceShipping", "SluiceAuth", "SluiceConsole",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -263,7 +271,7 @@ let package = Package(
             name: "sluice",
             dependencies: [
                 "SluiceCLI", "SluiceWire", "SluiceTransport", "SluiceTLS", "SluiceServer", "SluiceController", "SluiceAgent",
-                "SluiceBindings", "SluiceDrain", "SluiceShipping", "SluiceAuth",
+                "SluiceBindings", "SluiceDrain", "SluiceShipping", "SluiceAuth", "SluiceConsole",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -288,6 +296,7 @@ let package = Package(
             dependencies: [
                 "SluiceWire", "SluiceProto", "SluiceTransport", "SluiceTLS", "SluiceServer", "SluiceController", "SluiceCLI",
                 "SluiceAgent", "SluiceDrain", "SluiceBindings", "SluiceSyslog", "SluiceShipping", "SluiceAuth", "SluiceGRPC",
+                "SluiceConsole",
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -306,7 +315,7 @@ let package = Package(
             dependencies: [
                 "sluice", "SluiceWire", "SluiceProto", "SluiceTransport", "SluiceTLS", "SluiceServer", "SluiceController", "SluiceCLI",
                 "SluiceAgent", "SluiceEmitter", "SluiceBindings", "SluiceDrain", "SluiceSyslog", "SluiceShipping",
-                "SluiceAuth", "SluiceGRPC",
+                "SluiceAuth", "SluiceGRPC", "SluiceConsole",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

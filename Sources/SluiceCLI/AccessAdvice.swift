@@ -15,6 +15,12 @@ public enum AccessAdvice {
         return text.isEmpty ? nil : text
     }
 
+    /// The `error` code of an API error body, if it is one.
+    public static func apiCode(_ body: ByteBuffer) -> String? {
+        struct APIError: Decodable { var error: String }
+        return (try? JSONDecoder().decode(APIError.self, from: Data(body.readableBytesView)))?.error
+    }
+
     /// The advice for a response that refused a request about `app`.
     public static func text(for response: HTTPClient.Response, app: String?, sentToken: Bool) -> String? {
         text(status: Int(response.status.code), message: apiMessage(response.body), app: app, sentToken: sentToken)

@@ -79,6 +79,7 @@ public enum Assembly {
                 store: server.store, bindings: $0, settings: settings.drains, group: group, logger: logger,
                 metrics: factory)
         }
+        if let drains { server.store.reportDrains { drains.statuses() } }
         let metricsServer = settings.metrics.map { endpoint in
             MetricsHTTPServer(
                 listen: endpoint, group: group, logger: logger, readiness: { server.readiness },

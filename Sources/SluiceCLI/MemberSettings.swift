@@ -29,6 +29,8 @@ public struct MemberSettings: Sendable {
     /// Live readers at once at each controller, in all and of one app.
     public var maxReaders: Int = 10_000
     public var maxReadersPerApp: Int = 100
+    /// The web console every controller serves (`--no-ui`, `--ui-base-path`).
+    public var console = ConsoleEndpoints.Settings()
     /// Checks every reader's token at every controller; nil: none checked.
     public var authorizer: Authorizer? = nil
     /// Mutual TLS on every link; nil: plain TCP.
@@ -81,6 +83,7 @@ public struct MemberSettings: Sendable {
             maxReadersPerApp: maxReadersPerApp)
         configuration.handover = handover
         configuration.shutdownTimeout = shutdownTimeout
+        configuration.console = console
         return configuration
     }
 }

@@ -32,6 +32,21 @@ enum APIRoute: Equatable {
     case logCacheRead(LogCacheQuery)
     /// The RLP gateway's `GET /v2/read`: server-sent events.
     case rlpRead(RLPQuery)
+    /// The web console's page: `GET /` (or `/index.html`).
+    case console
+    /// The console's script or style sheet: `GET /ui/console.js|css`.
+    case consoleAsset(String)
+    /// `POST /ui/login-codes`: a one-time sign-in code for the caller's
+    /// token (`sluice ui`).
+    case loginCode
+    /// `POST /ui/login`: the token of a sign-in code, once.
+    case login
+    /// `GET /apps`: the apps the token may read, with what the servers
+    /// hold of each (the console's list).
+    case apps
+    /// `GET /apps/{app}/drain-status`: how each drain of the app stands at
+    /// the servers (the console's drains page).
+    case drainStatus(app: String)
 
     struct Failure: Error, Equatable {
         var status: Int
@@ -44,9 +59,10 @@ enum APIRoute: Equatable {
     /// What the route reads or changes, for the access rules.
     var resource: Resource {
         switch self {
-        case .health, .ready, .metrics, .logCacheInfo: .open
+        case .health, .ready, .metrics, .logCacheInfo, .console, .consoleAsset, .login: .open
+        case .loginCode, .apps: .everyApp
         case .recentLogs(let app, _), .stream(let app, _), .addDrain(let app), .removeDrain(let app, _),
-            .logRateLimit(let app):
+            .logRateLimit(let app), .drainStatus(let app):
             .app(app)
         case .logCacheRead(let query): .app(query.sourceID)
         case .listDrains(let app): app.map(Resource.app) ?? .everyApp
@@ -164,6 +180,18 @@ enum APIRoute: Equatable {
         let route: Result<APIRoute, Failure>
         var methods = ["GET"]
         switch Array(segments) {
+        case [""], ["index.html"]:
+            route = .success(.console)
+        case ["ui", "console.js"], ["ui", "console.css"]:
+            route = .success(.consoleAsset(segments.joined(separator: "/")))
+        case ["ui", "login-codes"]:
+            methods = ["POST"]
+            route = .success(.loginCode)
+        case ["ui", "login"]:
+            methods = ["POST"]
+            route = .success(.login)
+        case ["apps"]:
+            route = .success(.apps)
         case ["healthz"]:
             route = .success(.health)
         case ["readyz"]:
@@ -199,6 +227,8 @@ enum APIRoute: Equatable {
         case let parts where parts.count == 3 && parts[0] == "apps" && parts[2] == "drains":
             methods = ["GET", "POST"]
             route = appID(parts[1]).map { method == "POST" ? .addDrain(app: $0) : .listDrains(app: $0) }
+        case let parts where parts.count == 3 && parts[0] == "apps" && parts[2] == "drain-status":
+            route = appID(parts[1]).map { .drainStatus(app: $0) }
         case let parts where parts.count == 3 && parts[0] == "apps" && parts[2] == "log-rate-limit":
             methods = ["GET", "PUT", "DELETE"]
             route = appID(parts[1]).map { app in

@@ -9,6 +9,7 @@ import Prometheus
 import ServiceLifecycle
 import SluiceAuth
 import SluiceBindings
+import SluiceConsole
 import SluiceGRPC
 import SluiceTLS
 import SluiceTransport
@@ -43,6 +44,8 @@ public final class Controller: Service, @unchecked Sendable {
         public var bindings: (any BindingStore)?
         /// Checks every reader's token; nil serves every reader without one.
         public var authorizer: Authorizer?
+        /// The web console (`--no-ui`, `--ui-base-path`).
+        public var console = ConsoleEndpoints.Settings()
         /// Mutual TLS on ingress (emitters and agents must show a
         /// certificate from the CA) and on every link to a buffer server.
         public var tls: LinkTLS?
@@ -253,6 +256,7 @@ public final class Controller: Service, @unchecked Sendable {
         let readers = self.readers
         let bindings = configuration.bindings
         let authorizer = configuration.authorizer
+        let console = ConsoleEndpoints(settings: configuration.console)
         let startedAt = self.startedAt
         let zone = configuration.zone
         let eventSettings = EventStreamReader.Settings(
@@ -273,7 +277,9 @@ public final class Controller: Service, @unchecked Sendable {
                 maxFrameSize: 1 << 16,
                 automaticErrorHandling: false,
                 shouldUpgrade: { channel, head in
-                    guard case .success(let route) = APIRoute.parse(method: head.method.rawValue, uri: head.uri),
+                    guard
+                        case .success(let route) = APIRoute.parse(
+                            method: head.method.rawValue, uri: console.settings.basePath.strip(head.uri)),
                         let (target, json) = route.stream
                     else { return channel.eventLoop.makeSucceededFuture(nil) }
                     let upgrade: @Sendable () -> EventLoopFuture<HTTPHeaders?> = {
@@ -309,7 +315,7 @@ public final class Controller: Service, @unchecked Sendable {
             let api = HTTPAPIHandler(
                 egress: egress, bindings: bindings, authorizer: authorizer, refusedUpgrade: refused, registry: registry,
                 logger: logger, startedAt: startedAt,
-                events: .init(readers: readers, metrics: tailMetrics, settings: eventSettings),
+                events: .init(readers: readers, metrics: tailMetrics, settings: eventSettings), console: console,
                 readiness: { Controller.readiness(router: router, zone: zone) })
             let boundAPI = NIOLoopBound(api, eventLoop: channel.eventLoop)
             try channel.pipeline.syncOperations.configureHTTPServerPipeline(

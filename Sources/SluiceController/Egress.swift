@@ -156,7 +156,22 @@ final class Egress: Sendable {
     /// meta), summed over servers: counts and expirations added, the
     /// oldest and newest times over all. A zone any of whose servers does
     /// not answer is named in `partial`.
-    func meta(on loop: any EventLoop) -> EventLoopFuture<(sources: [String: Sluice_V1_SourceMeta], partial: [String])> {
+    typealias MetaAnswer = (sources: [String: Sluice_V1_SourceMeta], drains: [String: DrainState], partial: [String])
+
+    /// The newest meta answer and when it came, for `meta(reusing:)`.
+    private let lastMeta = NIOLockedValueBox<(at: NIODeadline, answer: MetaAnswer)?>(nil)
+
+    /// `meta(on:)`, or an answer no older than `reuse` if there is one:
+    /// the console's pages poll it every few seconds from every open tab,
+    /// and each asks every server to walk every app it holds.
+    func meta(on loop: any EventLoop, reusing reuse: TimeAmount) -> EventLoopFuture<MetaAnswer> {
+        if let last = lastMeta.withLockedValue({ $0 }), NIODeadline.now() - last.at < reuse {
+            return loop.makeSucceededFuture(last.answer)
+        }
+        return meta(on: loop)
+    }
+
+    func meta(on loop: any EventLoop) -> EventLoopFuture<MetaAnswer> {
         var request = Sluice_V1_StreamRequest()
         request.meta = true
         let asked = zones.flatMap { zone in
@@ -166,6 +181,7 @@ final class Egress: Sendable {
         }
         return EventLoopFuture.whenAllComplete(asked.map(\.1), on: loop).map { results in
             var sources: [String: Sluice_V1_SourceMeta] = [:]
+            var drains: [String: DrainState] = [:]
             var partial: [String] = []
             for ((zone, _), result) in zip(asked, results) {
                 guard case .success(let frames) = result, let frame = frames.last,
@@ -174,6 +190,7 @@ final class Egress: Sendable {
                     if !partial.contains(zone) { partial.append(zone) }
                     continue
                 }
+                for drain in meta.drains { drains[drain.id, default: DrainState(app: drain.app)].add(drain) }
                 for source in meta.sources {
                     guard var merged = sources[source.sourceID] else {
                         sources[source.sourceID] = source
@@ -189,10 +206,34 @@ final class Egress: Sendable {
                     }
                     merged.count += source.count
                     merged.expired += source.expired
+                    merged.dropped += source.dropped
                     sources[source.sourceID] = merged
                 }
             }
-            return (sources, partial)
+            let answer: MetaAnswer = (sources, drains, partial)
+            self.lastMeta.withLockedValue { $0 = (NIODeadline.now(), answer) }
+            return answer
+        }
+    }
+
+    /// A drain binding as every server that answered runs it: up only if
+    /// each is (the app's owner sends its lines; the others are idle and
+    /// up), its counts summed.
+    struct DrainState: Equatable, Sendable {
+        var app: String
+        var up = true
+        var sent: UInt64 = 0
+        var dropped: UInt64 = 0
+        var queued: UInt64 = 0
+        /// Servers that run it.
+        var servers = 0
+
+        mutating func add(_ status: Sluice_V1_DrainStatus) {
+            up = up && status.up
+            sent += status.sent
+            dropped += status.dropped
+            queued += status.queued
+            servers += 1
         }
     }
 

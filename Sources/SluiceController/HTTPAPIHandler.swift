@@ -7,6 +7,7 @@ import NIOHTTP1
 import Prometheus
 import SluiceAuth
 import SluiceBindings
+import SluiceConsole
 import SluiceProto
 import SluiceTransport
 import SluiceWire
@@ -31,6 +32,8 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let startedAt: Int64
     /// What `/v2/read` streams need; nil: the route answers 503.
     private let events: Events?
+    /// The web console's page, its files and its sign-in codes.
+    private let console: ConsoleEndpoints
     /// The server-sent-events stream this connection carries, once one
     /// began: the connection is the stream's from then on.
     private var stream: EventStreamReader?
@@ -49,9 +52,10 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
     init(
         egress: Egress, bindings: (any BindingStore)?, authorizer: Authorizer? = nil,
         refusedUpgrade: RefusedUpgrade? = nil, registry: PrometheusCollectorRegistry?, logger: Logger,
-        startedAt: Int64 = WallClock.nowNanos(), events: Events? = nil,
+        startedAt: Int64 = WallClock.nowNanos(), events: Events? = nil, console: ConsoleEndpoints = ConsoleEndpoints(),
         readiness: @escaping @Sendable () -> Readiness = { .ready }
     ) {
+        self.console = console
         self.readiness = readiness
         self.startedAt = startedAt
         self.events = events
@@ -112,7 +116,7 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// but health and metrics), then serves it.
     private func handle(_ head: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext) {
         let route: APIRoute
-        switch APIRoute.parse(method: head.method.rawValue, uri: head.uri) {
+        switch APIRoute.parse(method: head.method.rawValue, uri: console.settings.basePath.strip(head.uri)) {
         case .failure(let failure):
             respondError(failure, head: head, context: context)
             return
@@ -155,6 +159,31 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
             let text = registry?.emitToBuffer() ?? []
             respond(status: .ok, contentType: "text/plain; version=0.0.4", body: ByteBuffer(bytes: text),
                     head: head, context: context)
+        case .console, .consoleAsset, .loginCode, .login:
+            serveConsole(route, grant: grant, head: head, body: body, context: context)
+        case .apps:
+            let only: Grant? = grant.flatMap { $0.admin ? nil : $0 }
+            let loop = context.eventLoop
+            let boundContext = NIOLoopBound(context, eventLoop: loop)
+            let bound = NIOLoopBound(self, eventLoop: loop)
+            egress.meta(on: loop, reusing: ConsoleEndpoints.metaReuse).whenSuccess { meta in
+                let sources = meta.sources.values.filter { only?.names($0.sourceID) ?? true }
+                bound.value.respond(
+                    status: .ok, contentType: "application/json",
+                    body: ByteBuffer(string: ConsoleEndpoints.appsJSON(sources, partial: meta.partial)), head: head,
+                    context: boundContext.value, extraHeaders: Self.partialHeaders(meta.partial))
+            }
+        case .drainStatus(let app):
+            let loop = context.eventLoop
+            let boundContext = NIOLoopBound(context, eventLoop: loop)
+            let bound = NIOLoopBound(self, eventLoop: loop)
+            egress.meta(on: loop, reusing: ConsoleEndpoints.metaReuse).whenSuccess { meta in
+                let drains = meta.drains.filter { $0.value.app.utf8.elementsEqual(app.utf8) }
+                bound.value.respond(
+                    status: .ok, contentType: "application/json",
+                    body: ByteBuffer(string: ConsoleEndpoints.drainStatusJSON(drains, partial: meta.partial)), head: head,
+                    context: boundContext.value, extraHeaders: Self.partialHeaders(meta.partial))
+            }
         case .stream, .firehose:
             respondError(
                 .init(status: 400, error: "websocket_required",
@@ -225,7 +254,11 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
             let bound = NIOLoopBound(self, eventLoop: loop)
             egress.meta(on: loop).whenSuccess { meta in
                 let extra = Self.partialHeaders(meta.partial)
-                let sources = meta.sources.values.filter { only?.names($0.sourceID) ?? true }
+                // log-cache's meta names what is held or was let go (not an
+                // app whose every line its log rate limit dropped).
+                let sources = meta.sources.values.filter {
+                    ($0.count > 0 || $0.expired > 0) && (only?.names($0.sourceID) ?? true)
+                }
                 bound.value.respond(
                     status: .ok, contentType: "application/json", body: ByteBuffer(string: Self.metaJSON(sources)),
                     head: head, context: boundContext.value, extraHeaders: extra)
@@ -289,6 +322,67 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
                         context: context, extraHeaders: extra)
                 }
             }
+        }
+    }
+
+    /// The console's page and files (with their security headers), and
+    /// its sign-in codes.
+    private func serveConsole(
+        _ route: APIRoute, grant: Grant?, head: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext
+    ) {
+        guard console.settings.enabled else {
+            respondError(
+                .init(status: 404, error: "not_found", message: "the web console is off on this controller (--no-ui)"),
+                head: head, context: context)
+            return
+        }
+        switch route {
+        case .console:
+            respond(
+                status: .ok, contentType: "text/html; charset=utf-8",
+                body: ByteBuffer(string: ConsoleAssets.page(base: console.settings.basePath)), head: head,
+                context: context, extraHeaders: ConsoleAssets.securityHeaders)
+        case .consoleAsset(let path):
+            guard let asset = ConsoleAssets.asset(path) else {
+                respondError(.init(status: 404, error: "not_found", message: "no such file: \(path)"), head: head, context: context)
+                return
+            }
+            respond(
+                status: .ok, contentType: asset.contentType, body: ByteBuffer(string: asset.body), head: head,
+                context: context, extraHeaders: ConsoleAssets.securityHeaders)
+        case .loginCode:
+            guard let grant else {
+                respondError(
+                    .init(status: 404, error: "no_tokens",
+                          message: "this controller checks no tokens (--no-auth): open the console without signing in"),
+                    head: head, context: context)
+                return
+            }
+            let code = console.issue(token: grant.token)
+            respond(
+                status: .created, contentType: "application/json",
+                body: ByteBuffer(string: #"{"code":"\#(code)","expires_in":\#(LoginCodes.lifetime / 1_000_000_000)}"#),
+                head: head, context: context, extraHeaders: [("Cache-Control", "no-store")])
+        case .login:
+            guard let request = try? JSONDecoder().decode(ConsoleEndpoints.LoginRequest.self, from: Data(body.readableBytesView))
+            else {
+                respondError(
+                    .init(status: 400, error: "bad_json", message: #"the body must be JSON: {"code": "…"}"#), head: head,
+                    context: context)
+                return
+            }
+            guard let token = console.redeem(request.code) else {
+                respondError(
+                    .init(status: 400, error: "invalid_code",
+                          message: "this sign-in link was used already, has expired, or was made by another controller: run sluice ui again"),
+                    head: head, context: context)
+                return
+            }
+            respond(
+                status: .ok, contentType: "application/json", body: ByteBuffer(string: #"{"token":"\#(jsonEscape(token))"}"#),
+                head: head, context: context, extraHeaders: [("Cache-Control", "no-store")])
+        default:
+            break
         }
     }
 

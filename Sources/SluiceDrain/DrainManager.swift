@@ -5,6 +5,7 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import SluiceBindings
+import SluiceProto
 import SluiceTransport
 import SluiceWire
 
@@ -107,6 +108,11 @@ public final class DrainManager: Service, @unchecked Sendable {
     }
 
     /// The runners now, for tests and status.
+    /// How each drain this server runs stands.
+    public func statuses() -> [Sluice_V1_DrainStatus] {
+        runners.map(\.status)
+    }
+
     public var runners: [DrainRunner] {
         state.withLockedValue { $0.runners.values.map(\.runner) }
     }

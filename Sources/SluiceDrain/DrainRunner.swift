@@ -4,6 +4,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import SluiceBindings
+import SluiceProto
 import SluiceTransport
 import SluiceWire
 
@@ -68,6 +69,9 @@ public final class DrainRunner: EnvelopeTap, @unchecked Sendable {
     /// The last send failed and none has gone through since.
     private var endpointDown = false
     private var lastNoticeNanos: Int64 = 0
+    /// Lines delivered and lost since it started (its `status`).
+    private var sentTotal = 0
+    private var droppedTotal = 0
 
     private let sent: Counter
     private let dropped: Counter
@@ -117,6 +121,26 @@ public final class DrainRunner: EnvelopeTap, @unchecked Sendable {
         }
     }
 
+    private func countDropped(_ count: Int) {
+        dropped.increment(by: count)
+        lock.withLock { droppedTotal += count }
+    }
+
+    /// How it stands: up unless the last send failed, what it delivered
+    /// and lost, what waits (a meta answer carries it to the controllers).
+    public var status: Sluice_V1_DrainStatus {
+        lock.withLock {
+            var status = Sluice_V1_DrainStatus()
+            status.id = id
+            status.app = app
+            status.up = !endpointDown
+            status.sent = UInt64(sentTotal)
+            status.dropped = UInt64(droppedTotal)
+            status.queued = UInt64(queue.count)
+            return status
+        }
+    }
+
     /// Queues envelopes of this drain's app (from the ingest path).
     public func enqueue(_ envelopes: [ByteBuffer]) {
         let now = WallClock.nowNanos()
@@ -126,7 +150,7 @@ public final class DrainRunner: EnvelopeTap, @unchecked Sendable {
             defer { waiter = nil }
             return (lost, waiter)
         }
-        if lost > 0 { dropped.increment(by: lost) }
+        if lost > 0 { countDropped(lost) }
         wake?.resume()
     }
 
@@ -213,7 +237,7 @@ public final class DrainRunner: EnvelopeTap, @unchecked Sendable {
                 endpointDown = outcome == .retry
                 return (queue.finishSend(outcome, now: now), queue.count, stopped)
             }
-            if lost > 0 { dropped.increment(by: lost) }
+            if lost > 0 { countDropped(lost) }
             // A stopped drain's last send (cut short by `stop`) says
             // nothing of the drain: its successor may share these series.
             if !isStopped {
@@ -223,6 +247,7 @@ public final class DrainRunner: EnvelopeTap, @unchecked Sendable {
             switch outcome {
             case .delivered:
                 sent.increment(by: lines.count)
+                lock.withLock { sentTotal += lines.count }
                 batchID &+= 1
             case .rejected:
                 batchID &+= 1
@@ -246,7 +271,7 @@ public final class DrainRunner: EnvelopeTap, @unchecked Sendable {
             defer { waiter = nil }
             return (waiter, discarded, queue.takeUnreported().count)
         }
-        if discarded > 0 { dropped.increment(by: discarded) }
+        if discarded > 0 { countDropped(discarded) }
         if discarded + unreported > 0 {
             logger.warning(
                 "drain stopped with lines it could not deliver",

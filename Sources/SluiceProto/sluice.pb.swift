@@ -78,6 +78,35 @@ public nonisolated struct Sluice_V1_MetaResponse: Sendable {
 
   public var sources: [Sluice_V1_SourceMeta] = []
 
+  /// The drains this server runs now (the web console's drain states).
+  public var drains: [Sluice_V1_DrainStatus] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// One drain binding as one buffer server runs it.
+public nonisolated struct Sluice_V1_DrainStatus: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: String = String()
+
+  public var app: String = String()
+
+  /// No send has failed since the last that went through.
+  public var up: Bool = false
+
+  /// Lines delivered, and lost (queue full, refused, stopped), since it started here.
+  public var sent: UInt64 = 0
+
+  public var dropped: UInt64 = 0
+
+  /// Lines waiting to be sent.
+  public var queued: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -98,6 +127,10 @@ public nonisolated struct Sluice_V1_SourceMeta: Sendable {
   public var oldestTimestamp: Int64 = 0
 
   public var newestTimestamp: Int64 = 0
+
+  /// Log envelopes the app's log rate limit dropped here, ever (the web
+  /// console's per-app drops; log-cache's meta has no such field).
+  public var dropped: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -185,7 +218,7 @@ nonisolated extension Sluice_V1_StreamRequest: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Sluice_V1_MetaResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".MetaResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sources\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sources\0\u{1}drains\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -194,6 +227,7 @@ nonisolated extension Sluice_V1_MetaResponse: SwiftProtobuf.Message, SwiftProtob
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.sources) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.drains) }()
       default: break
       }
     }
@@ -203,11 +237,70 @@ nonisolated extension Sluice_V1_MetaResponse: SwiftProtobuf.Message, SwiftProtob
     if !self.sources.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.sources, fieldNumber: 1)
     }
+    if !self.drains.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.drains, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Sluice_V1_MetaResponse, rhs: Sluice_V1_MetaResponse) -> Bool {
     if lhs.sources != rhs.sources {return false}
+    if lhs.drains != rhs.drains {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Sluice_V1_DrainStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DrainStatus"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}app\0\u{1}up\0\u{1}sent\0\u{1}dropped\0\u{1}queued\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.app) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.up) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.sent) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.dropped) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.queued) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    if !self.app.isEmpty {
+      try visitor.visitSingularStringField(value: self.app, fieldNumber: 2)
+    }
+    if self.up != false {
+      try visitor.visitSingularBoolField(value: self.up, fieldNumber: 3)
+    }
+    if self.sent != 0 {
+      try visitor.visitSingularUInt64Field(value: self.sent, fieldNumber: 4)
+    }
+    if self.dropped != 0 {
+      try visitor.visitSingularUInt64Field(value: self.dropped, fieldNumber: 5)
+    }
+    if self.queued != 0 {
+      try visitor.visitSingularUInt64Field(value: self.queued, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sluice_V1_DrainStatus, rhs: Sluice_V1_DrainStatus) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.app != rhs.app {return false}
+    if lhs.up != rhs.up {return false}
+    if lhs.sent != rhs.sent {return false}
+    if lhs.dropped != rhs.dropped {return false}
+    if lhs.queued != rhs.queued {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -215,7 +308,7 @@ nonisolated extension Sluice_V1_MetaResponse: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Sluice_V1_SourceMeta: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SourceMeta"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}source_id\0\u{1}count\0\u{1}expired\0\u{3}oldest_timestamp\0\u{3}newest_timestamp\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}source_id\0\u{1}count\0\u{1}expired\0\u{3}oldest_timestamp\0\u{3}newest_timestamp\0\u{1}dropped\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -228,6 +321,7 @@ nonisolated extension Sluice_V1_SourceMeta: SwiftProtobuf.Message, SwiftProtobuf
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.expired) }()
       case 4: try { try decoder.decodeSingularInt64Field(value: &self.oldestTimestamp) }()
       case 5: try { try decoder.decodeSingularInt64Field(value: &self.newestTimestamp) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.dropped) }()
       default: break
       }
     }
@@ -249,6 +343,9 @@ nonisolated extension Sluice_V1_SourceMeta: SwiftProtobuf.Message, SwiftProtobuf
     if self.newestTimestamp != 0 {
       try visitor.visitSingularInt64Field(value: self.newestTimestamp, fieldNumber: 5)
     }
+    if self.dropped != 0 {
+      try visitor.visitSingularUInt64Field(value: self.dropped, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -258,6 +355,7 @@ nonisolated extension Sluice_V1_SourceMeta: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.expired != rhs.expired {return false}
     if lhs.oldestTimestamp != rhs.oldestTimestamp {return false}
     if lhs.newestTimestamp != rhs.newestTimestamp {return false}
+    if lhs.dropped != rhs.dropped {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -71,6 +71,8 @@ final class AppLog {
     private var blocks: Deque<Block> = []
     /// The app's log rate limit at this server, if it has one.
     var rateLimit: AppRateLimit?
+    /// Log envelopes the rate limit dropped, ever (meta's `dropped`).
+    var rateDropped = 0
 
     init(appID: ByteBuffer) {
         self.appID = appID

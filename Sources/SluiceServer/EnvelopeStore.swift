@@ -208,6 +208,7 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
                         && !app.rateLimit!.admit(bytes: envelope.count, now: now)
                     {
                         rateDropped += 1
+                        app.rateDropped += 1
                         untoldRateDrops[app.appID] = app
                         return
                     }
@@ -551,18 +552,33 @@ public final class EnvelopeStore: TapPoint, @unchecked Sendable {
         return frames
     }
 
+    /// What the drains this server runs report (set once where the server
+    /// and its drains are put together); nil: none.
+    public func reportDrains(_ statuses: @escaping @Sendable () -> [Sluice_V1_DrainStatus]) {
+        drainStatuses.withLockedValue { $0 = statuses }
+    }
+    private let drainStatuses = NIOLockedValueBox<(@Sendable () -> [Sluice_V1_DrainStatus])?>(nil)
+
     /// What this server holds of each app: how many envelopes, how many
-    /// let go, the oldest and newest times (log-cache's meta).
+    /// let go, the oldest and newest times (log-cache's meta); and how
+    /// its drains stand.
     public func meta() -> Sluice_V1_MetaResponse {
+        var response = heldMeta()
+        response.drains = drainStatuses.withLockedValue { $0 }?() ?? []
+        return response
+    }
+
+    private func heldMeta() -> Sluice_V1_MetaResponse {
         lock.withLock {
             var response = Sluice_V1_MetaResponse()
-            for (key, app) in apps where app.count > 0 || app.expired > 0 {
+            for (key, app) in apps where app.count > 0 || app.expired > 0 || app.rateDropped > 0 {
                 var source = Sluice_V1_SourceMeta()
                 source.sourceID = String(buffer: key)
                 source.count = UInt64(app.count)
                 source.expired = UInt64(app.expired)
                 source.oldestTimestamp = app.oldestTimestamp ?? 0
                 source.newestTimestamp = app.newestTimestamp ?? 0
+                source.dropped = UInt64(app.rateDropped)
                 response.sources.append(source)
             }
             return response

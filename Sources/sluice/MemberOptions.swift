@@ -4,6 +4,7 @@ import Logging
 import SluiceAuth
 import SluiceBindings
 import SluiceCLI
+import SluiceConsole
 import SluiceController
 import SluiceDrain
 import NIOCore
@@ -68,6 +69,12 @@ struct ControllerOptions: ParsableArguments {
     @Option(help: "Bytes of buffer each link's handover may hold at most (e.g. 32MiB); the oldest go first.")
     var handoverMaxBytes: String = "32MiB"
 
+    @Flag(help: "Serve no web console at / (the HTTP API stays).")
+    var noUi = false
+
+    @Option(help: "The path a reverse proxy serves the controller under (e.g. /sluice): the console's links and requests go there; requests with or without it are taken.")
+    var uiBasePath: String = "/"
+
     func validate() throws {
         guard tailQueue > 0 else { throw ValidationError("--tail-queue must be at least 1") }
         guard maxReaders > 0 else { throw ValidationError("--max-readers must be at least 1") }
@@ -76,12 +83,18 @@ struct ControllerOptions: ParsableArguments {
             throw ValidationError("--handover-window: \(handoverWindow) is not between 0 and 3600 seconds")
         }
         _ = try parseSize(handoverMaxBytes, option: "--handover-max-bytes")
+        _ = try basePath()
+    }
+
+    func basePath() throws -> ConsoleBasePath {
+        do { return try ConsoleBasePath(parsing: uiBasePath) } catch { throw ValidationError("--ui-base-path: \(error)") }
     }
 
     func apply(to settings: inout MemberSettings) throws {
         settings.tailQueueLimit = tailQueue
         settings.maxReaders = maxReaders
         settings.maxReadersPerApp = maxReadersPerApp
+        settings.console = .init(enabled: !noUi, basePath: try basePath())
         settings.handover = .init(
             window: .nanoseconds(Int64(handoverWindow * 1e9)), maxBytes: try parseSize(handoverMaxBytes, option: "--handover-max-bytes"))
     }

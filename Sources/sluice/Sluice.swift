@@ -14,7 +14,7 @@ struct Sluice: AsyncParsableCommand {
         subcommands: [
             UpCommand.self, EmitCommand.self, LogsCommand.self, RunCommand.self, AgentCommand.self, ServerCommand.self,
             ControllerCommand.self, DrainsCommand.self, FirehoseCommand.self, TokenCommand.self, CertsCommand.self,
-            BenchCommand.self, ConfigCommand.self,
+            BenchCommand.self, ConfigCommand.self, UICommand.self,
         ])
 
     /// ArgumentParser's main, with a role's configuration file and

@@ -179,6 +179,9 @@ struct UpCommand: AsyncParsableCommand {
             lines.append("    ingress  \(controller.ingress)  (sluice emit)")
             lines.append(
                 "    http     \(httpTLS == nil ? "http" : "https")://\(controller.http)  (sluice logs; /apps/APP/recentlogs, /apps/APP/stream, /healthz, /metrics)")
+            if !self.controller.noUi {
+                lines.append("    console  \(httpTLS == nil ? "http" : "https")://\(controller.http)\(self.controller.uiBasePath == "/" ? "/" : self.controller.uiBasePath)  (sluice ui: a link that signs you in)")
+            }
         }
         for zone in cluster.zones {
             lines.append("  \(zone.name) servers  \(endpoints.servers[zone.name, default: []].map(\.description).joined(separator: ", "))")

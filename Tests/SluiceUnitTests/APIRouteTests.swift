@@ -83,9 +83,10 @@ import Testing
         .init("GET", "/apps//recentlogs", 400, "bad_app_id"),
         .init("GET", "/apps//stream", 400, "bad_app_id"),
         .init("GET", "/apps/\(app257)/recentlogs", 400, "bad_app_id"),
-        .init("GET", "/", 404, "not_found"),
+        // `/` is the web console's page and `/apps` its list (ConsoleTests).
         .init("GET", "", 404, "not_found"),
-        .init("GET", "/apps", 404, "not_found"),
+        .init("POST", "/", 405, "method_not_allowed"),
+        .init("DELETE", "/apps", 405, "method_not_allowed"),
         .init("GET", "/apps/x", 404, "not_found"),
         .init("GET", "/apps/x/logs", 404, "not_found"),
         .init("GET", "/apps/x/recentlogs/more", 404, "not_found"),
