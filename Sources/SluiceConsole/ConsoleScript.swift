@@ -762,7 +762,7 @@ enum ConsoleScript {
             el('h2', { text: 'Throughput' }), cards,
             el('h2', { text: 'Zones and buffer servers' }),
             el('table', { id: 'zones' }, el('thead', {}, el('tr', {}, el('th', { text: 'Zone' }), el('th', { text: 'State' }),
-              el('th', { text: 'Buffer servers' }))), zones),
+              el('th', { text: 'Buffer servers' }), el('th', { class: 'number', text: 'Controllers' }))), zones),
             el('h2', { text: 'Drops by reason' }),
             el('table', { id: 'drops' }, el('thead', {}, el('tr', {}, el('th', { text: 'Where' }), el('th', { text: 'Reason' }),
               el('th', { class: 'number', text: 'Total' }), el('th', { class: 'number', text: 'Per second' }))), drops),
@@ -774,8 +774,9 @@ enum ConsoleScript {
           }
 
           return poll(async (stopped) => {
-            const [samples, ready] = await Promise.all([metrics(), fetch(url('readyz'), { cache: 'no-store' })
-              .then(async (response) => ({ ok: response.ok, body: await response.json() }))]);
+            const [samples, ready, cluster] = await Promise.all([metrics(), fetch(url('readyz'), { cache: 'no-store' })
+              .then(async (response) => ({ ok: response.ok, body: await response.json() })), json('cluster')]);
+            const controllers = new Map(cluster.zones.map((zone) => [zone.zone, zone.controllers]));
             if (stopped()) return;
             const now = performance.now();
             const sum = (name) => samples.filter((sample) => sample.name === name).reduce((total, sample) => total + sample.value, 0);
@@ -784,7 +785,7 @@ enum ConsoleScript {
             const rate = (key, value) => previous && now > previous.at ?
               Math.max(0, (value - previous.values.get(key)) / ((now - previous.at) / 1000)) : null;
             const perSecond = (value) => value === null || Number.isNaN(value) ? '…' : value.toFixed(1);
-            readiness.replaceChildren(ready.ok ? el('span', { class: 'badge up', text: 'ready' }) :
+            readiness.replaceChildren('Zone ' + cluster.zone + ' ', ready.ok ? el('span', { class: 'badge up', text: 'ready' }) :
               el('span', {}, el('span', { class: 'badge down', text: 'not ready' }), ' ' + (ready.body.reason || '')));
             cards.replaceChildren(
               card('lines-in', 'lines/s in (ingress)', perSecond(rate('in', totals.in))),
@@ -808,7 +809,9 @@ enum ConsoleScript {
               return el('tr', { 'data-zone': zone, 'data-state': stateName },
                 el('td', { text: zone }),
                 el('td', {}, el('span', { class: 'badge ' + stateName, text: stateName }), ' ' + up + ' of ' + total + ' answer'),
-                el('td', {}, ...servers));
+                el('td', {}, ...servers),
+                // Its own controllers, as its servers see them connected.
+                el('td', { class: 'number controllers', text: String(controllers.get(zone) || 0) }));
             }));
 
             const values = new Map([['in', totals.in], ['out', totals.out]]);

@@ -47,6 +47,9 @@ enum APIRoute: Equatable {
     /// `GET /apps/{app}/drain-status`: how each drain of the app stands at
     /// the servers (the console's drains page).
     case drainStatus(app: String)
+    /// `GET /cluster`: this controller's zone, and each zone's controllers
+    /// as its servers see them (the console's cluster page).
+    case cluster
 
     struct Failure: Error, Equatable {
         var status: Int
@@ -59,7 +62,7 @@ enum APIRoute: Equatable {
     /// What the route reads or changes, for the access rules.
     var resource: Resource {
         switch self {
-        case .health, .ready, .metrics, .logCacheInfo, .console, .consoleAsset, .login: .open
+        case .health, .ready, .metrics, .logCacheInfo, .console, .consoleAsset, .login, .cluster: .open
         case .loginCode, .apps: .everyApp
         case .recentLogs(let app, _), .stream(let app, _), .addDrain(let app), .removeDrain(let app, _),
             .logRateLimit(let app), .drainStatus(let app):
@@ -192,6 +195,8 @@ enum APIRoute: Equatable {
             route = .success(.login)
         case ["apps"]:
             route = .success(.apps)
+        case ["cluster"]:
+            route = .success(.cluster)
         case ["healthz"]:
             route = .success(.health)
         case ["readyz"]:

@@ -22,13 +22,16 @@ public final class ConsoleEndpoints: Sendable {
     }
 
     public let settings: Settings
+    /// The zone of the controller serving the console.
+    let zone: String
     /// How old a servers' meta answer the apps list and drain states may
     /// show (Egress.meta(reusing:)).
     static let metaReuse = TimeAmount.seconds(1)
     private let logins = NIOLockedValueBox(LoginCodes())
 
-    public init(settings: Settings = .init()) {
+    public init(settings: Settings = .init(), zone: String = "") {
         self.settings = settings
+        self.zone = zone
     }
 
     /// A one-time sign-in code for `token`.
@@ -65,6 +68,17 @@ public final class ConsoleEndpoints: Sendable {
             #"{"id":"\#(jsonEscape(id))","state":"\#(drain.up ? "up" : "retrying")","sent":\#(drain.sent),"dropped":\#(drain.dropped),"queued":\#(drain.queued),"servers":\#(drain.servers)}"#
         }
         return #"{"drains":["# + entries.joined(separator: ",") + #"],"partial":["#
+            + partial.map { "\"\(jsonEscape($0))\"" }.joined(separator: ",") + "]}"
+    }
+
+    /// `{"zone":"z1","zones":[{"zone","controllers"}…],"partial":[…]}`:
+    /// `controllers` the most own-zone controllers any server of the zone
+    /// has connected (0 for a zone none of whose servers answered).
+    static func clusterJSON(zone: String, zones: [String], controllers: [String: Int], partial: [String]) -> String {
+        let entries = zones.map { name in
+            #"{"zone":"\#(jsonEscape(name))","controllers":\#(controllers[name] ?? 0)}"#
+        }
+        return #"{"zone":"\#(jsonEscape(zone))","zones":["# + entries.joined(separator: ",") + #"],"partial":["#
             + partial.map { "\"\(jsonEscape($0))\"" }.joined(separator: ",") + "]}"
     }
 }

@@ -256,7 +256,7 @@ public final class Controller: Service, @unchecked Sendable {
         let readers = self.readers
         let bindings = configuration.bindings
         let authorizer = configuration.authorizer
-        let console = ConsoleEndpoints(settings: configuration.console)
+        let console = ConsoleEndpoints(settings: configuration.console, zone: configuration.zone)
         let startedAt = self.startedAt
         let zone = configuration.zone
         let eventSettings = EventStreamReader.Settings(

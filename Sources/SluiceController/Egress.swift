@@ -156,7 +156,11 @@ final class Egress: Sendable {
     /// meta), summed over servers: counts and expirations added, the
     /// oldest and newest times over all. A zone any of whose servers does
     /// not answer is named in `partial`.
-    typealias MetaAnswer = (sources: [String: Sluice_V1_SourceMeta], drains: [String: DrainState], partial: [String])
+    /// What every server holds of each app, its drains, and for each zone
+    /// the most own-zone controllers any of its servers has connected.
+    typealias MetaAnswer = (
+        sources: [String: Sluice_V1_SourceMeta], drains: [String: DrainState], controllers: [String: Int], partial: [String]
+    )
 
     /// The newest meta answer and when it came, for `meta(reusing:)`.
     private let lastMeta = NIOLockedValueBox<(at: NIODeadline, answer: MetaAnswer)?>(nil)
@@ -182,6 +186,7 @@ final class Egress: Sendable {
         return EventLoopFuture.whenAllComplete(asked.map(\.1), on: loop).map { results in
             var sources: [String: Sluice_V1_SourceMeta] = [:]
             var drains: [String: DrainState] = [:]
+            var controllers: [String: Int] = [:]
             var partial: [String] = []
             for ((zone, _), result) in zip(asked, results) {
                 guard case .success(let frames) = result, let frame = frames.last,
@@ -191,6 +196,7 @@ final class Egress: Sendable {
                     continue
                 }
                 for drain in meta.drains { drains[drain.id, default: DrainState(app: drain.app)].add(drain) }
+                controllers[zone] = max(controllers[zone] ?? 0, Int(meta.controllers))
                 for source in meta.sources {
                     guard var merged = sources[source.sourceID] else {
                         sources[source.sourceID] = source
@@ -210,7 +216,7 @@ final class Egress: Sendable {
                     sources[source.sourceID] = merged
                 }
             }
-            let answer: MetaAnswer = (sources, drains, partial)
+            let answer: MetaAnswer = (sources, drains, controllers, partial)
             self.lastMeta.withLockedValue { $0 = (NIODeadline.now(), answer) }
             return answer
         }

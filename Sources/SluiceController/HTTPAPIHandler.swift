@@ -173,6 +173,20 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
                     body: ByteBuffer(string: ConsoleEndpoints.appsJSON(sources, partial: meta.partial)), head: head,
                     context: boundContext.value, extraHeaders: Self.partialHeaders(meta.partial))
             }
+        case .cluster:
+            let loop = context.eventLoop
+            let boundContext = NIOLoopBound(context, eventLoop: loop)
+            let bound = NIOLoopBound(self, eventLoop: loop)
+            let zones = egress.zones.map(\.name)
+            let console = self.console
+            egress.meta(on: loop, reusing: ConsoleEndpoints.metaReuse).whenSuccess { meta in
+                bound.value.respond(
+                    status: .ok, contentType: "application/json",
+                    body: ByteBuffer(
+                        string: ConsoleEndpoints.clusterJSON(
+                            zone: console.zone, zones: zones, controllers: meta.controllers, partial: meta.partial)),
+                    head: head, context: boundContext.value, extraHeaders: Self.partialHeaders(meta.partial))
+            }
         case .drainStatus(let app):
             let loop = context.eventLoop
             let boundContext = NIOLoopBound(context, eventLoop: loop)

@@ -81,6 +81,10 @@ public nonisolated struct Sluice_V1_MetaResponse: Sendable {
   /// The drains this server runs now (the web console's drain states).
   public var drains: [Sluice_V1_DrainStatus] = []
 
+  /// Controllers of this server's own zone connected to it now (by their
+  /// HELLO): the web console's count of a zone's controllers.
+  public var controllers: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -218,7 +222,7 @@ nonisolated extension Sluice_V1_StreamRequest: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Sluice_V1_MetaResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".MetaResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sources\0\u{1}drains\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sources\0\u{1}drains\0\u{1}controllers\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -228,6 +232,7 @@ nonisolated extension Sluice_V1_MetaResponse: SwiftProtobuf.Message, SwiftProtob
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.sources) }()
       case 2: try { try decoder.decodeRepeatedMessageField(value: &self.drains) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.controllers) }()
       default: break
       }
     }
@@ -240,12 +245,16 @@ nonisolated extension Sluice_V1_MetaResponse: SwiftProtobuf.Message, SwiftProtob
     if !self.drains.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.drains, fieldNumber: 2)
     }
+    if self.controllers != 0 {
+      try visitor.visitSingularUInt32Field(value: self.controllers, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Sluice_V1_MetaResponse, rhs: Sluice_V1_MetaResponse) -> Bool {
     if lhs.sources != rhs.sources {return false}
     if lhs.drains != rhs.drains {return false}
+    if lhs.controllers != rhs.controllers {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

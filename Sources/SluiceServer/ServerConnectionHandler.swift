@@ -117,7 +117,9 @@ final class ServerConnectionHandler: ChannelInboundHandler {
                 let sequence = frame.header.sequence
                 let parts: [ByteBuffer]
                 if request.meta {
-                    parts = [Self.metaFrame(store.meta(), sequence: sequence, maxPayload: store.limits.maxFramePayload)]
+                    var meta = store.meta()
+                    meta.controllers = UInt32(roster.count)
+                    parts = [Self.metaFrame(meta, sequence: sequence, maxPayload: store.limits.maxFramePayload)]
                 } else if Self.isPlainRecent(request) {
                     let limit = request.limit == 0 ? store.limits.recentPerApp : Int(request.limit)
                     parts = store.recentFrames(app: request.sourceID, limit: limit, sequence: sequence)

@@ -28,7 +28,7 @@ import time
 import urllib.request
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -70,10 +70,29 @@ def browser():
 
 
 def wait(driver, condition, what, timeout=WAIT):
+    """Waits until `condition` holds; an element it read that the page
+    drew again meanwhile (the lists are redrawn every few seconds) is read
+    again at the next try."""
+    def attempt(d):
+        try:
+            return condition(d)
+        except StaleElementReferenceException:
+            return False
     try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.05).until(lambda d: condition(d))
+        return WebDriverWait(driver, timeout, poll_frequency=0.05).until(attempt)
     except TimeoutException:
         raise Failed("timed out waiting for " + what) from None
+
+
+def click(driver, selector, what):
+    """Clicks the element `selector` names as the page has it now."""
+    def attempt(d):
+        try:
+            d.find_element(By.CSS_SELECTOR, selector).click()
+            return True
+        except StaleElementReferenceException:
+            return False
+    wait(driver, attempt, what)
 
 
 def sluice(*arguments, stdin=None, token=TOKEN, check_status=True):
@@ -215,16 +234,20 @@ def scenario_tail(driver):
     emit(TAIL_APP, first[10:], source_type="APP/PROC/WEB", instance="0")
     wait_for_lines(driver, first, "the live lines")
     check(shown_lines(driver) == first, "lines shown: %r" % shown_lines(driver)[:30])
-    header = driver.find_elements(By.CSS_SELECTOR, "#lines .line .meta")[0].text
+    header = driver.execute_script("return document.querySelector('#lines .line .meta').textContent")
     check(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d\d[+-]\d{4} \[APP/PROC/WEB/0\] OUT$", header.strip()),
           "cf logs' columns: %r" % header)
     # ERR lines are red.
     emit(TAIL_APP, ["an error happened"], err=True, source_type="APP/PROC/WEB", instance="1")
     wait_for_lines(driver, ["an error happened"], "the ERR line")
-    error_row = driver.find_elements(By.CSS_SELECTOR, "#lines .line")[-1]
-    check("err" in error_row.get_attribute("class").split(), "the ERR line has no err class")
-    color = error_row.value_of_css_property("color")
-    check(color in ("rgba(255, 107, 107, 1)", "rgb(255, 107, 107)"), "the ERR line's colour is " + color)
+    wait(driver, lambda d: rows_in_sight(d)[-1] == "an error happened", "the ERR line drawn")
+    drawn = driver.execute_script("""
+        const rows = document.querySelectorAll('#lines .line');
+        const last = rows[rows.length - 1];
+        return [last.className, getComputedStyle(last).color];
+    """)
+    check("err" in drawn[0].split(), "the ERR line has no err class: %r" % drawn[0])
+    check(drawn[1] in ("rgba(255, 107, 107, 1)", "rgb(255, 107, 107)"), "the ERR line's colour is " + drawn[1])
     # Pause: 500 lines arrive and are counted, not shown; resume shows them all, in order.
     before = shown_lines(driver)
     driver.find_element(By.ID, "pause").click()
@@ -353,13 +376,14 @@ def scenario_drains(driver):
     emit(DRAIN_APP, ["for the drains %d" % index for index in range(5)])
     wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, "#drains tr[data-name='from-the-cli'] .badge").text == "retrying",
          "the drain to a closed port retrying")
-    queued = driver.find_element(By.CSS_SELECTOR, "#drains tr[data-name='from-the-cli'] td:nth-child(6)").text
-    check(int(queued.replace(",", "")) > 0, "the retrying drain holds no line: " + queued)
+    wait(driver, lambda d: int(d.find_element(By.CSS_SELECTOR, "#drains tr[data-name='from-the-cli'] td:nth-child(6)")
+                               .text.replace(",", "") or "0") > 0, "the retrying drain's queued lines")
     shot(driver, "console-drains.png")
     # Removed in the page (two clicks): gone from the CLI's list.
-    remove = driver.find_element(By.CSS_SELECTOR, "#drains tr[data-name='from-the-page'] button[data-remove]")
-    remove.click()
-    remove.click()
+    remove = "#drains tr[data-name='from-the-page'] button[data-remove]"
+    click(driver, remove, "Remove")
+    wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, remove).text == "Remove for good?", "the confirmation")
+    click(driver, remove, "Remove for good?")
     wait(driver, lambda d: not d.find_elements(By.CSS_SELECTOR, "#drains tr[data-name='from-the-page']"), "the drain removed")
     listed = sluice("drains", "list", DRAIN_APP, "--controller", controller()).stdout
     check("from-the-page" not in listed and "from-the-cli" in listed, "after removing: " + listed)
@@ -372,7 +396,11 @@ def scenario_cluster_up(driver):
         wait(driver, lambda d, zone=zone: d.find_elements(By.CSS_SELECTOR, "#zones tr[data-zone='%s'][data-state='up']" % zone),
              "zone %s up" % zone)
     wait(driver, lambda d: "…" not in d.find_element(By.ID, "lines-in").text, "the ingress rate")
-    check(driver.find_element(By.CSS_SELECTOR, "#controller-state .badge").text == "ready", "this controller not ready")
+    wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, "#controller-state .badge").text == "ready", "this controller ready")
+    wait(driver, lambda d: d.find_element(By.ID, "controller-state").text.startswith("Zone z1"), "this controller's zone")
+    for zone in ("z1", "z2"):
+        wait(driver, lambda d, zone=zone: d.find_element(By.CSS_SELECTOR, "#zones tr[data-zone='%s'] .controllers" % zone).text
+             == "1", "zone %s's controller connected" % zone)
     shot(driver, "console-cluster.png")
 
 
@@ -381,6 +409,8 @@ def scenario_zone_down(driver):
     driver.get(PAGE + "#/cluster")
     wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#zones tr[data-zone='z2'][data-state='down']"), "zone z2 down")
     wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#zones tr[data-zone='z1'][data-state='up']"), "zone z1 still up")
+    wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, "#zones tr[data-zone='z2'] .controllers").text == "0",
+         "no server of z2 to see its controller")
     emit("web", ["after z2 went"])
     open_tail(driver, "web")
     wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#banners .banner[data-kind='zone']"), "the partial banner")

@@ -151,6 +151,10 @@ extension ConsoleTests {
             ConsoleEndpoints.drainStatusJSON(["00000000000000a1": state], partial: [])
                 == #"{"drains":[{"id":"00000000000000a1","state":"retrying","sent":15,"dropped":3,"queued":7,"servers":2}],"partial":[]}"#)
         #expect(APIRoute.parse(method: "GET", uri: "/apps/web/drain-status") == .success(.drainStatus(app: "web")))
+        #expect(APIRoute.parse(method: "GET", uri: "/cluster") == .success(.cluster))
+        #expect(
+            ConsoleEndpoints.clusterJSON(zone: "z1", zones: ["z1", "z2"], controllers: ["z1": 2], partial: ["z2"])
+                == #"{"zone":"z1","zones":[{"zone":"z1","controllers":2},{"zone":"z2","controllers":0}],"partial":["z2"]}"#)
         #expect(APIRoute.drainStatus(app: "web").resource == .app("web"))
     }
 }
