@@ -163,40 +163,19 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
             serveConsole(route, grant: grant, head: head, body: body, context: context)
         case .apps:
             let only: Grant? = grant.flatMap { $0.admin ? nil : $0 }
-            let loop = context.eventLoop
-            let boundContext = NIOLoopBound(context, eventLoop: loop)
-            let bound = NIOLoopBound(self, eventLoop: loop)
-            egress.meta(on: loop, reusing: ConsoleEndpoints.metaReuse).whenSuccess { meta in
-                let sources = meta.sources.values.filter { only?.names($0.sourceID) ?? true }
-                bound.value.respond(
-                    status: .ok, contentType: "application/json",
-                    body: ByteBuffer(string: ConsoleEndpoints.appsJSON(sources, partial: meta.partial)), head: head,
-                    context: boundContext.value, extraHeaders: Self.partialHeaders(meta.partial))
+            respondFromMeta(head: head, context: context) { meta in
+                ConsoleEndpoints.appsJSON(meta.sources.values.filter { only?.names($0.sourceID) ?? true }, partial: meta.partial)
             }
         case .cluster:
-            let loop = context.eventLoop
-            let boundContext = NIOLoopBound(context, eventLoop: loop)
-            let bound = NIOLoopBound(self, eventLoop: loop)
             let zones = egress.zones.map(\.name)
-            let console = self.console
-            egress.meta(on: loop, reusing: ConsoleEndpoints.metaReuse).whenSuccess { meta in
-                bound.value.respond(
-                    status: .ok, contentType: "application/json",
-                    body: ByteBuffer(
-                        string: ConsoleEndpoints.clusterJSON(
-                            zone: console.zone, zones: zones, controllers: meta.controllers, partial: meta.partial)),
-                    head: head, context: boundContext.value, extraHeaders: Self.partialHeaders(meta.partial))
+            let zone = console.zone
+            respondFromMeta(head: head, context: context) { meta in
+                ConsoleEndpoints.clusterJSON(zone: zone, zones: zones, controllers: meta.controllers, partial: meta.partial)
             }
         case .drainStatus(let app):
-            let loop = context.eventLoop
-            let boundContext = NIOLoopBound(context, eventLoop: loop)
-            let bound = NIOLoopBound(self, eventLoop: loop)
-            egress.meta(on: loop, reusing: ConsoleEndpoints.metaReuse).whenSuccess { meta in
-                let drains = meta.drains.filter { $0.value.app.utf8.elementsEqual(app.utf8) }
-                bound.value.respond(
-                    status: .ok, contentType: "application/json",
-                    body: ByteBuffer(string: ConsoleEndpoints.drainStatusJSON(drains, partial: meta.partial)), head: head,
-                    context: boundContext.value, extraHeaders: Self.partialHeaders(meta.partial))
+            respondFromMeta(head: head, context: context) { meta in
+                ConsoleEndpoints.drainStatusJSON(
+                    meta.drains.filter { $0.value.app.utf8.elementsEqual(app.utf8) }, partial: meta.partial)
             }
         case .stream, .firehose:
             respondError(
@@ -336,6 +315,22 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
                         context: context, extraHeaders: extra)
                 }
             }
+        }
+    }
+
+    /// Answers with the JSON `body` makes of the servers' meta answer (one
+    /// at most a second old), naming the zones left out.
+    private func respondFromMeta(
+        head: HTTPRequestHead, context: ChannelHandlerContext,
+        _ body: @escaping @Sendable (Egress.MetaAnswer) -> String
+    ) {
+        let loop = context.eventLoop
+        let boundContext = NIOLoopBound(context, eventLoop: loop)
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        egress.meta(on: loop, reusing: ConsoleEndpoints.metaReuse).whenSuccess { meta in
+            bound.value.respond(
+                status: .ok, contentType: "application/json", body: ByteBuffer(string: body(meta)), head: head,
+                context: boundContext.value, extraHeaders: Self.partialHeaders(meta.partial))
         }
     }
 

@@ -12,6 +12,7 @@ Environment:
     SLUICE_INGRESS        a controller's ingress HOST:PORT (sluice emit)
     SLUICE_TOKEN          an admin token
     SLUICE_APP_TOKEN      a token that reads the app `web` only
+    SLUICE_EXPIRED_TOKEN  an admin token that expired an hour ago
     SLUICE_SCREENSHOTS    a folder to save screenshots in (optional)
     SLUICE_FRAMES_OUT     where `frames` writes its figures (optional)
 
@@ -39,6 +40,7 @@ PAGE = os.environ["SLUICE_CONSOLE_URL"]
 INGRESS = os.environ["SLUICE_INGRESS"]
 TOKEN = os.environ["SLUICE_TOKEN"]
 APP_TOKEN = os.environ.get("SLUICE_APP_TOKEN", "")
+EXPIRED_TOKEN = os.environ.get("SLUICE_EXPIRED_TOKEN", "")
 SHOTS = os.environ.get("SLUICE_SCREENSHOTS")
 WAIT = 20
 # Apps of this run: a run against a cluster that has seen another starts clean.
@@ -192,6 +194,19 @@ def scenario_signin(driver):
     driver.find_element(By.ID, "sign-in-button").click()
     wait(driver, lambda d: "refused" in d.find_element(By.ID, "sign-in-message").text, "the refused-token message")
     check(not driver.execute_script("return sessionStorage.getItem('sluice.token')"), "a refused token was kept")
+    # An expired one says so.
+    field = driver.find_element(By.ID, "token")
+    field.clear()
+    field.send_keys(EXPIRED_TOKEN)
+    driver.find_element(By.ID, "sign-in-button").click()
+    wait(driver, lambda d: d.find_element(By.ID, "sign-in-message").text == "That token has expired.", "the expired-token message")
+    # A token that expires while the page is open: back to the sign-in form, saying why.
+    sign_in(driver)
+    wait(driver, lambda d: d.find_elements(By.ID, "apps"), "the apps page")
+    driver.execute_script("sessionStorage.setItem('sluice.token', arguments[0])", EXPIRED_TOKEN)
+    driver.refresh()
+    wait(driver, lambda d: d.find_elements(By.ID, "sign-in-message")
+         and d.find_element(By.ID, "sign-in-message").text == "Your token has expired: sign in again.", "signed out on expiry")
     # A good one: the apps list; the token is kept for the tab, not in the address.
     emit("web", ["hello from web"])
     sign_in(driver)

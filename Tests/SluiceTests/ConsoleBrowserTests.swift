@@ -28,6 +28,8 @@ struct ConsoleBrowserTests {
         try await cluster.startAll()
         let z1 = cluster.config.zones[0].controllers[0]
         let appToken = try await TokenIssuer.create(keyFile: cluster.secretPath, admin: false, apps: ["web"], ttl: 3600)
+        let expiredToken = try await TokenIssuer.create(
+            keyFile: cluster.secretPath, admin: true, apps: [], ttl: 60, now: Date(timeIntervalSinceNow: -3600))
         let screenshots =
             ProcessInfo.processInfo.environment["SLUICE_UPDATE_SCREENSHOTS"] == "1"
             ? Self.repository.appendingPathComponent("docs/images").path
@@ -39,6 +41,7 @@ struct ConsoleBrowserTests {
             "SLUICE_INGRESS": z1.ingress,
             "SLUICE_TOKEN": cluster.token,
             "SLUICE_APP_TOKEN": appToken,
+            "SLUICE_EXPIRED_TOKEN": expiredToken,
             "SLUICE_HOME": cluster.directory.path,
             "SLUICE_SCREENSHOTS": screenshots,
             "SLUICE_FRAMES_OUT": frames,
