@@ -1,3 +1,5 @@
+import FoundationEssentials
+
 /// The one-time sign-in links `sluice ui` prints: the CLI, holding a token,
 /// asks the controller for a code; the page, opened at `…/#login=CODE`,
 /// trades the code for the token once. The token never appears in a URL
@@ -41,17 +43,9 @@ public struct LoginCodes: Sendable {
         return entry.token
     }
 
+    /// Base64 with the URL's alphabet (RFC 4648 §5), without padding.
     static func base64URL(_ bytes: [UInt8]) -> String {
-        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
-        var out: [UInt8] = []
-        var index = 0
-        while index < bytes.count {
-            let chunk = bytes[index..<min(index + 3, bytes.count)]
-            var value = 0
-            for (offset, byte) in chunk.enumerated() { value |= Int(byte) << (16 - 8 * offset) }
-            for position in 0...chunk.count { out.append(alphabet[(value >> (18 - 6 * position)) & 63]) }
-            index += 3
-        }
-        return String(decoding: out, as: UTF8.self)
+        Data(bytes).base64EncodedString()
+            .replacing("+", with: "-").replacing("/", with: "_").replacing("=", with: "")
     }
 }

@@ -57,8 +57,8 @@ public final class ConsoleEndpoints: Sendable {
         let entries = sources.sorted { $0.sourceID < $1.sourceID }.map { source in
             #"{"app":"\#(jsonEscape(source.sourceID))","lines":\#(source.count + source.expired),"held":\#(source.count),"expired":\#(source.expired),"dropped":\#(source.dropped),"newest":"\#(source.newestTimestamp)"}"#
         }
-        return #"{"apps":["# + entries.joined(separator: ",") + #"],"partial":["#
-            + partial.map { "\"\(jsonEscape($0))\"" }.joined(separator: ",") + "]}"
+        return #"{"apps":["# + entries.joined(separator: ",") + #"],"#
+            + HTTPAPIHandler.partialField(partial) + "}"
     }
 
     /// `{"drains":[{"id","state","sent","dropped","queued","servers"}…],"partial":[…]}`:
@@ -67,8 +67,8 @@ public final class ConsoleEndpoints: Sendable {
         let entries = drains.sorted { $0.key < $1.key }.map { id, drain in
             #"{"id":"\#(jsonEscape(id))","state":"\#(drain.up ? "up" : "retrying")","sent":\#(drain.sent),"dropped":\#(drain.dropped),"queued":\#(drain.queued),"servers":\#(drain.servers)}"#
         }
-        return #"{"drains":["# + entries.joined(separator: ",") + #"],"partial":["#
-            + partial.map { "\"\(jsonEscape($0))\"" }.joined(separator: ",") + "]}"
+        return #"{"drains":["# + entries.joined(separator: ",") + #"],"#
+            + HTTPAPIHandler.partialField(partial) + "}"
     }
 
     /// `{"zone":"z1","zones":[{"zone","controllers"}…],"partial":[…]}`:
@@ -78,7 +78,7 @@ public final class ConsoleEndpoints: Sendable {
         let entries = zones.map { name in
             #"{"zone":"\#(jsonEscape(name))","controllers":\#(controllers[name] ?? 0)}"#
         }
-        return #"{"zone":"\#(jsonEscape(zone))","zones":["# + entries.joined(separator: ",") + #"],"partial":["#
-            + partial.map { "\"\(jsonEscape($0))\"" }.joined(separator: ",") + "]}"
+        return #"{"zone":"\#(jsonEscape(zone))","zones":["# + entries.joined(separator: ",") + #"],"#
+            + HTTPAPIHandler.partialField(partial) + "}"
     }
 }

@@ -507,6 +507,11 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
         zones.isEmpty ? [] : [("Sluice-Partial", zones.joined(separator: ","))]
     }
 
+    /// `"partial":["z2",…]`: the zones left out of an answer, in its JSON.
+    static func partialField(_ zones: [String]) -> String {
+        #""partial":["# + zones.map { "\"\(jsonEscape($0))\"" }.joined(separator: ",") + "]"
+    }
+
     /// The log-cache version `/api/v1/info` gives: clients such as
     /// go-log-cache use the `/api/v1` paths from 2.0.0 on.
     static let logCacheVersion = "3.0.0"
@@ -538,7 +543,7 @@ final class HTTPAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         out += "]}"
         if !partial.isEmpty {
-            out += #","partial":["# + partial.map { "\"\(jsonEscape($0))\"" }.joined(separator: ",") + "]"
+            out += "," + partialField(partial)
         }
         out += "}"
         return out
